@@ -1,0 +1,87 @@
+# Cashew: `make dev` runs the whole system locally, `make test` runs every check.
+# Both build what they need first: the only prerequisite is Python 3.13 (found on PATH or in
+# pyenv's versions; scripts/find-python313 says what to install when it is missing).
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+VENV     := .venv
+SAM_VENV := .venv-sam
+PY       := $(VENV)/bin/python
+export PYTHONPATH := layers/shared/python:.
+export SAM_CLI_TELEMETRY := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# sam build's python3.13 workflow needs python3.13 on PATH.
+SAM = PATH="$$(dirname "$$(scripts/find-python313)"):$$PATH" $(SAM_VENV)/bin/sam
+
+.PHONY: help dev test lint types unit integration e2e tests validate build check-layer \
+        invoke bench format clean
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt layers/shared/python/requirements.txt
+	@python313="$$(scripts/find-python313)"; \
+	  echo "creating $(VENV) with $$python313"; rm -rf $(VENV); "$$python313" -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+$(SAM_VENV)/.installed: requirements-sam.txt
+	@python313="$$(scripts/find-python313)"; \
+	  echo "creating $(SAM_VENV) with $$python313"; rm -rf $(SAM_VENV); "$$python313" -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
+	@touch $@
+
+dev: $(VENV)/.installed ## run the whole system on 127.0.0.1:3000 (Ctrl-C stops it)
+	exec $(PY) -m local.dev
+
+test: lint types tests validate build check-layer ## every check: lint, types, tests, sam validate --lint, sam build
+	@echo "make test: all checks passed"
+
+lint: $(VENV)/.installed ## ruff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed ## apply ruff's formatting and fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+types: $(VENV)/.installed ## mypy (strict) on the layer and the local stack
+	$(VENV)/bin/mypy
+
+tests: $(VENV)/.installed ## unit, integration and e2e tests
+	$(PY) -m pytest
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit
+
+integration: $(VENV)/.installed
+	$(PY) -m pytest tests/integration
+
+e2e: $(VENV)/.installed ## e2e tests (start their own stack, or use CASHEW_E2E_URL)
+	$(PY) -m pytest tests/e2e
+
+validate: $(SAM_VENV)/.installed ## sam validate --lint
+	$(SAM) validate --lint
+
+build: $(SAM_VENV)/.installed ## sam build (arm64, python3.13)
+	$(SAM) build
+
+check-layer: build ## the built layer has python/cashew and no boto3/botocore
+	@test -d .aws-sam/build/SharedLayer/python/cashew || { echo "layer lacks python/cashew"; exit 1; }
+	@! ls -d .aws-sam/build/SharedLayer/python/{boto3,botocore} 2>/dev/null || { echo "layer bundles boto3/botocore"; exit 1; }
+	@echo "layer: python/cashew present, no boto3/botocore"
+
+invoke: $(VENV)/.installed ## run one function with one event: make invoke FUNCTION=LoginFunction EVENT=events/auth/login.json
+	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=<logical id> EVENT=events/<module>/<op>.json"; exit 2; }
+	$(PY) -m local.invoke "$(FUNCTION)" "$(EVENT)"
+
+bench: $(VENV)/.installed ## cold import times and AWS calls per operation -> bench/results.json
+	$(PY) -m bench.run
+
+clean: ## remove virtualenvs and build output
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,25 @@
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cashew.http import CashewResolver, caller, idempotency_key
+from cashew.observability import logger, metrics
+from cashew.payments import service
+from cashew.payments.api import payment_response
+from cashew.payments.models import PaymentResponse, TopUpRequest
+
+app = CashewResolver()
+
+
+@app.post("/v1/top-ups")
+def create_top_up(body: TopUpRequest) -> Response[PaymentResponse]:
+    result = service.top_up(caller(app), body, idempotency_key(app))
+    return payment_response(result)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

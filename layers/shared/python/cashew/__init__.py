@@ -1,0 +1,1 @@
+"""Cashew: the shared layer of every Lambda function (logic, models and data access)."""

@@ -1,0 +1,1 @@
+"""Accounts: users, profiles, balances and payment methods."""

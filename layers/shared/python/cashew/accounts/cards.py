@@ -1,0 +1,73 @@
+"""Card data: brand, expiry, keyed fingerprint, and envelope encryption of gateway tokens.
+
+Only the gateway's token is kept, encrypted under a KMS data key whose encryption context
+binds it to its owner and payment method. The number and the CVC never leave this request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from cashew import aws, clock
+from cashew.config import get_settings
+
+
+@dataclass(frozen=True, slots=True)
+class SealedToken:
+    ciphertext: bytes
+    nonce: bytes
+    data_key: bytes  # the KMS-encrypted data key
+
+
+def brand(number: str) -> str:
+    if number.startswith("4"):
+        return "visa"
+    prefix2, prefix4 = int(number[:2]), int(number[:4])
+    if 51 <= prefix2 <= 55 or 2221 <= prefix4 <= 2720:
+        return "mastercard"
+    if prefix2 in (34, 37):
+        return "amex"
+    return "unknown"
+
+
+def is_expired(exp_month: int, exp_year: int) -> bool:
+    today = clock.now()
+    return (exp_year, exp_month) < (today.year, today.month)
+
+
+def fingerprint(number: str) -> str:
+    """Same card, same fingerprint; not reversible without the key."""
+    settings = get_settings()
+    key = aws.secret_json(settings.fingerprint_secret_id, settings.secrets_max_age)["key"]
+    return hmac.new(str(key).encode(), number.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _context(user_id: str, method_id: str) -> dict[str, str]:
+    return {"user_id": user_id, "payment_method_id": method_id}
+
+
+def seal(token: str, user_id: str, method_id: str) -> SealedToken:
+    response = aws.kms().generate_data_key(
+        KeyId=get_settings().card_key_id,
+        KeySpec="AES_256",
+        EncryptionContext=_context(user_id, method_id),
+    )
+    nonce = os.urandom(12)
+    aad = f"{user_id}/{method_id}".encode()
+    ciphertext = AESGCM(response["Plaintext"]).encrypt(nonce, token.encode(), aad)
+    return SealedToken(ciphertext=ciphertext, nonce=nonce, data_key=response["CiphertextBlob"])
+
+
+def unseal(sealed: SealedToken, user_id: str, method_id: str) -> str:
+    response = aws.kms().decrypt(
+        CiphertextBlob=sealed.data_key,
+        EncryptionContext=_context(user_id, method_id),
+        KeyId=get_settings().card_key_id,
+    )
+    aad = f"{user_id}/{method_id}".encode()
+    return AESGCM(response["Plaintext"]).decrypt(sealed.nonce, sealed.ciphertext, aad).decode()

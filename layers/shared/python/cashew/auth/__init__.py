@@ -1,0 +1,1 @@
+"""Authentication: passwords, signing keys, tokens, sessions and the authorizer."""

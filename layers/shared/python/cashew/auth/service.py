@@ -1,0 +1,77 @@
+"""Login and the authorizer's decision."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from cashew import clock, ids
+from cashew.accounts import store as accounts
+from cashew.auth import passwords, sessions, tokens
+from cashew.config import get_settings
+from cashew.errors import InvalidCredentialsError, UnauthenticatedError
+from cashew.observability import metrics
+
+REFRESH_PREFIX = "rt_"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+    session_id: str
+
+
+def _refresh_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def login(email: str, password: str, user_agent: str) -> TokenPair:
+    """A new session for valid credentials. Unknown email and wrong password are
+    indistinguishable: same error, and both verify a real argon2id hash."""
+    credentials = accounts.get_credentials(email.lower())
+    if not passwords.verify_password(credentials.password_hash if credentials else None, password):
+        metrics.add_metric(name="LoginFailed", unit=MetricUnit.Count, value=1)
+        raise InvalidCredentialsError("email or password is incorrect")
+    assert credentials is not None  # verify_password is False without a hash
+    settings = get_settings()
+    secret = secrets.token_urlsafe(32)
+    now = clock.utcnow_str()
+    session = sessions.Session(
+        id=ids.new_id("ses"),
+        user_id=credentials.user_id,
+        role=credentials.role,
+        refresh_hash=_refresh_hash(secret),
+        created_at=now,
+        last_used_at=now,
+        user_agent=user_agent[:256],
+        expires_at=clock.epoch() + settings.refresh_token_ttl,
+        revoked=False,
+    )
+    sessions.create(session)
+    metrics.add_metric(name="LoginSucceeded", unit=MetricUnit.Count, value=1)
+    access, ttl = tokens.issue_access_token(session.user_id, session.id, session.role)
+    return TokenPair(
+        access_token=access,
+        expires_in=ttl,
+        refresh_token=f"{REFRESH_PREFIX}{session.id}.{secret}",
+        refresh_expires_in=settings.refresh_token_ttl,
+        session_id=session.id,
+    )
+
+
+def authenticate(authorization: str) -> tokens.AccessClaims:
+    """The claims of a `Bearer` access token whose session is still live."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnauthenticatedError("a bearer token is required")
+    claims = tokens.verify_access_token(token.strip())
+    session = sessions.get(claims.session_id)
+    if session is None or not session.live(clock.epoch()) or session.user_id != claims.user_id:
+        raise UnauthenticatedError("the session has ended")
+    return claims

@@ -1,0 +1,76 @@
+"""AWS clients, created lazily on first use and reused across invocations.
+
+boto3 is imported here and nowhere else, so an operation that makes no AWS call never pays
+for it. Every client comes from one session (so botocore event hooks registered on it see
+every call). Endpoints follow the standard `AWS_ENDPOINT_URL*` variables (the local stack
+sets them); nothing here knows whether it talks to AWS or to the embedded endpoint.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import boto3
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_kms import KMSClient
+    from mypy_boto3_sqs import SQSClient
+
+_CONFIG: dict[str, Any] = {
+    "retries": {"mode": "standard", "max_attempts": 3},
+    "connect_timeout": 2,
+    "read_timeout": 5,
+    "tcp_keepalive": True,
+}
+
+
+@functools.cache
+def session() -> boto3.session.Session:
+    import boto3  # noqa: PLC0415 - paid only by operations that call AWS
+
+    return boto3.session.Session()
+
+
+@functools.cache
+def _client(service: str) -> Any:
+    from botocore.config import Config  # noqa: PLC0415
+
+    return session().client(service, config=Config(**_CONFIG))
+
+
+def dynamodb() -> DynamoDBClient:
+    client: DynamoDBClient = _client("dynamodb")
+    return client
+
+
+def sqs() -> SQSClient:
+    client: SQSClient = _client("sqs")
+    return client
+
+
+def kms() -> KMSClient:
+    client: KMSClient = _client("kms")
+    return client
+
+
+@functools.cache
+def _secrets() -> SecretsProvider:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider  # noqa: PLC0415
+
+    return SecretsProvider(boto3_client=_client("secretsmanager"))
+
+
+def secret_json(secret_id: str, max_age: int) -> dict[str, Any]:
+    """A JSON secret from Secrets Manager, cached in memory for `max_age` seconds."""
+    value = _secrets().get(secret_id, transform="json", max_age=max_age)
+    if not isinstance(value, dict):
+        raise TypeError(f"secret {secret_id} is not a JSON object")
+    return value
+
+
+def reset() -> None:
+    """Forget every client and cached secret (tests point the process at a new endpoint)."""
+    for cached in (session, _client, _secrets):
+        cached.cache_clear()

@@ -1,0 +1,19 @@
+"""Time in one place: RFC 3339 UTC strings with a Z suffix, and epoch seconds."""
+
+from datetime import UTC, datetime
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def utcnow_str() -> str:
+    return rfc3339(now())
+
+
+def epoch() -> int:
+    return int(now().timestamp())

@@ -1,0 +1,47 @@
+"""Settings: one validated model, read once from the environment."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    issuer: str = Field("https://cashew.dev", alias="CASHEW_ISSUER")
+    audience: str = Field("cashew-api", alias="CASHEW_AUDIENCE")
+
+    sessions_table: str = Field(alias="CASHEW_SESSIONS_TABLE")
+    accounts_table: str = Field(alias="CASHEW_ACCOUNTS_TABLE")
+    payments_table: str = Field(alias="CASHEW_PAYMENTS_TABLE")
+    idempotency_table: str = Field(alias="CASHEW_IDEMPOTENCY_TABLE")
+    log_table: str = Field(alias="CASHEW_LOG_TABLE")
+    outcomes_queue_url: str = Field(alias="CASHEW_OUTCOMES_QUEUE_URL")
+    card_key_id: str = Field(alias="CASHEW_CARD_KEY_ID")
+    jwt_secret_id: str = Field(alias="CASHEW_JWT_SECRET_ID")
+    fingerprint_secret_id: str = Field(alias="CASHEW_FINGERPRINT_SECRET_ID")
+
+    access_token_ttl: int = Field(900, alias="CASHEW_ACCESS_TOKEN_TTL", ge=60, le=900)
+    refresh_token_ttl: int = Field(30 * 86400, alias="CASHEW_REFRESH_TOKEN_TTL", ge=3600)
+    login_max_failures: int = Field(5, alias="CASHEW_LOGIN_MAX_FAILURES", ge=1)
+    idempotency_ttl: int = Field(86400, alias="CASHEW_IDEMPOTENCY_TTL", ge=86400)
+    secrets_max_age: int = Field(300, alias="CASHEW_SECRETS_MAX_AGE", ge=0)
+
+    fraud_max_amount: int = Field(500_000, alias="CASHEW_FRAUD_MAX_AMOUNT", ge=1)
+    fraud_new_card_amount: int = Field(200_000, alias="CASHEW_FRAUD_NEW_CARD_AMOUNT", ge=1)
+
+    gateway: Literal["sandbox"] = Field("sandbox", alias="CASHEW_GATEWAY")
+    gateway_webhook_secret: SecretStr = Field(
+        SecretStr("whsec_sandbox_local"), alias="CASHEW_GATEWAY_WEBHOOK_SECRET"
+    )
+    gateway_max_attempts: int = Field(3, alias="CASHEW_GATEWAY_MAX_ATTEMPTS", ge=1, le=5)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The settings of this process; validated on first use and then reused."""
+    return Settings.model_validate(os.environ)

@@ -1,0 +1,119 @@
+"""DynamoDB plumbing shared by the store modules: (de)serialisation and transactions.
+
+Store modules build the expressions; this module only runs them and classifies failures.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cashew import aws
+
+Item = dict[str, Any]
+
+
+@functools.cache
+def _codecs() -> tuple[Any, Any]:
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer  # noqa: PLC0415
+
+    class IntDeserializer(TypeDeserializer):  # type: ignore[misc]
+        """Numbers come back as int (every number we store is an integer: money, seq,
+        epoch) and binary as bytes."""
+
+        def _deserialize_n(self, value: str) -> int:
+            return int(value)
+
+        def _deserialize_b(self, value: bytes) -> bytes:
+            return value
+
+    return TypeSerializer(), IntDeserializer()
+
+
+def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    serializer, _ = _codecs()
+    return {k: serializer.serialize(v) for k, v in item.items()}
+
+
+def deserialize(item: Mapping[str, Any]) -> Item:
+    _, deserializer = _codecs()
+    return {k: deserializer.deserialize(v) for k, v in item.items()}
+
+
+class TransactionCanceled(Exception):
+    """A TransactWriteItems was cancelled; `reasons[i]` is the code of item i ('None' if ok)."""
+
+    def __init__(self, reasons: list[str], items: list[Item | None]) -> None:
+        super().__init__(", ".join(reasons))
+        self.reasons = reasons
+        self.items = items
+
+    def failed(self, index: int) -> bool:
+        return self.reasons[index] == "ConditionalCheckFailed"
+
+    @property
+    def conflict(self) -> bool:
+        return "TransactionConflict" in self.reasons
+
+
+def transact_write(items: Sequence[Mapping[str, Any]]) -> None:
+    """Run one all-or-nothing TransactWriteItems; raise TransactionCanceled with reasons."""
+    client = aws.dynamodb()
+    try:
+        client.transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
+    except client.exceptions.TransactionCanceledException as exc:
+        raw = exc.response.get("CancellationReasons", [])
+        reasons = [r.get("Code", "None") for r in raw]
+        olds = [deserialize(r["Item"]) if r.get("Item") else None for r in raw]
+        raise TransactionCanceled(reasons, olds) from exc
+
+
+def get_item(table: str, key: Mapping[str, Any], *, consistent: bool = True) -> Item | None:
+    response = aws.dynamodb().get_item(
+        TableName=table, Key=serialize(key), ConsistentRead=consistent
+    )
+    raw = response.get("Item")
+    return deserialize(raw) if raw else None
+
+
+def put_item(table: str, item: Mapping[str, Any], condition: str | None = None) -> None:
+    kwargs: dict[str, Any] = {"TableName": table, "Item": serialize(item)}
+    if condition:
+        kwargs["ConditionExpression"] = condition
+    aws.dynamodb().put_item(**kwargs)
+
+
+def is_conditional_failure(exc: Exception) -> bool:
+    return type(exc).__name__ == "ConditionalCheckFailedException"
+
+
+def query(
+    table: str,
+    key_condition: str,
+    values: Mapping[str, Any],
+    *,
+    names: Mapping[str, str] | None = None,
+    limit: int | None = None,
+    newest_first: bool = False,
+    start_key: Mapping[str, Any] | None = None,
+    consistent: bool = False,
+) -> tuple[list[Item], Item | None]:
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": key_condition,
+        "ExpressionAttributeValues": serialize(values),
+        "ScanIndexForward": not newest_first,
+        "ConsistentRead": consistent,
+    }
+    if names:
+        kwargs["ExpressionAttributeNames"] = dict(names)
+    if limit:
+        kwargs["Limit"] = limit
+    if start_key:
+        kwargs["ExclusiveStartKey"] = serialize(start_key)
+    response = aws.dynamodb().query(**kwargs)
+    last = response.get("LastEvaluatedKey")
+    return [deserialize(i) for i in response.get("Items", [])], (
+        deserialize(last) if last else None
+    )

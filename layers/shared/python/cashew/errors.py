@@ -1,0 +1,71 @@
+"""Domain errors. Logic raises them; `cashew.http` translates them to problem+json."""
+
+from __future__ import annotations
+
+
+class CashewError(Exception):
+    """Base of every error a client may see. Subclasses fix the status and the code."""
+
+    status = 500
+    code = "internal_error"
+    title = "Internal error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+        self.headers = headers or {}
+
+
+class InvalidRequestError(CashewError):
+    status, code, title = 422, "validation_error", "Invalid request"
+
+
+class UnauthenticatedError(CashewError):
+    status, code, title = 401, "unauthenticated", "Unauthenticated"
+
+
+class InvalidCredentialsError(CashewError):
+    status, code, title = 401, "invalid_credentials", "Invalid credentials"
+
+
+class ForbiddenError(CashewError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class NotFoundError(CashewError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class EmailTakenError(CashewError):
+    status, code, title = 409, "email_taken", "Email already registered"
+
+
+class ConflictError(CashewError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class IdempotencyKeyMissingError(CashewError):
+    status, code, title = 400, "idempotency_key_missing", "Idempotency-Key required"
+
+
+class IdempotencyKeyReusedError(CashewError):
+    status, code, title = 422, "idempotency_key_reused", "Idempotency-Key reused"
+
+
+class IdempotencyInProgressError(CashewError):
+    status, code, title = 409, "idempotency_in_progress", "Request in progress"
+
+
+class PayloadTooLargeError(CashewError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class TooManyAttemptsError(CashewError):
+    status, code, title = 429, "too_many_attempts", "Too many attempts"

@@ -1,0 +1,167 @@
+"""HTTP edge shared by every API function: the resolver, problem+json errors, the caller.
+
+Domain errors are translated to HTTP here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cashew.errors import (
+    CashewError,
+    IdempotencyKeyMissingError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnauthenticatedError,
+)
+from cashew.observability import logger
+
+MAX_BODY_BYTES = 64 * 1024
+PROBLEM_JSON = "application/problem+json"
+ERROR_TYPE_BASE = "https://cashew.dev/errors/"
+
+Role = Literal["user", "admin"]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, as established by the authorizer (never by the request body)."""
+
+    user_id: str
+    session_id: str
+    role: Role
+
+
+class CashewResolver(APIGatewayRestResolver):
+    """The REST resolver with Cashew's edge rules: body limit, request id, problem+json."""
+
+    def __init__(self) -> None:
+        super().__init__(enable_validation=True)
+        self.exception_handler(CashewError)(self._domain_error)
+        self.exception_handler(RequestValidationError)(self._validation_error)
+        self.exception_handler(RouteNotFound)(self._route_not_found)
+        self.exception_handler(Exception)(self._unexpected_error)
+
+    def resolve(self, event: Any, context: LambdaContext) -> dict[str, Any]:
+        request_id = (event.get("requestContext") or {}).get("requestId", "")
+        body = event.get("body") or ""
+        if len(body.encode() if isinstance(body, str) else body) > MAX_BODY_BYTES:
+            error = PayloadTooLargeError(f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+            response: dict[str, Any] = {
+                "statusCode": error.status,
+                "headers": {"Content-Type": PROBLEM_JSON},
+                "body": _problem_body(error, request_id),
+                "isBase64Encoded": False,
+            }
+        else:
+            response = super().resolve(event, context)
+        if "multiValueHeaders" in response:
+            response["multiValueHeaders"]["X-Request-Id"] = [request_id]
+        else:
+            response.setdefault("headers", {})["X-Request-Id"] = request_id
+        return response
+
+    @property
+    def request_id(self) -> str:
+        return str(self.current_event.request_context.request_id)
+
+    def _domain_error(self, error: CashewError) -> Response[str]:
+        if error.status >= 500:
+            logger.error("request failed", extra={"code": error.code})
+        return _problem_response(error, self.request_id)
+
+    def _validation_error(self, error: RequestValidationError) -> Response[str]:
+        return _problem_response(_describe_validation(error), self.request_id)
+
+    def _route_not_found(self, _: RouteNotFound) -> Response[str]:
+        return _problem_response(NotFoundError("no such resource"), self.request_id)
+
+    def _unexpected_error(self, _: Exception) -> Response[str]:
+        logger.exception("unhandled error")
+        return _problem_response(CashewError("an unexpected error occurred"), self.request_id)
+
+
+def _problem_body(error: CashewError, request_id: str) -> str:
+    body: dict[str, Any] = {
+        "type": ERROR_TYPE_BASE + error.code,
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "code": error.code,
+        "request_id": request_id,
+    }
+    if error.errors:
+        body["errors"] = error.errors
+    return json.dumps(body, separators=(",", ":"))
+
+
+def _problem_response(error: CashewError, request_id: str) -> Response[str]:
+    return Response(
+        status_code=error.status,
+        content_type=PROBLEM_JSON,
+        body=_problem_body(error, request_id),
+        headers=error.headers,
+    )
+
+
+_MESSAGES = {
+    "extra_forbidden": "is not a field of this operation",
+    "missing": "is required",
+    "int_type": "must be an integer",
+    "json_invalid": "is not valid JSON",
+    "model_attributes_type": "must be a JSON object",
+}
+
+
+def _describe_validation(error: RequestValidationError) -> InvalidRequestError:
+    """Field-level messages without echoing input values (which may be card numbers)."""
+    details = []
+    for item in error.errors():
+        loc = [str(p) for p in item.get("loc", ()) if p not in ("body",)]
+        field = ".".join(loc) or "body"
+        ctx = item.get("ctx") or {}
+        kind = item.get("type", "")
+        if kind in _MESSAGES:
+            message = _MESSAGES[kind]
+        elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+            message = f"must be {kind.replace('_', ' ')} {ctx.get(next(iter(ctx), ''), '')}"
+        elif kind == "value_error":
+            message = str(ctx.get("error", "is invalid"))
+        else:
+            message = str(item.get("msg", "is invalid")).split("\n", 1)[0]
+        details.append({"field": field, "message": message})
+    first = details[0] if details else {"field": "body", "message": "is invalid"}
+    return InvalidRequestError(f"{first['field']} {first['message']}", errors=details)
+
+
+def caller(app: APIGatewayRestResolver) -> Caller:
+    """The authenticated caller from the authorizer context; 401 if there is none."""
+    context = app.current_event.request_context.authorizer.raw_event or {}
+    user_id, session_id = context.get("user_id"), context.get("session_id")
+    role = context.get("role")
+    if not user_id or not session_id or role not in ("user", "admin"):
+        raise UnauthenticatedError("a valid access token is required")
+    return Caller(user_id=user_id, session_id=session_id, role=role)
+
+
+def idempotency_key(app: APIGatewayRestResolver) -> str:
+    """The Idempotency-Key header: 1-255 printable ASCII characters, required."""
+    key = app.current_event.headers.get("Idempotency-Key") or app.current_event.headers.get(
+        "idempotency-key"
+    )
+    if not key:
+        raise IdempotencyKeyMissingError("the Idempotency-Key header is required")
+    if len(key) > 255 or not all(32 <= ord(c) < 127 for c in key):
+        raise InvalidRequestError(
+            "Idempotency-Key must be 1-255 printable ASCII characters",
+            errors=[{"field": "Idempotency-Key", "message": "must be printable ASCII, 1-255"}],
+        )
+    return key

@@ -1,0 +1,1 @@
+"""Payments: top-ups and payments, fraud screening, gateways, idempotency, outcomes."""

@@ -1,0 +1,149 @@
+"""Idempotency records for money-moving requests (Stripe's semantics).
+
+A record is keyed by caller and key, holds a hash of the request and, once complete, the
+response to replay. It is written in the same TransactWriteItems as the money, so a request
+either moved money and recorded its response, or did neither.
+
+    pk = <user id>#<key>   status = in_progress | completed
+    request_hash, payment_id, status_code, response_body, created_at, expires_at (TTL)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from cashew import clock, dynamo
+from cashew.config import get_settings
+from cashew.errors import IdempotencyInProgressError, IdempotencyKeyReusedError
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One caller's use of one key for one request."""
+
+    user_id: str
+    key: str
+    request_hash: str
+
+    @property
+    def pk(self) -> str:
+        return f"{self.user_id}#{self.key}"
+
+    @property
+    def gateway_key(self) -> str:
+        """What the gateway sees: stable for this caller and key, opaque otherwise."""
+        return hashlib.sha256(self.pk.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    status_code: int
+    body: str
+
+
+def scope(user_id: str, key: str, operation: str, body: dict[str, Any]) -> Scope:
+    canonical = json.dumps([operation, body], sort_keys=True, separators=(",", ":"))
+    return Scope(user_id, key, hashlib.sha256(canonical.encode()).hexdigest())
+
+
+def _table() -> str:
+    return get_settings().idempotency_table
+
+
+def _expiry() -> int:
+    return clock.epoch() + get_settings().idempotency_ttl
+
+
+def completed_item(s: Scope, payment_id: str, status_code: int, body: str) -> dict[str, Any]:
+    """A first-and-final record (requests that complete in one transaction)."""
+    item = {
+        "pk": s.pk,
+        "status": "completed",
+        "request_hash": s.request_hash,
+        "payment_id": payment_id,
+        "status_code": status_code,
+        "response_body": body,
+        "created_at": clock.utcnow_str(),
+        "expires_at": _expiry(),
+    }
+    return {
+        "Put": {
+            "TableName": _table(),
+            "Item": dynamo.serialize(item),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+
+
+def complete_item(s: Scope, status_code: int, body: str) -> dict[str, Any]:
+    """Completes an in-progress record; fails if someone else completed it first."""
+    return {
+        "Update": {
+            "TableName": _table(),
+            "Key": dynamo.serialize({"pk": s.pk}),
+            "UpdateExpression": (
+                "SET #status = :completed, status_code = :code, response_body = :body"
+            ),
+            "ConditionExpression": "#status = :in_progress AND request_hash = :hash",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": dynamo.serialize(
+                {
+                    ":completed": "completed",
+                    ":in_progress": "in_progress",
+                    ":code": status_code,
+                    ":body": body,
+                    ":hash": s.request_hash,
+                }
+            ),
+        }
+    }
+
+
+def begin(s: Scope, payment_id: str) -> dict[str, Any] | None:
+    """Write an in-progress record; None if written, else the record already there."""
+    item = {
+        "pk": s.pk,
+        "status": "in_progress",
+        "request_hash": s.request_hash,
+        "payment_id": payment_id,
+        "created_at": clock.utcnow_str(),
+        "expires_at": _expiry(),
+    }
+    try:
+        dynamo.put_item(_table(), item, "attribute_not_exists(pk)")
+    except Exception as exc:
+        if not dynamo.is_conditional_failure(exc):
+            raise
+        existing = get(s)
+        if existing is None:  # expired between the two calls: the key is free again
+            return begin(s, payment_id)
+        return existing
+    return None
+
+
+def get(s: Scope) -> dict[str, Any] | None:
+    return dynamo.get_item(_table(), {"pk": s.pk})
+
+
+def check(s: Scope, record: dict[str, Any]) -> Replay | None:
+    """The replay of a completed record for the same request; raise for a different request
+    with the same key. None means the record is still in progress."""
+    if record["request_hash"] != s.request_hash:
+        raise IdempotencyKeyReusedError(
+            "this Idempotency-Key was already used with a different request"
+        )
+    if record["status"] == "completed":
+        return Replay(status_code=int(record["status_code"]), body=str(record["response_body"]))
+    return None
+
+
+def replay_existing(s: Scope) -> Replay:
+    """After losing a race on the record: the winner's response, or 409 if still running."""
+    record = get(s)
+    replay = check(s, record) if record else None
+    if replay is None:
+        raise IdempotencyInProgressError("a request with this Idempotency-Key is in progress")
+    return replay

@@ -1,0 +1,71 @@
+"""Request and response models of the payment endpoints, and the payment record."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from cashew.money import Amount, Currency
+
+PaymentStatus = Literal["succeeded", "requires_capture", "processing", "failed", "canceled"]
+PaymentType = Literal["top_up", "payment"]
+RiskLevel = Literal["normal", "elevated", "blocked"]
+
+UserId = Annotated[str, StringConstraints(pattern=r"^usr_[0-9A-Z]{26}$")]
+PaymentMethodId = Annotated[str, StringConstraints(pattern=r"^pm_[0-9A-Z]{26}$")]
+
+
+class StrictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TopUpRequest(StrictRequest):
+    amount: Amount
+    currency: Currency
+    payment_method_id: PaymentMethodId
+
+
+class BalanceSource(StrictRequest):
+    type: Literal["balance"]
+
+
+class CardSource(StrictRequest):
+    type: Literal["card"]
+    payment_method_id: PaymentMethodId
+
+
+class PaymentRequest(StrictRequest):
+    amount: Amount
+    currency: Currency
+    payee_id: UserId
+    source: Annotated[BalanceSource | CardSource, Field(discriminator="type")]
+    description: Annotated[str, StringConstraints(max_length=500)] | None = None
+    capture: bool = True
+
+
+class Risk(BaseModel):
+    score: int = Field(ge=0, le=100)
+    level: RiskLevel
+
+
+class PaymentResponse(BaseModel):
+    """The payment object of the contract (also the record stored in the payments table,
+    plus `fired_rules`, which only admins see)."""
+
+    id: str
+    type: PaymentType
+    status: PaymentStatus
+    amount: int
+    currency: str
+    payer_id: str
+    payee_id: str
+    source: dict[str, str]
+    amount_captured: int
+    amount_refunded: int
+    failure_code: str | None
+    failure_message: str | None
+    risk: Risk
+    description: str | None
+    created_at: str
+    updated_at: str

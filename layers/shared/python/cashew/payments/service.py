@@ -1,0 +1,313 @@
+"""Top-ups and payments: screening, the gateway, and the money transaction.
+
+Every money write is one conditional TransactWriteItems that also completes the request's
+idempotency record, so money moves at most once per key and its response is replayable.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from cashew import clock, dynamo, ids
+from cashew.accounts import cards
+from cashew.accounts import store as accounts
+from cashew.config import get_settings
+from cashew.errors import ConflictError, InvalidRequestError, NotFoundError
+from cashew.http import Caller
+from cashew.observability import logger, metrics
+from cashew.payments import fraud, idempotency, outcomes
+from cashew.payments import store as payments
+from cashew.payments.gateways import get_gateway
+from cashew.payments.gateways.base import Charge, with_retries
+from cashew.payments.models import (
+    BalanceSource,
+    PaymentRequest,
+    PaymentResponse,
+    PaymentType,
+    TopUpRequest,
+)
+
+CREATED = 201
+TRANSACTION_ATTEMPTS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What the handler returns: the status and JSON body, and whether it is a replay."""
+
+    status_code: int
+    body: str
+    replayed: bool = False
+
+
+def _replay(replay: idempotency.Replay) -> Result:
+    return Result(replay.status_code, replay.body, replayed=True)
+
+
+def _payment(
+    payment_id: str,
+    kind: PaymentType,
+    payer_id: str,
+    payee_id: str,
+    amount: int,
+    currency: str,
+    source: dict[str, str],
+    screening: fraud.Screening,
+    description: str | None = None,
+) -> PaymentResponse:
+    now = clock.utcnow_str()
+    return PaymentResponse(
+        id=payment_id,
+        type=kind,
+        status="processing",
+        amount=amount,
+        currency=currency,
+        payer_id=payer_id,
+        payee_id=payee_id,
+        source=source,
+        amount_captured=0,
+        amount_refunded=0,
+        failure_code=None,
+        failure_message=None,
+        risk=screening.risk(),
+        description=description,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _failed(payment: PaymentResponse, code: str, message: str) -> PaymentResponse:
+    return payment.model_copy(
+        update={"status": "failed", "failure_code": code, "failure_message": message}
+    )
+
+
+def _transact(items: list[dict[str, Any]]) -> None:
+    """TransactWriteItems, retrying transaction conflicts (never condition failures)."""
+    for attempt in range(TRANSACTION_ATTEMPTS):
+        try:
+            dynamo.transact_write(items)
+            return
+        except dynamo.TransactionCanceled as exc:
+            if not exc.conflict or any(r == "ConditionalCheckFailed" for r in exc.reasons):
+                raise
+            if attempt + 1 == TRANSACTION_ATTEMPTS:
+                raise ConflictError("the account is busy; retry the request") from exc
+            time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter
+
+
+def _publish(payment: PaymentResponse) -> None:
+    outcomes.publish(payment)
+    metrics.add_metric(name=f"Payment_{payment.status}", unit=MetricUnit.Count, value=1)
+
+
+# ------------------------------------------------------------------ balance payments
+
+
+def create_payment(caller: Caller, request: PaymentRequest, key: str) -> Result:
+    if request.payee_id == caller.user_id:
+        raise InvalidRequestError(
+            "the payee must be another user",
+            errors=[{"field": "payee_id", "message": "must not be the payer"}],
+        )
+    scope = idempotency.scope(
+        caller.user_id, key, "POST /v1/payments", request.model_dump(mode="json")
+    )
+    if isinstance(request.source, BalanceSource):
+        return _balance_payment(caller, request, scope)
+    return _card_charge(
+        caller,
+        scope,
+        kind="payment",
+        payee_id=request.payee_id,
+        amount=request.amount,
+        currency=request.currency,
+        method_id=request.source.payment_method_id,
+        capture=request.capture,
+        description=request.description,
+    )
+
+
+def _balance_payment(caller: Caller, request: PaymentRequest, scope: idempotency.Scope) -> Result:
+    """Success path: one TransactWriteItems and one SendMessage."""
+    screening = fraud.screen(request.amount)
+    payment = _payment(
+        payment_id=ids.new_id("pay"),
+        kind="payment",
+        payer_id=caller.user_id,
+        payee_id=request.payee_id,
+        amount=request.amount,
+        currency=request.currency,
+        source={"type": "balance"},
+        screening=screening,
+        description=request.description,
+    )
+    if screening.blocked:
+        payment = _failed(payment, "fraud_suspected", "the payment was blocked by risk screening")
+        return _record_failure(scope, payment, screening)
+    payment = payment.model_copy(update={"status": "succeeded", "amount_captured": payment.amount})
+    body = payment.model_dump_json()
+    try:
+        _transact(
+            [
+                idempotency.completed_item(scope, payment.id, CREATED, body),
+                payments.put_item(payment, screening.fired),
+                accounts.debit_item(payment.payer_id, payment.currency, payment.amount),
+                accounts.user_exists_check(payment.payee_id),
+                accounts.credit_item(payment.payee_id, payment.currency, payment.amount),
+            ]
+        )
+    except dynamo.TransactionCanceled as exc:
+        if exc.failed(0):
+            return _replay(idempotency.replay_existing(scope))
+        if exc.failed(3):
+            raise NotFoundError("payee not found") from exc
+        if exc.failed(2):
+            failed = _failed(
+                payment, "insufficient_funds", "the balance is too low for this payment"
+            )
+            return _record_failure(
+                scope, failed.model_copy(update={"amount_captured": 0}), screening
+            )
+        raise
+    _publish(payment)
+    return Result(CREATED, body)
+
+
+def _record_failure(
+    scope: idempotency.Scope, payment: PaymentResponse, screening: fraud.Screening
+) -> Result:
+    """A failed attempt is a payment too: recorded with its key, so a retry replays it."""
+    body = payment.model_dump_json()
+    try:
+        _transact(
+            [
+                idempotency.completed_item(scope, payment.id, CREATED, body),
+                payments.put_item(payment, screening.fired),
+            ]
+        )
+    except dynamo.TransactionCanceled as exc:
+        if exc.failed(0):
+            return _replay(idempotency.replay_existing(scope))
+        raise
+    _publish(payment)
+    return Result(CREATED, body)
+
+
+# ------------------------------------------------------------------------ card charges
+
+
+def top_up(caller: Caller, request: TopUpRequest, key: str) -> Result:
+    scope = idempotency.scope(
+        caller.user_id, key, "POST /v1/top-ups", request.model_dump(mode="json")
+    )
+    return _card_charge(
+        caller,
+        scope,
+        kind="top_up",
+        payee_id=caller.user_id,
+        amount=request.amount,
+        currency=request.currency,
+        method_id=request.payment_method_id,
+        capture=True,
+        description=None,
+    )
+
+
+def _card_charge(
+    caller: Caller,
+    scope: idempotency.Scope,
+    *,
+    kind: PaymentType,
+    payee_id: str,
+    amount: int,
+    currency: str,
+    method_id: str,
+    capture: bool,
+    description: str | None,
+) -> Result:
+    """Charge a card and credit the payee.
+
+    The in-progress record is written before the gateway is called, with the key the gateway
+    will see. A retry of a request whose outcome is unknown asks the gateway again with the
+    same key (the gateway returns the same charge), then completes the record and moves the
+    money in one transaction: whoever completes first wins, the other replays.
+    """
+    method = accounts.get_payment_method(caller.user_id, method_id)
+    if method is None:
+        raise NotFoundError("payment method not found")
+    screening = fraud.screen(
+        amount,
+        card_added_at=method["created_at"],
+        card_risk_flag=bool(method.get("gateway_risk_flag")),
+    )
+    payment_id = ids.new_id("pay")
+    existing = idempotency.begin(scope, payment_id)
+    if existing is not None:
+        replay = idempotency.check(scope, existing)
+        if replay is not None:
+            return _replay(replay)
+        payment_id = str(existing["payment_id"])
+        logger.info("resuming a request whose outcome is unknown", extra={"payment_id": payment_id})
+    payment = _payment(
+        payment_id=payment_id,
+        kind=kind,
+        payer_id=caller.user_id,
+        payee_id=payee_id,
+        amount=amount,
+        currency=currency,
+        source={"type": "card", "payment_method_id": method_id},
+        screening=screening,
+        description=description,
+    )
+    if screening.blocked:
+        payment = _failed(payment, "fraud_suspected", "the payment was blocked by risk screening")
+        return _complete(scope, payment, screening, credit=False)
+    sealed = cards.SealedToken(
+        ciphertext=method["token_ciphertext"],
+        nonce=method["token_nonce"],
+        data_key=method["token_data_key"],
+    )
+    token = cards.unseal(sealed, caller.user_id, method_id)
+    charge = with_retries(
+        lambda: get_gateway().charge(
+            token, amount, currency, idempotency_key=scope.gateway_key, capture=capture
+        ),
+        attempts=get_settings().gateway_max_attempts,
+    )
+    payment = _apply_charge(payment, charge)
+    return _complete(scope, payment, screening, credit=payment.status == "succeeded")
+
+
+def _apply_charge(payment: PaymentResponse, charge: Charge) -> PaymentResponse:
+    if charge.status == "failed":
+        return _failed(
+            payment, charge.failure_code or "card_declined", charge.failure_message or "declined"
+        )
+    captured = payment.amount if charge.status == "succeeded" else 0
+    return payment.model_copy(update={"status": charge.status, "amount_captured": captured})
+
+
+def _complete(
+    scope: idempotency.Scope, payment: PaymentResponse, screening: fraud.Screening, *, credit: bool
+) -> Result:
+    body = payment.model_dump_json()
+    items = [
+        idempotency.complete_item(scope, CREATED, body),
+        payments.put_item(payment, screening.fired),
+    ]
+    if credit:
+        items.append(accounts.credit_item(payment.payee_id, payment.currency, payment.amount))
+    try:
+        _transact(items)
+    except dynamo.TransactionCanceled as exc:
+        if exc.failed(0) or exc.failed(1):
+            return _replay(idempotency.replay_existing(scope))
+        raise
+    _publish(payment)
+    return Result(CREATED, body)
