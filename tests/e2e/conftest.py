@@ -1,0 +1,170 @@
+"""E2E fixtures: the local stack (`python -m local.dev`, what `make dev` runs) on free ports,
+driven over HTTP as a client would. Set CASHEW_E2E_URL (and CASHEW_E2E_AWS_URL) to test a
+stack that is already running instead."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+PASSWORD = "correct horse battery staple"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    url: str
+    aws_url: str
+    log_path: Path | None
+    http: requests.Session
+
+    def request(
+        self, method: str, path: str, token: str | None = None, **kwargs: Any
+    ) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.http.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if url := os.environ.get("CASHEW_E2E_URL"):
+        yield Stack(
+            url,
+            os.environ.get("CASHEW_E2E_AWS_URL", "http://127.0.0.1:4566"),
+            None,
+            requests.Session(),
+        )
+        return
+    port, aws_port = _free_port(), _free_port()
+    log_path = tmp_path_factory.mktemp("stack") / "dev.log"
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "CASHEW_AWS_PORT": str(aws_port),
+        "PYTHONPATH": f"{REPO / 'layers/shared/python'}{os.pathsep}{REPO}",
+        "POWERTOOLS_LOG_LEVEL": "DEBUG",  # the leak test reads everything that is logged
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "local.dev"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if requests.get(url + "/v1/health", timeout=2).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the local stack did not come up:\n{log_path.read_text()[-4000:]}")
+        time.sleep(0.3)
+    try:
+        yield Stack(url, f"http://127.0.0.1:{aws_port}", log_path, requests.Session())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            pytest.fail("the local stack did not stop on SIGTERM")
+        assert code == 0, f"the local stack exited with {code} on SIGTERM"
+
+
+@dataclass
+class User:
+    id: str
+    email: str
+    password: str
+    token: str
+    refresh_token: str
+
+
+@pytest.fixture
+def new_user(stack: Stack) -> Callable[..., User]:
+    def make(name: str = "E2E User", password: str = PASSWORD) -> User:
+        email = f"{uuid.uuid4().hex[:12]}@example.com"
+        created = stack.request(
+            "POST", "/v1/users", json={"email": email, "password": password, "name": name}
+        )
+        assert created.status_code == 201, created.text
+        login = stack.request("POST", "/v1/auth/login", json={"email": email, "password": password})
+        assert login.status_code == 200, login.text
+        body = login.json()
+        return User(
+            created.json()["id"], email, password, body["access_token"], body["refresh_token"]
+        )
+
+    return make
+
+
+def add_card(stack: Stack, user: User, number: str = "4242424242424242", cvc: str = "123") -> str:
+    reply = stack.request(
+        "POST",
+        "/v1/users/me/payment-methods",
+        user.token,
+        json={"card": {"number": number, "exp_month": 12, "exp_year": 2030, "cvc": cvc}},
+    )
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["id"])
+
+
+def top_up(stack: Stack, user: User, method_id: str, amount: int) -> requests.Response:
+    reply = stack.request(
+        "POST",
+        "/v1/top-ups",
+        user.token,
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+        json={"amount": amount, "currency": "USD", "payment_method_id": method_id},
+    )
+    assert reply.status_code == 201, reply.text
+    return reply
+
+
+def balance(stack: Stack, user: User, currency: str = "USD") -> int:
+    reply = stack.request("GET", "/v1/users/me/balances", user.token)
+    assert reply.status_code == 200, reply.text
+    return next((b["available"] for b in reply.json()["data"] if b["currency"] == currency), 0)
+
+
+def wait_for_entries(
+    stack: Stack, token: str, timeout: float = 20, **match: Any
+) -> list[dict[str, Any]]:
+    """The caller's log entries whose fields equal `match`, once the consumer has appended
+    at least one (the log is written asynchronously from the queue)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = stack.request("GET", "/v1/transactions?limit=100", token)
+        assert reply.status_code == 200, reply.text
+        entries = [e for e in reply.json()["data"] if all(e.get(k) == v for k, v in match.items())]
+        if entries or time.monotonic() > deadline:
+            return entries
+        time.sleep(0.3)

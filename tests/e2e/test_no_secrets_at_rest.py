@@ -1,0 +1,80 @@
+"""No card number, CVC, password, refresh token or access token in any table or log line."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+import boto3
+
+from tests.e2e.conftest import add_card, top_up, wait_for_entries
+
+
+def _all_items(aws_url: str) -> str:
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=aws_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    dumped = []
+    for table in client.list_tables()["TableNames"]:
+        for page in client.get_paginator("scan").paginate(TableName=table):
+            dumped += [repr(item) for item in page["Items"]]
+    return "\n".join(dumped)
+
+
+def test_secrets_are_never_stored_or_logged(stack, new_user):
+    # Given a user with a distinctive password, card and CVC, who logs in, adds cards
+    # (accepted and rejected), tops up and pays
+    password = "pw-" + secrets.token_urlsafe(18)
+    payer, payee = new_user(password=password), new_user()
+    card, cvc = "5555555555554444", "7319"
+    method = add_card(stack, payer, card, cvc)
+    stack.request(
+        "POST",
+        "/v1/users/me/payment-methods",
+        payer.token,
+        json={
+            "card": {"number": "4000000000000002", "exp_month": 13, "exp_year": 2030, "cvc": "4821"}
+        },
+    )
+    top_up(stack, payer, method, 5_000)
+    paid = stack.request(
+        "POST",
+        "/v1/payments",
+        payer.token,
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+        json={
+            "amount": 100,
+            "currency": "USD",
+            "payee_id": payee.id,
+            "source": {"type": "balance"},
+        },
+    )
+    assert paid.status_code == 201
+    wait_for_entries(stack, payee.token, type="payment")
+    refresh_secret = payer.refresh_token.split(".", 1)[1]
+    signature = payer.token.rsplit(".", 1)[1]
+    forbidden = {
+        "card number": card,
+        "rejected card number": "4000000000000002",
+        "cvc": cvc,
+        "rejected cvc": "4821",
+        "password": password,
+        "refresh token": refresh_secret,
+        "access token": signature,
+    }
+    # When every DynamoDB item and every captured log line are read
+    stored = _all_items(stack.aws_url)
+    logs = stack.logs()
+    # Then none of them appears anywhere
+    assert stored, "the scan found no items: the test would prove nothing"
+    for name, value in forbidden.items():
+        assert value not in stored, f"{name} stored in DynamoDB"
+        if stack.log_path is not None:
+            assert value not in logs, f"{name} found in the logs"
+    if stack.log_path is not None:
+        assert '"cvc"' not in logs
+        assert len(logs) > 1000, "the captured logs are empty: the test would prove nothing"

@@ -1,0 +1,153 @@
+"""Integration fixtures: handlers invoked in-process with their events/ samples, against the
+embedded AWS endpoint (moto, one request at a time) provisioned from template.yaml."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from cashew import aws
+from cashew.config import get_settings
+from local import aws as local_aws
+from local.template import FunctionSpec, functions, load_template, provision, stack_env
+from tests.support.lambda_runtime import FakeContext, Reply, api_event, handler_module, reply
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Stack:
+    endpoint: str
+    env: dict[str, str]
+    functions: dict[str, FunctionSpec]
+    clients: Callable[[str], Any]
+
+    def invoke(self, function_id: str, event: dict[str, Any]) -> Any:
+        spec = self.functions[function_id]
+        module = handler_module(spec)
+        return getattr(module, spec.handler_attr)(event, FakeContext(function_name=spec.name))
+
+    def call(self, function_id: str, sample: str, **variations: Any) -> Reply:
+        return reply(self.invoke(function_id, api_event(sample, **variations)))
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    server, endpoint = local_aws.start(0)
+    template = load_template()
+    clients = local_aws.clients(endpoint)
+    resources = provision(template, clients)
+    saved = dict(os.environ)
+    os.environ.update(stack_env(template, resources, endpoint))
+    get_settings.cache_clear()
+    aws.reset()
+    try:
+        yield Stack(endpoint, dict(os.environ), functions(template), clients)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+        aws.reset()
+        server.stop()
+
+
+@dataclass
+class User:
+    id: str
+    email: str
+    access_token: str
+    refresh_token: str
+    session_id: str
+    authorizer: dict[str, Any]
+
+
+@pytest.fixture
+def new_user(stack: Stack) -> Callable[..., User]:
+    """Registers and logs in a fresh user; the authorizer context comes from the real
+    authorizer run on the user's access token."""
+
+    def make(name: str = "Test User") -> User:
+        email = f"{uuid.uuid4().hex[:12]}@example.com"
+        registered = stack.call(
+            "RegisterFunction",
+            "accounts/register.json",
+            body={"email": email, "password": PASSWORD, "name": name},
+        )
+        assert registered.status == 201, registered.body
+        login = stack.call(
+            "LoginFunction", "auth/login.json", body={"email": email, "password": PASSWORD}
+        )
+        assert login.status == 200, login.body
+        return User(
+            id=registered.body["id"],
+            email=email,
+            access_token=login.body["access_token"],
+            refresh_token=login.body["refresh_token"],
+            session_id=login.body["session_id"],
+            authorizer=authorize(stack, login.body["access_token"])["context"],
+        )
+
+    return make
+
+
+def authorize(stack: Stack, token: str, method_arn: str | None = None) -> dict[str, Any]:
+    event = {
+        "type": "TOKEN",
+        "authorizationToken": f"Bearer {token}",
+        "methodArn": method_arn
+        or "arn:aws:execute-api:us-east-1:123456789012:local/prod/GET/v1/users/me",
+    }
+    result: dict[str, Any] = stack.invoke("AuthorizerFunction", event)
+    return result
+
+
+def add_card(stack: Stack, user: User, number: str = "4242424242424242") -> str:
+    reply = stack.call(
+        "AddPaymentMethodFunction",
+        "accounts/add_payment_method.json",
+        body={"card": {"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"}},
+        authorizer=user.authorizer,
+    )
+    assert reply.status == 201, reply.body
+    return str(reply.body["id"])
+
+
+def top_up(stack: Stack, user: User, method_id: str, amount: int, key: str | None = None) -> Reply:
+    return stack.call(
+        "CreateTopUpFunction",
+        "payments/create_top_up.json",
+        body={"amount": amount, "currency": "USD", "payment_method_id": method_id},
+        authorizer=user.authorizer,
+        headers={"Idempotency-Key": key or str(uuid.uuid4())},
+    )
+
+
+def pay(
+    stack: Stack, payer: User, payee_id: str, amount: int, key: str | None = None, **extra: Any
+) -> Reply:
+    body = {
+        "amount": amount,
+        "currency": "USD",
+        "payee_id": payee_id,
+        "source": {"type": "balance"},
+        **extra,
+    }
+    return stack.call(
+        "CreatePaymentFunction",
+        "payments/create_payment.json",
+        body=body,
+        authorizer=payer.authorizer,
+        headers={"Idempotency-Key": key or str(uuid.uuid4())},
+    )
+
+
+def balance(stack: Stack, user: User, currency: str = "USD") -> int:
+    reply = stack.call(
+        "ListBalancesFunction", "accounts/list_balances.json", authorizer=user.authorizer
+    )
+    return next((b["available"] for b in reply.body["data"] if b["currency"] == currency), 0)
