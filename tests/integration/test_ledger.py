@@ -126,3 +126,20 @@ def test_transactions_paginate_newest_first(stack):
         query={"cursor": "!!"},
     )
     assert bad.status == 422
+
+
+def test_limit_out_of_range_is_422_naming_the_parameter(stack):
+    authorizer = {
+        "user_id": "usr_01JCQ3F6Z4V8T2K9M1N5P7R3S6",
+        "session_id": "ses_x",
+        "role": "user",
+    }
+    for limit in ("0", "101", "ten"):
+        reply = stack.call(
+            "ListTransactionsFunction",
+            "ledger/list_transactions.json",
+            authorizer=authorizer,
+            query={"limit": limit},
+        )
+        assert reply.status == 422, limit
+        assert reply.body["errors"][0]["field"] == "limit"

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from cashew.http import Caller
-from cashew.payments import service
-from cashew.payments.models import PaymentRequest
+from cashew.payments import idempotency, service
+from cashew.payments.models import PaymentRequest, TopUpRequest
 from tests.integration.conftest import add_card, balance, pay, top_up
 
 
@@ -193,3 +193,42 @@ def test_same_key_in_parallel_has_one_effect(stack, new_user):
     assert sum(not r.replayed for r in results) == 1
     assert balance(stack, payer) == 700
     assert balance(stack, payee) == 300
+
+
+def test_top_up_interrupted_after_the_record_is_resumed_by_asking_the_gateway(stack, new_user):
+    # Given a top-up whose first attempt died after writing its in-progress record
+    # (and possibly after charging the card): the outcome is unknown
+    user = new_user()
+    method = add_card(stack, user)
+    request = TopUpRequest.model_validate(
+        {"amount": 4_200, "currency": "USD", "payment_method_id": method}
+    )
+    scope = idempotency.scope(
+        user.id, "crashed", "POST /v1/top-ups", request.model_dump(mode="json")
+    )
+    assert idempotency.begin(scope, "pay_01JCRASHEDCRASHEDCRASHED00") is None
+    # When the client retries with the same key
+    caller = Caller(user.id, user.session_id, "user")
+    retried = service.top_up(caller, request, "crashed")
+    # Then the gateway is asked again with the same key, and the money moves exactly once,
+    # under the payment id the first attempt reserved
+    assert retried.status_code == 201 and not retried.replayed
+    assert '"id":"pay_01JCRASHEDCRASHEDCRASHED00"' in retried.body
+    assert balance(stack, user) == 4_200
+    again = service.top_up(caller, request, "crashed")
+    assert again.replayed and again.body == retried.body
+    assert balance(stack, user) == 4_200
+
+
+def test_same_top_up_key_in_parallel_charges_and_credits_once(stack, new_user):
+    user = new_user()
+    method = add_card(stack, user)
+    caller = Caller(user.id, user.session_id, "user")
+    request = TopUpRequest.model_validate(
+        {"amount": 900, "currency": "USD", "payment_method_id": method}
+    )
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda _: service.top_up(caller, request, "parallel"), range(6)))
+    assert len({r.body for r in results}) == 1
+    assert sum(not r.replayed for r in results) == 1
+    assert balance(stack, user) == 900

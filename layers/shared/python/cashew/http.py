@@ -125,7 +125,9 @@ def _describe_validation(error: RequestValidationError) -> InvalidRequestError:
     """Field-level messages without echoing input values (which may be card numbers)."""
     details = []
     for item in error.errors():
-        loc = [str(p) for p in item.get("loc", ()) if p not in ("body",)]
+        loc = [str(p) for p in item.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]
         field = ".".join(loc) or "body"
         ctx = item.get("ctx") or {}
         kind = item.get("type", "")
