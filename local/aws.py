@@ -1,0 +1,144 @@
+"""The embedded AWS endpoint: moto's server, serving one request at a time.
+
+moto's backends are not linearizable under concurrent requests (eight threads doing
+conditional decrements of a balance of 100 got 102 successes), so every request runs under
+one lock, from reading its body to producing the last byte of its response. Only writing the
+response to the socket happens outside the lock.
+
+A long poll (SQS ReceiveMessage with WaitTimeSeconds > 0) would hold that lock for its whole
+wait; it is served instead as short polls, each under the lock, until a message arrives or
+the wait is over. (This covers the JSON protocol that current SDKs use, and the
+WaitTimeSeconds of the request; a queue's ReceiveMessageWaitTimeSeconds is not applied.)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from local.template import REGION, ClientFactory
+
+DEFAULT_PORT = 4566
+_SHORT_POLL_INTERVAL = 0.05
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+
+class SerialApp:
+    """A WSGI app that runs the wrapped one strictly one request at a time."""
+
+    def __init__(self, app: WsgiApp) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        if environ.get("HTTP_X_AMZ_TARGET") == "AmazonSQS.ReceiveMessage":
+            return self._receive_message(environ, start_response)
+        return self._serve(environ, start_response)
+
+    def _serve(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        with self._lock:
+            result = self._app(environ, start_response)
+            try:
+                return [b"".join(result)]
+            finally:
+                if close := getattr(result, "close", None):
+                    close()
+
+    def _receive_message(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        request = json.loads(
+            environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)) or b"{}"
+        )
+        deadline = time.monotonic() + float(request.get("WaitTimeSeconds", 0))
+        body = json.dumps({**request, "WaitTimeSeconds": 0}).encode()
+        while True:
+            attempt = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+            status, headers, chunks = self._serve_captured(attempt)
+            if not status.startswith("200") or time.monotonic() >= deadline:
+                break
+            if json.loads(chunks[0] or b"{}").get("Messages"):
+                break
+            time.sleep(_SHORT_POLL_INTERVAL)
+        start_response(status, headers)
+        return chunks
+
+    def _serve_captured(self, environ: Environ) -> tuple[str, list[tuple[str, str]], list[bytes]]:
+        captured: list[Any] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured[:] = [status, headers]
+            return lambda data: None
+
+        chunks = self._serve(environ, capture)
+        return captured[0], captured[1], chunks
+
+
+class EmbeddedAws:
+    """moto's server on host:port in a background thread; `stop` shuts it down."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
+        from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - moto is slow to import
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server  # noqa: PLC0415
+
+        app = SerialApp(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            host, port, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="aws", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.socket.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+def start(port: int = DEFAULT_PORT, host: str = "127.0.0.1") -> tuple[EmbeddedAws, str]:
+    """Start the endpoint (port 0: any free port); returns it and its URL."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per AWS call
+    server = EmbeddedAws(host, port)
+    server.start()
+    return server, server.url
+
+
+def clients(endpoint_url: str, max_pool_connections: int = 10) -> ClientFactory:
+    """A factory of boto3 clients for `endpoint_url`, with the local region and credentials."""
+    config = Config(max_pool_connections=max_pool_connections, retries={"mode": "standard"})
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )
+    lock = threading.Lock()  # a Session is not thread-safe; its clients are
+
+    def client(service: str) -> Any:
+        with lock:
+            return session.client(service, endpoint_url=endpoint_url, config=config)
+
+    return client
+
+
+def is_listening(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0

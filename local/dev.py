@@ -1,0 +1,144 @@
+"""`python -m local.dev`: the whole stack on this machine, until Ctrl-C or SIGTERM.
+
+Starts the embedded AWS endpoint, provisions template.yaml on it, calls the optional
+`cashew.local_bootstrap.bootstrap(env)` hook, starts the SQS consumers and the API.
+
+Environment: PORT (the API, default 3000), CASHEW_AWS_PORT (the AWS endpoint, default 4566),
+CASHEW_LOCAL_VISIBILITY_TIMEOUT (see `local.template`), and any CASHEW_* variable, which
+every function gets over the template's value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import importlib
+import importlib.util
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from types import FrameType
+
+from local import aws
+from local.api import DEFAULT_PORT, Gateway, make_server
+from local.consumers import Consumers
+from local.runtime import Runtime
+from local.template import (
+    FunctionSpec,
+    function_env,
+    functions,
+    load_template,
+    provision,
+    stack_env,
+)
+
+_log = logging.getLogger("local.dev")
+
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run_bootstrap(env: Mapping[str, str], specs: Mapping[str, FunctionSpec]) -> bool:
+    """Call `cashew.local_bootstrap.bootstrap(env)` if it exists, in this process, with the
+    functions' layers importable and `env` applied to os.environ meanwhile. False if absent."""
+    for layer in dict.fromkeys(str(path) for spec in specs.values() for path in spec.layer_dirs):
+        if layer not in sys.path:
+            sys.path.insert(0, layer)
+    try:
+        found = importlib.util.find_spec("cashew.local_bootstrap") is not None
+    except ModuleNotFoundError:  # no `cashew` package at all
+        found = False
+    bootstrap = (
+        getattr(importlib.import_module("cashew.local_bootstrap"), "bootstrap", None)
+        if found
+        else None
+    )
+    if not callable(bootstrap):
+        return False
+    with _environment(env):
+        bootstrap(dict(env))
+    return True
+
+
+def _banner(api_url: str, aws_url: str, gateway: Gateway, consumers: Consumers) -> str:
+    routes = [
+        f"  {r.event.method:6} {r.event.path:32} -> {r.event.function_id}"
+        + ("" if r.event.authorizer else "  (no auth)")
+        for r in gateway.routes
+    ]
+    pollers = [
+        f"  SQS    {p.event.queue_id:32} -> {p.event.function_id}" for p in consumers.pollers
+    ]
+    return "\n".join(
+        [
+            "Cashew local stack",
+            *routes,
+            *pollers,
+            f"API           {api_url}",
+            f"AWS endpoint  {aws_url}  (AWS_ENDPOINT_URL={aws_url} AWS_ACCESS_KEY_ID=testing "
+            "AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1)",
+            "Press Ctrl-C to stop.",
+        ]
+    )
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+        signal.signal(signum, signal.SIG_DFL)  # a second Ctrl-C does not wait for a clean stop
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, request_stop)
+    try:
+        with contextlib.ExitStack() as stack:
+            endpoint, aws_url = aws.start(int(os.environ.get("CASHEW_AWS_PORT", aws.DEFAULT_PORT)))
+            stack.callback(endpoint.stop)
+            template = load_template()
+            clients = aws.clients(aws_url)
+            resources = provision(template, clients)
+            specs = functions(template)
+            runtime = Runtime(
+                specs, {fid: function_env(spec, resources, aws_url) for fid, spec in specs.items()}
+            )
+            stack.callback(runtime.shutdown)
+            if run_bootstrap(stack_env(template, resources, aws_url), specs):
+                _log.info("ran cashew.local_bootstrap")
+            consumers = Consumers(specs, resources, runtime.invoke, clients)
+            consumers.start()
+            stack.callback(consumers.stop)
+            gateway = Gateway.from_template(template, runtime.invoke)
+            server = make_server(gateway, port=int(os.environ.get("PORT", DEFAULT_PORT)))
+            stack.callback(server.server_close)
+            threading.Thread(target=server.serve_forever, name="api", daemon=True).start()
+            stack.callback(server.shutdown)
+            print(_banner(server.url, aws_url, gateway, consumers), flush=True)
+            stopping.wait()
+            print("Stopping...", flush=True)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"cannot start: {exc} (set PORT / CASHEW_AWS_PORT to use other ports)", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
