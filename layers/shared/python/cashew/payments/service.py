@@ -50,6 +50,7 @@ def _replay(replay: idempotency.Replay) -> Result:
 
 
 def _payment(
+    *,
     payment_id: str,
     kind: PaymentType,
     payer_id: str,
