@@ -67,5 +67,9 @@ class PayloadTooLargeError(CashewError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 
 
+class UnsupportedMediaTypeError(CashewError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
 class TooManyAttemptsError(CashewError):
     status, code, title = 429, "too_many_attempts", "Too many attempts"

@@ -11,7 +11,10 @@ from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cashew.errors import (
@@ -21,6 +24,7 @@ from cashew.errors import (
     NotFoundError,
     PayloadTooLargeError,
     UnauthenticatedError,
+    UnsupportedMediaTypeError,
 )
 from cashew.observability import logger
 
@@ -44,9 +48,10 @@ class CashewResolver(APIGatewayRestResolver):
     """The REST resolver with Cashew's edge rules: body limit, request id, problem+json."""
 
     def __init__(self) -> None:
-        super().__init__(enable_validation=True)
+        super().__init__(enable_validation=True, json_body_deserializer=_parse_json)
         self.exception_handler(CashewError)(self._domain_error)
         self.exception_handler(RequestValidationError)(self._validation_error)
+        self.exception_handler(RequestUnsupportedContentType)(self._unsupported_media_type)
         self.exception_handler(RouteNotFound)(self._route_not_found)
         self.exception_handler(Exception)(self._unexpected_error)
 
@@ -81,6 +86,10 @@ class CashewResolver(APIGatewayRestResolver):
     def _validation_error(self, error: RequestValidationError) -> Response[str]:
         return _problem_response(_describe_validation(error), self.request_id)
 
+    def _unsupported_media_type(self, _: RequestUnsupportedContentType) -> Response[str]:
+        error = UnsupportedMediaTypeError("request bodies must be application/json")
+        return _problem_response(error, self.request_id)
+
     def _route_not_found(self, _: RouteNotFound) -> Response[str]:
         return _problem_response(NotFoundError("no such resource"), self.request_id)
 
@@ -112,12 +121,42 @@ def _problem_response(error: CashewError, request_id: str) -> Response[str]:
     )
 
 
+def _reject_constant(name: str) -> Any:
+    raise InvalidRequestError(
+        f"{name} is not valid JSON", errors=[{"field": "body", "message": "is not valid JSON"}]
+    )
+
+
+def _parse_json(body: str) -> Any:
+    """json.loads without NaN/Infinity; any unparsable body (including integers past
+    Python's digit limit, a plain ValueError) is a 422, never a 500."""
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise InvalidRequestError(
+            "body is not valid JSON", errors=[{"field": "body", "message": "is not valid JSON"}]
+        ) from exc
+
+
+# Messages by pydantic error type. They are ours, never pydantic's `msg`, which can quote
+# the client's input (a card number sent in the wrong field, say).
 _MESSAGES = {
     "extra_forbidden": "is not a field of this operation",
     "missing": "is required",
     "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "bool_type": "must be a boolean",
+    "bool_parsing": "must be a boolean",
+    "string_type": "must be a string",
+    "string_pattern_mismatch": "has an invalid format",
     "json_invalid": "is not valid JSON",
     "model_attributes_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+    "dict_type": "must be a JSON object",
+    "list_type": "must be a JSON array",
+    "union_tag_invalid": "has an unknown type",
+    "union_tag_not_found": "needs a type",
 }
 
 
@@ -135,10 +174,17 @@ def _describe_validation(error: RequestValidationError) -> InvalidRequestError:
             message = _MESSAGES[kind]
         elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
             message = f"must be {kind.replace('_', ' ')} {ctx.get(next(iter(ctx), ''), '')}"
-        elif kind == "value_error":
+        elif kind in ("string_too_short", "string_too_long"):
+            bound = ctx.get("min_length", ctx.get("max_length"))
+            message = (
+                f"must be {'at least' if kind.endswith('short') else 'at most'} {bound} characters"
+            )
+        elif kind == "literal_error":
+            message = f"must be one of {ctx.get('expected', 'the allowed values')}"
+        elif kind == "value_error":  # raised by our own validators, with our own messages
             message = str(ctx.get("error", "is invalid"))
         else:
-            message = str(item.get("msg", "is invalid")).split("\n", 1)[0]
+            message = "is invalid"
         details.append({"field": field, "message": message})
     first = details[0] if details else {"field": "body", "message": "is invalid"}
     return InvalidRequestError(f"{first['field']} {first['message']}", errors=details)

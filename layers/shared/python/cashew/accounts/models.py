@@ -60,7 +60,7 @@ class CardInput(StrictRequest):
     @classmethod
     def _number(cls, value: SecretStr) -> SecretStr:
         digits = value.get_secret_value().replace(" ", "")
-        if not digits.isdigit() or not 12 <= len(digits) <= 19:
+        if not _ascii_digits(digits) or not 12 <= len(digits) <= 19:
             raise ValueError("card number must be 12 to 19 digits")
         if not luhn_valid(digits):
             raise ValueError("card number is invalid")
@@ -70,7 +70,7 @@ class CardInput(StrictRequest):
     @classmethod
     def _cvc(cls, value: SecretStr) -> SecretStr:
         cvc = value.get_secret_value()
-        if not cvc.isdigit() or len(cvc) not in (3, 4):
+        if not _ascii_digits(cvc) or len(cvc) not in (3, 4):
             raise ValueError("cvc must be 3 or 4 digits")
         return value
 
@@ -103,6 +103,11 @@ class Balance(BaseModel):
 
 class BalancesResponse(BaseModel):
     data: list[Balance]
+
+
+def _ascii_digits(text: str) -> bool:
+    """0-9 only: str.isdigit() also accepts full-width and other scripts' digits."""
+    return text.isascii() and text.isdigit()
 
 
 def luhn_valid(digits: str) -> bool:

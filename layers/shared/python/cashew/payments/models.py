@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from cashew.money import Amount, Currency
 
@@ -41,7 +41,7 @@ class PaymentRequest(StrictRequest):
     payee_id: UserId
     source: Annotated[BalanceSource | CardSource, Field(discriminator="type")]
     description: Annotated[str, StringConstraints(max_length=500)] | None = None
-    capture: bool = True
+    capture: StrictBool = True
 
 
 class Risk(BaseModel):

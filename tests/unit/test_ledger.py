@@ -1,0 +1,131 @@
+"""The per-user hash chain and who an outcome concerns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cashew.ledger import chain
+from cashew.ledger.models import Outcome
+from cashew.ledger.service import affected
+
+PAYER = "usr_01JCQ3F6Z4V8T2K9M1N5P7R3S6"
+PAYEE = "usr_01JCQ3H1J3K5M7N9P1Q3R5S7T9"
+
+ENTRY: dict[str, Any] = {
+    "id": "txn_01JCQ3J0000000000000000000",
+    "payment_id": "pay_01JCQ3J0000000000000000000",
+    "user_id": PAYER,
+    "type": "payment",
+    "direction": "debit",
+    "amount": 2500,
+    "currency": "USD",
+    "status": "succeeded",
+    "failure_code": None,
+    "occurred_at": "2026-11-30T09:30:00.000Z",
+    "seq": 7,
+    "prev_hash": "a" * 64,
+}
+
+
+def test_hash_is_a_deterministic_sha256_hex_digest() -> None:
+    first = chain.entry_hash(dict(ENTRY))
+    assert first == chain.entry_hash(dict(ENTRY))
+    assert len(first) == 64 and int(first, 16) >= 0
+
+
+def test_hash_does_not_depend_on_key_order() -> None:
+    reversed_entry = dict(reversed(list(ENTRY.items())))
+    assert chain.entry_hash(reversed_entry) == chain.entry_hash(ENTRY)
+
+
+def test_hash_excludes_the_hash_field_itself() -> None:
+    # Given an entry that already carries its hash (as stored)
+    expected = chain.entry_hash(ENTRY)
+    # When it is hashed again for verification
+    # Then the stored hash (whatever it says) does not change the result
+    assert chain.entry_hash({**ENTRY, "hash": expected}) == expected
+    assert chain.entry_hash({**ENTRY, "hash": "0" * 64}) == expected
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("id", "txn_01JCQ3J0000000000000000001"),
+        ("payment_id", "pay_01JCQ3J0000000000000000001"),
+        ("user_id", PAYEE),
+        ("type", "top_up"),
+        ("direction", "credit"),
+        ("amount", 2501),
+        ("currency", "EUR"),
+        ("status", "failed"),
+        ("failure_code", "card_declined"),
+        ("occurred_at", "2026-11-30T09:30:00.001Z"),
+        ("seq", 8),
+        ("prev_hash", "b" * 64),
+    ],
+)
+def test_hash_changes_when_any_field_changes(field: str, value: Any) -> None:
+    assert ENTRY[field] != value
+    assert chain.entry_hash({**ENTRY, field: value}) != chain.entry_hash(ENTRY)
+
+
+def test_hash_distinguishes_a_missing_field_from_a_null_one() -> None:
+    without = {k: v for k, v in ENTRY.items() if k != "failure_code"}
+    assert chain.entry_hash(without) != chain.entry_hash(ENTRY)
+
+
+def test_amount_as_string_hashes_differently_from_amount_as_int() -> None:
+    assert chain.entry_hash({**ENTRY, "amount": "2500"}) != chain.entry_hash(ENTRY)
+
+
+def test_chaining_detects_an_edit_in_an_earlier_entry() -> None:
+    # Given a chain of three entries
+    entries = []
+    prev = chain.GENESIS
+    for seq in (1, 2, 3):
+        fields = {**ENTRY, "seq": seq, "prev_hash": prev}
+        prev = chain.entry_hash(fields)
+        entries.append({**fields, "hash": prev})
+    # When the first entry's amount is edited and its hash recomputed
+    entries[0] = {**entries[0], "amount": 1}
+    entries[0]["hash"] = chain.entry_hash(entries[0])
+    # Then the second entry no longer links to it
+    assert entries[1]["prev_hash"] != entries[0]["hash"]
+
+
+def test_genesis_is_64_zeros() -> None:
+    assert chain.GENESIS == "0" * 64
+
+
+# --- affected -------------------------------------------------------------------------------
+
+
+def outcome(type_: str, status: str, **overrides: Any) -> Outcome:
+    return Outcome(
+        outcome_id="out_1",
+        payment_id="pay_01JCQ3J0000000000000000000",
+        type=type_,
+        status=status,
+        amount=2500,
+        currency="USD",
+        payer_id=PAYER,
+        payee_id=overrides.pop("payee_id", PAYEE),
+        occurred_at="2026-11-30T09:30:00.000Z",
+        **overrides,
+    )
+
+
+@pytest.mark.parametrize("status", ["succeeded", "failed", "processing"])
+def test_a_top_up_concerns_only_the_payer_as_a_credit(status: str) -> None:
+    assert affected(outcome("top_up", status, payee_id=PAYER)) == [(PAYER, "credit")]
+
+
+def test_a_succeeded_payment_debits_the_payer_and_credits_the_payee() -> None:
+    assert affected(outcome("payment", "succeeded")) == [(PAYER, "debit"), (PAYEE, "credit")]
+
+
+@pytest.mark.parametrize("status", ["failed", "requires_capture", "processing", "canceled"])
+def test_a_payment_that_did_not_reach_the_payee_concerns_the_payer_only(status: str) -> None:
+    assert affected(outcome("payment", status, failure_code="card_declined")) == [(PAYER, "debit")]
