@@ -1,0 +1,1 @@
+"""Cashew's benchmark: `python -m bench.run` (make bench). See bench/run.py."""

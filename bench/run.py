@@ -1,0 +1,348 @@
+"""`python -m bench.run` (make bench): cold import times and AWS calls per operation.
+
+What is measured, and how:
+
+1. Cold import time of every function of template.yaml (`local.template.functions`): the
+   median, over `--runs` fresh interpreters (default 7), of the time the `import <module>`
+   statement of the function's handler takes, with its CodeUri and layer dirs on sys.path
+   and its own environment (see bench/imports.py). Functions are measured one at a time.
+2. AWS calls per operation, on an embedded AWS endpoint provisioned from template.yaml,
+   with the handlers invoked in this process by bench.harness.Driver using the events/
+   samples (real ids, tokens and queue messages substituted). A botocore `before-call`
+   hook on `cashew.aws.session()` names every API call (bench.harness.CallCounter).
+   For each operation:
+     - cold: its first invocation after `cashew.aws.reset()` (no clients, no cached
+       secrets, as in a new execution environment);
+     - warm: the next invocation, with fresh inputs (new user, new idempotency key...);
+     - handler time: the median wall time of `--warm-runs` warm invocations (default 5),
+       AWS round trips to the in-process endpoint included. Extra information only: the
+       endpoint is moto, sharing this process's CPU.
+   Set-up (users, cards, top-ups, receiving queue messages) is done outside the counted
+   window. `log_consume` is one invocation of the log consumer with the outcome messages
+   of one balance payment, received from the queue; it is also reported per log entry.
+3. The budget: a warm balance payment that succeeds makes at most 2 AWS calls (one
+   TransactWriteItems, one SendMessage); the exit status is 1 when it makes more.
+
+A table is printed and the numbers are written to bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.harness import CallCounter, Driver, HarnessError, LocalStack, Request, local_stack
+from bench.imports import NO_AWS, ImportFailedError, ImportTiming, time_imports
+from local.template import function_env
+
+RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
+BUDGET_OPERATION = "balance_payment"
+BUDGET_CALLS = 2
+MIN_IMPORT_RUNS = 5
+
+TOP_UP_AMOUNT = 1_000  # minor units
+PAYMENT_AMOUNT = 100
+MAX_TOP_UP = 100_000  # under the risk screening's limit for a new card
+
+
+@dataclass(frozen=True)
+class Operation:
+    """`prepare` does the operation's (uncounted) set-up and returns a fresh request."""
+
+    name: str
+    prepare: Callable[[], Request]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    name: str
+    function_id: str
+    cold_calls: tuple[str, ...]
+    warm_calls: tuple[str, ...]
+    warm_ms: tuple[float, ...]
+    unstable: bool  # the warm invocations did not all make the same calls
+    log_entries: int  # log entries the invocation appends (log_consume), else 0
+
+    @property
+    def handler_ms(self) -> float:
+        return statistics.median(self.warm_ms)
+
+
+def operations(driver: Driver, invocations: int) -> list[Operation]:
+    """Every operation measured, with the scenario they share: a payer with a card and the
+    money for `invocations` runs of each paying operation, and a payee."""
+    payer, payee = driver.new_account(), driver.new_account()
+    card = driver.add_card(payer)
+    needed = 2 * invocations * PAYMENT_AMOUNT  # balance_payment and log_consume pay
+    for _ in range(math.ceil(needed / MAX_TOP_UP)):
+        driver.top_up(payer, card, MAX_TOP_UP)
+
+    def login() -> Request:
+        email = driver.send(driver.register_request())["email"]
+        return driver.login_request(email)
+
+    def authorizer() -> Request:
+        token = driver.send(driver.login_request(payer.email))["access_token"]
+        return driver.authorizer_request(token)
+
+    def log_consume() -> Request:
+        payment = driver.pay(payer, payee.id, PAYMENT_AMOUNT)
+        return driver.consume_request(payment["id"])
+
+    def get(function_id: str, query: dict[str, str] | None = None) -> Callable[[], Request]:
+        return lambda: driver.api_request(function_id, 200, caller=payer, query=query)
+
+    return [
+        Operation("health", lambda: driver.api_request("HealthFunction", 200)),
+        Operation("jwks", lambda: driver.api_request("JwksFunction", 200)),
+        Operation("register", driver.register_request),
+        Operation("login", login),
+        Operation("authorizer", authorizer),
+        Operation("get_me", get("GetMeFunction")),
+        Operation("add_card", lambda: driver.add_card_request(payer)),
+        Operation("list_balances", get("ListBalancesFunction")),
+        Operation("top_up", lambda: driver.top_up_request(payer, card, TOP_UP_AMOUNT)),
+        Operation(
+            BUDGET_OPERATION, lambda: driver.payment_request(payer, payee.id, PAYMENT_AMOUNT)
+        ),
+        Operation("log_consume", log_consume),
+        Operation("list_transactions", get("ListTransactionsFunction", {"limit": "20"})),
+    ]
+
+
+def _log_entries(request: Request) -> int:
+    if request.function_id != "LogConsumerFunction":
+        return 0
+    # Imported here: the layer's logger reads the stack's environment when it is created.
+    from cashew.ledger.models import Outcome
+    from cashew.ledger.service import affected
+
+    records = request.event["Records"]
+    return sum(len(affected(Outcome.model_validate_json(r["body"]))) for r in records)
+
+
+def measure(
+    driver: Driver, counter: CallCounter, operation: Operation, warm_runs: int
+) -> Measurement:
+    request = operation.prepare()
+    counter.install()  # a new execution environment: no clients, no cached secrets
+    with counter.window() as cold:
+        result = driver.stack.invoke(request.function_id, request.event)
+    request.complete(result)
+    runs: list[tuple[str, ...]] = []
+    times: list[float] = []
+    for _ in range(warm_runs):
+        request = operation.prepare()
+        with counter.window() as calls:
+            started = time.perf_counter()
+            result = driver.stack.invoke(request.function_id, request.event)
+            times.append((time.perf_counter() - started) * 1000)
+        request.complete(result)
+        runs.append(tuple(calls))
+    return Measurement(
+        name=operation.name,
+        function_id=request.function_id,
+        cold_calls=tuple(cold),
+        warm_calls=runs[0],
+        warm_ms=tuple(times),
+        unstable=len(set(runs)) > 1,
+        log_entries=_log_entries(request),
+    )
+
+
+@contextlib.contextmanager
+def quiet_handlers() -> Iterator[None]:
+    """The handlers' log lines go to /dev/null (still formatted, as in Lambda), and the
+    Powertools warnings (no metrics to flush) are not shown."""
+    from cashew.observability import logger  # after the stack's environment is set
+
+    handler = logger.registered_handler
+    with open(os.devnull, "w", encoding="utf-8") as sink, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        previous = handler.setStream(sink) if isinstance(handler, logging.StreamHandler) else None
+        try:
+            yield
+        finally:
+            if isinstance(handler, logging.StreamHandler) and previous is not None:
+                handler.setStream(previous)
+
+
+# ------------------------------------------------------------------------------ reporting
+def _names(calls: tuple[str, ...]) -> str:
+    counts = Counter(calls)
+    return ", ".join(f"{name} x{n}" if n > 1 else name for name, n in counts.items()) or "-"
+
+
+def _per_entry(calls: int, entries: int) -> float:
+    return round(calls / entries, 2) if entries else 0.0
+
+
+def results(
+    imports: dict[str, ImportTiming], measurements: list[Measurement], args: argparse.Namespace
+) -> dict[str, Any]:
+    by_name = {m.name: m for m in measurements}
+    budget = by_name[BUDGET_OPERATION]
+    consume = by_name["log_consume"]
+    return {
+        "cold_import_ms": {f: round(t.median_ms, 1) for f, t in imports.items()},
+        "aws_calls": {m.name: len(m.warm_calls) for m in measurements},
+        "aws_calls_cold": {m.name: len(m.cold_calls) for m in measurements},
+        "aws_call_names": {
+            m.name: {"warm": list(m.warm_calls), "cold": list(m.cold_calls)} for m in measurements
+        },
+        "handler_ms": {m.name: round(m.handler_ms, 1) for m in measurements},
+        "log_consume_per_entry": {
+            "entries_per_batch": consume.log_entries,
+            "warm": _per_entry(len(consume.warm_calls), consume.log_entries),
+            "cold": _per_entry(len(consume.cold_calls), consume.log_entries),
+        },
+        "operation_function": {m.name: m.function_id for m in measurements},
+        "unstable_warm_calls": [m.name for m in measurements if m.unstable],
+        "cold_import_runs_ms": {f: [round(ms, 1) for ms in t.runs_ms] for f, t in imports.items()},
+        "cold_import_loads_boto3": {f: t.loads_boto3 for f, t in imports.items()},
+        "budget": {
+            "operation": BUDGET_OPERATION,
+            "max_calls": BUDGET_CALLS,
+            "calls": len(budget.warm_calls),
+            "ok": len(budget.warm_calls) <= BUDGET_CALLS,
+        },
+        "settings": {
+            "import_runs": args.runs,
+            "warm_runs": args.warm_runs,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+        },
+    }
+
+
+def print_report(imports: dict[str, ImportTiming], measurements: list[Measurement]) -> None:
+    runs = len(next(iter(imports.values())).runs_ms) if imports else 0
+    print(f"\nCold import of the handler module (ms, {runs} fresh interpreters)")
+    print(f"  {'function':<26} {'median':>7} {'min':>7} {'max':>7}  boto3")
+    for function_id, timing in imports.items():
+        print(
+            f"  {function_id:<26} {timing.median_ms:>7.1f} {min(timing.runs_ms):>7.1f}"
+            f" {max(timing.runs_ms):>7.1f}  {'yes' if timing.loads_boto3 else 'no'}"
+        )
+
+    print("\nAWS calls per invocation (warm: after one invocation; cold: after cashew.aws.reset())")
+    print(f"  {'operation':<20} {'warm':>4} {'cold':>4} {'ms':>7}  warm calls  [cold adds]")
+    for m in measurements:
+        extra = Counter(m.cold_calls) - Counter(m.warm_calls)
+        cold_adds = f"  [+ {_names(tuple(extra.elements()))}]" if extra else ""
+        flag = "  (warm calls vary between runs)" if m.unstable else ""
+        print(
+            f"  {m.name:<20} {len(m.warm_calls):>4} {len(m.cold_calls):>4} {m.handler_ms:>7.1f}"
+            f"  {_names(m.warm_calls)}{cold_adds}{flag}"
+        )
+        if m.log_entries:
+            warm = _per_entry(len(m.warm_calls), m.log_entries)
+            cold = _per_entry(len(m.cold_calls), m.log_entries)
+            label = f"  per entry ({m.log_entries})"
+            print(f"  {label:<20} {warm:>4g} {cold:>4g}")
+
+
+def _positive(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description="Cold import times and AWS calls per operation of Cashew's functions.",
+    )
+    parser.add_argument(
+        "--runs",
+        type=_positive(MIN_IMPORT_RUNS),
+        default=7,
+        help="fresh interpreters per function for the import times (default 7, at least 5)",
+    )
+    parser.add_argument(
+        "--warm-runs",
+        type=_positive(1),
+        default=5,
+        help="warm invocations per operation for the handler times (default 5)",
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="the results file")
+    args = parser.parse_args(argv)
+
+    def progress(message: str) -> None:
+        print(f"bench: {message}", file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    try:
+        with local_stack() as stack:
+            imports = time_imports(
+                stack.functions,
+                lambda spec: function_env(spec, stack.resources, NO_AWS),
+                args.runs,
+                progress,
+            )
+            measurements = _measure_all(stack, args.warm_runs, progress)
+    except (HarnessError, ImportFailedError) as error:
+        print(f"bench: FAILED: {error}", file=sys.stderr)
+        return 2
+
+    report = results(imports, measurements, args)
+    args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print_report(imports, measurements)
+    print(f"\nwrote {args.output} in {time.perf_counter() - started:.0f} s")
+
+    budget = report["budget"]
+    if not budget["ok"]:
+        names = ", ".join(report["aws_call_names"][BUDGET_OPERATION]["warm"])
+        print(
+            f"\nbench: BUDGET EXCEEDED: a warm {BUDGET_OPERATION} makes {budget['calls']} AWS"
+            f" calls ({names}); the budget is {BUDGET_CALLS}"
+            " (one DynamoDB.TransactWriteItems, one SQS.SendMessage)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _measure_all(
+    stack: LocalStack, warm_runs: int, progress: Callable[[str], None]
+) -> list[Measurement]:
+    for function_id in stack.functions:  # Lambda's init phase: before any invocation
+        stack.handler(function_id)
+    driver = Driver(stack)
+    counter = CallCounter()
+    measurements = []
+    with quiet_handlers():
+        try:
+            progress("setting up users, a card and a balance")
+            for operation in operations(driver, invocations=1 + warm_runs):
+                progress(f"invoke {operation.name}")
+                measurements.append(measure(driver, counter, operation, warm_runs))
+        finally:
+            counter.uninstall()
+    covered = {m.function_id for m in measurements}
+    for function_id in stack.functions.keys() - covered:
+        progress(f"warning: no operation invokes {function_id}")
+    return measurements
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""The AWS call budget of a balance payment: one TransactWriteItems and one SendMessage.
+
+Calls are counted as `make bench` counts them (bench.harness.CallCounter): a botocore
+`before-call` hook on `cashew.aws.session()`, installed after a `cashew.aws.reset()` and so
+before any client of the layer exists. The handlers run in-process against the `stack`
+fixture (tests/integration/conftest.py).
+"""
+
+from __future__ import annotations
+
+from bench.harness import Driver, counting
+
+BUDGET = 2
+
+
+def test_warm_balance_payment_success_makes_one_transaction_and_one_message(stack):
+    # Given a payer with money and a payee, and every client of the layer made from a hooked
+    # session
+    driver = Driver(stack)
+    payer, payee = driver.new_account(), driver.new_account()
+    driver.top_up(payer, driver.add_card(payer), 10_000)
+    with counting() as counter:
+        # ... and CreatePaymentFunction warm: it has made a payment already
+        driver.pay(payer, payee.id, 100)
+        request = driver.payment_request(payer, payee.id, 250)
+
+        # When the payer pays again, with a new idempotency key
+        with counter.window() as calls:
+            raw = stack.invoke(request.function_id, request.event)
+
+    # Then the payment succeeded with at most two AWS calls: one transaction, one message
+    payment = request.complete(raw)
+    assert payment["status"] == "succeeded"
+    assert payment["amount_captured"] == 250
+    assert len(calls) <= BUDGET, f"a warm balance payment made {len(calls)} AWS calls: {calls}"
+    assert sorted(calls) == ["DynamoDB.TransactWriteItems", "SQS.SendMessage"]
