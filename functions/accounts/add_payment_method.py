@@ -4,7 +4,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cashew.accounts import service
+from cashew.accounts import payment_methods
 from cashew.accounts.models import AddPaymentMethodRequest, PaymentMethodResponse
 from cashew.http import CashewResolver, caller
 from cashew.observability import logger, metrics
@@ -14,7 +14,7 @@ app = CashewResolver()
 
 @app.post("/v1/users/me/payment-methods")
 def add_payment_method(body: AddPaymentMethodRequest) -> Response[PaymentMethodResponse]:
-    method = service.add_payment_method(caller(app), body)
+    method = payment_methods.add_payment_method(caller(app), body)
     return Response(status_code=201, content_type="application/json", body=method)
 
 

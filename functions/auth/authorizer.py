@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cashew.auth import service
+from cashew.auth import access
 from cashew.errors import UnauthenticatedError
 from cashew.observability import logger
 
@@ -16,7 +16,7 @@ from cashew.observability import logger
 @event_source(data_class=APIGatewayAuthorizerTokenEvent)
 def lambda_handler(event: APIGatewayAuthorizerTokenEvent, context: LambdaContext) -> dict[str, Any]:
     try:
-        claims = service.authenticate(event.authorization_token or "")
+        claims = access.authenticate(event.authorization_token or "")
     except UnauthenticatedError as error:
         logger.info("access denied", extra={"reason": error.detail})
         raise Exception("Unauthorized") from None

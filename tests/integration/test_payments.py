@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from cashew.http import Caller
+from cashew.identity import Caller
 from cashew.payments import idempotency, service
 from cashew.payments.models import PaymentRequest, TopUpRequest
 from tests.integration.conftest import add_card, balance, pay, top_up

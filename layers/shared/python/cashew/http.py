@@ -6,8 +6,7 @@ Domain errors are translated to HTTP here and nowhere else.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
@@ -26,22 +25,12 @@ from cashew.errors import (
     UnauthenticatedError,
     UnsupportedMediaTypeError,
 )
+from cashew.identity import Caller
 from cashew.observability import logger
 
 MAX_BODY_BYTES = 64 * 1024
 PROBLEM_JSON = "application/problem+json"
 ERROR_TYPE_BASE = "https://cashew.dev/errors/"
-
-Role = Literal["user", "admin"]
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is calling, as established by the authorizer (never by the request body)."""
-
-    user_id: str
-    session_id: str
-    role: Role
 
 
 class CashewResolver(APIGatewayRestResolver):

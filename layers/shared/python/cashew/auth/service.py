@@ -1,4 +1,4 @@
-"""Login and the authorizer's decision."""
+"""Login: credentials in, a session and a token pair out."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from cashew import clock, ids
 from cashew.accounts import store as accounts
 from cashew.auth import passwords, sessions, tokens
 from cashew.config import get_settings
-from cashew.errors import InvalidCredentialsError, UnauthenticatedError
+from cashew.errors import InvalidCredentialsError
 from cashew.observability import metrics
 
 REFRESH_PREFIX = "rt_"
@@ -63,15 +63,3 @@ def login(email: str, password: str, user_agent: str) -> TokenPair:
         refresh_expires_in=settings.refresh_token_ttl,
         session_id=session.id,
     )
-
-
-def authenticate(authorization: str) -> tokens.AccessClaims:
-    """The claims of a `Bearer` access token whose session is still live."""
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise UnauthenticatedError("a bearer token is required")
-    claims = tokens.verify_access_token(token.strip())
-    session = sessions.get(claims.session_id)
-    if session is None or not session.live(clock.epoch()) or session.user_id != claims.user_id:
-        raise UnauthenticatedError("the session has ended")
-    return claims

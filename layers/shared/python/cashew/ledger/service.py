@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import ids
-from cashew.http import Caller
+from cashew.identity import Caller
 from cashew.ledger import chain, store
 from cashew.ledger.models import Direction, Entry, EntryList, Outcome
 from cashew.observability import logger, metrics

@@ -18,7 +18,7 @@ from cashew.accounts import cards
 from cashew.accounts import store as accounts
 from cashew.config import get_settings
 from cashew.errors import ConflictError, InvalidRequestError, NotFoundError
-from cashew.http import Caller
+from cashew.identity import Caller
 from cashew.observability import logger, metrics
 from cashew.payments import fraud, idempotency, outcomes
 from cashew.payments import store as payments
