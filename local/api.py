@@ -403,8 +403,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
                 pass
             return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return None if length > MAX_BODY_BYTES else self.rfile.read(length)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return None
+        return None if not 0 <= length <= MAX_BODY_BYTES else self.rfile.read(length)
 
     def _send(self, response: HttpResponse) -> None:
         self.send_response(response.status)

@@ -16,18 +16,18 @@ from cashew.observability import logger
 @event_source(data_class=APIGatewayAuthorizerTokenEvent)
 def lambda_handler(event: APIGatewayAuthorizerTokenEvent, context: LambdaContext) -> dict[str, Any]:
     try:
-        claims = access.authenticate(event.authorization_token or "")
+        caller = access.authenticate(event.authorization_token or "")
     except UnauthenticatedError as error:
         logger.info("access denied", extra={"reason": error.detail})
         raise Exception("Unauthorized") from None
     arn = event.parsed_arn
     policy = APIGatewayAuthorizerResponse(
-        principal_id=claims.user_id,
+        principal_id=caller.user_id,
         region=arn.region,
         aws_account_id=arn.aws_account_id,
         api_id=arn.api_id,
         stage=arn.stage,
-        context={"user_id": claims.user_id, "session_id": claims.session_id, "role": claims.role},
+        context={"user_id": caller.user_id, "session_id": caller.session_id, "role": caller.role},
     )
     policy.allow_all_routes()
     return policy.asdict()

@@ -26,6 +26,7 @@ class Stack:
     env: dict[str, str]
     functions: dict[str, FunctionSpec]
     clients: Callable[[str], Any]
+    resources: dict[str, dict[str, Any]]
 
     def invoke(self, function_id: str, event: dict[str, Any]) -> Any:
         spec = self.functions[function_id]
@@ -47,7 +48,7 @@ def stack() -> Iterator[Stack]:
     get_settings.cache_clear()
     aws.reset()
     try:
-        yield Stack(endpoint, dict(os.environ), functions(template), clients)
+        yield Stack(endpoint, dict(os.environ), functions(template), clients, resources)
     finally:
         os.environ.clear()
         os.environ.update(saved)

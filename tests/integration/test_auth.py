@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from argon2 import PasswordHasher
 
 from cashew import dynamo
+from cashew.auth import passwords
 from tests.integration.conftest import PASSWORD, authorize
 
 
@@ -85,3 +87,43 @@ def test_jwks_serves_the_verifying_key(stack, new_user):
     key = jwt.PyJWK(keys[kid]).key
     claims = jwt.decode(user.access_token, key, algorithms=["EdDSA"], audience="cashew-api")
     assert claims["sub"] == user.id
+
+
+def test_the_role_comes_from_the_live_session_not_the_token(stack, new_user):
+    # Given a user whose session's role changes after the token was issued
+    user = new_user()
+    stack.clients("dynamodb").update_item(
+        TableName=stack.env["CASHEW_SESSIONS_TABLE"],
+        Key={"pk": {"S": user.session_id}},
+        UpdateExpression="SET #role = :admin",
+        ExpressionAttributeNames={"#role": "role"},
+        ExpressionAttributeValues={":admin": {"S": "admin"}},
+    )
+    # Then the next request carries the session's role
+    assert authorize(stack, user.access_token)["context"]["role"] == "admin"
+
+
+def test_login_rehashes_a_password_stored_with_weaker_parameters(stack, new_user):
+    # Given credentials hashed with parameters below the current ones
+    user = new_user()
+    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    table, key = (
+        stack.env["CASHEW_ACCOUNTS_TABLE"],
+        {"pk": f"EMAIL#{user.email}", "sk": "CREDENTIALS"},
+    )
+    dynamo.update_item(table, key, "SET password_hash = :weak", {":weak": weak})
+    # When the user logs in
+    reply = stack.call(
+        "LoginFunction", "auth/login.json", body={"email": user.email, "password": PASSWORD}
+    )
+    # Then the stored hash is upgraded to the current parameters
+    assert reply.status == 200
+    stored = dynamo.get_item(table, key)["password_hash"]
+    assert stored != weak and not passwords.needs_rehash(stored)
+
+
+def test_a_password_that_is_not_utf8_is_422_not_500(stack):
+    body = '{"email": "x@example.com", "password": "aaaaaaaaaaaa\\ud800", "name": "X"}'
+    assert stack.call("RegisterFunction", "accounts/register.json", raw_body=body).status == 422
+    login = '{"email": "x@example.com", "password": "aaaaaaaaaaaa\\ud800"}'
+    assert stack.call("LoginFunction", "auth/login.json", raw_body=login).status == 422

@@ -428,12 +428,17 @@ def test_http_front_refuses_bodies_over_10_mib_and_unknown_routes() -> None:
         # Then it is refused with 413 without being read
         assert too_large.status == 413 and too_large.getheader("X-Request-Id")
         connection.close()
-        # And an unknown route gets API Gateway's 403
+        # And an unknown route gets the template's MISSING_AUTHENTICATION_TOKEN response
         connection = http.client.HTTPConnection(str(host), port, timeout=5)
         connection.request("GET", "/v1/nowhere")
         unknown = connection.getresponse()
-        assert unknown.status == 403
-        assert json.loads(unknown.read()) == {"message": "Missing Authentication Token"}
+        assert unknown.status == 404
+        assert unknown.getheader("Content-Type") == "application/problem+json"
+        body = json.loads(unknown.read())
+        assert (body["code"], body["request_id"]) == (
+            "not_found",
+            unknown.getheader("X-Request-Id"),
+        )
         connection.close()
     finally:
         server.shutdown()

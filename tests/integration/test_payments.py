@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
+from cashew import aws, dynamo
+from cashew.errors import IdempotencyInProgressError
 from cashew.identity import Caller
 from cashew.payments import idempotency, service
+from cashew.payments.gateways import get_gateway
+from cashew.payments.gateways.base import GatewayOutcomeUnknownError
 from cashew.payments.models import PaymentRequest, TopUpRequest
 from tests.integration.conftest import add_card, balance, pay, top_up
 
@@ -207,8 +213,19 @@ def test_top_up_interrupted_after_the_record_is_resumed_by_asking_the_gateway(st
         user.id, "crashed", "POST /v1/top-ups", request.model_dump(mode="json")
     )
     assert idempotency.begin(scope, "pay_01JCRASHEDCRASHEDCRASHED00") is None
-    # When the client retries with the same key
     caller = Caller(user.id, user.session_id, "user")
+    # While its lease runs, the first attempt may still be running: a retry is told so
+    with pytest.raises(IdempotencyInProgressError):
+        service.top_up(caller, request, "crashed")
+    assert balance(stack, user) == 0
+    # When the lease has passed (the first attempt's function has certainly stopped) and
+    # the client retries with the same key
+    stack.clients("dynamodb").update_item(
+        TableName=stack.env["CASHEW_IDEMPOTENCY_TABLE"],
+        Key={"pk": {"S": scope.pk}},
+        UpdateExpression="SET lease_until = :past",
+        ExpressionAttributeValues={":past": {"N": "0"}},
+    )
     retried = service.top_up(caller, request, "crashed")
     # Then the gateway is asked again with the same key, and the money moves exactly once,
     # under the payment id the first attempt reserved
@@ -227,8 +244,125 @@ def test_same_top_up_key_in_parallel_charges_and_credits_once(stack, new_user):
     request = TopUpRequest.model_validate(
         {"amount": 900, "currency": "USD", "payment_method_id": method}
     )
+
+    def attempt(_: int) -> service.Result | IdempotencyInProgressError:
+        try:
+            return service.top_up(caller, request, "parallel")
+        except IdempotencyInProgressError as busy:  # the first one is still running
+            return busy
+
     with ThreadPoolExecutor(max_workers=6) as pool:
-        results = list(pool.map(lambda _: service.top_up(caller, request, "parallel"), range(6)))
-    assert len({r.body for r in results}) == 1
-    assert sum(not r.replayed for r in results) == 1
+        results = list(pool.map(attempt, range(6)))
+    answered = [r for r in results if isinstance(r, service.Result)]
+    assert answered
+    assert len({r.body for r in answered}) == 1
+    assert sum(not r.replayed for r in answered) == 1
     assert balance(stack, user) == 900
+
+
+def test_card_payment_to_an_unknown_payee_is_404_and_charges_nothing(stack, new_user, monkeypatch):
+    payer = new_user()
+    method = add_card(stack, payer)
+    charges = []
+    gateway = get_gateway()
+    monkeypatch.setattr(type(gateway), "charge", lambda *a, **k: charges.append(a) or None)
+    reply = pay(
+        stack, payer, "usr_00000000000000000000000000", 700,
+        source={"type": "card", "payment_method_id": method},
+    )  # fmt: skip
+    assert reply.status == 404
+    assert reply.code == "not_found"
+    assert charges == []
+
+
+def _queued_outcomes(stack) -> list[dict]:
+    sqs = stack.clients("sqs")
+    url = stack.env["CASHEW_OUTCOMES_QUEUE_URL"]
+    found = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        for message in messages:
+            found.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
+def test_a_lost_publish_does_not_fail_the_payment_and_a_retry_publishes_it(
+    stack, new_user, monkeypatch
+):
+    # Given a payer with money, and a queue that refuses the first send
+    payer, payee = new_user(), new_user()
+    top_up(stack, payer, add_card(stack, payer), 1_000)
+    _queued_outcomes(stack)
+    sqs = aws.sqs()
+    real_send = sqs.send_message
+    failures = iter([True])
+
+    def flaky_send(**kwargs):
+        if next(failures, False):
+            raise EndpointConnectionError(endpoint_url=kwargs["QueueUrl"])
+        return real_send(**kwargs)
+
+    monkeypatch.setattr(sqs, "send_message", flaky_send)
+    # When the payment commits but its outcome cannot be published
+    key = str(uuid.uuid4())
+    first = pay(stack, payer, payee.id, 300, key)
+    # Then the client still learns that the payment succeeded, and nothing was queued
+    assert first.status == 201 and first.body["status"] == "succeeded"
+    assert _queued_outcomes(stack) == []
+    # And when the client retries with the same key, the outcome is published
+    again = pay(stack, payer, payee.id, 300, key)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    [outcome] = _queued_outcomes(stack)
+    assert (outcome["payment_id"], outcome["status"]) == (first.body["id"], "succeeded")
+    assert balance(stack, payer) == 700
+
+
+class _UnknownOutcomeGateway:
+    """Charges the card, then loses the answer the first time: the outcome is unknown."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.calls = 0
+
+    def charge(self, *args, **kwargs):
+        self.calls += 1
+        charge = self.real.charge(*args, **kwargs)
+        if self.calls <= 3:  # every attempt of the first request times out after sending
+            raise GatewayOutcomeUnknownError("read timeout")
+        return charge
+
+
+def test_an_unknown_gateway_outcome_is_never_recorded_as_failed(stack, new_user, monkeypatch):
+    # Given a gateway whose answers to the first request are lost after it charged the card
+    user = new_user()
+    method = add_card(stack, user)
+    gateway = _UnknownOutcomeGateway(get_gateway())
+    monkeypatch.setattr("cashew.payments.service.get_gateway", lambda: gateway)
+    key = str(uuid.uuid4())
+    # When the top-up is attempted, Then the client is told to retry, and nothing is final
+    first = top_up(stack, user, method, 800, key)
+    assert first.status == 409
+    assert first.code == "idempotency_in_progress"
+    assert balance(stack, user) == 0
+    # And when it retries with the same key, the gateway is asked again and settles it
+    again = top_up(stack, user, method, 800, key)
+    assert again.status == 201 and again.body["status"] == "succeeded"
+    assert balance(stack, user) == 800
+
+
+def test_persistent_throttling_of_a_money_transaction_is_429(stack, new_user, monkeypatch):
+    payer, payee = new_user(), new_user()
+    top_up(stack, payer, add_card(stack, payer), 1_000)
+
+    def throttled(items):
+        raise dynamo.TransactionCanceled(
+            ["None", "None", "ThrottlingError", "None", "None"], [None] * 5
+        )
+
+    monkeypatch.setattr(dynamo, "transact_write", throttled)
+    reply = pay(stack, payer, payee.id, 100)
+    assert reply.status == 429
+    assert reply.code == "rate_limited"
+    assert reply.headers["Retry-After"] == "1"
+    monkeypatch.undo()
+    assert balance(stack, payer) == 1_000

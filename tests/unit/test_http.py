@@ -394,3 +394,15 @@ def test_an_over_long_or_non_printable_key_is_422(key: str) -> None:
     _, body, response = call(evt)
     assert_problem(response, body, 422, "validation_error")
     assert body["errors"][0]["field"] == "Idempotency-Key"
+
+
+def test_json_nested_too_deep_to_parse_is_422_not_500() -> None:
+    _, problem, response = call(event("POST", "/t/payments", body="[" * 20_000 + "]" * 20_000))
+    assert_problem(response, problem, 422, "validation_error")
+
+
+def test_an_unknown_field_whose_name_is_not_an_identifier_is_not_echoed() -> None:
+    body = {"amount": 100, "currency": "USD", "4242424242424242": 1}
+    _, problem, response = call(event("POST", "/t/payments", body=json.dumps(body)))
+    assert_problem(response, problem, 422, "validation_error")
+    assert "4242424242424242" not in response["body"]

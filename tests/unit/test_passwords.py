@@ -10,6 +10,7 @@ import re
 import pytest
 from argon2 import PasswordHasher
 
+from cashew.auth import passwords
 from cashew.auth.passwords import hash_password, needs_rehash, verify_password
 
 PASSWORD = "correct horse battery staple"
@@ -75,3 +76,9 @@ def test_a_hash_with_weaker_parameters_verifies_and_needs_rehash() -> None:
     # Then the user can still log in, and the login rehashes
     assert verify_password(weak, PASSWORD) is True
     assert needs_rehash(weak) is True
+
+
+def test_the_dummy_hash_for_unknown_users_costs_what_a_real_hash_costs() -> None:
+    # the dummy is verified in place of a missing user's hash: same algorithm and parameters
+    assert passwords.DUMMY_HASH.startswith("$argon2id$")
+    assert not passwords.needs_rehash(passwords.DUMMY_HASH)

@@ -38,6 +38,7 @@ class Settings(BaseModel):
     gateway_webhook_secret: SecretStr = Field(
         SecretStr("whsec_sandbox_local"), alias="CASHEW_GATEWAY_WEBHOOK_SECRET"
     )
+    request_lease_seconds: int = Field(60, alias="CASHEW_REQUEST_LEASE_SECONDS", ge=30)
     gateway_max_attempts: int = Field(3, alias="CASHEW_GATEWAY_MAX_ATTEMPTS", ge=1, le=5)
 
 

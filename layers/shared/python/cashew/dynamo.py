@@ -41,6 +41,13 @@ def deserialize(item: Mapping[str, Any]) -> Item:
     return {k: deserializer.deserialize(v) for k, v in item.items()}
 
 
+class ConditionFailed(Exception):
+    """A conditional PutItem or UpdateItem found its condition false; nothing was written."""
+
+
+_THROTTLED = ("ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded")
+
+
 class TransactionCanceled(Exception):
     """A TransactWriteItems was cancelled; `reasons[i]` is the code of item i ('None' if ok)."""
 
@@ -55,6 +62,16 @@ class TransactionCanceled(Exception):
     @property
     def conflict(self) -> bool:
         return "TransactionConflict" in self.reasons
+
+    @property
+    def throttled(self) -> bool:
+        return any(r in _THROTTLED for r in self.reasons)
+
+    @property
+    def retryable(self) -> bool:
+        """Only contention or throttling cancelled it: no condition failed."""
+        failed = [r for r in self.reasons if r not in ("None", "")]
+        return bool(failed) and all(r == "TransactionConflict" or r in _THROTTLED for r in failed)
 
 
 def transact_write(items: Sequence[Mapping[str, Any]]) -> None:
@@ -81,11 +98,37 @@ def put_item(table: str, item: Mapping[str, Any], condition: str | None = None) 
     kwargs: dict[str, Any] = {"TableName": table, "Item": serialize(item)}
     if condition:
         kwargs["ConditionExpression"] = condition
-    aws.dynamodb().put_item(**kwargs)
+    client = aws.dynamodb()
+    try:
+        client.put_item(**kwargs)
+    except client.exceptions.ConditionalCheckFailedException as exc:
+        raise ConditionFailed(table) from exc
 
 
-def is_conditional_failure(exc: Exception) -> bool:
-    return type(exc).__name__ == "ConditionalCheckFailedException"
+def update_item(
+    table: str,
+    key: Mapping[str, Any],
+    update: str,
+    values: Mapping[str, Any],
+    *,
+    condition: str | None = None,
+    names: Mapping[str, str] | None = None,
+) -> None:
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "Key": serialize(key),
+        "UpdateExpression": update,
+        "ExpressionAttributeValues": serialize(values),
+    }
+    if condition:
+        kwargs["ConditionExpression"] = condition
+    if names:
+        kwargs["ExpressionAttributeNames"] = dict(names)
+    client = aws.dynamodb()
+    try:
+        client.update_item(**kwargs)
+    except client.exceptions.ConditionalCheckFailedException as exc:
+        raise ConditionFailed(table) from exc
 
 
 def query(

@@ -73,3 +73,7 @@ class UnsupportedMediaTypeError(CashewError):
 
 class TooManyAttemptsError(CashewError):
     status, code, title = 429, "too_many_attempts", "Too many attempts"
+
+
+class RateLimitedError(CashewError):
+    status, code, title = 429, "rate_limited", "Rate limited"

@@ -118,10 +118,11 @@ def _reject_constant(name: str) -> Any:
 
 def _parse_json(body: str) -> Any:
     """json.loads without NaN/Infinity; any unparsable body (including integers past
-    Python's digit limit, a plain ValueError) is a 422, never a 500."""
+    Python's digit limit, a plain ValueError, and nesting too deep to parse) is a 422,
+    never a 500."""
     try:
         return json.loads(body, parse_constant=_reject_constant)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidRequestError(
             "body is not valid JSON", errors=[{"field": "body", "message": "is not valid JSON"}]
         ) from exc
@@ -149,11 +150,20 @@ _MESSAGES = {
 }
 
 
+def _field_name(part: object) -> str:
+    """A location part as shown to the client; a client-chosen name that is not a plain
+    identifier (it could be anything, a card number included) is not echoed."""
+    text = str(part)
+    if isinstance(part, int) or (text.isidentifier() and text.isascii() and len(text) <= 64):
+        return text
+    return "<unknown>"
+
+
 def _describe_validation(error: RequestValidationError) -> InvalidRequestError:
     """Field-level messages without echoing input values (which may be card numbers)."""
     details = []
     for item in error.errors():
-        loc = [str(p) for p in item.get("loc", ())]
+        loc = [_field_name(p) for p in item.get("loc", ())]
         if loc and loc[0] in ("body", "query", "path", "header"):
             loc = loc[1:]
         field = ".".join(loc) or "body"

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Role = Literal["user", "admin"]
+ROLES: tuple[Role, ...] = ("user", "admin")
 
 
 @dataclass(frozen=True, slots=True)

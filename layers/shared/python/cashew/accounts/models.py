@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+)
 
 from cashew.money import Currency
 
@@ -25,7 +33,18 @@ Email = Annotated[
         pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
     ),
 ]
-Password = Annotated[SecretStr, Field(min_length=12, max_length=128)]
+
+
+def utf8_secret(value: SecretStr) -> SecretStr:
+    """JSON can carry lone surrogates that no hash function can encode: a 422, not a 500."""
+    try:
+        value.get_secret_value().encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid UTF-8 text") from exc
+    return value
+
+
+Password = Annotated[SecretStr, Field(min_length=12, max_length=128), AfterValidator(utf8_secret)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 

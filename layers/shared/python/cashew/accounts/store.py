@@ -9,6 +9,7 @@ Items (pk / sk):
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,12 +79,29 @@ def get_credentials(email: str) -> Credentials | None:
     )
 
 
+def replace_password_hash(email: str, old_hash: str, new_hash: str) -> None:
+    """Upgrade a hash to the current parameters; a concurrent change of password wins."""
+    with contextlib.suppress(dynamo.ConditionFailed):
+        dynamo.update_item(
+            _table(),
+            {"pk": f"EMAIL#{email}", "sk": "CREDENTIALS"},
+            "SET password_hash = :new",
+            {":new": new_hash, ":old": old_hash},
+            condition="password_hash = :old",
+        )
+
+
 def get_profile(user_id: str) -> dict[str, Any] | None:
     item = dynamo.get_item(_table(), {"pk": _user(user_id), "sk": "PROFILE"})
     if item is None:
         return None
     item.pop("pk"), item.pop("sk")
     return item
+
+
+def user_exists(user_id: str) -> bool:
+    item = dynamo.get_item(_table(), {"pk": _user(user_id), "sk": "PROFILE"})
+    return item is not None
 
 
 def put_payment_method(user_id: str, method: dict[str, Any]) -> None:

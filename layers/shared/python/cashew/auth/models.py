@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+
+from cashew.accounts.models import utf8_secret
 
 
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
-    password: Annotated[SecretStr, Field(min_length=1, max_length=128)]
+    password: Annotated[SecretStr, Field(min_length=1, max_length=128), AfterValidator(utf8_secret)]
 
 
 class LoginResponse(BaseModel):

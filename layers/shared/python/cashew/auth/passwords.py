@@ -17,11 +17,12 @@ def _hasher() -> PasswordHasher:
     return PasswordHasher(time_cost=TIME_COST, memory_cost=MEMORY_KIB, parallelism=PARALLELISM)
 
 
-@functools.cache
-def _dummy_hash() -> str:
-    """A real hash of nothing useful: unknown users are verified against it, so they take
-    as long as known ones."""
-    return _hasher().hash("cashew-dummy-password-for-timing")
+# A real hash, at the current parameters, of a random password nobody knows: unknown users
+# are verified against it, so they take as long as known ones (from the first request on).
+DUMMY_HASH = (
+    "$argon2id$v=19$m=19456,t=2,p=1$ctw+WVWf0MB0nhjLuPpGHg"
+    "$kWw8n/ckI36zdHqee09fbJ8aBpMq138zfCOwj3nz+VY"
+)
 
 
 def hash_password(password: str) -> str:
@@ -32,7 +33,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     """True if `password` matches; with no hash (unknown user) spends the same time and
     returns False."""
     try:
-        return _hasher().verify(password_hash or _dummy_hash(), password) and bool(password_hash)
+        return _hasher().verify(password_hash or DUMMY_HASH, password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -39,6 +39,10 @@ def login(email: str, password: str, user_agent: str) -> TokenPair:
         metrics.add_metric(name="LoginFailed", unit=MetricUnit.Count, value=1)
         raise InvalidCredentialsError("email or password is incorrect")
     assert credentials is not None  # verify_password is False without a hash
+    if passwords.needs_rehash(credentials.password_hash):
+        accounts.replace_password_hash(
+            email.lower(), credentials.password_hash, passwords.hash_password(password)
+        )
     settings = get_settings()
     secret = secrets.token_urlsafe(32)
     now = clock.utcnow_str()

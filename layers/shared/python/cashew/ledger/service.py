@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import time
+
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import ids
@@ -33,7 +36,7 @@ def append_outcome(outcome: Outcome) -> int:
 
 
 def _append_for(user_id: str, direction: Direction, outcome: Outcome) -> int:
-    for _ in range(APPEND_ATTEMPTS):
+    for attempt in range(APPEND_ATTEMPTS):
         previous = store.head(user_id)
         fields = {
             "id": ids.new_id("txn"),
@@ -56,6 +59,7 @@ def _append_for(user_id: str, direction: Direction, outcome: Outcome) -> int:
             logger.info("duplicate outcome ignored", extra={"outcome_id": outcome.outcome_id})
             return 0
         except store.ChainMoved:
+            time.sleep(random.uniform(0, 0.01 * attempt))  # noqa: S311 - jitter, not crypto
             continue
         return 1
     raise RuntimeError(f"could not append to the chain of {user_id}: too much contention")

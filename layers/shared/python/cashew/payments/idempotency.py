@@ -5,11 +5,15 @@ response to replay. It is written in the same TransactWriteItems as the money, s
 either moved money and recorded its response, or did neither.
 
     pk = <user id>#<key>   status = in_progress | completed
-    request_hash, payment_id, status_code, response_body, created_at, expires_at (TTL)
+    request_hash, payment_id, status_code, response_body, created_at, expires_at (TTL),
+    lease_until: while it is in the future, the request that wrote the record may still be
+    running (the lease outlives the function's timeout), so a duplicate gets 409. Once it has
+    passed, a retry takes the record over and settles the outcome by asking the gateway.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -102,6 +106,10 @@ def complete_item(s: Scope, status_code: int, body: str) -> dict[str, Any]:
     }
 
 
+def _lease() -> int:
+    return clock.epoch() + get_settings().request_lease_seconds
+
+
 def begin(s: Scope, payment_id: str) -> dict[str, Any] | None:
     """Write an in-progress record; None if written, else the record already there."""
     item = {
@@ -111,17 +119,52 @@ def begin(s: Scope, payment_id: str) -> dict[str, Any] | None:
         "payment_id": payment_id,
         "created_at": clock.utcnow_str(),
         "expires_at": _expiry(),
+        "lease_until": _lease(),
     }
     try:
         dynamo.put_item(_table(), item, "attribute_not_exists(pk)")
-    except Exception as exc:
-        if not dynamo.is_conditional_failure(exc):
-            raise
+    except dynamo.ConditionFailed:
         existing = get(s)
         if existing is None:  # expired between the two calls: the key is free again
             return begin(s, payment_id)
         return existing
     return None
+
+
+def take_over(s: Scope, record: dict[str, Any]) -> None:
+    """Claim an in-progress record whose request can no longer be running; 409 while it may
+    still be, or when another retry claimed it first."""
+    busy = IdempotencyInProgressError("a request with this Idempotency-Key is in progress")
+    if int(record.get("lease_until", 0)) > clock.epoch():
+        raise busy
+    try:
+        dynamo.update_item(
+            _table(),
+            {"pk": s.pk},
+            "SET lease_until = :lease",
+            {
+                ":lease": _lease(),
+                ":old": int(record.get("lease_until", 0)),
+                ":in_progress": "in_progress",
+            },
+            condition="#status = :in_progress AND lease_until = :old",
+            names={"#status": "status"},
+        )
+    except dynamo.ConditionFailed as exc:
+        raise busy from exc
+
+
+def release(s: Scope) -> None:
+    """End this request's lease early (its outcome is unknown): the next retry may resume."""
+    with contextlib.suppress(dynamo.ConditionFailed):  # completed meanwhile: nothing to do
+        dynamo.update_item(
+            _table(),
+            {"pk": s.pk},
+            "SET lease_until = :zero",
+            {":zero": 0, ":in_progress": "in_progress"},
+            condition="#status = :in_progress",
+            names={"#status": "status"},
+        )
 
 
 def get(s: Scope) -> dict[str, Any] | None:

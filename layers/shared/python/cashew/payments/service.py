@@ -17,13 +17,19 @@ from cashew import clock, dynamo, ids
 from cashew.accounts import cards
 from cashew.accounts import store as accounts
 from cashew.config import get_settings
-from cashew.errors import ConflictError, InvalidRequestError, NotFoundError
+from cashew.errors import (
+    ConflictError,
+    IdempotencyInProgressError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitedError,
+)
 from cashew.identity import Caller
 from cashew.observability import logger, metrics
 from cashew.payments import fraud, idempotency, outcomes
 from cashew.payments import store as payments
 from cashew.payments.gateways import get_gateway
-from cashew.payments.gateways.base import Charge, with_retries
+from cashew.payments.gateways.base import Charge, GatewayOutcomeUnknownError, with_retries
 from cashew.payments.models import (
     BalanceSource,
     PaymentRequest,
@@ -46,6 +52,9 @@ class Result:
 
 
 def _replay(replay: idempotency.Replay) -> Result:
+    """The recorded response. Its outcome is published again (the log deduplicates), so a
+    retry heals an outcome whose first publish was lost."""
+    outcomes.publish(PaymentResponse.model_validate_json(replay.body))
     return Result(replay.status_code, replay.body, replayed=True)
 
 
@@ -89,15 +98,21 @@ def _failed(payment: PaymentResponse, code: str, message: str) -> PaymentRespons
 
 
 def _transact(items: list[dict[str, Any]]) -> None:
-    """TransactWriteItems, retrying transaction conflicts (never condition failures)."""
+    """TransactWriteItems, retrying contention and throttling (never condition failures);
+    when they persist, 409 or 429 rather than a 5xx. Nothing was written in either case."""
     for attempt in range(TRANSACTION_ATTEMPTS):
         try:
             dynamo.transact_write(items)
             return
         except dynamo.TransactionCanceled as exc:
-            if not exc.conflict or any(r == "ConditionalCheckFailed" for r in exc.reasons):
+            if not exc.retryable:
                 raise
             if attempt + 1 == TRANSACTION_ATTEMPTS:
+                if exc.throttled:
+                    raise RateLimitedError(
+                        "too many requests for this account; retry shortly",
+                        headers={"Retry-After": "1"},
+                    ) from exc
                 raise ConflictError("the account is busy; retry the request") from exc
             time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter
 
@@ -242,6 +257,8 @@ def _card_charge(
     method = accounts.get_payment_method(caller.user_id, method_id)
     if method is None:
         raise NotFoundError("payment method not found")
+    if payee_id != caller.user_id and not accounts.user_exists(payee_id):
+        raise NotFoundError("payee not found")
     screening = fraud.screen(
         amount,
         card_added_at=method["created_at"],
@@ -253,6 +270,7 @@ def _card_charge(
         replay = idempotency.check(scope, existing)
         if replay is not None:
             return _replay(replay)
+        idempotency.take_over(scope, existing)
         payment_id = str(existing["payment_id"])
         logger.info("resuming a request whose outcome is unknown", extra={"payment_id": payment_id})
     payment = _payment(
@@ -275,12 +293,18 @@ def _card_charge(
         data_key=method["token_data_key"],
     )
     token = cards.unseal(sealed, caller.user_id, method_id)
-    charge = with_retries(
-        lambda: get_gateway().charge(
-            token, amount, currency, idempotency_key=scope.gateway_key, capture=capture
-        ),
-        attempts=get_settings().gateway_max_attempts,
-    )
+    try:
+        charge = with_retries(
+            lambda: get_gateway().charge(
+                token, amount, currency, idempotency_key=scope.gateway_key, capture=capture
+            ),
+            attempts=get_settings().gateway_max_attempts,
+        )
+    except GatewayOutcomeUnknownError as exc:
+        idempotency.release(scope)
+        raise IdempotencyInProgressError(
+            "the gateway has not confirmed the outcome yet; retry with the same Idempotency-Key"
+        ) from exc
     payment = _apply_charge(payment, charge)
     return _complete(scope, payment, screening, credit=payment.status == "succeeded")
 

@@ -12,8 +12,13 @@ FailureCode = Literal["insufficient_funds", "card_declined", "gateway_error", "e
 
 
 class GatewayUnavailableError(Exception):
-    """The gateway could not be reached or answered with a server error; safe to retry
-    with the same idempotency key."""
+    """The gateway did not process the request (refused, unreachable, or a server error
+    before processing); safe to retry with the same idempotency key."""
+
+
+class GatewayOutcomeUnknownError(Exception):
+    """The request may or may not have been processed (e.g. a timeout after it was sent).
+    Only asking again with the same idempotency key settles it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +49,21 @@ class Gateway(Protocol):
 
 
 def with_retries(call: Callable[[], Charge], *, attempts: int, base_delay: float = 0.05) -> Charge:
-    """Run `call`, retrying GatewayUnavailableError with exponential backoff; after the last
-    attempt the charge is failed with `gateway_error`."""
+    """Run `call`, retrying with exponential backoff. When every attempt was refused the
+    charge is failed with `gateway_error`; when the last answer was unknown, the
+    GatewayOutcomeUnknownError propagates: the charge must not be recorded as failed."""
+    unknown: GatewayOutcomeUnknownError | None = None
     for attempt in range(attempts):
         try:
             return call()
         except GatewayUnavailableError:
-            if attempt + 1 < attempts:
-                time.sleep(base_delay * 2**attempt)
+            unknown = None
+        except GatewayOutcomeUnknownError as exc:
+            unknown = exc
+        if attempt + 1 < attempts:
+            time.sleep(base_delay * 2**attempt)
+    if unknown is not None:
+        raise unknown
     return Charge(
         id=None,
         status="failed",
