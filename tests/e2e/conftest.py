@@ -21,6 +21,11 @@ import requests
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
+ADMIN_EMAIL = "admin@cashew.local"
+ADMIN_PASSWORD = "an admin passphrase for e2e"
+
+
+_STACK_VARIABLES = ("CASHEW_", "AWS_", "POWERTOOLS_")
 
 
 def _free_port() -> int:
@@ -60,12 +65,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         return
     port, aws_port = _free_port(), _free_port()
     log_path = tmp_path_factory.mktemp("stack") / "dev.log"
+    # What the integration fixtures put in this process's environment (their stack's tables,
+    # endpoint and credentials) must not reach the stack under test.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(_STACK_VARIABLES)}
     env = {
-        **os.environ,
+        **inherited,
         "PORT": str(port),
         "CASHEW_AWS_PORT": str(aws_port),
         "PYTHONPATH": f"{REPO / 'layers/shared/python'}{os.pathsep}{REPO}",
         "POWERTOOLS_LOG_LEVEL": "DEBUG",  # the leak test reads everything that is logged
+        "CASHEW_ADMIN_EMAIL": ADMIN_EMAIL,
+        "CASHEW_ADMIN_PASSWORD": ADMIN_PASSWORD,
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
