@@ -152,3 +152,16 @@ def balance(stack: Stack, user: User, currency: str = "USD") -> int:
         "ListBalancesFunction", "accounts/list_balances.json", authorizer=user.authorizer
     )
     return next((b["available"] for b in reply.body["data"] if b["currency"] == currency), 0)
+
+
+def call_with_id(
+    stack: Stack, function_id: str, sample: str, resource_id: str, **variations: Any
+) -> Reply:
+    """Stack.call for a route with `{id}`: the sample with its path parameter and path filled
+    in, as API Gateway does."""
+    event = api_event(sample, **variations)
+    path = event["resource"].replace("{id}", resource_id)
+    event["pathParameters"] = {"id": resource_id}
+    event["path"] = path
+    event["requestContext"]["path"] = f"/{event['requestContext']['stage']}{path}"
+    return reply(stack.invoke(function_id, event))

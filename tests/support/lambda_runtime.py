@@ -69,6 +69,7 @@ def api_event(
     authorizer: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
+    path: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The events/ sample with a fresh request id and the given variations. Without
     `authorizer` the sample's authorizer context is removed (as for a public route)."""
@@ -85,6 +86,13 @@ def api_event(
     for name, value in (headers or {}).items():
         event["headers"][name] = value
         event["multiValueHeaders"][name] = [value]
+    if path is not None:  # fill the resource's {name} parameters, as API Gateway does
+        event["pathParameters"] = path
+        concrete = event["resource"]
+        for name, value in path.items():
+            concrete = concrete.replace("{" + name + "}", value)
+        event["path"] = concrete
+        event["requestContext"]["path"] = f"/{event['requestContext']['stage']}{concrete}"
     if query is not None:
         event["queryStringParameters"] = query
         event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}

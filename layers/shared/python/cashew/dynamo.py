@@ -42,7 +42,8 @@ def deserialize(item: Mapping[str, Any]) -> Item:
 
 
 class ConditionFailed(Exception):
-    """A conditional PutItem or UpdateItem found its condition false; nothing was written."""
+    """A conditional PutItem, UpdateItem or DeleteItem found its condition false; nothing was
+    written."""
 
 
 _THROTTLED = ("ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded")
@@ -113,7 +114,10 @@ def update_item(
     *,
     condition: str | None = None,
     names: Mapping[str, str] | None = None,
-) -> None:
+    return_new: bool = False,
+) -> Item | None:
+    """Run one UpdateItem; with `return_new`, return the whole item as it is after the update
+    (ReturnValues ALL_NEW), otherwise None."""
     kwargs: dict[str, Any] = {
         "TableName": table,
         "Key": serialize(key),
@@ -124,9 +128,25 @@ def update_item(
         kwargs["ConditionExpression"] = condition
     if names:
         kwargs["ExpressionAttributeNames"] = dict(names)
+    if return_new:
+        kwargs["ReturnValues"] = "ALL_NEW"
     client = aws.dynamodb()
     try:
-        client.update_item(**kwargs)
+        response = client.update_item(**kwargs)
+    except client.exceptions.ConditionalCheckFailedException as exc:
+        raise ConditionFailed(table) from exc
+    attributes = response.get("Attributes")
+    return deserialize(attributes) if return_new and attributes else None
+
+
+def delete_item(table: str, key: Mapping[str, Any], condition: str | None = None) -> None:
+    """Run one DeleteItem; raise ConditionFailed (nothing deleted) if `condition` is false."""
+    kwargs: dict[str, Any] = {"TableName": table, "Key": serialize(key)}
+    if condition:
+        kwargs["ConditionExpression"] = condition
+    client = aws.dynamodb()
+    try:
+        client.delete_item(**kwargs)
     except client.exceptions.ConditionalCheckFailedException as exc:
         raise ConditionFailed(table) from exc
 

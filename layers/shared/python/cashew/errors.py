@@ -35,6 +35,10 @@ class InvalidCredentialsError(CashewError):
     status, code, title = 401, "invalid_credentials", "Invalid credentials"
 
 
+class RefreshTokenReusedError(CashewError):
+    status, code, title = 401, "refresh_token_reused", "Refresh token reused"
+
+
 class ForbiddenError(CashewError):
     status, code, title = 403, "forbidden", "Forbidden"
 

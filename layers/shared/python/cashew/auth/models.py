@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
-from cashew.accounts.models import utf8_secret
+from cashew.accounts.models import Password, utf8_secret
 
 
 class LoginRequest(BaseModel):
@@ -23,6 +23,35 @@ class LoginResponse(BaseModel):
     refresh_token: str
     refresh_expires_in: int
     session_id: str
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    refresh_token: Annotated[SecretStr, Field(min_length=1, max_length=512)]
+
+
+class SessionResponse(BaseModel):
+    id: str
+    created_at: str
+    last_used_at: str
+    user_agent: str
+    current: bool
+
+
+class SessionList(BaseModel):
+    data: list[SessionResponse]
+    has_more: bool
+    next_cursor: str | None
+
+
+class ChangePasswordRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    current_password: Annotated[
+        SecretStr, Field(min_length=1, max_length=128), AfterValidator(utf8_secret)
+    ]
+    new_password: Password
 
 
 class Jwk(BaseModel):

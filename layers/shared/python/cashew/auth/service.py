@@ -1,8 +1,10 @@
-"""Login: credentials in, a session and a token pair out."""
+"""Sessions: login, refresh with rotation and reuse detection, logout, listing, revocation,
+and password changes."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 
@@ -10,10 +12,19 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import clock, ids
 from cashew.accounts import store as accounts
-from cashew.auth import passwords, sessions, tokens
+from cashew.auth import lockout, passwords, sessions, tokens
+from cashew.auth.models import SessionList, SessionResponse
 from cashew.config import get_settings
-from cashew.errors import InvalidCredentialsError
-from cashew.observability import metrics
+from cashew.errors import (
+    ConflictError,
+    InvalidCredentialsError,
+    InvalidRequestError,
+    NotFoundError,
+    RefreshTokenReusedError,
+    UnauthenticatedError,
+)
+from cashew.identity import Caller
+from cashew.observability import logger, metrics
 
 REFRESH_PREFIX = "rt_"
 
@@ -31,19 +42,32 @@ def _refresh_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _pair(session: sessions.Session, secret: str) -> TokenPair:
+    access, ttl = tokens.issue_access_token(session.user_id, session.id, session.role)
+    return TokenPair(
+        access_token=access,
+        expires_in=ttl,
+        refresh_token=f"{REFRESH_PREFIX}{session.id}.{secret}",
+        refresh_expires_in=max(0, session.expires_at - clock.epoch()),
+        session_id=session.id,
+    )
+
+
 def login(email: str, password: str, user_agent: str) -> TokenPair:
     """A new session for valid credentials. Unknown email and wrong password are
-    indistinguishable: same error, and both verify a real argon2id hash."""
-    credentials = accounts.get_credentials(email.lower())
+    indistinguishable: same error, same lockout, and both verify a real argon2id hash."""
+    email = email.strip().lower()
+    lockout.attempt(email)
+    credentials = accounts.get_credentials(email)
     if not passwords.verify_password(credentials.password_hash if credentials else None, password):
         metrics.add_metric(name="LoginFailed", unit=MetricUnit.Count, value=1)
         raise InvalidCredentialsError("email or password is incorrect")
     assert credentials is not None  # verify_password is False without a hash
+    lockout.succeeded(email)
     if passwords.needs_rehash(credentials.password_hash):
         accounts.replace_password_hash(
-            email.lower(), credentials.password_hash, passwords.hash_password(password)
+            email, credentials.password_hash, passwords.hash_password(password)
         )
-    settings = get_settings()
     secret = secrets.token_urlsafe(32)
     now = clock.utcnow_str()
     session = sessions.Session(
@@ -54,16 +78,93 @@ def login(email: str, password: str, user_agent: str) -> TokenPair:
         created_at=now,
         last_used_at=now,
         user_agent=user_agent[:256],
-        expires_at=clock.epoch() + settings.refresh_token_ttl,
+        expires_at=clock.epoch() + get_settings().refresh_token_ttl,
         revoked=False,
     )
     sessions.create(session)
     metrics.add_metric(name="LoginSucceeded", unit=MetricUnit.Count, value=1)
-    access, ttl = tokens.issue_access_token(session.user_id, session.id, session.role)
-    return TokenPair(
-        access_token=access,
-        expires_in=ttl,
-        refresh_token=f"{REFRESH_PREFIX}{session.id}.{secret}",
-        refresh_expires_in=settings.refresh_token_ttl,
-        session_id=session.id,
+    return _pair(session, secret)
+
+
+def refresh(refresh_token: str) -> TokenPair:
+    """A new pair for the current refresh token of a live session; the old one dies.
+
+    Presenting a refresh token that was already rotated away means it was copied: the whole
+    session is revoked (RFC 9700 §4.14.2). Of two concurrent refreshes with one token, the
+    conditional rotation lets at most one succeed; the other is a reuse.
+    """
+    invalid = UnauthenticatedError("the refresh token is invalid or expired")
+    session_id, _, secret = refresh_token.removeprefix(REFRESH_PREFIX).partition(".")
+    if not refresh_token.startswith(REFRESH_PREFIX) or not secret:
+        raise invalid
+    session = sessions.get(session_id)
+    if session is None or not session.live(clock.epoch()):
+        raise invalid
+    presented = _refresh_hash(secret)
+    if presented in session.previous_hashes:
+        _reused(session)
+    if not hmac.compare_digest(presented, session.refresh_hash):
+        raise invalid
+    new_secret = secrets.token_urlsafe(32)
+    if not sessions.rotate(session, _refresh_hash(new_secret)):
+        _reused(session)
+    return _pair(session, new_secret)
+
+
+def _reused(session: sessions.Session) -> None:
+    sessions.revoke(session.id, session.user_id)
+    logger.warning("refresh token reuse: session revoked", extra={"session_id": session.id})
+    metrics.add_metric(name="RefreshTokenReused", unit=MetricUnit.Count, value=1)
+    raise RefreshTokenReusedError("this refresh token was already used; the session is revoked")
+
+
+def logout(caller: Caller) -> None:
+    sessions.revoke(caller.session_id, caller.user_id)
+
+
+def list_sessions(caller: Caller, limit: int, cursor: str | None) -> SessionList:
+    page, next_cursor = sessions.list_live(caller.user_id, limit, cursor)
+    return SessionList(
+        data=[
+            SessionResponse(
+                id=s.id,
+                created_at=s.created_at,
+                last_used_at=s.last_used_at,
+                user_agent=s.user_agent,
+                current=s.id == caller.session_id,
+            )
+            for s in page
+        ],
+        has_more=next_cursor is not None,
+        next_cursor=next_cursor,
     )
+
+
+def revoke_session(caller: Caller, session_id: str) -> None:
+    if not sessions.revoke(session_id, caller.user_id):
+        raise NotFoundError("session not found")
+
+
+def change_password(caller: Caller, current: str, new: str) -> None:
+    """Requires the current password (counted like a login attempt); every other session of
+    the user is revoked at once, and the old password stops working."""
+    profile = accounts.get_profile(caller.user_id)
+    if profile is None:
+        raise NotFoundError("user not found")
+    email = str(profile["email"])
+    lockout.attempt(email)
+    credentials = accounts.get_credentials(email)
+    if credentials is None or not passwords.verify_password(credentials.password_hash, current):
+        raise InvalidCredentialsError("the current password is incorrect")
+    lockout.succeeded(email)
+    if hmac.compare_digest(current.encode(), new.encode()):
+        raise InvalidRequestError(
+            "the new password must differ from the current one",
+            errors=[{"field": "new_password", "message": "must differ from current_password"}],
+        )
+    if not accounts.replace_password_hash(
+        email, credentials.password_hash, passwords.hash_password(new)
+    ):
+        raise ConflictError("the password was changed meanwhile; try again")
+    revoked = sessions.revoke_all_except(caller.user_id, caller.session_id)
+    logger.info("password changed", extra={"other_sessions_revoked": revoked})

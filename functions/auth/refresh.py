@@ -1,0 +1,29 @@
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cashew.auth import service
+from cashew.auth.models import LoginResponse, RefreshRequest
+from cashew.http import CashewResolver
+from cashew.observability import logger, metrics
+
+app = CashewResolver()
+
+
+@app.post("/v1/auth/refresh")
+def refresh(body: RefreshRequest) -> LoginResponse:
+    pair = service.refresh(body.refresh_token.get_secret_value())
+    return LoginResponse(
+        access_token=pair.access_token,
+        expires_in=pair.expires_in,
+        refresh_token=pair.refresh_token,
+        refresh_expires_in=pair.refresh_expires_in,
+        session_id=pair.session_id,
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,23 @@
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cashew.auth import service
+from cashew.http import CashewResolver, caller
+from cashew.observability import logger
+
+app = CashewResolver()
+
+
+@app.delete("/v1/auth/sessions/<id>", status_code=204)
+def revoke_session(id: Annotated[str, Path(max_length=64)]) -> Response[None]:
+    service.revoke_session(caller(app), id)
+    return Response(status_code=204)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
