@@ -1,7 +1,8 @@
 """`python -m local.dev`: the whole stack on this machine, until Ctrl-C or SIGTERM.
 
-Starts the embedded AWS endpoint, provisions template.yaml on it, calls the optional
-`cashew.local_bootstrap.bootstrap(env)` hook, starts the SQS consumers and the API.
+Starts the embedded AWS endpoint, provisions template.yaml on it, creates the first admin
+when CASHEW_ADMIN_EMAIL and CASHEW_ADMIN_PASSWORD are set, starts the SQS consumers and the
+API.
 
 Environment: PORT (the API, default 3000), CASHEW_AWS_PORT (the AWS endpoint, default 4566),
 CASHEW_LOCAL_VISIBILITY_TIMEOUT (see `local.template`), and any CASHEW_* variable, which
@@ -12,22 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import importlib
-import importlib.util
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping
 from types import FrameType
 
 from local import aws
+from local.admin import create_from_env
 from local.api import DEFAULT_PORT, Gateway, make_server
 from local.consumers import Consumers
 from local.runtime import Runtime
 from local.template import (
-    FunctionSpec,
     function_env,
     functions,
     load_template,
@@ -36,39 +34,6 @@ from local.template import (
 )
 
 _log = logging.getLogger("local.dev")
-
-
-@contextlib.contextmanager
-def _environment(env: Mapping[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def run_bootstrap(env: Mapping[str, str], specs: Mapping[str, FunctionSpec]) -> bool:
-    """Call `cashew.local_bootstrap.bootstrap(env)` if it exists, in this process, with the
-    functions' layers importable and `env` applied to os.environ meanwhile. False if absent."""
-    for layer in dict.fromkeys(str(path) for spec in specs.values() for path in spec.layer_dirs):
-        if layer not in sys.path:
-            sys.path.insert(0, layer)
-    try:
-        found = importlib.util.find_spec("cashew.local_bootstrap") is not None
-    except ModuleNotFoundError:  # no `cashew` package at all
-        found = False
-    bootstrap = (
-        getattr(importlib.import_module("cashew.local_bootstrap"), "bootstrap", None)
-        if found
-        else None
-    )
-    if not callable(bootstrap):
-        return False
-    with _environment(env):
-        bootstrap(dict(env))
-    return True
 
 
 def _banner(api_url: str, aws_url: str, gateway: Gateway, consumers: Consumers) -> str:
@@ -117,8 +82,10 @@ def main() -> int:
                 specs, {fid: function_env(spec, resources, aws_url) for fid, spec in specs.items()}
             )
             stack.callback(runtime.shutdown)
-            if run_bootstrap(stack_env(template, resources, aws_url), specs):
-                _log.info("ran cashew.local_bootstrap")
+            layers = list(dict.fromkeys(p for spec in specs.values() for p in spec.layer_dirs))
+            admin = create_from_env(stack_env(template, resources, aws_url), layers)
+            if admin:
+                print(f"admin user {admin} is ready (CASHEW_ADMIN_EMAIL)", flush=True)
             consumers = Consumers(specs, resources, runtime.invoke, clients)
             consumers.start()
             stack.callback(consumers.stop)

@@ -12,7 +12,7 @@ from cashew.observability import logger, metrics
 app = CashewResolver()
 
 
-@app.post("/v1/users/me/payment-methods")
+@app.post("/v1/users/me/payment-methods", status_code=201)
 def add_payment_method(body: AddPaymentMethodRequest) -> Response[PaymentMethodResponse]:
     method = payment_methods.add_payment_method(caller(app), body)
     return Response(status_code=201, content_type="application/json", body=method)

@@ -12,7 +12,7 @@ from cashew.observability import logger, metrics
 app = CashewResolver()
 
 
-@app.post("/v1/users")
+@app.post("/v1/users", status_code=201)
 def register(body: RegisterRequest) -> Response[UserResponse]:
     return Response(status_code=201, content_type="application/json", body=service.register(body))
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import (
+    MISSING,
     AfterValidator,
     BaseModel,
     ConfigDict,
@@ -12,6 +13,7 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from cashew.money import Currency
@@ -57,6 +59,49 @@ class RegisterRequest(StrictRequest):
 class UserSettings(BaseModel):
     default_currency: Currency = "USD"
     notify_email: bool = True
+
+
+# E.164: "+", then 7 to 15 digits, the first not 0. ASCII digits only ([0-9], not \d, which
+# the regex engine takes as any Unicode digit). Nothing is stripped or reformatted.
+Phone = Annotated[
+    str,
+    StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$"),
+    Field(description="E.164, for example +447700900123"),
+]
+
+
+class UserSettingsUpdate(StrictRequest):
+    """A partial settings object: only the keys given change. A key that is absent is
+    MISSING (not None): null is not a value of these fields."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    default_currency: Currency | MISSING = MISSING
+    notify_email: Annotated[bool, Field(strict=True)] | MISSING = MISSING
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("settings must contain at least one field")
+        return self
+
+
+class UpdateMeRequest(StrictRequest):
+    """PATCH /v1/users/me. Only these fields are writable: role, email, id and balances are
+    not fields of this operation (422). An absent field is left as it is; `phone: null`
+    clears the phone."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    name: Name | MISSING = MISSING
+    phone: Phone | MISSING | None = MISSING
+    settings: UserSettingsUpdate | MISSING = MISSING
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("nothing to update")
+        return self
 
 
 class UserResponse(BaseModel):
@@ -113,6 +158,12 @@ class PaymentMethodResponse(BaseModel):
     card: CardResponse
     billing_name: str | None = None
     created_at: str
+
+
+class PaymentMethodList(BaseModel):
+    data: list[PaymentMethodResponse]
+    has_more: bool
+    next_cursor: str | None
 
 
 class Balance(BaseModel):

@@ -1,18 +1,32 @@
-"""Payment methods: cards tokenised by the gateway, kept only as an encrypted token."""
+"""Payment methods: cards tokenised by the gateway, kept only as an encrypted token.
+
+Reads and deletes are scoped to the caller: every key is under the caller's own pk, so
+another user's payment method is simply not found (404), and responses are built from an
+explicit model that has no token field.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import clock, ids
-from cashew.accounts import cards, store
-from cashew.accounts.models import AddPaymentMethodRequest, CardResponse, PaymentMethodResponse
-from cashew.errors import InvalidRequestError
+from cashew.accounts import store
+from cashew.accounts.models import (
+    AddPaymentMethodRequest,
+    CardResponse,
+    PaymentMethodList,
+    PaymentMethodResponse,
+)
+from cashew.errors import InvalidRequestError, NotFoundError
 from cashew.identity import Caller
-from cashew.observability import metrics
-from cashew.payments.gateways import get_gateway
+from cashew.observability import logger, metrics
+
+_METHOD_ID = re.compile(r"pm_[0-9A-Z]{26}")
 
 
 def _method_response(method: dict[str, Any]) -> PaymentMethodResponse:
@@ -31,6 +45,11 @@ def _method_response(method: dict[str, Any]) -> PaymentMethodResponse:
 
 
 def add_payment_method(caller: Caller, request: AddPaymentMethodRequest) -> PaymentMethodResponse:
+    # Card encryption and the gateway are imported here, by the one operation that uses
+    # them: listing, reading and deleting payment methods do not pay for them at cold start.
+    from cashew.accounts import cards  # noqa: PLC0415
+    from cashew.payments.gateways import get_gateway  # noqa: PLC0415
+
     card = request.card
     number = card.number.get_secret_value()
     if cards.is_expired(card.exp_month, card.exp_year):
@@ -60,3 +79,59 @@ def add_payment_method(caller: Caller, request: AddPaymentMethodRequest) -> Paym
     store.put_payment_method(caller.user_id, method)
     metrics.add_metric(name="PaymentMethodAdded", unit=MetricUnit.Count, value=1)
     return _method_response(method)
+
+
+def _is_method_id(value: str) -> bool:
+    return _METHOD_ID.fullmatch(value) is not None
+
+
+def _encode_cursor(method_id: str) -> str:
+    return base64.urlsafe_b64encode(method_id.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    """The id of the last method of the previous page; 422 for anything we did not issue."""
+    try:
+        method_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, ValueError) as exc:
+        raise _invalid_cursor() from exc
+    if not _is_method_id(method_id):
+        raise _invalid_cursor()
+    return method_id
+
+
+def _invalid_cursor() -> InvalidRequestError:
+    return InvalidRequestError(
+        "cursor is invalid", errors=[{"field": "cursor", "message": "is invalid"}]
+    )
+
+
+def list_payment_methods(caller: Caller, limit: int, cursor: str | None) -> PaymentMethodList:
+    """The caller's payment methods, newest first, `limit` per page."""
+    after = _decode_cursor(cursor) if cursor else None
+    items, has_more = store.list_payment_methods(caller.user_id, limit, after)
+    return PaymentMethodList(
+        data=[_method_response(item) for item in items],
+        has_more=has_more,
+        next_cursor=_encode_cursor(items[-1]["id"]) if has_more else None,
+    )
+
+
+def get_payment_method(caller: Caller, method_id: str) -> PaymentMethodResponse:
+    """One of the caller's payment methods. Anything else, a malformed id or another user's
+    method included, is 404: whether it exists is not leaked."""
+    method = None
+    if _is_method_id(method_id):
+        method = store.get_payment_method(caller.user_id, method_id)
+    if method is None:
+        raise NotFoundError("payment method not found")
+    return _method_response(method)
+
+
+def delete_payment_method(caller: Caller, method_id: str) -> None:
+    """Delete one of the caller's payment methods (conditional on it existing); 404 as for
+    get_payment_method, and for a method already deleted."""
+    if not _is_method_id(method_id) or not store.delete_payment_method(caller.user_id, method_id):
+        raise NotFoundError("payment method not found")
+    logger.info("payment method deleted", extra={"payment_method_id": method_id})
+    metrics.add_metric(name="PaymentMethodDeleted", unit=MetricUnit.Count, value=1)

@@ -1,4 +1,4 @@
-"""Account operations: register, profile, balances."""
+"""Account operations: register, profile (read and update), balances."""
 
 from __future__ import annotations
 
@@ -12,16 +12,17 @@ from cashew.accounts.models import (
     Balance,
     BalancesResponse,
     RegisterRequest,
+    UpdateMeRequest,
     UserResponse,
     UserSettings,
 )
 from cashew.auth import passwords
 from cashew.errors import NotFoundError
 from cashew.identity import Caller
-from cashew.observability import metrics
+from cashew.observability import logger, metrics
 
 
-def _user_response(profile: dict[str, Any]) -> UserResponse:
+def user_response(profile: dict[str, Any]) -> UserResponse:
     return UserResponse(
         id=profile["id"],
         email=profile["email"],
@@ -45,14 +46,29 @@ def register(request: RegisterRequest, role: str = "user") -> UserResponse:
     }
     store.create_user(profile, passwords.hash_password(request.password.get_secret_value()))
     metrics.add_metric(name="UserRegistered", unit=MetricUnit.Count, value=1)
-    return _user_response(profile)
+    return user_response(profile)
 
 
 def get_me(caller: Caller) -> UserResponse:
     profile = store.get_profile(caller.user_id)
     if profile is None:
         raise NotFoundError("user not found")
-    return _user_response(profile)
+    return user_response(profile)
+
+
+def update_me(caller: Caller, request: UpdateMeRequest) -> UserResponse:
+    """Change the caller's name, phone and settings (only the keys given) in one conditional
+    UpdateItem; the profile as it is afterwards."""
+    fields = request.model_dump()  # only the fields the client sent
+    settings: dict[str, Any] = fields.pop("settings", {})
+    profile = store.update_profile(caller.user_id, fields, settings, clock.utcnow_str())
+    if profile is None:
+        raise NotFoundError("user not found")
+    # Which fields changed, never their values (a phone number is personal data).
+    changed = sorted(fields) + [f"settings.{key}" for key in sorted(settings)]
+    logger.info("profile updated", extra={"fields": changed})
+    metrics.add_metric(name="ProfileUpdated", unit=MetricUnit.Count, value=1)
+    return user_response(profile)
 
 
 def list_balances(caller: Caller) -> BalancesResponse:

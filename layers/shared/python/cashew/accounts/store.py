@@ -9,7 +9,6 @@ Items (pk / sk):
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,9 +78,9 @@ def get_credentials(email: str) -> Credentials | None:
     )
 
 
-def replace_password_hash(email: str, old_hash: str, new_hash: str) -> None:
-    """Upgrade a hash to the current parameters; a concurrent change of password wins."""
-    with contextlib.suppress(dynamo.ConditionFailed):
+def replace_password_hash(email: str, old_hash: str, new_hash: str) -> bool:
+    """Set a new hash unless the password changed meanwhile (then False, nothing written)."""
+    try:
         dynamo.update_item(
             _table(),
             {"pk": f"EMAIL#{email}", "sk": "CREDENTIALS"},
@@ -89,6 +88,9 @@ def replace_password_hash(email: str, old_hash: str, new_hash: str) -> None:
             {":new": new_hash, ":old": old_hash},
             condition="password_hash = :old",
         )
+    except dynamo.ConditionFailed:
+        return False
+    return True
 
 
 def get_profile(user_id: str) -> dict[str, Any] | None:
@@ -160,3 +162,109 @@ def user_exists_check(user_id: str) -> dict[str, Any]:
             "ConditionExpression": "attribute_exists(pk)",
         }
     }
+
+
+# -- profile updates; reading and deleting payment methods ----------------------------------
+
+# What a profile update may write, whoever calls it: never role, email, id or balances.
+_WRITABLE_PROFILE = frozenset({"name", "phone"})
+_WRITABLE_SETTINGS = frozenset({"default_currency", "notify_email"})
+
+
+def update_profile(
+    user_id: str, fields: dict[str, Any], settings: dict[str, Any], updated_at: str
+) -> dict[str, Any] | None:
+    """Set the given profile fields and settings keys (the other keys of `settings` stay) in
+    one UpdateItem conditional on the profile existing; the profile as it is afterwards, or
+    None if there is no such user (nothing written). Profiles always have a `settings` map
+    (register writes one), which the nested SET needs."""
+    unwritable = (set(fields) - _WRITABLE_PROFILE) | (set(settings) - _WRITABLE_SETTINGS)
+    if unwritable:
+        raise ValueError(f"not writable: {sorted(unwritable)}")
+    assignments = ["#updated_at = :updated_at"]
+    names = {"#updated_at": "updated_at"}
+    values: dict[str, Any] = {":updated_at": updated_at}
+    for field in sorted(fields):
+        assignments.append(f"#{field} = :{field}")
+        names[f"#{field}"] = field
+        values[f":{field}"] = fields[field]
+    if settings:
+        names["#settings"] = "settings"
+    for key in sorted(settings):
+        assignments.append(f"#settings.#s_{key} = :s_{key}")
+        names[f"#s_{key}"] = key
+        values[f":s_{key}"] = settings[key]
+    try:
+        item = dynamo.update_item(
+            _table(),
+            {"pk": _user(user_id), "sk": "PROFILE"},
+            "SET " + ", ".join(assignments),
+            values,
+            condition="attribute_exists(pk)",
+            names=names,
+            return_new=True,
+        )
+    except dynamo.ConditionFailed:
+        return None
+    if item is None:  # pragma: no cover - ALL_NEW always returns the item
+        return None
+    item.pop("pk"), item.pop("sk")
+    return item
+
+
+def list_payment_methods(
+    user_id: str, limit: int, after_id: str | None = None
+) -> tuple[list[dict[str, Any]], bool]:
+    """Up to `limit` of the user's payment methods, newest first (their ids are ULIDs, so sk
+    order is creation order), starting after the method `after_id`; and whether more follow."""
+    start = {"pk": _user(user_id), "sk": f"PM#{after_id}"} if after_id else None
+    items, _ = dynamo.query(
+        _table(),
+        "pk = :pk AND begins_with(sk, :pm)",
+        {":pk": _user(user_id), ":pm": "PM#"},
+        limit=limit + 1,
+        newest_first=True,
+        start_key=start,
+        consistent=True,
+    )
+    return items[:limit], len(items) > limit
+
+
+def delete_payment_method(user_id: str, method_id: str) -> bool:
+    """Delete the user's payment method; False (nothing deleted) if the user has none with
+    this id. The key is under the user's own pk, so another user's method is never found."""
+    try:
+        dynamo.delete_item(
+            _table(),
+            {"pk": _user(user_id), "sk": f"PM#{method_id}"},
+            "attribute_exists(pk)",
+        )
+    except dynamo.ConditionFailed:
+        return False
+    return True
+
+
+def set_role(user_id: str, email: str, role: str) -> None:
+    """Change a user's role on both its credentials and its profile, in one transaction."""
+    table = _table()
+    items = [
+        (f"EMAIL#{email}", "CREDENTIALS", "user_id = :user"),
+        (_user(user_id), "PROFILE", "attribute_exists(pk)"),
+    ]
+    dynamo.transact_write(
+        [
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": dynamo.serialize({"pk": pk, "sk": sk}),
+                    "UpdateExpression": "SET #role = :role",
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": {"#role": "role"},
+                    "ExpressionAttributeValues": dynamo.serialize(
+                        {":role": role, **({":user": user_id} if ":user" in condition else {})}
+                    ),
+                }
+            }
+            for pk, sk, condition in items
+        ]
+    )

@@ -1,0 +1,25 @@
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cashew.accounts import payment_methods
+from cashew.accounts.models import PaymentMethodList
+from cashew.http import CashewResolver, caller
+from cashew.observability import logger
+
+app = CashewResolver()
+
+
+@app.get("/v1/users/me/payment-methods")
+def list_payment_methods(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> PaymentMethodList:
+    return payment_methods.list_payment_methods(caller(app), limit, cursor)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
