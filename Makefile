@@ -17,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SAM = PATH="$$(dirname "$$(scripts/find-python313)"):$$PATH" $(SAM_VENV)/bin/sam
 
 .PHONY: help dev test lint types unit integration e2e tests validate build check-layer \
-        invoke bench format clean
+        invoke bench openapi create-admin format clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -82,6 +82,13 @@ invoke: $(VENV)/.installed ## run one function with one event: make invoke FUNCT
 
 bench: $(VENV)/.installed ## cold import times and AWS calls per operation -> bench/results.json
 	$(PY) -m bench.run
+
+openapi: $(VENV)/.installed ## regenerate functions/docs/openapi.json from the handlers (commit it)
+	$(PY) -m tools.openapi
+
+create-admin: $(VENV)/.installed ## first admin of a deployed stack: make create-admin STACK=cashew EMAIL=ops@example.com
+	@test -n "$(STACK)" -a -n "$(EMAIL)" || { echo "usage: make create-admin STACK=<stack name> EMAIL=<email> [NAME=...] [REGION=...]"; exit 2; }
+	$(PY) scripts/create_admin.py --stack "$(STACK)" --email "$(EMAIL)" $(if $(NAME),--name "$(NAME)") $(if $(REGION),--region "$(REGION)")
 
 clean: ## remove virtualenvs and build output
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -4,7 +4,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cashew.http import CashewResolver, caller, idempotency_key
+from cashew.http import CashewResolver, IdempotencyKey, caller
 from cashew.observability import logger, metrics
 from cashew.payments import service
 from cashew.payments.api import payment_response
@@ -13,9 +13,9 @@ from cashew.payments.models import PaymentRequest, PaymentResponse
 app = CashewResolver()
 
 
-@app.post("/v1/payments")
-def create_payment(body: PaymentRequest) -> Response[PaymentResponse]:
-    result = service.create_payment(caller(app), body, idempotency_key(app))
+@app.post("/v1/payments", status_code=201)
+def create_payment(body: PaymentRequest, key: IdempotencyKey) -> Response[PaymentResponse]:
+    result = service.create_payment(caller(app), body, key)
     return payment_response(result)
 
 

@@ -4,7 +4,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cashew.http import CashewResolver, caller, idempotency_key
+from cashew.http import CashewResolver, IdempotencyKey, caller
 from cashew.observability import logger, metrics
 from cashew.payments import service
 from cashew.payments.api import payment_response
@@ -13,9 +13,9 @@ from cashew.payments.models import PaymentResponse, TopUpRequest
 app = CashewResolver()
 
 
-@app.post("/v1/top-ups")
-def create_top_up(body: TopUpRequest) -> Response[PaymentResponse]:
-    result = service.top_up(caller(app), body, idempotency_key(app))
+@app.post("/v1/top-ups", status_code=201)
+def create_top_up(body: TopUpRequest, key: IdempotencyKey) -> Response[PaymentResponse]:
+    result = service.top_up(caller(app), body, key)
     return payment_response(result)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from cashew import errors
 from cashew.accounts.models import AddPaymentMethodRequest, RegisterRequest
-from cashew.http import MAX_BODY_BYTES, CashewResolver, caller, idempotency_key
+from cashew.http import MAX_BODY_BYTES, CashewResolver, IdempotencyKey, caller
 from cashew.payments.models import PaymentRequest
 
 REQUEST_ID = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
@@ -61,8 +61,8 @@ def raw() -> dict[str, Any]:
 
 
 @app.post("/t/idempotency")
-def with_key() -> dict[str, Any]:
-    return {"key": idempotency_key(app)}
+def with_key(key: IdempotencyKey) -> dict[str, Any]:
+    return {"key": key}
 
 
 @app.get("/t/me")
