@@ -57,8 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(stack_environment(args.stack, args.region))
 
     from cashew.accounts.admins import create_admin  # noqa: PLC0415 - needs the environment
+    from cashew.errors import CashewError  # noqa: PLC0415
 
-    admin, created = create_admin(args.email, password, args.name)
+    try:
+        admin, created = create_admin(args.email, password, args.name)
+    except CashewError as error:
+        print(f"not done: {error.detail}", file=sys.stderr)
+        return 1
     print(f"{'created' if created else 'promoted'} admin {admin.email} ({admin.id})")
     return 0
 

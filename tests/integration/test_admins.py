@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from cashew.accounts.admins import create_admin
 from tests.integration.conftest import PASSWORD, authorize
 
@@ -19,13 +21,16 @@ def test_create_admin_creates_a_user_with_the_admin_role(stack):
     assert authorize(stack, login.body["access_token"])["context"]["role"] == "admin"
 
 
-def test_create_admin_promotes_an_existing_user_and_keeps_their_password(stack, new_user):
+def test_create_admin_promotes_an_existing_user_who_proves_the_password(stack, new_user):
     user = new_user()
-    admin, created = create_admin(user.email, "a different password entirely")
+    admin, created = create_admin(user.email, PASSWORD)
     assert not created
     assert (admin.id, admin.role) == (user.id, "admin")
     me = stack.call("GetMeFunction", "accounts/get_me.json", authorizer=user.authorizer)
     assert me.body["role"] == "admin"
+    # their sessions ended with the promotion: the role is read from the session
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        authorize(stack, user.access_token)
     login = stack.call(
         "LoginFunction", "auth/login.json", body={"email": user.email, "password": PASSWORD}
     )

@@ -118,12 +118,9 @@ def update_item(
 ) -> Item | None:
     """Run one UpdateItem; with `return_new`, return the whole item as it is after the update
     (ReturnValues ALL_NEW), otherwise None."""
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "Key": serialize(key),
-        "UpdateExpression": update,
-        "ExpressionAttributeValues": serialize(values),
-    }
+    kwargs: dict[str, Any] = {"TableName": table, "Key": serialize(key), "UpdateExpression": update}
+    if values:
+        kwargs["ExpressionAttributeValues"] = serialize(values)
     if condition:
         kwargs["ConditionExpression"] = condition
     if names:

@@ -22,6 +22,7 @@ class Credentials:
     user_id: str
     password_hash: str
     role: str
+    password_version: int  # bumped by every change of password (not by a rehash)
 
 
 def _table() -> str:
@@ -74,23 +75,50 @@ def get_credentials(email: str) -> Credentials | None:
     if item is None:
         return None
     return Credentials(
-        user_id=item["user_id"], password_hash=item["password_hash"], role=item["role"]
+        user_id=item["user_id"],
+        password_hash=item["password_hash"],
+        role=item["role"],
+        password_version=int(item.get("password_version", 0)),
     )
 
 
-def replace_password_hash(email: str, old_hash: str, new_hash: str) -> bool:
-    """Set a new hash unless the password changed meanwhile (then False, nothing written)."""
+def replace_password_hash(
+    email: str, old_hash: str, new_hash: str, *, new_password: bool = False
+) -> bool:
+    """Set a new hash unless the password changed meanwhile (then False, nothing written).
+    A new password (not a rehash of the same one) bumps the password version, which ends
+    every session created under the old one."""
+    update = "SET password_hash = :new"
+    values: dict[str, Any] = {":new": new_hash, ":old": old_hash}
+    if new_password:
+        update += " ADD password_version :one"
+        values[":one"] = 1
     try:
         dynamo.update_item(
             _table(),
             {"pk": f"EMAIL#{email}", "sk": "CREDENTIALS"},
-            "SET password_hash = :new",
-            {":new": new_hash, ":old": old_hash},
+            update,
+            values,
             condition="password_hash = :old",
         )
     except dynamo.ConditionFailed:
         return False
     return True
+
+
+def password_unchanged_check(email: str, version: int) -> dict[str, Any]:
+    """A transaction item that fails if the password changed since `version` was read."""
+    condition = "password_version = :version"
+    if version == 0:
+        condition = "(attribute_not_exists(password_version) OR password_version = :version)"
+    return {
+        "ConditionCheck": {
+            "TableName": _table(),
+            "Key": dynamo.serialize({"pk": f"EMAIL#{email}", "sk": "CREDENTIALS"}),
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": dynamo.serialize({":version": version}),
+        }
+    }
 
 
 def get_profile(user_id: str) -> dict[str, Any] | None:

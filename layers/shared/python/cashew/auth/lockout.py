@@ -1,11 +1,16 @@
-"""Login throttling per account (OWASP): after too many attempts for one email within the
-window, 429 with Retry-After, whether or not the email exists. Every attempt is counted
-atomically before the password is checked, so parallel guesses cannot slip past the limit;
-a successful login clears the count."""
+"""Login throttling per account (OWASP): more than CASHEW_LOGIN_MAX_FAILURES attempts for one
+email within 15 minutes answer 429 with Retry-After, whether or not the email exists.
+
+Every attempt is counted atomically before the password is checked, so parallel guesses
+cannot slip past the limit, and a successful login clears the count. Counts are kept per
+15-minute bucket; the window is the current bucket plus the previous one weighted by how
+much of it still falls within the last 15 minutes (rounded up, so the limit is never
+undercounted at a bucket boundary)."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 
 from cashew import clock
 from cashew.auth import sessions
@@ -22,19 +27,15 @@ def _key(email: str) -> str:
 def attempt(email: str) -> None:
     """Count an attempt for `email`; TooManyAttemptsError when it is one too many."""
     now = clock.epoch()
-    recent = sorted(
-        t
-        for t in sessions.record_login_attempt(_key(email), now, WINDOW_SECONDS)
-        if t > now - WINDOW_SECONDS
-    )
-    limit = get_settings().login_max_failures
-    if len(recent) > limit:
-        retry_after = max(1, recent[-limit] + WINDOW_SECONDS - now)
+    bucket, into = divmod(now, WINDOW_SECONDS)
+    current, previous = sessions.count_login_attempt(_key(email), bucket, 2 * WINDOW_SECONDS)
+    recent = current + math.ceil(previous * (WINDOW_SECONDS - into) / WINDOW_SECONDS)
+    if recent > get_settings().login_max_failures:
         raise TooManyAttemptsError(
             "too many attempts for this account; try again later",
-            headers={"Retry-After": str(retry_after)},
+            headers={"Retry-After": str(WINDOW_SECONDS - into)},
         )
 
 
 def succeeded(email: str) -> None:
-    sessions.clear_login_attempts(_key(email))
+    sessions.clear_login_attempts(_key(email), clock.epoch() // WINDOW_SECONDS)

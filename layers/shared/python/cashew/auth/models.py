@@ -28,7 +28,9 @@ class LoginResponse(BaseModel):
 class RefreshRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    refresh_token: Annotated[SecretStr, Field(min_length=1, max_length=512)]
+    refresh_token: Annotated[
+        SecretStr, Field(min_length=1, max_length=512), AfterValidator(utf8_secret)
+    ]
 
 
 class SessionResponse(BaseModel):

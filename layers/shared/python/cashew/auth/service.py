@@ -80,8 +80,13 @@ def login(email: str, password: str, user_agent: str) -> TokenPair:
         user_agent=user_agent[:256],
         expires_at=clock.epoch() + get_settings().refresh_token_ttl,
         revoked=False,
+        email=email,
+        password_version=credentials.password_version,
     )
-    sessions.create(session)
+    if not sessions.create(
+        session, unless=accounts.password_unchanged_check(email, credentials.password_version)
+    ):  # the password changed while this login was being checked
+        raise InvalidCredentialsError("email or password is incorrect")
     metrics.add_metric(name="LoginSucceeded", unit=MetricUnit.Count, value=1)
     return _pair(session, secret)
 
@@ -90,8 +95,9 @@ def refresh(refresh_token: str) -> TokenPair:
     """A new pair for the current refresh token of a live session; the old one dies.
 
     Presenting a refresh token that was already rotated away means it was copied: the whole
-    session is revoked (RFC 9700 §4.14.2). Of two concurrent refreshes with one token, the
-    conditional rotation lets at most one succeed; the other is a reuse.
+    session is revoked (RFC 9700 §4.14.2), however long ago it was rotated. Of two concurrent
+    refreshes with one token, the conditional rotation lets at most one succeed; the other is
+    a reuse. A session created under a password that has since changed cannot refresh.
     """
     invalid = UnauthenticatedError("the refresh token is invalid or expired")
     session_id, _, secret = refresh_token.removeprefix(REFRESH_PREFIX).partition(".")
@@ -101,9 +107,14 @@ def refresh(refresh_token: str) -> TokenPair:
     if session is None or not session.live(clock.epoch()):
         raise invalid
     presented = _refresh_hash(secret)
-    if presented in session.previous_hashes:
-        _reused(session)
     if not hmac.compare_digest(presented, session.refresh_hash):
+        if sessions.rotated_from(presented) == session.id:
+            _reused(session)
+        raise invalid
+    credentials = accounts.get_credentials(session.email)
+    if credentials is None or credentials.password_version != session.password_version:
+        # the password changed: a session the change could not list (the index lags) ends here
+        sessions.revoke(session.id, session.user_id)
         raise invalid
     new_secret = secrets.token_urlsafe(32)
     if not sessions.rotate(session, _refresh_hash(new_secret)):
@@ -162,8 +173,9 @@ def change_password(caller: Caller, current: str, new: str) -> None:
             "the new password must differ from the current one",
             errors=[{"field": "new_password", "message": "must differ from current_password"}],
         )
+    new_hash = passwords.hash_password(new)
     if not accounts.replace_password_hash(
-        email, credentials.password_hash, passwords.hash_password(new)
+        email, credentials.password_hash, new_hash, new_password=True
     ):
         raise ConflictError("the password was changed meanwhile; try again")
     revoked = sessions.revoke_all_except(caller.user_id, caller.session_id)

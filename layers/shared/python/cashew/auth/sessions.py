@@ -1,19 +1,22 @@
-"""The sessions table: login sessions and login-attempt counters.
+"""The sessions table: login sessions, rotated refresh tokens and login-attempt counters.
 
 Items:
-    pk = ses_...        a session: user_id, role, refresh_hash (only a hash of the current
-                        refresh token), previous_hashes (the last rotated-away hashes, for
-                        reuse detection), created_at, last_used_at, user_agent, expires_at
+    pk = ses_...        a session: user_id, email, role, refresh_hash (only a hash of the
+                        current refresh token), password_version (of the password it was
+                        created under), created_at, last_used_at, user_agent, expires_at
                         (TTL), revoked. Index UserIndex: (user_id, created_at).
+    pk = RT#<hash>      a refresh token rotated away: session_id; expires with its session.
+                        Presenting it again is a reuse, for the whole life of the session.
     pk = LOGIN#<sha256 of the email>
-                        attempts: epoch seconds of recent login attempts; expires_at (TTL).
+                        n<bucket>: login attempts counted per 15-minute bucket; TTL.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from cashew import aws, clock, dynamo
@@ -21,7 +24,6 @@ from cashew.config import get_settings
 from cashew.errors import InvalidRequestError
 
 USER_INDEX = "UserIndex"
-PREVIOUS_HASHES_KEPT = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +37,8 @@ class Session:
     user_agent: str
     expires_at: int
     revoked: bool
-    previous_hashes: list[str] = field(default_factory=list)
+    email: str = ""
+    password_version: int = 0
 
     def live(self, now_epoch: int) -> bool:
         return not self.revoked and self.expires_at > now_epoch
@@ -51,7 +54,8 @@ def _to_item(session: Session) -> dict[str, Any]:
         "user_id": session.user_id,
         "role": session.role,
         "refresh_hash": session.refresh_hash,
-        "previous_hashes": session.previous_hashes,
+        "email": session.email,
+        "password_version": session.password_version,
         "created_at": session.created_at,
         "last_used_at": session.last_used_at,
         "user_agent": session.user_agent,
@@ -66,7 +70,8 @@ def _from_item(item: dict[str, Any]) -> Session:
         user_id=item["user_id"],
         role=item["role"],
         refresh_hash=item["refresh_hash"],
-        previous_hashes=list(item.get("previous_hashes") or []),
+        email=str(item.get("email", "")),
+        password_version=int(item.get("password_version", 0)),
         created_at=item["created_at"],
         last_used_at=item["last_used_at"],
         user_agent=item.get("user_agent", ""),
@@ -75,8 +80,27 @@ def _from_item(item: dict[str, Any]) -> Session:
     )
 
 
-def create(session: Session) -> None:
-    dynamo.put_item(_table(), _to_item(session), "attribute_not_exists(pk)")
+def create(session: Session, *, unless: dict[str, Any]) -> bool:
+    """Store a new session in one transaction with the `unless` condition check (the
+    password it was granted under is still current); False if that check failed."""
+    try:
+        dynamo.transact_write(
+            [
+                {
+                    "Put": {
+                        "TableName": _table(),
+                        "Item": dynamo.serialize(_to_item(session)),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                unless,
+            ]
+        )
+    except dynamo.TransactionCanceled as exc:
+        if exc.failed(1):
+            return False
+        raise
+    return True
 
 
 def get(session_id: str) -> Session | None:
@@ -88,25 +112,53 @@ def get(session_id: str) -> Session | None:
 
 def rotate(session: Session, new_hash: str) -> bool:
     """Replace the refresh hash, only if it is still the one presented (so concurrent
-    refreshes with one token cannot both succeed) and the session is live."""
-    previous = [session.refresh_hash, *session.previous_hashes][:PREVIOUS_HASHES_KEPT]
+    refreshes with one token cannot both succeed) and the session is live; the old hash is
+    kept as rotated away for as long as the session lives."""
     try:
-        dynamo.update_item(
-            _table(),
-            {"pk": session.id},
-            "SET refresh_hash = :new, previous_hashes = :previous, last_used_at = :now",
-            {
-                ":new": new_hash,
-                ":previous": previous,
-                ":now": clock.utcnow_str(),
-                ":old": session.refresh_hash,
-                ":false": False,
-            },
-            condition="refresh_hash = :old AND revoked = :false",
+        dynamo.transact_write(
+            [
+                {
+                    "Update": {
+                        "TableName": _table(),
+                        "Key": dynamo.serialize({"pk": session.id}),
+                        "UpdateExpression": "SET refresh_hash = :new, last_used_at = :now",
+                        "ConditionExpression": "refresh_hash = :old AND revoked = :false",
+                        "ExpressionAttributeValues": dynamo.serialize(
+                            {
+                                ":new": new_hash,
+                                ":now": clock.utcnow_str(),
+                                ":old": session.refresh_hash,
+                                ":false": False,
+                            }
+                        ),
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": _table(),
+                        "Item": dynamo.serialize(
+                            {
+                                "pk": f"RT#{session.refresh_hash}",
+                                "session_id": session.id,
+                                "expires_at": session.expires_at,
+                            }
+                        ),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
         )
-    except dynamo.ConditionFailed:
-        return False
+    except dynamo.TransactionCanceled as exc:
+        if exc.failed(0) or exc.failed(1):
+            return False
+        raise
     return True
+
+
+def rotated_from(refresh_hash: str) -> str | None:
+    """The session whose refresh token with this hash was rotated away, if any."""
+    item = dynamo.get_item(_table(), {"pk": f"RT#{refresh_hash}"})
+    return str(item["session_id"]) if item else None
 
 
 def revoke(session_id: str, user_id: str) -> bool:
@@ -124,6 +176,9 @@ def revoke(session_id: str, user_id: str) -> bool:
     return True
 
 
+_SESSION_ID = re.compile(r"ses_[0-9A-Z]{26}")
+
+
 def _encode_cursor(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
 
@@ -138,13 +193,12 @@ def _decode_cursor(cursor: str, user_id: str) -> dict[str, Any]:
         raise invalid from exc
     if (
         not isinstance(key, dict)
-        or key.get("user_id") != user_id
-        or set(key)
-        != {
-            "pk",
-            "user_id",
-            "created_at",
-        }
+        or set(key) != {"pk", "user_id", "created_at"}
+        or key["user_id"] != user_id
+        or not isinstance(key["pk"], str)
+        or not _SESSION_ID.fullmatch(key["pk"])
+        or not isinstance(key["created_at"], str)
+        or len(key["created_at"]) > 40
     ):
         raise invalid
     return key
@@ -187,24 +241,29 @@ def revoke_all_except(user_id: str, keep_session_id: str) -> int:
 # -- login attempts ---------------------------------------------------------------------
 
 
-def record_login_attempt(key: str, now: int, keep_for: int) -> list[int]:
-    """Append an attempt atomically (concurrent attempts are all counted) and return every
-    attempt on record."""
-    client = aws.dynamodb()
-    response = client.update_item(
-        TableName=_table(),
-        Key=dynamo.serialize({"pk": key}),
-        UpdateExpression=(
-            "SET attempts = list_append(if_not_exists(attempts, :empty), :now), "
-            "expires_at = :expires"
-        ),
-        ExpressionAttributeValues=dynamo.serialize(
-            {":empty": [], ":now": [now], ":expires": now + keep_for}
-        ),
-        ReturnValues="ALL_NEW",
+def count_login_attempt(key: str, bucket: int, keep_for: int) -> tuple[int, int]:
+    """Count an attempt in `bucket`, atomically (concurrent attempts are all counted), and
+    return the counts of this bucket and the one before. Older buckets are dropped, so the
+    item stays small however many attempts are made."""
+    counts = (
+        dynamo.update_item(
+            _table(),
+            {"pk": key},
+            "ADD #current :one SET expires_at = :expires REMOVE #stale",
+            {":one": 1, ":expires": clock.epoch() + keep_for},
+            names={"#current": f"n{bucket}", "#stale": f"n{bucket - 2}"},
+            return_new=True,
+        )
+        or {}
     )
-    return [int(t) for t in dynamo.deserialize(response["Attributes"]).get("attempts", [])]
+    return int(counts.get(f"n{bucket}", 0)), int(counts.get(f"n{bucket - 1}", 0))
 
 
-def clear_login_attempts(key: str) -> None:
-    dynamo.update_item(_table(), {"pk": key}, "SET attempts = :empty", {":empty": []})
+def clear_login_attempts(key: str, bucket: int) -> None:
+    dynamo.update_item(
+        _table(),
+        {"pk": key},
+        "REMOVE #current, #previous",
+        {},
+        names={"#current": f"n{bucket}", "#previous": f"n{bucket - 1}"},
+    )
