@@ -14,14 +14,7 @@ app = CashewResolver()
 @app.post("/v1/auth/login")
 def login(body: LoginRequest) -> LoginResponse:
     user_agent = app.current_event.headers.get("User-Agent") or ""
-    pair = service.login(body.email, body.password.get_secret_value(), user_agent)
-    return LoginResponse(
-        access_token=pair.access_token,
-        expires_in=pair.expires_in,
-        refresh_token=pair.refresh_token,
-        refresh_expires_in=pair.refresh_expires_in,
-        session_id=pair.session_id,
-    )
+    return service.login(body.email, body.password.get_secret_value(), user_agent)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -13,14 +13,7 @@ app = CashewResolver()
 
 @app.post("/v1/auth/refresh")
 def refresh(body: RefreshRequest) -> LoginResponse:
-    pair = service.refresh(body.refresh_token.get_secret_value())
-    return LoginResponse(
-        access_token=pair.access_token,
-        expires_in=pair.expires_in,
-        refresh_token=pair.refresh_token,
-        refresh_expires_in=pair.refresh_expires_in,
-        session_id=pair.session_id,
-    )
+    return service.refresh(body.refresh_token.get_secret_value())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from cashew.auth import service
+from cashew.auth.models import LoginResponse
 from cashew.config import get_settings
 from cashew.errors import RefreshTokenReusedError, UnauthenticatedError
 from tests.integration.conftest import PASSWORD, authorize
@@ -73,7 +74,7 @@ def test_concurrent_refreshes_with_one_token_succeed_at_most_once(stack, new_use
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         results = list(pool.map(attempt, range(6)))
-    assert sum(isinstance(r, service.TokenPair) for r in results) <= 1
+    assert sum(isinstance(r, LoginResponse) for r in results) <= 1
 
 
 @pytest.mark.parametrize(

@@ -6,14 +6,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import clock, ids
 from cashew.accounts import store as accounts
 from cashew.auth import lockout, passwords, sessions, tokens
-from cashew.auth.models import SessionList, SessionResponse
+from cashew.auth.models import LoginResponse, SessionList, SessionResponse
 from cashew.config import get_settings
 from cashew.errors import (
     ConflictError,
@@ -29,22 +28,13 @@ from cashew.observability import logger, metrics
 REFRESH_PREFIX = "rt_"
 
 
-@dataclass(frozen=True, slots=True)
-class TokenPair:
-    access_token: str
-    expires_in: int
-    refresh_token: str
-    refresh_expires_in: int
-    session_id: str
-
-
 def _refresh_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _pair(session: sessions.Session, secret: str) -> TokenPair:
+def _pair(session: sessions.Session, secret: str) -> LoginResponse:
     access, ttl = tokens.issue_access_token(session.user_id, session.id, session.role)
-    return TokenPair(
+    return LoginResponse(
         access_token=access,
         expires_in=ttl,
         refresh_token=f"{REFRESH_PREFIX}{session.id}.{secret}",
@@ -53,7 +43,7 @@ def _pair(session: sessions.Session, secret: str) -> TokenPair:
     )
 
 
-def login(email: str, password: str, user_agent: str) -> TokenPair:
+def login(email: str, password: str, user_agent: str) -> LoginResponse:
     """A new session for valid credentials. Unknown email and wrong password are
     indistinguishable: same error, same lockout, and both verify a real argon2id hash."""
     email = email.strip().lower()
@@ -91,7 +81,7 @@ def login(email: str, password: str, user_agent: str) -> TokenPair:
     return _pair(session, secret)
 
 
-def refresh(refresh_token: str) -> TokenPair:
+def refresh(refresh_token: str) -> LoginResponse:
     """A new pair for the current refresh token of a live session; the old one dies.
 
     Presenting a refresh token that was already rotated away means it was copied: the whole
