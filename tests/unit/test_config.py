@@ -50,7 +50,7 @@ def test_the_sandbox_webhook_secret_default_is_not_shown() -> None:
         ("CASHEW_IDEMPOTENCY_TTL", "86399"),  # keys are kept at least 24 h
         ("CASHEW_FRAUD_MAX_AMOUNT", "0"),
         ("CASHEW_LOGIN_MAX_FAILURES", "0"),
-        ("CASHEW_GATEWAY", "stripe"),
+        ("CASHEW_GATEWAY", "paypal"),
         ("CASHEW_GATEWAY_MAX_ATTEMPTS", "0"),
         ("CASHEW_GATEWAY_MAX_ATTEMPTS", "6"),
         ("CASHEW_FRAUD_MAX_AMOUNT", "lots"),

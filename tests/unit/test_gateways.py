@@ -28,7 +28,7 @@ def charge(
     gateway: SandboxGateway, number: str, *, key: str = "key-1", capture: bool = True
 ) -> Charge:
     token = gateway.tokenise(number, 12, 2030, "123").token
-    return gateway.charge(token, 2500, "USD", idempotency_key=key, capture=capture)
+    return gateway.authorise(token, 2500, "USD", idempotency_key=key, capture=capture, metadata={})
 
 
 def test_the_configured_gateway_is_the_sandbox() -> None:
@@ -101,16 +101,18 @@ def test_the_error_card_raises_gateway_unavailable(gateway: SandboxGateway) -> N
 @pytest.mark.parametrize("number", [*APPROVED, *DECLINED, PROCESSING])
 def test_same_idempotency_key_same_charge(gateway: SandboxGateway, number: str) -> None:
     token = gateway.tokenise(number, 12, 2030, "123").token
-    first = gateway.charge(token, 2500, "USD", idempotency_key="k", capture=True)
-    again = gateway.charge(token, 2500, "USD", idempotency_key="k", capture=True)
-    other = gateway.charge(token, 2500, "USD", idempotency_key="k2", capture=True)
+    first = gateway.authorise(token, 2500, "USD", idempotency_key="k", capture=True, metadata={})
+    again = gateway.authorise(token, 2500, "USD", idempotency_key="k", capture=True, metadata={})
+    other = gateway.authorise(token, 2500, "USD", idempotency_key="k2", capture=True, metadata={})
     assert again == first
     assert other.id != first.id
 
 
 def test_charge_refuses_a_token_that_is_not_from_the_sandbox(gateway: SandboxGateway) -> None:
     with pytest.raises(ValueError, match="sandbox"):
-        gateway.charge("4242424242424242", 100, "USD", idempotency_key="k", capture=True)
+        gateway.authorise(
+            "4242424242424242", 100, "USD", idempotency_key="k", capture=True, metadata={}
+        )
 
 
 # --- with_retries ---------------------------------------------------------------------------
@@ -186,7 +188,7 @@ def test_the_error_card_fails_with_gateway_error_after_bounded_retries(
     def call() -> Charge:
         nonlocal calls
         calls += 1
-        return gateway.charge(token, 100, "USD", idempotency_key="k", capture=True)
+        return gateway.authorise(token, 100, "USD", idempotency_key="k", capture=True, metadata={})
 
     result = with_retries(call, attempts=3, base_delay=0)
     assert (result.status, result.failure_code, calls) == ("failed", "gateway_error", 3)

@@ -34,7 +34,10 @@ class Settings(BaseModel):
     fraud_max_amount: int = Field(500_000, alias="CASHEW_FRAUD_MAX_AMOUNT", ge=1)
     fraud_new_card_amount: int = Field(200_000, alias="CASHEW_FRAUD_NEW_CARD_AMOUNT", ge=1)
 
-    gateway: Literal["sandbox"] = Field("sandbox", alias="CASHEW_GATEWAY")
+    gateway: Literal["sandbox", "stripe"] = Field("sandbox", alias="CASHEW_GATEWAY")
+    sandbox_webhook_url: str | None = Field(None, alias="CASHEW_SANDBOX_WEBHOOK_URL")
+    stripe_secret_id: str | None = Field(None, alias="CASHEW_STRIPE_SECRET_ID")
+    stripe_api_base: str | None = Field(None, alias="CASHEW_STRIPE_API_BASE")  # tests only
     gateway_webhook_secret: SecretStr = Field(
         SecretStr("whsec_sandbox_local"), alias="CASHEW_GATEWAY_WEBHOOK_SECRET"
     )

@@ -1,14 +1,30 @@
-"""The gateway interface every adapter implements, and the retry policy around it."""
+"""The gateway interface every adapter implements, its webhook signature, and the retry policy.
+
+An adapter is an outbound port: it turns our calls (tokenise, authorise, capture, void,
+refund) into the gateway's, and the gateway's signed webhooks into `WebhookEvent`s. Two
+exceptions tell the caller what it may do after a failure:
+
+- `GatewayUnavailableError`: the request was definitely not processed; retry it.
+- `GatewayOutcomeUnknownError`: it may have been processed (e.g. a timeout after it was
+  sent); only asking again with the same idempotency key settles it.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, overload
 
-ChargeStatus = Literal["succeeded", "requires_capture", "processing", "failed"]
+ChargeStatus = Literal["succeeded", "requires_capture", "processing", "failed", "canceled"]
 FailureCode = Literal["insufficient_funds", "card_declined", "gateway_error", "expired_card"]
+RefundStatus = Literal["succeeded", "pending", "failed"]
+
+SIGNATURE_HEADER = "Gateway-Signature"
+WEBHOOK_TOLERANCE = 300
+"""Seconds a webhook's timestamp may differ from now, either way (replay window)."""
 
 
 class GatewayUnavailableError(Exception):
@@ -21,6 +37,26 @@ class GatewayOutcomeUnknownError(Exception):
     Only asking again with the same idempotency key settles it."""
 
 
+class CardRejectedError(ValueError):
+    """The gateway refused the card details when tokenising (e.g. an invalid number)."""
+
+    def __init__(self, code: FailureCode, message: str) -> None:
+        super().__init__(message)
+        self.code: FailureCode = code
+
+
+class WebhookError(Exception):
+    """A webhook that must be refused (400): see the two subclasses."""
+
+
+class WebhookSignatureError(WebhookError):
+    """The signature header is missing, malformed, wrong, or outside the time tolerance."""
+
+
+class WebhookPayloadError(WebhookError):
+    """The signature is valid but the body is not an event this gateway sends."""
+
+
 @dataclass(frozen=True, slots=True)
 class TokenisedCard:
     token: str
@@ -29,44 +65,198 @@ class TokenisedCard:
 
 @dataclass(frozen=True, slots=True)
 class Charge:
+    """A charge (authorisation) at the gateway. `id` is None only when the gateway never
+    issued one (e.g. it was unreachable on every attempt)."""
+
     id: str | None
     status: ChargeStatus
     failure_code: FailureCode | None = None
     failure_message: str | None = None
+    amount_captured: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayRefund:
+    id: str | None
+    status: RefundStatus
+    failure_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    """A verified charge outcome sent by the gateway. `payment_id` is ours (from the
+    metadata given to `authorise`); None when the gateway's charge did not carry one."""
+
+    id: str
+    type: str
+    charge_id: str
+    payment_id: str | None
+    status: ChargeStatus
+    failure_code: FailureCode | None = None
+    amount_captured: int | None = None
 
 
 class Gateway(Protocol):
+    signature_header: str
+    """The HTTP header carrying the webhook signature (`Gateway-Signature`, or Stripe's)."""
+
     def tokenise(self, number: str, exp_month: int, exp_year: int, cvc: str) -> TokenisedCard:
         """Exchange card details for a reusable token (the details are not kept)."""
         ...
 
-    def charge(
-        self, token: str, amount: int, currency: str, *, idempotency_key: str, capture: bool
+    def authorise(
+        self,
+        token: str,
+        amount: int,
+        currency: str,
+        *,
+        idempotency_key: str,
+        capture: bool,
+        metadata: dict[str, str],
     ) -> Charge:
-        """Authorise (and capture, unless `capture` is False). The same idempotency key
-        always returns the same charge: asking again is how an unknown outcome is settled."""
+        """Authorise `amount` on the card (and capture it at once when `capture` is True).
+        The same idempotency key always returns the same charge: asking again is how an
+        unknown outcome is settled. `metadata` (our `payment_id`) comes back in webhooks."""
+        ...
+
+    def capture(self, charge_id: str, amount: int, *, idempotency_key: str) -> Charge:
+        """Capture `amount` (at most the authorised amount) of an authorised charge; the
+        rest of the authorisation is released."""
+        ...
+
+    def void(self, charge_id: str, *, idempotency_key: str) -> Charge:
+        """Release an authorisation that was not captured (status `canceled`)."""
+        ...
+
+    def refund(self, charge_id: str, amount: int, *, idempotency_key: str) -> GatewayRefund:
+        """Refund `amount` of a captured charge back to the card."""
+        ...
+
+    def parse_webhook(
+        self, payload: bytes, signature_header: str | None, now: int
+    ) -> WebhookEvent | None:
+        """Verify the raw body against its signature header and return the charge outcome
+        it reports; None for a verified event that reports no charge outcome (ignore it).
+        Raises WebhookSignatureError (bad, missing, stale) or WebhookPayloadError."""
         ...
 
 
-def with_retries(call: Callable[[], Charge], *, attempts: int, base_delay: float = 0.05) -> Charge:
-    """Run `call`, retrying with exponential backoff. When every attempt was refused the
-    charge is failed with `gateway_error`; when the last answer was unknown, the
-    GatewayOutcomeUnknownError propagates: the charge must not be recorded as failed."""
+# --- webhook signatures ---------------------------------------------------------------------
+
+
+def _hmac(payload: bytes, secret: str, t: int) -> str:
+    signed = str(t).encode() + b"." + payload
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def sign_webhook(payload: bytes, secret: str, t: int) -> str:
+    """The `Gateway-Signature` header value for `payload` sent at unix time `t`."""
+    return f"t={t},v1={_hmac(payload, secret, t)}"
+
+
+def verify_signature(
+    payload: bytes,
+    header: str | None,
+    secret: str,
+    now: int,
+    tolerance: int = WEBHOOK_TOLERANCE,
+) -> None:
+    """Check `t=<unix>,v1=<hex>` (several v1 allowed, for secret rotation) over the raw body
+    with a constant-time compare; the timestamp must be within `tolerance` of `now`."""
+    if not header:
+        raise WebhookSignatureError("missing signature header")
+    timestamp: int | None = None
+    signatures: list[str] = []
+    for part in header.split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep:
+            raise WebhookSignatureError("malformed signature header")
+        if key == "t":
+            if not value.isascii() or not value.isdigit() or timestamp is not None:
+                raise WebhookSignatureError("malformed signature header")
+            timestamp = int(value)
+        elif key == "v1":
+            signatures.append(value)
+    if timestamp is None or not signatures:
+        raise WebhookSignatureError("malformed signature header")
+    if abs(now - timestamp) > tolerance:
+        raise WebhookSignatureError("signature timestamp outside the tolerance")
+    expected = _hmac(payload, secret, timestamp)
+    # Every candidate is compared (no early exit), each in constant time.
+    matched = False
+    for candidate in signatures:
+        matched |= hmac.compare_digest(expected.encode(), candidate.encode())
+    if not matched:
+        raise WebhookSignatureError("signature mismatch")
+
+
+# --- retries --------------------------------------------------------------------------------
+
+GATEWAY_ERROR_CHARGE = Charge(
+    id=None,
+    status="failed",
+    failure_code="gateway_error",
+    failure_message="the payment gateway is unavailable",
+)
+
+
+@overload
+def with_retries(
+    call: Callable[[], Charge],
+    *,
+    attempts: int,
+    base_delay: float = ...,
+    budget: float | None = ...,
+) -> Charge: ...
+
+
+@overload
+def with_retries[T](
+    call: Callable[[], T],
+    *,
+    attempts: int,
+    failure: T,
+    base_delay: float = ...,
+    budget: float | None = ...,
+) -> T: ...
+
+
+def with_retries(
+    call: Callable[[], object],
+    *,
+    attempts: int,
+    failure: object = GATEWAY_ERROR_CHARGE,
+    base_delay: float = 0.05,
+    budget: float | None = None,
+) -> object:
+    """Run `call`, retrying with exponential backoff (`base_delay * 2**n`, no sleep after the
+    last attempt). The call must reuse one idempotency key, so a retry never acts twice.
+
+    - When every attempt was refused (GatewayUnavailableError) the result is `failure`
+      (by default a failed Charge with `gateway_error`).
+    - When no attempt gave an answer and one of them had an unknown outcome, the (last)
+      GatewayOutcomeUnknownError propagates: the operation must not be recorded as failed.
+    - Any other exception propagates at once, without a retry.
+    - `budget` (seconds) bounds the whole loop: no attempt starts once the backoff would
+      end past it (each call is bounded by the adapter's own timeout).
+    """
+    started = time.monotonic()
     unknown: GatewayOutcomeUnknownError | None = None
     for attempt in range(attempts):
         try:
             return call()
         except GatewayUnavailableError:
-            unknown = None
+            # Not processed; but an earlier unknown attempt stays unknown: a request that
+            # never reached the gateway cannot tell whether that one was processed.
+            pass
         except GatewayOutcomeUnknownError as exc:
             unknown = exc
-        if attempt + 1 < attempts:
-            time.sleep(base_delay * 2**attempt)
+        if attempt + 1 >= attempts:
+            break
+        delay = base_delay * 2**attempt
+        if budget is not None and time.monotonic() - started + delay > budget:
+            break
+        time.sleep(delay)
     if unknown is not None:
         raise unknown
-    return Charge(
-        id=None,
-        status="failed",
-        failure_code="gateway_error",
-        failure_message="the payment gateway is unavailable",
-    )
+    return failure

@@ -1,15 +1,40 @@
-"""The sandbox gateway: deterministic by card number, no network, no state.
+"""The sandbox gateway: deterministic by card number (API.md's card table), no state.
 
-The token carries the card's scenario, never its number. A charge's id is derived from the
-idempotency key, so repeating a charge with the same key returns the same charge.
+- The token carries the card's scenario, never its number.
+- A charge's id is derived from the idempotency key (`ch_sbx_<sha256(key)[:24]>`), a
+  refund's likewise (`re_sbx_...`): repeating a call with the same key gives the same answer.
+- The processing card answers `processing`; when a webhook URL is configured, the sandbox
+  asks it (the local stack's scheduler) to deliver the signed outcome a few seconds later.
+- The error card fails every charge with GatewayUnavailableError. It never gets a charge
+  id, so capture/void/refund fail that way for ids with `OUTAGE_CHARGE_PREFIX` instead.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
+import json
 import secrets
+import urllib.request
+from collections.abc import Callable
+from typing import Any, Literal
 
-from cashew.payments.gateways.base import Charge, GatewayUnavailableError, TokenisedCard
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from cashew.observability import logger
+from cashew.payments.gateways.base import (
+    SIGNATURE_HEADER,
+    Charge,
+    ChargeStatus,
+    FailureCode,
+    GatewayRefund,
+    GatewayUnavailableError,
+    TokenisedCard,
+    WebhookEvent,
+    WebhookPayloadError,
+    sign_webhook,
+    verify_signature,
+)
 
 SCENARIOS = {
     "4000000000000002": "declined",
@@ -19,32 +44,201 @@ SCENARIOS = {
     "4000000000003220": "processing",
     "4100000000000019": "risky",
 }
-_FAILURES = {
+"""Every other number (4242424242424242, 5555555555554444, ...) is approved."""
+_FAILURES: dict[str, tuple[FailureCode, str]] = {
     "declined": ("card_declined", "the card was declined"),
     "insufficient": ("insufficient_funds", "the card has insufficient funds"),
     "expired": ("expired_card", "the card has expired"),
 }
 TOKEN_PREFIX = "tok_sbx_"
+CHARGE_PREFIX = "ch_sbx_"
+REFUND_PREFIX = "re_sbx_"
+EVENT_PREFIX = "evt_sbx_"
+OUTAGE_CHARGE_PREFIX = "ch_sbx_error_"
+"""Capture, void and refund of such a charge id fail with GatewayUnavailableError (ids
+derived from keys are hex, so they never start with it)."""
+
+DEFAULT_WEBHOOK_SECRET = "whsec_sandbox_local"
+WEBHOOK_DELAY_SECONDS = 3
+SCHEDULE_TIMEOUT_SECONDS = 2.0
+
+Transport = Callable[[str, bytes, float], None]
+"""POST `body` (JSON) to `url` within `timeout` seconds; raises OSError on failure."""
+
+
+def _post_json(url: str, body: bytes, timeout: float) -> None:
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
+        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        response.read()
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:24]
+
+
+class _EventData(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    charge_id: str
+    payment_id: str | None = None
+    status: ChargeStatus
+    failure_code: FailureCode | None = None
+    amount_captured: int | None = None
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    type: Literal["charge.succeeded", "charge.failed"]
+    data: _EventData
+
+
+def encode_event(event: dict[str, Any]) -> bytes:
+    """The exact body the sandbox's webhooks carry (compact JSON, UTF-8)."""
+    return json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
+
+
+def signed_delivery(event: dict[str, Any], secret: str, now: int) -> tuple[bytes, str]:
+    """The body and `Gateway-Signature` header with which to deliver `event` at `now` (for
+    the local stack's scheduler, which signs at delivery time)."""
+    body = encode_event(event)
+    return body, sign_webhook(body, secret, now)
 
 
 class SandboxGateway:
+    signature_header = SIGNATURE_HEADER
+
+    def __init__(
+        self,
+        *,
+        webhook_url: str | None = None,
+        secret: str = DEFAULT_WEBHOOK_SECRET,
+        delay_seconds: int = WEBHOOK_DELAY_SECONDS,
+        timeout: float = SCHEDULE_TIMEOUT_SECONDS,
+        transport: Transport | None = None,
+    ) -> None:
+        if webhook_url is not None and not webhook_url.startswith(("http://", "https://")):
+            raise ValueError("the sandbox webhook URL must be http(s)")
+        self.webhook_url = webhook_url
+        self._secret = secret
+        self._delay = delay_seconds
+        self._timeout = timeout
+        self._transport = transport or _post_json
+
+    # --- cards and charges ----------------------------------------------------------------
+
     def tokenise(self, number: str, exp_month: int, exp_year: int, cvc: str) -> TokenisedCard:
         scenario = SCENARIOS.get(number, "approved")
         token = f"{TOKEN_PREFIX}{scenario}_{secrets.token_hex(12)}"
         return TokenisedCard(token=token, risk_flag=scenario == "risky")
 
-    def charge(
-        self, token: str, amount: int, currency: str, *, idempotency_key: str, capture: bool
+    def authorise(
+        self,
+        token: str,
+        amount: int,
+        currency: str,
+        *,
+        idempotency_key: str,
+        capture: bool,
+        metadata: dict[str, str],
     ) -> Charge:
         if not token.startswith(TOKEN_PREFIX):
             raise ValueError("not a sandbox token")
         scenario = token.removeprefix(TOKEN_PREFIX).rsplit("_", 1)[0]
-        charge_id = "ch_sbx_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
+        charge_id = CHARGE_PREFIX + _digest(idempotency_key)
         if scenario == "error":
             raise GatewayUnavailableError("sandbox: simulated gateway error")
         if scenario in _FAILURES:
             code, message = _FAILURES[scenario]
-            return Charge(id=charge_id, status="failed", failure_code=code, failure_message=message)  # type: ignore[arg-type]
+            return Charge(id=charge_id, status="failed", failure_code=code, failure_message=message)
         if scenario == "processing":
+            self._schedule_outcome(
+                charge_id, amount, idempotency_key, capture, metadata.get("payment_id")
+            )
             return Charge(id=charge_id, status="processing")
-        return Charge(id=charge_id, status="succeeded" if capture else "requires_capture")
+        if capture:
+            return Charge(id=charge_id, status="succeeded", amount_captured=amount)
+        return Charge(id=charge_id, status="requires_capture", amount_captured=0)
+
+    def capture(self, charge_id: str, amount: int, *, idempotency_key: str) -> Charge:
+        self._check_charge(charge_id)
+        if amount < 1:
+            raise ValueError("the amount to capture must be positive")
+        return Charge(id=charge_id, status="succeeded", amount_captured=amount)
+
+    def void(self, charge_id: str, *, idempotency_key: str) -> Charge:
+        self._check_charge(charge_id)
+        return Charge(id=charge_id, status="canceled", amount_captured=0)
+
+    def refund(self, charge_id: str, amount: int, *, idempotency_key: str) -> GatewayRefund:
+        self._check_charge(charge_id)
+        if amount < 1:
+            raise ValueError("the amount to refund must be positive")
+        return GatewayRefund(id=REFUND_PREFIX + _digest(idempotency_key), status="succeeded")
+
+    @staticmethod
+    def _check_charge(charge_id: str) -> None:
+        if not charge_id.startswith(CHARGE_PREFIX):
+            raise ValueError("not a sandbox charge")
+        if charge_id.startswith(OUTAGE_CHARGE_PREFIX):
+            raise GatewayUnavailableError("sandbox: simulated gateway error")
+
+    # --- webhooks -------------------------------------------------------------------------
+
+    def outcome_event(
+        self,
+        charge_id: str,
+        amount: int,
+        idempotency_key: str,
+        capture: bool,
+        payment_id: str | None,
+    ) -> dict[str, Any]:
+        """The webhook event that settles a processing charge (same key, same event id)."""
+        return {
+            "id": EVENT_PREFIX + _digest("event:" + idempotency_key),
+            "type": "charge.succeeded",
+            "data": {
+                "charge_id": charge_id,
+                "payment_id": payment_id,
+                "status": "succeeded" if capture else "requires_capture",
+                "failure_code": None,
+                "amount_captured": amount if capture else 0,
+            },
+        }
+
+    def _schedule_outcome(
+        self, charge_id: str, amount: int, key: str, capture: bool, payment_id: str | None
+    ) -> None:
+        if self.webhook_url is None:
+            return
+        event = self.outcome_event(charge_id, amount, key, capture, payment_id)
+        body = json.dumps({"delay_seconds": self._delay, "event": event}).encode()
+        try:
+            self._transport(self.webhook_url, body, self._timeout)
+        except (OSError, http.client.HTTPException) as exc:
+            logger.warning(
+                "sandbox: could not schedule the webhook of a processing charge",
+                extra={"charge_id": charge_id, "error": type(exc).__name__},
+            )
+
+    def parse_webhook(
+        self, payload: bytes, signature_header: str | None, now: int
+    ) -> WebhookEvent | None:
+        verify_signature(payload, signature_header, self._secret, now)
+        try:
+            event = _Event.model_validate_json(payload)
+        except ValidationError as exc:
+            raise WebhookPayloadError("not a sandbox gateway event") from exc
+        data = event.data
+        return WebhookEvent(
+            id=event.id,
+            type=event.type,
+            charge_id=data.charge_id,
+            payment_id=data.payment_id,
+            status=data.status,
+            failure_code=data.failure_code,
+            amount_captured=data.amount_captured,
+        )

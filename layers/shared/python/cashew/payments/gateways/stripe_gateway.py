@@ -1,0 +1,328 @@
+"""The Stripe adapter, on the official SDK (`stripe.StripeClient`).
+
+Mapping: a card token is a PaymentMethod (`pm_...`), a charge is a PaymentIntent (`pi_...`)
+confirmed at creation, capture/void are the PaymentIntent's capture/cancel, a refund is a
+Refund on the PaymentIntent. Our idempotency key is Stripe's `Idempotency-Key`, so asking
+again after an unknown outcome returns Stripe's first answer.
+
+Failures: the SDK's own retries are off (we retry, with the same key) and every request is
+bounded by a timeout.
+- Could not connect (refused, DNS, connect timeout, TLS handshake), 429, or a non-card 4xx
+  (Stripe validated and refused the request) → GatewayUnavailableError: not processed.
+- Read timeout, connection lost after sending, 5xx, 409 (same key in flight) or an
+  unreadable answer → GatewayOutcomeUnknownError: maybe processed.
+- 402 card errors → a failed Charge with our failure code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import requests
+import stripe
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+
+from cashew.observability import logger
+from cashew.payments.gateways.base import (
+    WEBHOOK_TOLERANCE,
+    CardRejectedError,
+    Charge,
+    ChargeStatus,
+    FailureCode,
+    GatewayOutcomeUnknownError,
+    GatewayRefund,
+    GatewayUnavailableError,
+    RefundStatus,
+    TokenisedCard,
+    WebhookEvent,
+    WebhookPayloadError,
+    WebhookSignatureError,
+)
+
+if TYPE_CHECKING:
+    from stripe.params import PaymentIntentCreateParams
+
+DEFAULT_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 3.0
+
+_EVENT_STATUSES: dict[str, ChargeStatus] = {
+    "payment_intent.succeeded": "succeeded",
+    "payment_intent.payment_failed": "failed",
+    "payment_intent.amount_capturable_updated": "requires_capture",
+    "payment_intent.canceled": "canceled",
+}
+_REFUND_STATUSES: dict[str, RefundStatus] = {
+    "succeeded": "succeeded",
+    "pending": "pending",
+    "requires_action": "pending",
+    "failed": "failed",
+    "canceled": "failed",
+}
+_MESSAGES: dict[FailureCode, str] = {
+    "card_declined": "the card was declined",
+    "insufficient_funds": "the card has insufficient funds",
+    "expired_card": "the card has expired",
+    "gateway_error": "the payment gateway is unavailable",
+}
+
+
+def failure_code(code: str | None, decline_code: str | None) -> FailureCode:
+    """Our failure code for Stripe's error `code` and issuer `decline_code`."""
+    if "expired_card" in (code, decline_code):
+        return "expired_card"
+    if "insufficient_funds" in (code, decline_code):
+        return "insufficient_funds"
+    return "card_declined"
+
+
+def _not_sent(exc: stripe.APIConnectionError) -> bool:
+    """Whether the request surely never reached Stripe: the connection was not established
+    (refused, DNS, connect timeout) or the TLS handshake failed."""
+    cause = exc.__cause__
+    if isinstance(cause, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
+        return True
+    if isinstance(cause, requests.exceptions.ConnectionError) and cause.args:
+        inner = cause.args[0]
+        return isinstance(inner, MaxRetryError) and isinstance(inner.reason, ConnectTimeoutError)
+    return False
+
+
+@contextmanager
+def _translated(operation: str) -> Iterator[None]:
+    """Turn the SDK's transport and server errors into the gateway's two exceptions.
+    Card errors (402) are left to the caller."""
+    try:
+        yield
+    except stripe.APIConnectionError as exc:
+        if _not_sent(exc):
+            raise GatewayUnavailableError(f"stripe {operation}: could not connect") from exc
+        raise GatewayOutcomeUnknownError(f"stripe {operation}: no answer") from exc
+    except stripe.RateLimitError as exc:
+        raise GatewayUnavailableError(f"stripe {operation}: rate limited") from exc
+    except stripe.CardError:
+        raise
+    except (
+        stripe.InvalidRequestError,
+        stripe.AuthenticationError,
+        stripe.PermissionError,
+        stripe.IdempotencyError,
+    ) as exc:
+        logger.error(
+            "stripe refused the request",
+            extra={
+                "operation": operation,
+                "http_status": exc.http_status,
+                "stripe_code": exc.code,
+                "stripe_request_id": exc.request_id,
+            },
+        )
+        raise GatewayUnavailableError(f"stripe {operation}: refused ({exc.code})") from exc
+    except stripe.StripeError as exc:  # APIError: 5xx, 409, an unreadable answer
+        raise GatewayOutcomeUnknownError(
+            f"stripe {operation}: server error ({exc.http_status})"
+        ) from exc
+
+
+def _opt(obj: object, name: str) -> Any:
+    """An optional field of a Stripe object: absent (not only null) on some responses."""
+    return getattr(obj, name, None)
+
+
+def _declined(exc: stripe.CardError) -> Charge:
+    intent = _opt(exc.error, "payment_intent")
+    code = failure_code(exc.code, _opt(exc.error, "decline_code"))
+    return Charge(
+        id=_opt(intent, "id"),
+        status="failed",
+        failure_code=code,
+        failure_message=_MESSAGES[code],
+    )
+
+
+def _charge(intent: stripe.PaymentIntent) -> Charge:
+    status = intent.status
+    if status == "succeeded":
+        return Charge(id=intent.id, status="succeeded", amount_captured=intent.amount_received)
+    if status == "requires_capture":
+        return Charge(id=intent.id, status="requires_capture", amount_captured=0)
+    if status == "processing":
+        return Charge(id=intent.id, status="processing")
+    if status == "canceled":
+        return Charge(id=intent.id, status="canceled", amount_captured=intent.amount_received)
+    # requires_payment_method (declined), requires_action (authentication we cannot do
+    # server-side), requires_confirmation: the charge did not go through.
+    error = _opt(intent, "last_payment_error")
+    code = failure_code(_opt(error, "code"), _opt(error, "decline_code"))
+    return Charge(id=intent.id, status="failed", failure_code=code, failure_message=_MESSAGES[code])
+
+
+def _risky(method: stripe.PaymentMethod) -> bool:
+    """The card's risk flag: a check the issuer ran (CVC, address) failed."""
+    checks = _opt(_opt(method, "card"), "checks")
+    names = ("cvc_check", "address_line1_check", "address_postal_code_check")
+    return any(_opt(checks, name) == "fail" for name in names)
+
+
+def _timestamp(header: str) -> int:
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isascii() and value.isdigit():
+            return int(value)
+    raise WebhookSignatureError("malformed signature header")
+
+
+class StripeGateway:
+    signature_header = "Stripe-Signature"
+
+    def __init__(
+        self,
+        api_key: str,
+        webhook_secret: str,
+        api_base: str | None = None,
+        client: stripe.StripeClient | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        if client is None:
+            http_client = stripe.RequestsClient(timeout=(min(CONNECT_TIMEOUT, timeout), timeout))
+            client = stripe.StripeClient(
+                api_key,
+                base_addresses={"api": api_base} if api_base else None,
+                max_network_retries=0,
+                http_client=http_client,
+            )
+        self._client = client
+        self._webhook_secret = webhook_secret
+
+    # --- cards and charges ----------------------------------------------------------------
+
+    def tokenise(self, number: str, exp_month: int, exp_year: int, cvc: str) -> TokenisedCard:
+        """A PaymentMethod from raw card details (needs Stripe's raw card data access; the
+        browser-side flow hands us a `pm_...` directly instead)."""
+        try:
+            with _translated("tokenise"):
+                method = self._client.v1.payment_methods.create(
+                    params={
+                        "type": "card",
+                        "card": {
+                            "number": number,
+                            "exp_month": exp_month,
+                            "exp_year": exp_year,
+                            "cvc": cvc,
+                        },
+                    }
+                )
+        except stripe.CardError as exc:
+            code = failure_code(exc.code, _opt(exc.error, "decline_code"))
+            raise CardRejectedError(code, _MESSAGES[code]) from exc
+        return TokenisedCard(token=method.id, risk_flag=_risky(method))
+
+    def authorise(
+        self,
+        token: str,
+        amount: int,
+        currency: str,
+        *,
+        idempotency_key: str,
+        capture: bool,
+        metadata: dict[str, str],
+    ) -> Charge:
+        params: PaymentIntentCreateParams = {
+            "amount": amount,
+            "currency": currency.lower(),
+            "payment_method": token,
+            # cards only: no redirect-based method, so no return_url is needed
+            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+            "confirm": True,
+            "metadata": dict(metadata),
+        }
+        if not capture:
+            params["capture_method"] = "manual"
+        try:
+            with _translated("authorise"):
+                intent = self._client.v1.payment_intents.create(
+                    params=params, options={"idempotency_key": idempotency_key}
+                )
+        except stripe.CardError as exc:
+            return _declined(exc)
+        return _charge(intent)
+
+    def capture(self, charge_id: str, amount: int, *, idempotency_key: str) -> Charge:
+        try:
+            with _translated("capture"):
+                intent = self._client.v1.payment_intents.capture(
+                    charge_id,
+                    params={"amount_to_capture": amount},
+                    options={"idempotency_key": idempotency_key},
+                )
+        except stripe.CardError as exc:
+            return _declined(exc)
+        return _charge(intent)
+
+    def void(self, charge_id: str, *, idempotency_key: str) -> Charge:
+        try:
+            with _translated("void"):
+                intent = self._client.v1.payment_intents.cancel(
+                    charge_id, options={"idempotency_key": idempotency_key}
+                )
+        except stripe.CardError as exc:
+            return _declined(exc)
+        return _charge(intent)
+
+    def refund(self, charge_id: str, amount: int, *, idempotency_key: str) -> GatewayRefund:
+        try:
+            with _translated("refund"):
+                refund = self._client.v1.refunds.create(
+                    params={"payment_intent": charge_id, "amount": amount},
+                    options={"idempotency_key": idempotency_key},
+                )
+        except stripe.CardError as exc:
+            return GatewayRefund(id=None, status="failed", failure_code=exc.code)
+        status = _REFUND_STATUSES.get(_opt(refund, "status") or "", "pending")
+        return GatewayRefund(
+            id=refund.id, status=status, failure_code=_opt(refund, "failure_reason")
+        )
+
+    # --- webhooks -------------------------------------------------------------------------
+
+    def parse_webhook(
+        self, payload: bytes, signature_header: str | None, now: int
+    ) -> WebhookEvent | None:
+        """Verify Stripe's `Stripe-Signature` with the SDK (constant-time compare), check its
+        timestamp against `now` both ways, and map the PaymentIntent events."""
+        try:
+            stripe.WebhookSignature.verify_header(
+                payload, signature_header, self._webhook_secret, tolerance=None
+            )
+        except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
+            raise WebhookSignatureError("invalid stripe signature") from exc
+        if abs(now - _timestamp(signature_header or "")) > WEBHOOK_TOLERANCE:
+            raise WebhookSignatureError("signature timestamp outside the tolerance")
+        try:
+            event = self._client.construct_event_without_verification(payload)
+            kind = event.type
+            intent: dict[str, Any] = event.data.object.to_dict()
+            charge_id = str(intent["id"])
+        except (ValueError, KeyError, AttributeError) as exc:
+            raise WebhookPayloadError("not a stripe event") from exc
+        status = _EVENT_STATUSES.get(kind)
+        if status is None or intent.get("object") != "payment_intent":
+            return None
+        metadata = intent.get("metadata") or {}
+        payment_id = metadata.get("payment_id")
+        code: FailureCode | None = None
+        if status == "failed":
+            error = intent.get("last_payment_error") or {}
+            code = failure_code(error.get("code"), error.get("decline_code"))
+        captured = intent.get("amount_received")
+        return WebhookEvent(
+            id=event.id,
+            type=kind,
+            charge_id=charge_id,
+            payment_id=str(payment_id) if payment_id else None,
+            status=status,
+            failure_code=code,
+            amount_captured=captured if isinstance(captured, int) else None,
+        )
