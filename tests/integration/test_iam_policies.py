@@ -109,7 +109,9 @@ COVERED_HERE = {
 }  # fmt: skip
 COVERED_BELOW = {
     "UpdateMeFunction", "ListPaymentMethodsFunction", "GetPaymentMethodFunction",
-    "DeletePaymentMethodFunction",
+    "DeletePaymentMethodFunction", "GetPaymentFunction", "ListPaymentsFunction",
+    "CapturePaymentFunction", "CancelPaymentFunction", "CreateRefundFunction",
+    "ListRefundsFunction",
 }  # fmt: skip
 
 
@@ -245,6 +247,61 @@ def test_every_action_of_the_profile_and_payment_method_functions_is_granted(
     # Then each of them was granted every action it performed, on that very resource
     granted = _granted()
     assert set(recorder.used) == set(replies)
+    missing = {
+        function_id: sorted(used - granted[function_id])
+        for function_id, used in recorder.used.items()
+        if used - granted[function_id]
+    }
+    assert missing == {}
+
+
+def test_every_action_of_the_payment_lifecycle_functions_is_granted(stack, new_user, recorder):
+    # Given a card authorisation, a balance payment, and each lifecycle operation run as its
+    # function
+    payer, payee = new_user(), new_user()
+    method = add_card(stack, payer)
+    top_up(stack, payer, method, 2_000)
+    card = {"type": "card", "payment_method_id": method}
+    authorised = pay(stack, payer, payee.id, 500, source=card, capture=False).body
+    to_cancel = pay(stack, payer, payee.id, 300, source=card, capture=False).body
+    by_balance = pay(stack, payer, payee.id, 400).body
+    by_card = pay(stack, payer, payee.id, 200, source=card).body
+
+    def call(function_id, sample, user, payment_id, **variations):
+        with recorder.acting_as(function_id):
+            reply = stack.call(
+                function_id, sample, authorizer=user.authorizer, path={"id": payment_id},
+                **variations,
+            )  # fmt: skip
+            return reply.status
+
+    def fresh() -> dict[str, str]:
+        return {"Idempotency-Key": str(uuid.uuid4())}
+
+    key = fresh()
+    statuses = {
+        "GetPaymentFunction": call("GetPaymentFunction", "payments/get_payment.json",
+            payer, by_balance["id"]),
+        "CapturePaymentFunction": call("CapturePaymentFunction", "payments/capture_payment.json",
+            payee, authorised["id"], body={}, headers=key),
+        "CancelPaymentFunction": call("CancelPaymentFunction", "payments/cancel_payment.json",
+            payer, to_cancel["id"], body={}, headers=fresh()),
+        "CreateRefundFunction": call("CreateRefundFunction", "payments/create_refund.json",
+            payee, by_card["id"], body={"amount": 50}, headers=fresh()),
+        "ListRefundsFunction": call("ListRefundsFunction", "payments/list_refunds.json",
+            payee, by_card["id"]),
+    }  # fmt: skip
+    with recorder.acting_as("ListPaymentsFunction"):
+        statuses["ListPaymentsFunction"] = stack.call(
+            "ListPaymentsFunction", "payments/list_payments.json", authorizer=payer.authorizer,
+            query={"role": "payee"},
+        ).status  # fmt: skip
+    assert statuses == {
+        "GetPaymentFunction": 200, "CapturePaymentFunction": 200, "CancelPaymentFunction": 200,
+        "CreateRefundFunction": 201, "ListRefundsFunction": 200, "ListPaymentsFunction": 200,
+    }  # fmt: skip
+    # Then each was granted every action it performed, on that very resource
+    granted = _granted()
     missing = {
         function_id: sorted(used - granted[function_id])
         for function_id, used in recorder.used.items()

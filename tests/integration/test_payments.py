@@ -265,7 +265,7 @@ def test_card_payment_to_an_unknown_payee_is_404_and_charges_nothing(stack, new_
     method = add_card(stack, payer)
     charges = []
     gateway = get_gateway()
-    monkeypatch.setattr(type(gateway), "charge", lambda *a, **k: charges.append(a) or None)
+    monkeypatch.setattr(type(gateway), "authorise", lambda *a, **k: charges.append(a) or None)
     reply = pay(
         stack, payer, "usr_00000000000000000000000000", 700,
         source={"type": "card", "payment_method_id": method},
@@ -324,9 +324,9 @@ class _UnknownOutcomeGateway:
         self.real = real
         self.calls = 0
 
-    def charge(self, *args, **kwargs):
+    def authorise(self, *args, **kwargs):
         self.calls += 1
-        charge = self.real.charge(*args, **kwargs)
+        charge = self.real.authorise(*args, **kwargs)
         if self.calls <= 3:  # every attempt of the first request times out after sending
             raise GatewayOutcomeUnknownError("read timeout")
         return charge

@@ -136,11 +136,22 @@ def update_item(
     return deserialize(attributes) if return_new and attributes else None
 
 
-def delete_item(table: str, key: Mapping[str, Any], condition: str | None = None) -> None:
+def delete_item(
+    table: str,
+    key: Mapping[str, Any],
+    condition: str | None = None,
+    *,
+    values: Mapping[str, Any] | None = None,
+    names: Mapping[str, str] | None = None,
+) -> None:
     """Run one DeleteItem; raise ConditionFailed (nothing deleted) if `condition` is false."""
     kwargs: dict[str, Any] = {"TableName": table, "Key": serialize(key)}
     if condition:
         kwargs["ConditionExpression"] = condition
+    if values:
+        kwargs["ExpressionAttributeValues"] = serialize(values)
+    if names:
+        kwargs["ExpressionAttributeNames"] = dict(names)
     client = aws.dynamodb()
     try:
         client.delete_item(**kwargs)

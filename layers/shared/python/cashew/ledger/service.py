@@ -20,6 +20,10 @@ def affected(outcome: Outcome) -> list[tuple[str, Direction]]:
     """Who an outcome concerns: the payer (and the payee, once money reached them)."""
     if outcome.type == "top_up":
         return [(outcome.payer_id, "credit")]
+    if outcome.type == "refund":  # money goes back from the payee to the payer
+        if outcome.payer_id == outcome.payee_id:  # a refunded top-up leaves by the card
+            return [(outcome.payee_id, "debit")]
+        return [(outcome.payee_id, "debit"), (outcome.payer_id, "credit")]
     if outcome.status == "succeeded":
         return [(outcome.payer_id, "debit"), (outcome.payee_id, "credit")]
     return [(outcome.payer_id, "debit")]

@@ -167,6 +167,18 @@ def release(s: Scope) -> None:
         )
 
 
+def abandon(s: Scope) -> None:
+    """Drop this request's in-progress record: it did nothing, so the key is free again."""
+    with contextlib.suppress(dynamo.ConditionFailed):  # completed meanwhile: keep it
+        dynamo.delete_item(
+            _table(),
+            {"pk": s.pk},
+            "#status = :in_progress",
+            values={":in_progress": "in_progress"},
+            names={"#status": "status"},
+        )
+
+
 def get(s: Scope) -> dict[str, Any] | None:
     return dynamo.get_item(_table(), {"pk": s.pk})
 

@@ -69,3 +69,42 @@ class PaymentResponse(BaseModel):
     description: str | None
     created_at: str
     updated_at: str
+
+
+RefundStatus = Literal["succeeded", "pending", "failed"]
+RefundReason = Literal["requested_by_customer", "duplicate", "fraudulent", "dispute_won", "other"]
+
+
+class CaptureRequest(StrictRequest):
+    amount: Amount | None = None
+
+
+class CancelRequest(StrictRequest):
+    pass
+
+
+class RefundRequest(StrictRequest):
+    amount: Amount | None = None
+    reason: RefundReason | None = None
+
+
+class RefundResponse(BaseModel):
+    id: str
+    payment_id: str
+    amount: int
+    currency: str
+    status: RefundStatus
+    reason: str | None
+    created_at: str
+
+
+class PaymentList(BaseModel):
+    data: list[PaymentResponse]
+    has_more: bool
+    next_cursor: str | None
+
+
+class RefundList(BaseModel):
+    data: list[RefundResponse]
+    has_more: bool
+    next_cursor: str | None

@@ -6,11 +6,6 @@ idempotency record, so money moves at most once per key and its response is repl
 
 from __future__ import annotations
 
-import random
-import time
-from dataclasses import dataclass
-from typing import Any
-
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import clock, dynamo, ids
@@ -18,11 +13,9 @@ from cashew.accounts import cards
 from cashew.accounts import store as accounts
 from cashew.config import get_settings
 from cashew.errors import (
-    ConflictError,
     IdempotencyInProgressError,
     InvalidRequestError,
     NotFoundError,
-    RateLimitedError,
 )
 from cashew.identity import Caller
 from cashew.observability import logger, metrics
@@ -37,25 +30,10 @@ from cashew.payments.models import (
     PaymentType,
     TopUpRequest,
 )
+from cashew.payments.results import Result, replay, transact
 
 CREATED = 201
 TRANSACTION_ATTEMPTS = 4
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """What the handler returns: the status and JSON body, and whether it is a replay."""
-
-    status_code: int
-    body: str
-    replayed: bool = False
-
-
-def _replay(replay: idempotency.Replay) -> Result:
-    """The recorded response. Its outcome is published again (the log deduplicates), so a
-    retry heals an outcome whose first publish was lost."""
-    outcomes.publish(PaymentResponse.model_validate_json(replay.body))
-    return Result(replay.status_code, replay.body, replayed=True)
 
 
 def _payment(
@@ -95,26 +73,6 @@ def _failed(payment: PaymentResponse, code: str, message: str) -> PaymentRespons
     return payment.model_copy(
         update={"status": "failed", "failure_code": code, "failure_message": message}
     )
-
-
-def _transact(items: list[dict[str, Any]]) -> None:
-    """TransactWriteItems, retrying contention and throttling (never condition failures);
-    when they persist, 409 or 429 rather than a 5xx. Nothing was written in either case."""
-    for attempt in range(TRANSACTION_ATTEMPTS):
-        try:
-            dynamo.transact_write(items)
-            return
-        except dynamo.TransactionCanceled as exc:
-            if not exc.retryable:
-                raise
-            if attempt + 1 == TRANSACTION_ATTEMPTS:
-                if exc.throttled:
-                    raise RateLimitedError(
-                        "too many requests for this account; retry shortly",
-                        headers={"Retry-After": "1"},
-                    ) from exc
-                raise ConflictError("the account is busy; retry the request") from exc
-            time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter
 
 
 def _publish(payment: PaymentResponse) -> None:
@@ -169,7 +127,7 @@ def _balance_payment(caller: Caller, request: PaymentRequest, scope: idempotency
     payment = payment.model_copy(update={"status": "succeeded", "amount_captured": payment.amount})
     body = payment.model_dump_json()
     try:
-        _transact(
+        transact(
             [
                 idempotency.completed_item(scope, payment.id, CREATED, body),
                 payments.put_item(payment, screening.fired),
@@ -180,7 +138,7 @@ def _balance_payment(caller: Caller, request: PaymentRequest, scope: idempotency
         )
     except dynamo.TransactionCanceled as exc:
         if exc.failed(0):
-            return _replay(idempotency.replay_existing(scope))
+            return replay(idempotency.replay_existing(scope))
         if exc.failed(3):
             raise NotFoundError("payee not found") from exc
         if exc.failed(2):
@@ -201,7 +159,7 @@ def _record_failure(
     """A failed attempt is a payment too: recorded with its key, so a retry replays it."""
     body = payment.model_dump_json()
     try:
-        _transact(
+        transact(
             [
                 idempotency.completed_item(scope, payment.id, CREATED, body),
                 payments.put_item(payment, screening.fired),
@@ -209,7 +167,7 @@ def _record_failure(
         )
     except dynamo.TransactionCanceled as exc:
         if exc.failed(0):
-            return _replay(idempotency.replay_existing(scope))
+            return replay(idempotency.replay_existing(scope))
         raise
     _publish(payment)
     return Result(CREATED, body)
@@ -267,9 +225,9 @@ def _card_charge(
     payment_id = ids.new_id("pay")
     existing = idempotency.begin(scope, payment_id)
     if existing is not None:
-        replay = idempotency.check(scope, existing)
-        if replay is not None:
-            return _replay(replay)
+        recorded = idempotency.check(scope, existing)
+        if recorded is not None:
+            return replay(recorded)
         idempotency.take_over(scope, existing)
         payment_id = str(existing["payment_id"])
         logger.info("resuming a request whose outcome is unknown", extra={"payment_id": payment_id})
@@ -295,8 +253,13 @@ def _card_charge(
     token = cards.unseal(sealed, caller.user_id, method_id)
     try:
         charge = with_retries(
-            lambda: get_gateway().charge(
-                token, amount, currency, idempotency_key=scope.gateway_key, capture=capture
+            lambda: get_gateway().authorise(
+                token,
+                amount,
+                currency,
+                idempotency_key=scope.gateway_key,
+                capture=capture,
+                metadata={"payment_id": payment.id},
             ),
             attempts=get_settings().gateway_max_attempts,
         )
@@ -306,7 +269,8 @@ def _card_charge(
             "the gateway has not confirmed the outcome yet; retry with the same Idempotency-Key"
         ) from exc
     payment = _apply_charge(payment, charge)
-    return _complete(scope, payment, screening, credit=payment.status == "succeeded")
+    credit = payment.status == "succeeded"
+    return _complete(scope, payment, screening, credit=credit, charge_id=charge.id)
 
 
 def _apply_charge(payment: PaymentResponse, charge: Charge) -> PaymentResponse:
@@ -319,20 +283,25 @@ def _apply_charge(payment: PaymentResponse, charge: Charge) -> PaymentResponse:
 
 
 def _complete(
-    scope: idempotency.Scope, payment: PaymentResponse, screening: fraud.Screening, *, credit: bool
+    scope: idempotency.Scope,
+    payment: PaymentResponse,
+    screening: fraud.Screening,
+    *,
+    credit: bool,
+    charge_id: str | None = None,
 ) -> Result:
     body = payment.model_dump_json()
     items = [
         idempotency.complete_item(scope, CREATED, body),
-        payments.put_item(payment, screening.fired),
+        payments.put_item(payment, screening.fired, charge_id),
     ]
     if credit:
         items.append(accounts.credit_item(payment.payee_id, payment.currency, payment.amount))
     try:
-        _transact(items)
+        transact(items)
     except dynamo.TransactionCanceled as exc:
         if exc.failed(0) or exc.failed(1):
-            return _replay(idempotency.replay_existing(scope))
+            return replay(idempotency.replay_existing(scope))
         raise
     _publish(payment)
     return Result(CREATED, body)

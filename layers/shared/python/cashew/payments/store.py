@@ -1,26 +1,210 @@
-"""The payments table: one immutable-id item per attempted payment."""
+"""The payments table: payments and refunds, each an item under its own id.
+
+Items (pk):
+    pay_...      a payment: the contract's fields, plus charge_id (the gateway's) and
+                 fired_rules (admins only). Indexes PayerIndex (payer_id, created_at) and
+                 PayeeIndex (payee_id, created_at).
+    re_...       a refund: payment_id, amount, status, reason, created_at, gateway_refund_id.
+                 Index RefundIndex (payment_id, created_at).
+    WEBHOOK#<event id>
+                 a gateway webhook already handled (deduplication); TTL.
+
+A payment's status only moves through conditional updates (see cashew.payments.states).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from cashew import dynamo
+from cashew import aws, cursor, dynamo
 from cashew.config import get_settings
-from cashew.payments.models import PaymentResponse
+from cashew.payments.models import PaymentResponse, PaymentStatus, RefundResponse
+
+Role = Literal["payer", "payee"]
+_INDEX = {"payer": "PayerIndex", "payee": "PayeeIndex"}
+_RECORD_ONLY = ("pk", "charge_id", "fired_rules")
 
 
-def put_item(payment: PaymentResponse, fired_rules: list[str]) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class StoredPayment:
+    payment: PaymentResponse
+    charge_id: str | None
+    fired_rules: list[str]
+
+
+def _table() -> str:
+    return get_settings().payments_table
+
+
+def put_item(
+    payment: PaymentResponse, fired_rules: list[str], charge_id: str | None = None
+) -> dict[str, Any]:
     """The payment's first write: conditional on its id being new."""
-    item = {"pk": payment.id, **payment.model_dump(mode="json"), "fired_rules": fired_rules}
+    item = {
+        "pk": payment.id,
+        **payment.model_dump(mode="json"),
+        "fired_rules": fired_rules,
+        "charge_id": charge_id,
+    }
     return {
         "Put": {
-            "TableName": get_settings().payments_table,
+            "TableName": _table(),
             "Item": dynamo.serialize(item),
             "ConditionExpression": "attribute_not_exists(pk)",
         }
     }
 
 
-def get(payment_id: str) -> PaymentResponse | None:
-    item = dynamo.get_item(get_settings().payments_table, {"pk": payment_id})
-    return PaymentResponse.model_validate(item, strict=False) if item else None
+def _stored(item: dict[str, Any]) -> StoredPayment:
+    payment = PaymentResponse.model_validate(
+        {k: v for k, v in item.items() if k not in _RECORD_ONLY}, strict=False
+    )
+    return StoredPayment(payment, item.get("charge_id"), list(item.get("fired_rules") or []))
+
+
+def get(payment_id: str) -> StoredPayment | None:
+    if not cursor.ID["pay"].fullmatch(payment_id):
+        return None
+    item = dynamo.get_item(_table(), {"pk": payment_id})
+    return _stored(item) if item and item["pk"].startswith("pay_") else None
+
+
+def transition_item(payment: PaymentResponse, to: PaymentStatus, **changes: Any) -> dict[str, Any]:
+    """Move the payment from its current status to `to` (with `changes`), only if nobody
+    moved it meanwhile: one authorisation resolves once."""
+    values = {":from": payment.status, ":to": to, **{f":{k}": v for k, v in changes.items()}}
+    sets = ", ".join(["#status = :to", *(f"{k} = :{k}" for k in changes)])
+    return {
+        "Update": {
+            "TableName": _table(),
+            "Key": dynamo.serialize({"pk": payment.id}),
+            "UpdateExpression": f"SET {sets}",
+            "ConditionExpression": "#status = :from",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": dynamo.serialize(values),
+        }
+    }
+
+
+def refund_item(payment: PaymentResponse, amount: int, now: str) -> dict[str, Any]:
+    """Add `amount` to what was refunded, only while the total stays within what was
+    captured (DynamoDB conditions cannot add, so: refunded so far <= captured - amount)."""
+    return {
+        "Update": {
+            "TableName": _table(),
+            "Key": dynamo.serialize({"pk": payment.id}),
+            "UpdateExpression": (
+                "SET amount_refunded = amount_refunded + :amount, updated_at = :now"
+            ),
+            "ConditionExpression": "#status = :succeeded AND amount_refunded <= :limit",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": dynamo.serialize(
+                {
+                    ":amount": amount,
+                    ":now": now,
+                    ":succeeded": "succeeded",
+                    ":limit": payment.amount_captured - amount,
+                }
+            ),
+        }
+    }
+
+
+def put_refund_item(refund: RefundResponse, gateway_refund_id: str | None) -> dict[str, Any]:
+    item = {
+        "pk": refund.id,
+        **refund.model_dump(mode="json"),
+        "gateway_refund_id": gateway_refund_id,
+    }
+    return {
+        "Put": {
+            "TableName": _table(),
+            "Item": dynamo.serialize(item),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+
+
+def get_refund(refund_id: str) -> RefundResponse | None:
+    if not cursor.ID["re"].fullmatch(refund_id):
+        return None
+    item = dynamo.get_item(_table(), {"pk": refund_id})
+    return _refund(item) if item else None
+
+
+def settle_refund_item(refund_id: str, gateway_refund_id: str) -> dict[str, Any]:
+    """A pending card refund the gateway has confirmed."""
+    return {
+        "Update": {
+            "TableName": _table(),
+            "Key": dynamo.serialize({"pk": refund_id}),
+            "UpdateExpression": "SET #status = :succeeded, gateway_refund_id = :gateway",
+            "ConditionExpression": "#status = :pending",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": dynamo.serialize(
+                {":succeeded": "succeeded", ":pending": "pending", ":gateway": gateway_refund_id}
+            ),
+        }
+    }
+
+
+def _refund(item: dict[str, Any]) -> RefundResponse:
+    return RefundResponse.model_validate(
+        {k: v for k, v in item.items() if k not in ("pk", "gateway_refund_id")}
+    )
+
+
+def _page(
+    *,
+    index: str,
+    key_name: str,
+    key_value: str,
+    limit: int,
+    start: str | None,
+    key_fields: dict[str, Any],
+    status: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    request: dict[str, Any] = {
+        "TableName": _table(),
+        "IndexName": index,
+        "KeyConditionExpression": f"{key_name} = :key",
+        "ExpressionAttributeValues": {":key": {"S": key_value}},
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+    if status:
+        request["FilterExpression"] = "#status = :status"
+        request["ExpressionAttributeNames"] = {"#status": "status"}
+        request["ExpressionAttributeValues"][":status"] = {"S": status}
+    if start:
+        fixed = {key_name: key_value}
+        request["ExclusiveStartKey"] = dynamo.serialize(cursor.decode(start, key_fields, **fixed))
+    response = aws.dynamodb().query(**request)
+    last = response.get("LastEvaluatedKey")
+    items = [dynamo.deserialize(i) for i in response.get("Items", [])]
+    return items, (cursor.encode(dynamo.deserialize(last)) if last else None)
+
+
+def list_payments(
+    user_id: str, role: Role, status: str | None, limit: int, start: str | None
+) -> tuple[list[StoredPayment], str | None]:
+    """The user's payments as payer (or payee), newest first."""
+    key_name = f"{role}_id"
+    fields = {"pk": cursor.ID["pay"], key_name: cursor.ID["usr"], "created_at": cursor.TIMESTAMP}
+    items, next_start = _page(
+        index=_INDEX[role], key_name=key_name, key_value=user_id, limit=limit, start=start,
+        key_fields=fields, status=status,
+    )  # fmt: skip
+    return [_stored(i) for i in items], next_start
+
+
+def list_refunds(
+    payment_id: str, limit: int, start: str | None
+) -> tuple[list[RefundResponse], str | None]:
+    fields = {"pk": cursor.ID["re"], "payment_id": cursor.ID["pay"], "created_at": cursor.TIMESTAMP}
+    items, next_start = _page(
+        index="RefundIndex", key_name="payment_id", key_value=payment_id, limit=limit,
+        start=start, key_fields=fields,
+    )  # fmt: skip
+    return [_refund(i) for i in items], next_start

@@ -1,0 +1,27 @@
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cashew.http import CashewResolver, IdempotencyKey, caller
+from cashew.observability import logger, metrics
+from cashew.payments import lifecycle
+from cashew.payments.api import payment_response
+from cashew.payments.models import CaptureRequest, PaymentResponse
+
+app = CashewResolver()
+
+
+@app.post("/v1/payments/<id>/capture")
+def capture_payment(
+    id: Annotated[str, Path(max_length=64)], body: CaptureRequest, key: IdempotencyKey
+) -> Response[PaymentResponse]:
+    return payment_response(lifecycle.capture(caller(app), id, body, key))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
