@@ -25,6 +25,7 @@ from local.admin import create_from_env
 from local.api import DEFAULT_PORT, Gateway, make_server
 from local.consumers import Consumers
 from local.runtime import Runtime
+from local.sandbox import WebhookScheduler
 from local.template import (
     function_env,
     functions,
@@ -78,11 +79,20 @@ def main() -> int:
             clients = aws.clients(aws_url)
             resources = provision(template, clients)
             specs = functions(template)
+            layers = list(dict.fromkeys(p for spec in specs.values() for p in spec.layer_dirs))
+            sys.path[:0] = [str(p) for p in layers if str(p) not in sys.path]
+            api_port = int(os.environ.get("PORT", DEFAULT_PORT))
+            webhooks = WebhookScheduler(
+                f"http://127.0.0.1:{api_port}",
+                os.environ.get("CASHEW_GATEWAY_WEBHOOK_SECRET", "whsec_sandbox_local"),
+            )
+            webhooks.start()
+            stack.callback(webhooks.stop)
+            os.environ["CASHEW_SANDBOX_WEBHOOK_URL"] = webhooks.url  # reaches every function
             runtime = Runtime(
                 specs, {fid: function_env(spec, resources, aws_url) for fid, spec in specs.items()}
             )
             stack.callback(runtime.shutdown)
-            layers = list(dict.fromkeys(p for spec in specs.values() for p in spec.layer_dirs))
             admin = create_from_env(stack_env(template, resources, aws_url), layers)
             if admin:
                 print(f"admin user {admin} is ready (CASHEW_ADMIN_EMAIL)", flush=True)
@@ -90,7 +100,7 @@ def main() -> int:
             consumers.start()
             stack.callback(consumers.stop)
             gateway = Gateway.from_template(template, runtime.invoke)
-            server = make_server(gateway, port=int(os.environ.get("PORT", DEFAULT_PORT)))
+            server = make_server(gateway, port=api_port)
             stack.callback(server.server_close)
             threading.Thread(target=server.serve_forever, name="api", daemon=True).start()
             stack.callback(server.shutdown)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from tests.e2e.conftest import add_card, balance, top_up, wait_for_entries
@@ -58,3 +59,29 @@ def test_cancel_and_a_balance_refund(stack, new_user):
     refunded = _post(stack, payee, f"/v1/payments/{paid['id']}/refunds")
     assert refunded.json()["amount"] == 600
     assert (balance(stack, payer), balance(stack, payee)) == (1_000, 0)
+
+
+def test_a_processing_card_completes_by_the_sandboxs_signed_webhook(stack, new_user):
+    # Given a card the sandbox answers "processing" for, and answers later by webhook
+    payer, payee = new_user(), new_user()
+    method = add_card(stack, payer, "4000000000003220")
+    paid = _post(stack, payer, "/v1/payments", {
+        "amount": 900, "currency": "USD", "payee_id": payee.id,
+        "source": {"type": "card", "payment_method_id": method},
+    }).json()  # fmt: skip
+    assert paid["status"] == "processing"
+    assert balance(stack, payee) == 0
+    # When the webhook arrives a few seconds later, Then the payment succeeded and paid out
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        status = stack.request("GET", f"/v1/payments/{paid['id']}", payer.token).json()["status"]
+        if status != "processing":
+            break
+        time.sleep(0.5)
+    assert status == "succeeded"
+    assert balance(stack, payee) == 900
+
+
+def test_an_unsigned_webhook_is_400(stack):
+    reply = stack.request("POST", "/v1/webhooks/gateway", json={"id": "evt_x"})
+    assert (reply.status_code, reply.json()["code"]) == (400, "invalid_signature")

@@ -4,7 +4,9 @@ missing grant would only show as AccessDenied after deploying."""
 
 from __future__ import annotations
 
+import json
 import re
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -14,6 +16,8 @@ from typing import Any
 import pytest
 
 from cashew import aws
+from cashew.payments import store as payments_store
+from cashew.payments.gateways.base import sign_webhook
 from local.template import load_template
 from tests.integration.conftest import PASSWORD, add_card, authorize, pay, top_up
 
@@ -111,7 +115,7 @@ COVERED_BELOW = {
     "UpdateMeFunction", "ListPaymentMethodsFunction", "GetPaymentMethodFunction",
     "DeletePaymentMethodFunction", "GetPaymentFunction", "ListPaymentsFunction",
     "CapturePaymentFunction", "CancelPaymentFunction", "CreateRefundFunction",
-    "ListRefundsFunction",
+    "ListRefundsFunction", "GatewayWebhookFunction",
 }  # fmt: skip
 
 
@@ -296,9 +300,22 @@ def test_every_action_of_the_payment_lifecycle_functions_is_granted(stack, new_u
             "ListPaymentsFunction", "payments/list_payments.json", authorizer=payer.authorizer,
             query={"role": "payee"},
         ).status  # fmt: skip
+    processing_card = add_card(stack, payer, "4000000000003220")
+    processing = pay(stack, payer, payee.id, 100,
+        source={"type": "card", "payment_method_id": processing_card}).body  # fmt: skip
+    charge_id = payments_store.get(processing["id"]).charge_id
+    event = json.dumps({"id": f"evt_sbx_{uuid.uuid4().hex[:24]}", "type": "charge.succeeded",
+        "data": {"charge_id": charge_id, "payment_id": processing["id"], "status": "succeeded",
+                 "failure_code": None, "amount_captured": 100}})  # fmt: skip
+    signature = sign_webhook(event.encode(), "whsec_sandbox_local", int(time.time()))
+    with recorder.acting_as("GatewayWebhookFunction"):
+        statuses["GatewayWebhookFunction"] = stack.call("GatewayWebhookFunction",
+            "payments/gateway_webhook.json", raw_body=event,
+            headers={"Gateway-Signature": signature}).status  # fmt: skip
     assert statuses == {
         "GetPaymentFunction": 200, "CapturePaymentFunction": 200, "CancelPaymentFunction": 200,
         "CreateRefundFunction": 201, "ListRefundsFunction": 200, "ListPaymentsFunction": 200,
+        "GatewayWebhookFunction": 200,
     }  # fmt: skip
     # Then each was granted every action it performed, on that very resource
     granted = _granted()

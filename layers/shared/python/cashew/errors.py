@@ -55,6 +55,10 @@ class ConflictError(CashewError):
     status, code, title = 409, "conflict", "Conflict"
 
 
+class WebhookRejectedError(CashewError):
+    status, code, title = 400, "invalid_signature", "Webhook rejected"
+
+
 class IdempotencyKeyMissingError(CashewError):
     status, code, title = 400, "idempotency_key_missing", "Idempotency-Key required"
 

@@ -126,6 +126,17 @@ def put_refund_item(refund: RefundResponse, gateway_refund_id: str | None) -> di
     }
 
 
+def webhook_seen_item(event_id: str, expires_at: int) -> dict[str, Any]:
+    """Marks a gateway event as handled; fails if it was handled before."""
+    return {
+        "Put": {
+            "TableName": _table(),
+            "Item": dynamo.serialize({"pk": f"WEBHOOK#{event_id}", "expires_at": expires_at}),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+
+
 def get_refund(refund_id: str) -> RefundResponse | None:
     if not cursor.ID["re"].fullmatch(refund_id):
         return None
