@@ -7,7 +7,12 @@
   first resets the layer (`cashew.aws.reset()`: no clients, no cached secrets, as in a new
   execution environment) and hooks the new session before any client exists. A call is one
   API operation, named `Service.Operation` (`DynamoDB.TransactWriteItems`); retries of the
-  same call are not counted again.
+  same call are not counted again. The counter also times each call, from its `before-call`
+  to its `after-call` (or `after-call-error`) event: signing, sending, retries and parsing
+  of the answer. That is the I/O time the bench takes out of the handler time. (The sandbox
+  gateway makes no network calls: its calls are handler time. Its one HTTP request, the
+  scheduling of a processing charge's webhook, is only made when CASHEW_SANDBOX_WEBHOOK_URL
+  is set, which `local_stack()` makes sure it is not.)
 - `local_stack()` starts an embedded endpoint, provisions template.yaml on it and points the
   process at it: os.environ is the stack's environment until the block exits.
 - `Driver` plays the callers of the functions (API Gateway, the authorizer's caller, the SQS
@@ -54,6 +59,9 @@ EVENTS_DIR = REPO_ROOT / "events"
 PASSWORD = "correct horse battery staple"
 CARD_NUMBER = "4242424242424242"
 CURRENCY = "USD"
+PROCESSING_CARD = "4000000000003220"  # the sandbox answers `processing`; a webhook settles it
+NEW_PASSWORD = "a much longer passphrase now"
+SANDBOX_WEBHOOK_URL = "CASHEW_SANDBOX_WEBHOOK_URL"
 _SQS_BATCH = 10  # the most messages one ReceiveMessage / *Batch request handles
 
 
@@ -68,43 +76,68 @@ def call_name(model: Any) -> str:
     return f"{service}.{model.name}"
 
 
+class CallLog(list[str]):
+    """The calls made inside a window, in order, and `io_ms`: the milliseconds spent in them
+    (from `before-call` to `after-call` or `after-call-error`, retries included)."""
+
+    io_ms: float = 0.0
+
+
 class CallCounter:
-    """Records the AWS API calls the layer makes inside `window()` blocks."""
+    """Records the AWS API calls the layer makes inside `window()` blocks, and times them."""
 
     def __init__(self) -> None:
         self._session: Any = None
-        self._window: list[str] | None = None
+        self._window: CallLog | None = None
+        self._started: dict[int, float] = {}  # id(request context) -> perf_counter()
+        self._hooks: tuple[tuple[str, Callable[..., None]], ...] = (
+            ("before-call", self._before_call),
+            ("after-call", self._after_call),  # also when AWS answers an error status
+            ("after-call-error", self._after_call),  # sending failed (after the retries)
+        )
 
     def install(self) -> None:
         """Give the process a fresh layer whose session is hooked before any client exists."""
         self.uninstall()
         self._session = aws.session()
-        self._session.events.register("before-call", self._before_call)
+        for event, handler in self._hooks:
+            self._session.events.register(event, handler)
 
     def uninstall(self) -> None:
         """Drop the hooked session and every client and cached secret made with it."""
         if self._session is not None:
-            self._session.events.unregister("before-call", self._before_call)
+            for event, handler in self._hooks:
+                self._session.events.unregister(event, handler)
             self._session = None
         aws.reset()
         get_settings.cache_clear()
 
     @contextlib.contextmanager
-    def window(self) -> Iterator[list[str]]:
-        """The calls made inside the block, in order."""
+    def window(self) -> Iterator[CallLog]:
+        """The calls made inside the block, in order, and the time spent in them."""
         if self._session is None or aws.session() is not self._session:
             raise HarnessError("the counter is not installed on the layer's current session")
-        calls: list[str] = []
+        calls = CallLog()
+        self._started.clear()
         self._window = calls
         try:
             yield calls
         finally:
             self._window = None
+            self._started.clear()  # a call that raised before it was sent has no end event
 
-    def _before_call(self, model: Any, **_: Any) -> None:
-        # Returns None: a value would short-circuit the call (emit_until_response).
+    # The handlers return None: a value from a `before-call` handler would short-circuit
+    # the call (emit_until_response). botocore passes the same request context to the
+    # events of one call, so it pairs a call's start with its end.
+    def _before_call(self, model: Any, context: Any = None, **_: Any) -> None:
         if self._window is not None:
             self._window.append(call_name(model))
+            self._started[id(context)] = time.perf_counter()
+
+    def _after_call(self, context: Any = None, **_: Any) -> None:
+        started = self._started.pop(id(context), None)
+        if self._window is not None and started is not None:
+            self._window.io_ms += (time.perf_counter() - started) * 1000
 
 
 @contextlib.contextmanager
@@ -172,6 +205,9 @@ def local_stack() -> Iterator[LocalStack]:
         template = load_template()
         clients = local_aws.clients(endpoint)
         resources = provision(template, clients)
+        # The sandbox gateway would POST each processing charge's webhook there (real I/O
+        # that no AWS call accounts for); the bench delivers the webhooks itself.
+        os.environ.pop(SANDBOX_WEBHOOK_URL, None)
         os.environ.update(stack_env(template, resources, endpoint))
         aws.reset()
         get_settings.cache_clear()
@@ -194,6 +230,10 @@ class Account:
     access_token: str
     authorizer: dict[str, str]
 
+    @property
+    def session_id(self) -> str:
+        return self.authorizer["session_id"]
+
 
 @dataclass(frozen=True)
 class Request:
@@ -209,14 +249,14 @@ def unique_email() -> str:
     return f"bench-{uuid.uuid4().hex[:12]}@example.com"
 
 
-def _api_reply(function_id: str, status: int, payment_status: str | None, raw: Any) -> Any:
+def _api_reply(function_id: str, status: int, body_status: str | None, raw: Any) -> Any:
     if not isinstance(raw, dict) or raw.get("statusCode") != status:
         got = raw.get("statusCode") if isinstance(raw, dict) else raw
         detail = raw.get("body") if isinstance(raw, dict) else ""
         raise HarnessError(f"{function_id} answered {got}, expected {status}: {detail}")
     body = json.loads(raw["body"]) if raw.get("body") else None
-    if payment_status is not None and (body or {}).get("status") != payment_status:
-        raise HarnessError(f"{function_id}: the payment is not {payment_status}: {body}")
+    if body_status is not None and (body or {}).get("status") != body_status:
+        raise HarnessError(f"{function_id}: the answer's status is not {body_status}: {body}")
     return body
 
 
@@ -249,15 +289,21 @@ class Driver:
         status: int,
         *,
         body: Any = None,
+        raw_body: str | None = None,
         caller: Account | None = None,
         headers: dict[str, str] | None = None,
         query: dict[str, str] | None = None,
+        path: dict[str, str] | None = None,
         payment_status: str | None = None,
     ) -> Request:
-        """A REST proxy event for the function; its reply must have `status`."""
+        """A REST proxy event for the function; its reply must have `status` (and its body
+        the `status` field `payment_status`, when given). `path` fills the resource's
+        {name} parameters, as API Gateway does."""
         event = self.sample(function_id)
         event["requestContext"]["requestId"] = str(uuid.uuid4())
-        if body is not None:
+        if raw_body is not None:
+            event["body"] = raw_body
+        elif body is not None:
             event["body"] = json.dumps(body)
         extra = dict(headers or {})
         if caller is None:
@@ -273,6 +319,13 @@ class Driver:
         if query is not None:
             event["queryStringParameters"] = dict(query) or None
             event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None
+        if path is not None:
+            concrete = event["resource"]
+            for name, value in path.items():
+                concrete = concrete.replace("{" + name + "}", value)
+            event["pathParameters"] = dict(path)
+            event["path"] = concrete
+            event["requestContext"]["path"] = f"/{event['requestContext']['stage']}{concrete}"
         complete = functools.partial(_api_reply, function_id, status, payment_status)
         return Request(function_id, event, complete)
 
@@ -304,23 +357,110 @@ class Driver:
             payment_status="succeeded",
         )
 
-    def payment_request(self, payer: Account, payee_id: str, amount: int) -> Request:
-        """A balance payment that must succeed (the payer has the money)."""
-        body = {
+    def payment_request(
+        self,
+        payer: Account,
+        payee_id: str,
+        amount: int,
+        *,
+        method_id: str | None = None,
+        capture: bool = True,
+        status: str = "succeeded",
+    ) -> Request:
+        """A payment whose answer must be `status`: from the balance (the payer has the
+        money), or charged to the card `method_id` (`capture` false only authorises it)."""
+        body: dict[str, Any] = {
             "amount": amount,
             "currency": CURRENCY,
             "payee_id": payee_id,
             "source": {"type": "balance"},
             "description": "Dinner",
         }
+        if method_id is not None:
+            body["source"] = {"type": "card", "payment_method_id": method_id}
+            body["capture"] = capture
         return self.api_request(
             "CreatePaymentFunction",
             201,
             body=body,
             caller=payer,
             headers={"Idempotency-Key": str(uuid.uuid4())},
-            payment_status="succeeded",
+            payment_status=status,
         )
+
+    def payment_action_request(
+        self,
+        function_id: str,
+        caller: Account,
+        payment_id: str,
+        *,
+        status: int,
+        result_status: str,
+        body: dict[str, Any] | None = None,
+    ) -> Request:
+        """POST /v1/payments/{id}/capture, /cancel or /refunds, with a new idempotency key;
+        the answer (the payment, or the refund) must be `result_status`."""
+        return self.api_request(
+            function_id,
+            status,
+            body=body or {},
+            caller=caller,
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+            path={"id": payment_id},
+            payment_status=result_status,
+        )
+
+    def refund_request(self, payee: Account, payment_id: str, amount: int) -> Request:
+        """A refund by the payee that must succeed (the payee has the money)."""
+        body = {"amount": amount, "reason": "requested_by_customer"}
+        return self.payment_action_request(
+            "CreateRefundFunction",
+            payee,
+            payment_id,
+            status=201,
+            result_status="succeeded",
+            body=body,
+        )
+
+    def webhook_request(self, payment_id: str) -> Request:
+        """The sandbox gateway's signed `charge.succeeded` webhook for a processing card
+        payment; the payment must be settled (succeeded) afterwards."""
+        from cashew.payments import store  # after the stack's environment is set
+        from cashew.payments.gateways.base import sign_webhook
+
+        stored = store.get(payment_id)
+        if stored is None or stored.payment.status != "processing":
+            raise HarnessError(f"{payment_id} is not a processing payment")
+        event = {
+            "id": f"evt_sbx_{uuid.uuid4().hex[:24]}",
+            "type": "charge.succeeded",
+            "data": {
+                "charge_id": stored.charge_id,
+                "payment_id": payment_id,
+                "status": "succeeded",
+                "failure_code": None,
+                "amount_captured": stored.payment.amount,
+            },
+        }
+        body = json.dumps(event, separators=(",", ":"))
+        secret = get_settings().gateway_webhook_secret.get_secret_value()
+        signature = sign_webhook(body.encode(), secret, int(time.time()))
+        reply = self.api_request(
+            "GatewayWebhookFunction",
+            200,
+            raw_body=body,
+            headers={"Gateway-Signature": signature},
+        )
+
+        def complete(raw: Any) -> Any:
+            result = reply.complete(raw)
+            settled = store.get(payment_id)
+            if settled is None or settled.payment.status != "succeeded":
+                got = settled.payment.status if settled else None
+                raise HarnessError(f"the webhook did not settle {payment_id}: it is {got}")
+            return result
+
+        return Request(reply.function_id, reply.event, complete)
 
     def consume_request(self, payment_id: str, expected: int = 1, timeout: float = 5.0) -> Request:
         """The log consumer's invocation for the `expected` outcome messages of one payment.
@@ -368,10 +508,15 @@ class Driver:
     def new_account(self) -> Account:
         """Registers and logs in a new user; the context comes from the real authorizer."""
         email = unique_email()
-        user = self.send(self.register_request(email))
+        self.send(self.register_request(email))
+        return self.sign_in(email)
+
+    def sign_in(self, email: str) -> Account:
+        """A new session of the user; the context comes from the real authorizer."""
         token = str(self.send(self.login_request(email))["access_token"])
         policy = self.send(self.authorizer_request(token))
-        return Account(str(user["id"]), email, token, authorizer_context(policy))
+        context = authorizer_context(policy)
+        return Account(context["user_id"], email, token, context)
 
     def add_card(self, caller: Account, number: str = CARD_NUMBER) -> str:
         return str(self.send(self.add_card_request(caller, number))["id"])
@@ -380,8 +525,20 @@ class Driver:
         payment: dict[str, Any] = self.send(self.top_up_request(caller, method_id, amount))
         return payment
 
-    def pay(self, payer: Account, payee_id: str, amount: int) -> dict[str, Any]:
-        payment: dict[str, Any] = self.send(self.payment_request(payer, payee_id, amount))
+    def pay(
+        self,
+        payer: Account,
+        payee_id: str,
+        amount: int,
+        *,
+        method_id: str | None = None,
+        capture: bool = True,
+        status: str = "succeeded",
+    ) -> dict[str, Any]:
+        request = self.payment_request(
+            payer, payee_id, amount, method_id=method_id, capture=capture, status=status
+        )
+        payment: dict[str, Any] = self.send(request)
         return payment
 
 

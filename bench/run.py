@@ -17,9 +17,14 @@ What is measured, and how:
      - handler time: the median wall time of `--warm-runs` warm invocations (default 5),
        AWS round trips to the in-process endpoint included. Extra information only: the
        endpoint is moto, sharing this process's CPU.
-   Set-up (users, cards, top-ups, receiving queue messages) is done outside the counted
-   window. `log_consume` is one invocation of the log consumer with the outcome messages
-   of one balance payment, received from the queue; it is also reported per log entry.
+     - handler time without I/O: the median, over the same invocations, of the wall time
+       less the time spent in AWS calls (timed by the same hooks, `before-call` to
+       `after-call`) and in argon2. The sandbox gateway is in-process: its calls are
+       handler time.
+   Set-up (users, cards, top-ups, payments to capture, cancel, refund or settle, receiving
+   queue messages) is done outside the counted window, afresh for every invocation.
+   `log_consume` is one invocation of the log consumer with the outcome messages of one
+   balance payment, received from the queue; it is also reported per log entry.
 3. The budget: a warm balance payment that succeeds makes at most 2 AWS calls (one
    TransactWriteItems, one SendMessage); the exit status is 1 when it makes more.
 
@@ -38,6 +43,7 @@ import platform
 import statistics
 import sys
 import time
+import uuid
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -45,7 +51,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.harness import CallCounter, Driver, HarnessError, LocalStack, Request, local_stack
+from bench.harness import (
+    NEW_PASSWORD,
+    PASSWORD,
+    PROCESSING_CARD,
+    CallCounter,
+    Driver,
+    HarnessError,
+    LocalStack,
+    Request,
+    local_stack,
+)
 from bench.imports import NO_AWS, ImportFailedError, ImportTiming, time_imports
 from local.template import function_env
 
@@ -56,6 +72,10 @@ MIN_IMPORT_RUNS = 5
 
 TOP_UP_AMOUNT = 1_000  # minor units
 PAYMENT_AMOUNT = 100
+REFUND_AMOUNT = 40
+# Balance payments per invocation: one each for balance_payment, log_consume, refund,
+# get_payment and list_refunds (the card payments take nothing from the balance).
+BALANCE_PAYMENTS = 5
 MAX_TOP_UP = 100_000  # under the risk screening's limit for a new card
 
 
@@ -75,6 +95,7 @@ class Measurement:
     warm_calls: tuple[str, ...]
     warm_ms: tuple[float, ...]
     hashing_ms: tuple[float, ...]  # of warm_ms, the time spent in argon2 (hash or verify)
+    io_ms: tuple[float, ...]  # of warm_ms, the time spent in AWS calls
     unstable: bool  # the warm invocations did not all make the same calls
     log_entries: int  # log entries the invocation appends (log_consume), else 0
 
@@ -86,13 +107,21 @@ class Measurement:
     def handler_ms_without_hashing(self) -> float:
         return statistics.median(t - h for t, h in zip(self.warm_ms, self.hashing_ms, strict=True))
 
+    @property
+    def handler_ms_without_io(self) -> float:
+        """Neither AWS calls nor argon2: the handler's own work."""
+        runs = zip(self.warm_ms, self.io_ms, self.hashing_ms, strict=True)
+        return statistics.median(t - io - h for t, io, h in runs)
+
 
 def operations(driver: Driver, invocations: int) -> list[Operation]:
-    """Every operation measured, with the scenario they share: a payer with a card and the
-    money for `invocations` runs of each paying operation, and a payee."""
+    """Every operation measured, with the scenario they share: a payer with a card, a card
+    that the sandbox answers `processing` and the money for `invocations` runs of each
+    operation that pays from the balance, and a payee."""
     payer, payee = driver.new_account(), driver.new_account()
     card = driver.add_card(payer)
-    needed = 2 * invocations * PAYMENT_AMOUNT  # balance_payment and log_consume pay
+    processing_card = driver.add_card(payer, PROCESSING_CARD)
+    needed = BALANCE_PAYMENTS * invocations * PAYMENT_AMOUNT
     for _ in range(math.ceil(needed / MAX_TOP_UP)):
         driver.top_up(payer, card, MAX_TOP_UP)
 
@@ -116,6 +145,78 @@ def operations(driver: Driver, invocations: int) -> list[Operation]:
     def get(function_id: str, query: dict[str, str] | None = None) -> Callable[[], Request]:
         return lambda: driver.api_request(function_id, 200, caller=payer, query=query)
 
+    # -- payments
+    def paid() -> str:
+        return str(driver.pay(payer, payee.id, PAYMENT_AMOUNT)["id"])
+
+    def card_payment(capture: bool) -> Callable[[], Request]:
+        status = "succeeded" if capture else "requires_capture"
+        return lambda: driver.payment_request(
+            payer, payee.id, PAYMENT_AMOUNT, method_id=card, capture=capture, status=status
+        )
+
+    def authorised() -> str:
+        return str(driver.send(card_payment(capture=False)())["id"])
+
+    def capture() -> Request:
+        return driver.payment_action_request(
+            "CapturePaymentFunction", payee, authorised(), status=200, result_status="succeeded"
+        )
+
+    def cancel() -> Request:
+        return driver.payment_action_request(
+            "CancelPaymentFunction", payer, authorised(), status=200, result_status="canceled"
+        )
+
+    def refund() -> Request:
+        return driver.refund_request(payee, paid(), REFUND_AMOUNT)
+
+    def card_refund() -> Request:
+        payment_id = str(driver.send(card_payment(capture=True)())["id"])
+        return driver.refund_request(payee, payment_id, REFUND_AMOUNT)
+
+    def webhook() -> Request:
+        processing = driver.pay(
+            payer, payee.id, PAYMENT_AMOUNT, method_id=processing_card, status="processing"
+        )
+        return driver.webhook_request(str(processing["id"]))
+
+    def get_payment() -> Request:
+        return driver.api_request("GetPaymentFunction", 200, caller=payer, path={"id": paid()})
+
+    def list_payments() -> Request:
+        query = {"role": "payee", "limit": "20"}
+        return driver.api_request("ListPaymentsFunction", 200, caller=payee, query=query)
+
+    def list_refunds() -> Request:
+        payment_id = paid()
+        driver.send(driver.refund_request(payee, payment_id, REFUND_AMOUNT))
+        path, query = {"id": payment_id}, {"limit": "20"}
+        return driver.api_request("ListRefundsFunction", 200, caller=payer, path=path, query=query)
+
+    # -- sessions and the profile
+    def logout() -> Request:
+        return driver.api_request("LogoutFunction", 204, caller=driver.sign_in(payer.email))
+
+    def revoke_session() -> Request:
+        path = {"id": driver.sign_in(payer.email).session_id}
+        return driver.api_request("RevokeSessionFunction", 204, caller=payer, path=path)
+
+    def change_password() -> Request:
+        body = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+        return driver.api_request(
+            "ChangePasswordFunction", 204, caller=driver.new_account(), body=body
+        )
+
+    def update_me() -> Request:
+        body = {"name": f"Bench {uuid.uuid4().hex[:8]}", "phone": "+447700900123"}
+        return driver.api_request("UpdateMeFunction", 200, caller=payer, body=body)
+
+    def payment_method(function_id: str, status: int) -> Callable[[], Request]:
+        return lambda: driver.api_request(
+            function_id, status, caller=payer, path={"id": driver.add_card(payer)}
+        )
+
     return [
         Operation("health", lambda: driver.api_request("HealthFunction", 200)),
         Operation("jwks", lambda: driver.api_request("JwksFunction", 200)),
@@ -132,6 +233,25 @@ def operations(driver: Driver, invocations: int) -> list[Operation]:
         ),
         Operation("log_consume", log_consume),
         Operation("list_transactions", get("ListTransactionsFunction", {"limit": "20"})),
+        Operation("card_payment", card_payment(capture=True)),
+        Operation("authorise", card_payment(capture=False)),
+        Operation("capture", capture),
+        Operation("cancel", cancel),
+        Operation("refund", refund),
+        Operation("card_refund", card_refund),
+        Operation("webhook", webhook),
+        Operation("get_payment", get_payment),
+        Operation("list_payments", list_payments),
+        Operation("list_refunds", list_refunds),
+        Operation("logout", logout),
+        Operation("list_sessions", get("ListSessionsFunction", {"limit": "20"})),
+        Operation("revoke_session", revoke_session),
+        Operation("change_password", change_password),
+        Operation("update_me", update_me),
+        Operation("list_payment_methods", get("ListPaymentMethodsFunction", {"limit": "20"})),
+        Operation("get_payment_method", payment_method("GetPaymentMethodFunction", 200)),
+        Operation("delete_payment_method", payment_method("DeletePaymentMethodFunction", 204)),
+        Operation("openapi", get("OpenApiFunction")),
     ]
 
 
@@ -157,6 +277,7 @@ def measure(
     runs: list[tuple[str, ...]] = []
     times: list[float] = []
     hashing: list[float] = []
+    io: list[float] = []
     for _ in range(warm_runs):
         request = operation.prepare()
         with counter.window() as calls, argon2_time() as spent:
@@ -164,6 +285,7 @@ def measure(
             result = driver.stack.invoke(request.function_id, request.event)
             times.append((time.perf_counter() - started) * 1000)
         hashing.append(spent[0])
+        io.append(calls.io_ms)
         request.complete(result)
         runs.append(tuple(calls))
     return Measurement(
@@ -173,6 +295,7 @@ def measure(
         warm_calls=runs[0],
         warm_ms=tuple(times),
         hashing_ms=tuple(hashing),
+        io_ms=tuple(io),
         unstable=len(set(runs)) > 1,
         log_entries=_log_entries(request),
     )
@@ -208,12 +331,17 @@ def argon2_time() -> Iterator[list[float]]:
 
 @contextlib.contextmanager
 def quiet_handlers() -> Iterator[None]:
-    """The handlers' log lines go to /dev/null (still formatted, as in Lambda), and the
-    Powertools warnings (no metrics to flush) are not shown."""
+    """The handlers' log lines and the metrics Powertools prints (EMF, on stdout) go to
+    /dev/null (still formatted, as in Lambda), and the Powertools warnings (no metrics to
+    flush) are not shown."""
     from cashew.observability import logger  # after the stack's environment is set
 
     handler = logger.registered_handler
-    with open(os.devnull, "w", encoding="utf-8") as sink, warnings.catch_warnings():
+    with (
+        open(os.devnull, "w", encoding="utf-8") as sink,
+        contextlib.redirect_stdout(sink),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore")
         previous = handler.setStream(sink) if isinstance(handler, logging.StreamHandler) else None
         try:
@@ -250,6 +378,7 @@ def results(
         "handler_ms_without_password_hashing": {
             m.name: round(m.handler_ms_without_hashing, 1) for m in measurements
         },
+        "handler_ms_without_io": {m.name: round(m.handler_ms_without_io, 1) for m in measurements},
         "log_consume_per_entry": {
             "entries_per_batch": consume.log_entries,
             "warm": _per_entry(len(consume.warm_calls), consume.log_entries),
@@ -287,7 +416,11 @@ def print_report(imports: dict[str, ImportTiming], measurements: list[Measuremen
 
     print("\nAWS calls per invocation (warm: after one invocation; cold: after cashew.aws.reset())")
     print(
-        f"  {'operation':<20} {'warm':>4} {'cold':>4} {'ms':>7} {'-argon2':>8}"
+        "  ms: median warm handler time; -argon2: without password hashing;"
+        " -io: without AWS calls nor argon2"
+    )
+    print(
+        f"  {'operation':<21} {'warm':>4} {'cold':>4} {'ms':>7} {'-argon2':>8} {'-io':>7}"
         "  warm calls  [cold adds]"
     )
     for m in measurements:
@@ -295,14 +428,15 @@ def print_report(imports: dict[str, ImportTiming], measurements: list[Measuremen
         cold_adds = f"  [+ {_names(tuple(extra.elements()))}]" if extra else ""
         flag = "  (warm calls vary between runs)" if m.unstable else ""
         print(
-            f"  {m.name:<20} {len(m.warm_calls):>4} {len(m.cold_calls):>4} {m.handler_ms:>7.1f}"
-            f" {m.handler_ms_without_hashing:>8.1f}  {_names(m.warm_calls)}{cold_adds}{flag}"
+            f"  {m.name:<21} {len(m.warm_calls):>4} {len(m.cold_calls):>4} {m.handler_ms:>7.1f}"
+            f" {m.handler_ms_without_hashing:>8.1f} {m.handler_ms_without_io:>7.1f}"
+            f"  {_names(m.warm_calls)}{cold_adds}{flag}"
         )
         if m.log_entries:
             warm = _per_entry(len(m.warm_calls), m.log_entries)
             cold = _per_entry(len(m.cold_calls), m.log_entries)
             label = f"  per entry ({m.log_entries})"
-            print(f"  {label:<20} {warm:>4g} {cold:>4g}")
+            print(f"  {label:<21} {warm:>4g} {cold:>4g}")
 
 
 def _positive(minimum: int) -> Callable[[str], int]:
