@@ -108,3 +108,9 @@ class RefundList(BaseModel):
     data: list[RefundResponse]
     has_more: bool
     next_cursor: str | None
+
+
+class WebhookReceipt(BaseModel):
+    """The answer to the gateway: the event was accepted (handled, or deliberately ignored)."""
+
+    received: bool
