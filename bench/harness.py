@@ -34,7 +34,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,7 +42,7 @@ from cashew import aws
 from cashew.config import get_settings
 from local import aws as local_aws
 from local.api import authorizer_context
-from local.consumers import sqs_event
+from local.consumers import sqs_event, stream_event
 from local.runtime import LambdaContext, WorkerConfig
 from local.template import (
     REPO_ROOT,
@@ -161,6 +161,9 @@ class Stack(Protocol):
     @property
     def clients(self) -> ClientFactory: ...
 
+    @property
+    def resources(self) -> Mapping[str, Mapping[str, Any]]: ...
+
     def invoke(self, function_id: str, event: dict[str, Any]) -> Any: ...
 
 
@@ -273,6 +276,8 @@ class Driver:
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
+        self._stream_arn = str(stack.resources["PaymentsTable"]["StreamArn"])
+        self._stream_checkpoint: str | None = None
 
     def send(self, request: Request) -> Any:
         return request.complete(self.stack.invoke(request.function_id, request.event))
@@ -462,6 +467,43 @@ class Driver:
 
         return Request(reply.function_id, reply.event, complete)
 
+    def _stream_records(self) -> list[dict[str, Any]]:
+        """The payments stream's records since the last call (one shard, as locally)."""
+        streams = self.stack.clients("dynamodbstreams")
+        shards = streams.describe_stream(StreamArn=self._stream_arn)["StreamDescription"]["Shards"]
+        where = (
+            {
+                "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                "SequenceNumber": self._stream_checkpoint,
+            }
+            if self._stream_checkpoint
+            else {"ShardIteratorType": "TRIM_HORIZON"}
+        )
+        iterator = streams.get_shard_iterator(
+            StreamArn=self._stream_arn, ShardId=shards[0]["ShardId"], **where
+        )["ShardIterator"]
+        records: list[dict[str, Any]] = streams.get_records(ShardIterator=iterator)["Records"]
+        if records:
+            self._stream_checkpoint = records[-1]["dynamodb"]["SequenceNumber"]
+        return records
+
+    def publish_request(self, payment_id: str) -> Request:
+        """The publisher's invocation for the payments stream's records of one payment (and
+        its refunds), as Lambda's poller delivers them; records of other payments read on
+        the way are not published."""
+        records = [r for r in self._stream_records() if _record_payment(r) == payment_id]
+        if not records:
+            raise HarnessError(f"no change of {payment_id} in the payments stream")
+        event = stream_event(records, self._stream_arn)
+
+        def complete(result: Any) -> Any:
+            failures = result.get("batchItemFailures") if isinstance(result, dict) else None
+            if failures != []:
+                raise HarnessError(f"the publisher failed items: {result}")
+            return result
+
+        return Request("PublishOutcomesFunction", event, complete)
+
     def consume_request(self, payment_id: str, expected: int = 1, timeout: float = 5.0) -> Request:
         """The log consumer's invocation for the `expected` outcome messages of one payment.
 
@@ -550,6 +592,16 @@ def _sample_text(directory: str, module: str) -> str:
 def _sample(directory: str, module: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads(_sample_text(directory, module))
     return event
+
+
+def _record_payment(record: dict[str, Any]) -> str | None:
+    """The payment a record of the payments table's stream is about."""
+    image = record["dynamodb"].get("NewImage", {})
+    for name in ("payment_id", "pk"):  # a refund names its payment; a payment is its pk
+        value = image.get(name, {}).get("S", "")
+        if value.startswith("pay_"):
+            return str(value)
+    return None
 
 
 def _payment_id(body: str) -> str | None:

@@ -73,9 +73,9 @@ MIN_IMPORT_RUNS = 5
 TOP_UP_AMOUNT = 1_000  # minor units
 PAYMENT_AMOUNT = 100
 REFUND_AMOUNT = 40
-# Balance payments per invocation: one each for balance_payment, log_consume, refund,
-# get_payment and list_refunds (the card payments take nothing from the balance).
-BALANCE_PAYMENTS = 5
+# Balance payments per invocation: one each for balance_payment, publish_outcome, log_consume,
+# refund, get_payment and list_refunds (the card payments take nothing from the balance).
+BALANCE_PAYMENTS = 6
 MAX_TOP_UP = 100_000  # under the risk screening's limit for a new card
 
 
@@ -138,8 +138,13 @@ def operations(driver: Driver, invocations: int) -> list[Operation]:
         token = driver.send(driver.login_request(payer.email))["access_token"]
         return driver.authorizer_request(token)
 
+    def publish_outcome() -> Request:
+        payment = driver.pay(payer, payee.id, PAYMENT_AMOUNT)
+        return driver.publish_request(payment["id"])
+
     def log_consume() -> Request:
         payment = driver.pay(payer, payee.id, PAYMENT_AMOUNT)
+        driver.send(driver.publish_request(payment["id"]))
         return driver.consume_request(payment["id"])
 
     def get(function_id: str, query: dict[str, str] | None = None) -> Callable[[], Request]:
@@ -231,6 +236,7 @@ def operations(driver: Driver, invocations: int) -> list[Operation]:
         Operation(
             BUDGET_OPERATION, lambda: driver.payment_request(payer, payee.id, PAYMENT_AMOUNT)
         ),
+        Operation("publish_outcome", publish_outcome),
         Operation("log_consume", log_consume),
         Operation("list_transactions", get("ListTransactionsFunction", {"limit": "20"})),
         Operation("card_payment", card_payment(capture=True)),

@@ -5,6 +5,11 @@ conditional decrements of a balance of 100 got 102 successes), so every request 
 one lock, from reading its body to producing the last byte of its response. Only writing the
 response to the socket happens outside the lock.
 
+moto rolls a failed TransactWriteItems back by swapping each table it touched for a copy taken
+before it, stream included; a DynamoDB Streams iterator made before the swap would go on
+reading the discarded stream, changes of the failed transaction included (a payment that
+never happened, published). Iterators here read the stream of the table as it is now.
+
 A long poll (SQS ReceiveMessage with WaitTimeSeconds > 0) would hold that lock for its whole
 wait; it is served instead as short polls, each under the lock, until a message arrives or
 the wait is over. (This covers the JSON protocol that current SDKs use, and the
@@ -84,6 +89,24 @@ class SerialApp:
         return captured[0], captured[1], chunks
 
 
+def _read_streams_of_the_live_table() -> None:
+    from moto.dynamodbstreams.models import ShardIterator  # noqa: PLC0415 - slow to import
+
+    if getattr(ShardIterator.get, "reads_live_table", False):
+        return
+    original = ShardIterator.get
+
+    def get(self: Any, limit: int = 1000) -> dict[str, Any]:
+        live = self.streams_backend.dynamodb.tables.get(self.stream_shard.table.name)
+        if live is not None and live.stream_shard is not None:
+            self.stream_shard = live.stream_shard
+        result: dict[str, Any] = original(self, limit)
+        return result
+
+    get.reads_live_table = True  # type: ignore[attr-defined]
+    ShardIterator.get = get  # type: ignore[method-assign]
+
+
 class EmbeddedAws:
     """moto's server on host:port in a background thread; `stop` shuts it down."""
 
@@ -95,6 +118,7 @@ class EmbeddedAws:
         )
         from werkzeug.serving import make_server  # noqa: PLC0415
 
+        _read_streams_of_the_live_table()
         app = SerialApp(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(
             host, port, app, threaded=True, request_handler=MotoRequestHandler

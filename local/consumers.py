@@ -1,4 +1,5 @@
-"""The SQS event source mappings of the template, as Lambda's pollers run them.
+"""The event source mappings of the template (SQS queues, DynamoDB streams), as Lambda's
+pollers run them.
 
 One thread per `SQS` event: it receives up to BatchSize messages (waiting up to
 MaximumBatchingWindowInSeconds to fill a batch), invokes the function with a real SQS event,
@@ -7,19 +8,36 @@ response's batchItemFailures; without it, the whole batch when the invocation su
 failed invocation deletes nothing. What is not deleted is received again once its visibility
 timeout is over, and after the queue's maxReceiveCount receives the endpoint moves it to the
 dead-letter queue (set CASHEW_LOCAL_VISIBILITY_TIMEOUT to see that happen in seconds).
+
+One thread per `DynamoDB` event: it reads each shard of the table's stream in order, from its
+StartingPosition, and invokes the function with up to BatchSize records (without waiting to
+fill a batch). What succeeded is checkpointed: with ReportBatchItemFailures, every record
+before the lowest sequence number listed in batchItemFailures; without it, the whole batch
+when the invocation succeeded. The rest is delivered again, with a growing pause, until it
+succeeds or, past MaximumRetryAttempts or MaximumRecordAgeInSeconds, the batch is described
+on the OnFailure queue (as Lambda describes it) and skipped.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from local.runtime import Invocation
-from local.template import REGION, ClientFactory, FunctionSpec, Resources, SqsEvent
+from local.template import (
+    REGION,
+    ClientFactory,
+    FunctionSpec,
+    Resources,
+    SqsEvent,
+    StreamEvent,
+)
 
 _MAX_PER_RECEIVE = 10  # SQS's limit per ReceiveMessage
 _log = logging.getLogger(__name__)
@@ -153,8 +171,195 @@ class QueuePoller(threading.Thread):
             self._sqs.delete_message_batch(QueueUrl=self._url, Entries=entries)
 
 
+def stream_event(records: list[dict[str, Any]], stream_arn: str) -> dict[str, Any]:
+    """The event Lambda's DynamoDB stream poller builds from `records` (boto3
+    get_records's)."""
+    delivered = []
+    for record in records:
+        images = dict(record["dynamodb"])
+        created = images.get("ApproximateCreationDateTime")
+        if isinstance(created, datetime):
+            images["ApproximateCreationDateTime"] = int(created.timestamp())
+        delivered.append(
+            {
+                "eventID": record["eventID"],
+                "eventName": record["eventName"],
+                "eventVersion": record.get("eventVersion", "1.1"),
+                "eventSource": "aws:dynamodb",
+                "awsRegion": REGION,
+                "dynamodb": images,
+                "eventSourceARN": stream_arn,
+            }
+        )
+    return {"Records": delivered}
+
+
+def first_failed(
+    records: list[dict[str, Any]], invocation: Invocation, report_failures: bool
+) -> int | None:
+    """The index of the first record of a batch that must be delivered again, or None."""
+    if not invocation.ok:
+        return 0
+    if not report_failures:
+        return None
+    response = invocation.payload
+    failures = response.get("batchItemFailures") if isinstance(response, dict) else None
+    if not failures:
+        return None
+    positions = {r["dynamodb"]["SequenceNumber"]: i for i, r in enumerate(records)}
+    failed = [item.get("itemIdentifier") if isinstance(item, dict) else None for item in failures]
+    if not all(sequence in positions for sequence in failed):
+        return 0  # an identifier that is not in the batch fails the whole batch
+    return min(positions[str(sequence)] for sequence in failed)
+
+
+class StreamPoller(threading.Thread):
+    """The event source mapping `event` from a DynamoDB stream, until `stop()`. `step()`
+    delivers one batch per shard, for tests that drive it by hand."""
+
+    def __init__(
+        self,
+        event: StreamEvent,
+        stream_arn: str,
+        invoke: Callable[[str, Any], Invocation],
+        clients: ClientFactory,
+        failure_queue_url: str | None = None,
+    ) -> None:
+        super().__init__(name=f"stream:{event.table_id}->{event.function_id}", daemon=True)
+        self.event, self._arn, self._invoke = event, stream_arn, invoke
+        self._streams, self._sqs = clients("dynamodbstreams"), clients("sqs")
+        self._failure_queue_url = failure_queue_url
+        self._checkpoints: dict[str, str | None] = {}  # shard -> last sequence number done
+        self._attempts: dict[tuple[str, str], int] = {}  # (shard, first sequence) -> count
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if not self.step():
+                    self._stopping.wait(0.2)
+            except Exception:  # noqa: BLE001 - the mapping keeps polling, as Lambda's does
+                _log.exception("polling the stream of %s failed", self.event.table_id)
+                self._stopping.wait(1)
+
+    def step(self) -> int:
+        """Deliver one batch from each shard; returns how many records were delivered."""
+        return sum(self._step(shard) for shard in self._shards())
+
+    def _shards(self) -> list[str]:
+        if not self._checkpoints:
+            description = self._streams.describe_stream(StreamArn=self._arn)
+            for shard in description["StreamDescription"]["Shards"]:
+                self._checkpoints.setdefault(shard["ShardId"], None)
+        return list(self._checkpoints)
+
+    def skip(self) -> dict[str, str | None]:
+        """Move past every record in the stream without delivering it (a test that only
+        wants its own records); returns the checkpoints, for `rewind`."""
+        for shard in self._shards():
+            while iterator := self._iterator(shard):
+                response = self._streams.get_records(ShardIterator=iterator, Limit=1000)
+                if not response.get("Records"):
+                    break
+                self._checkpoints[shard] = response["Records"][-1]["dynamodb"]["SequenceNumber"]
+        return dict(self._checkpoints)
+
+    def rewind(self, checkpoints: dict[str, str | None]) -> None:
+        """Deliver again everything after `checkpoints` (as after a lost checkpoint)."""
+        self._checkpoints = dict(checkpoints)
+
+    def _iterator(self, shard: str) -> str | None:
+        """An iterator from the shard's checkpoint. A new one for every read: the embedded
+        endpoint's iterators can go stale, and a fresh one costs one local call."""
+        checkpoint = self._checkpoints[shard]
+        where: dict[str, str] = (
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": checkpoint}
+            if checkpoint
+            else {"ShardIteratorType": self.event.starting_position}
+        )
+        response = self._streams.get_shard_iterator(StreamArn=self._arn, ShardId=shard, **where)
+        iterator: str | None = response.get("ShardIterator")
+        return iterator
+
+    def _step(self, shard: str) -> int:
+        iterator = self._iterator(shard)
+        if iterator is None:
+            return 0
+        response = self._streams.get_records(ShardIterator=iterator, Limit=self.event.batch_size)
+        records: list[dict[str, Any]] = response.get("Records", [])
+        if not records:
+            return 0
+        invocation = self._invoke(self.event.function_id, stream_event(records, self._arn))
+        failed = first_failed(records, invocation, self.event.report_batch_item_failures)
+        done = records if failed is None else records[:failed]
+        if done:
+            self._checkpoints[shard] = done[-1]["dynamodb"]["SequenceNumber"]
+        if failed is not None:
+            self._retry_or_give_up(shard, records[failed:])
+        return len(records)
+
+    def _retry_or_give_up(self, shard: str, rest: list[dict[str, Any]]) -> None:
+        first = rest[0]["dynamodb"]["SequenceNumber"]
+        attempts = self._attempts.pop((shard, first), 0) + 1
+        created = rest[0]["dynamodb"].get("ApproximateCreationDateTime")
+        age = (datetime.now(UTC) - created).total_seconds() if created else 0
+        retries, max_age = self.event.maximum_retry_attempts, self.event.maximum_record_age
+        too_many = retries != -1 and attempts > retries
+        too_old = max_age != -1 and age > max_age
+        if not (too_many or too_old):
+            self._attempts[(shard, first)] = attempts
+            _log.warning(
+                "%s: %d stream records failed, delivering them again (attempt %d)",
+                self.event.function_id, len(rest), attempts,
+            )  # fmt: skip
+            self._stopping.wait(min(0.1 * 2 ** (attempts - 1), 5.0))
+            return
+        condition = "RetryAttemptsExhausted" if too_many else "EventAgeExceeded"
+        self._give_up(shard, rest, attempts, condition)
+
+    def _give_up(
+        self, shard: str, rest: list[dict[str, Any]], attempts: int, condition: str
+    ) -> None:
+        """Skip the batch, describing it on the OnFailure queue the way Lambda does."""
+        self._checkpoints[shard] = rest[-1]["dynamodb"]["SequenceNumber"]
+        _log.error(
+            "%s: gave up on %d stream records (%s)", self.event.function_id, len(rest), condition
+        )
+        if self._failure_queue_url is None:
+            return
+
+        def arrival(record: dict[str, Any]) -> str:
+            created = record["dynamodb"].get("ApproximateCreationDateTime")
+            return created.isoformat() if isinstance(created, datetime) else ""
+
+        description = {
+            "requestContext": {
+                "condition": condition,
+                "approximateInvokeCount": attempts,
+            },
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "DDBStreamBatchInfo": {
+                "shardId": shard,
+                "startSequenceNumber": rest[0]["dynamodb"]["SequenceNumber"],
+                "endSequenceNumber": rest[-1]["dynamodb"]["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": arrival(rest[0]),
+                "approximateArrivalOfLastRecord": arrival(rest[-1]),
+                "batchSize": len(rest),
+                "streamArn": self._arn,
+            },
+        }
+        self._sqs.send_message(
+            QueueUrl=self._failure_queue_url, MessageBody=json.dumps(description)
+        )
+
+
 class Consumers:
-    """Every SQS event source mapping of `specs`, started and stopped together."""
+    """Every event source mapping of `specs` (queues and streams), started and stopped
+    together."""
 
     def __init__(
         self,
@@ -174,14 +379,30 @@ class Consumers:
             for spec in specs.values()
             for event in spec.sqs_events
         ]
+        self.stream_pollers = [
+            StreamPoller(
+                event,
+                resources.get_att(event.table_id, "StreamArn"),
+                invoke,
+                clients,
+                resources.get_att(event.on_failure_queue_id, "QueueUrl")
+                if event.on_failure_queue_id
+                else None,
+            )
+            for spec in specs.values()
+            for event in spec.stream_events
+        ]
+
+    def _all(self) -> list[QueuePoller | StreamPoller]:
+        return [*self.pollers, *self.stream_pollers]
 
     def start(self) -> None:
-        for poller in self.pollers:
+        for poller in self._all():
             poller.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        for poller in self.pollers:
+        for poller in self._all():
             poller.stop()
-        for poller in self.pollers:
+        for poller in self._all():
             if poller.is_alive():
                 poller.join(timeout)

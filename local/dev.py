@@ -45,6 +45,8 @@ def _banner(api_url: str, aws_url: str, gateway: Gateway, consumers: Consumers) 
     ]
     pollers = [
         f"  SQS    {p.event.queue_id:32} -> {p.event.function_id}" for p in consumers.pollers
+    ] + [
+        f"  Stream {p.event.table_id:32} -> {p.event.function_id}" for p in consumers.stream_pollers
     ]
     return "\n".join(
         [

@@ -1,7 +1,7 @@
 """template.yaml, read as the one description of the stack that everything local derives from.
 
 `load_template` parses it (CloudFormation short tags included), `provision` creates its tables,
-queues, keys and secrets on an AWS endpoint, `functions` and `apis` describe what the
+queues, event buses, keys and secrets on an AWS endpoint, `functions` and `apis` describe what the
 Serverless transform would build from it, and `function_env` resolves a function's environment
 against what was provisioned.
 
@@ -381,8 +381,20 @@ def generate_secret_string(spec: Mapping[str, Any]) -> str:
     return json.dumps(document)
 
 
+def _create_event_bus(
+    clients: ClientFactory, logical_id: str, props: dict[str, Any]
+) -> dict[str, Any]:
+    events = clients("events")
+    name = props.get("Name") or physical_name(logical_id)
+    with contextlib.suppress(events.exceptions.ResourceAlreadyExistsException):
+        events.create_event_bus(Name=name)
+    arn = events.describe_event_bus(Name=name)["Arn"]
+    return {"Ref": name, "Arn": arn, "Name": name}
+
+
 _CREATORS: dict[str, Callable[[ClientFactory, str, dict[str, Any]], dict[str, Any]]] = {
     "AWS::DynamoDB::Table": _create_table,
+    "AWS::Events::EventBus": _create_event_bus,
     "AWS::SQS::Queue": _create_queue,
     "AWS::KMS::Key": _create_key,
     "AWS::SecretsManager::Secret": _create_secret,
@@ -413,6 +425,21 @@ class SqsEvent:
 
 
 @dataclass(frozen=True)
+class StreamEvent:
+    """A `DynamoDB` event source mapping from the stream of the table `table_id`."""
+
+    function_id: str
+    table_id: str
+    starting_position: str  # TRIM_HORIZON or LATEST
+    batch_size: int
+    batching_window: float
+    report_batch_item_failures: bool
+    maximum_retry_attempts: int  # -1: until the record is too old
+    maximum_record_age: int  # seconds; -1: no limit
+    on_failure_queue_id: str | None  # where a batch given up on is described
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     logical_id: str
     name: str
@@ -425,6 +452,7 @@ class FunctionSpec:
     layer_dirs: tuple[Path, ...]
     api_events: tuple[ApiEvent, ...]
     sqs_events: tuple[SqsEvent, ...]
+    stream_events: tuple[StreamEvent, ...] = ()
 
 
 def _merge_globals(defaults: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
@@ -476,6 +504,21 @@ def _sqs_event(function_id: str, props: Mapping[str, Any]) -> SqsEvent:
     )
 
 
+def _stream_event(function_id: str, props: Mapping[str, Any]) -> StreamEvent:
+    on_failure = props.get("DestinationConfig", {}).get("OnFailure", {})
+    return StreamEvent(
+        function_id,
+        _logical_id(props["Stream"]),
+        str(props["StartingPosition"]),
+        int(props.get("BatchSize", 100)),
+        float(props.get("MaximumBatchingWindowInSeconds", 0)),
+        "ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+        int(props.get("MaximumRetryAttempts", -1)),
+        int(props.get("MaximumRecordAgeInSeconds", -1)),
+        _logical_id(on_failure["Destination"]) if "Destination" in on_failure else None,
+    )
+
+
 def functions(template: Mapping[str, Any], root: Path = REPO_ROOT) -> dict[str, FunctionSpec]:
     """Every AWS::Serverless::Function, as the Serverless transform would build it."""
     defaults = template.get("Globals", {}).get("Function", {})
@@ -515,6 +558,11 @@ def functions(template: Mapping[str, Any], root: Path = REPO_ROOT) -> dict[str, 
                 _sqs_event(logical_id, event["Properties"])
                 for event in events
                 if event["Type"] == "SQS" and event["Properties"].get("Enabled", True)
+            ),
+            stream_events=tuple(
+                _stream_event(logical_id, event["Properties"])
+                for event in events
+                if event["Type"] == "DynamoDB" and event["Properties"].get("Enabled", True)
             ),
         )
     return specs

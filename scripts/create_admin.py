@@ -30,6 +30,7 @@ _RESOURCE_ENV = {
     "IdempotencyTable": "CASHEW_IDEMPOTENCY_TABLE",
     "TransactionLogTable": "CASHEW_LOG_TABLE",
     "OutcomesQueue": "CASHEW_OUTCOMES_QUEUE_URL",
+    "PaymentEventBus": "CASHEW_EVENT_BUS_NAME",
     "CardDataKey": "CASHEW_CARD_KEY_ID",
     "JwtSigningKeySecret": "CASHEW_JWT_SECRET_ID",
     "CardFingerprintSecret": "CASHEW_FINGERPRINT_SECRET_ID",

@@ -3,6 +3,7 @@ embedded AWS endpoint (moto, one request at a time) provisioned from template.ya
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,10 +15,17 @@ import pytest
 from cashew import aws
 from cashew.config import get_settings
 from local import aws as local_aws
+from local.consumers import StreamPoller, sqs_event, succeeded
+from local.runtime import Invocation
 from local.template import FunctionSpec, functions, load_template, provision, stack_env
 from tests.support.lambda_runtime import FakeContext, Reply, api_event, handler_module, reply
 
 PASSWORD = "correct horse battery staple"
+
+
+class Died(BaseException):
+    """A function's process dying mid-invocation: no handler catches it, nothing after it
+    runs, and the invocation fails."""
 
 
 @dataclass
@@ -35,6 +43,43 @@ class Stack:
 
     def call(self, function_id: str, sample: str, **variations: Any) -> Reply:
         return reply(self.invoke(function_id, api_event(sample, **variations)))
+
+    def invocation(self, function_id: str, event: dict[str, Any]) -> Invocation:
+        """`invoke`, reported as local.runtime reports it: a handler that raised is an error."""
+        request_id = str(uuid.uuid4())
+        try:
+            return Invocation(request_id, payload=self.invoke(function_id, event))
+        except (Exception, Died) as exc:  # a failed invocation, as Lambda reports it
+            error = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+            return Invocation(request_id, error=error)
+
+    @functools.cached_property
+    def publisher(self) -> StreamPoller:
+        """The payments stream's event source mapping, run by hand with `step()`."""
+        [event] = self.functions["PublishOutcomesFunction"].stream_events
+        return StreamPoller(
+            event, self.resources[event.table_id]["StreamArn"], self.invocation, self.clients
+        )
+
+    def settle(self) -> int:
+        """What the deployed stack does in the background: publish every committed change of
+        the payments table, then append every queued outcome to the log. Returns how many
+        outcome messages the log consumer took."""
+        while self.publisher.step():
+            pass
+        sqs, url = self.clients("sqs"), self.env["CASHEW_OUTCOMES_QUEUE_URL"]
+        arn = self.resources["OutcomesQueue"]["Arn"]
+        consumed = 0
+        while messages := sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+        ).get("Messages"):
+            invocation = self.invocation("LogConsumerFunction", sqs_event(messages, arn))
+            done = succeeded(messages, invocation, report_failures=True)
+            assert len(done) == len(messages), invocation
+            for message in done:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            consumed += len(done)
+        return consumed
 
 
 @pytest.fixture(scope="session")

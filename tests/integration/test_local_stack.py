@@ -290,6 +290,37 @@ def test_concurrent_adds_are_all_counted(endpoint: str) -> None:
     assert item["Item"]["n"] == {"N": "400"}
 
 
+def test_a_stream_never_shows_a_transaction_that_failed(endpoint: str) -> None:
+    # Given a table with a stream, an item, and a stream iterator made before anything else
+    dynamodb, streams = _client(endpoint, "dynamodb"), _client(endpoint, "dynamodbstreams")
+    table = f"streamed-{uuid.uuid4().hex[:8]}"
+    created = dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )["TableDescription"]
+    arn = created["LatestStreamArn"]
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": "taken"}})
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    # When a transaction writes a new item, then fails on its second item's condition
+    with pytest.raises(ClientError, match="TransactionCanceled"):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "phantom"}}}},
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "taken"}},
+                         "ConditionExpression": "attribute_not_exists(pk)"}},
+            ]
+        )  # fmt: skip
+    # Then the iterator made before it reads only what was committed
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in records] == ["taken"]
+
+
 def test_a_long_poll_neither_blocks_other_calls_nor_misses_a_message(endpoint: str) -> None:
     # Given a client long-polling an empty queue for 3 seconds
     sqs = _client(endpoint, "sqs")

@@ -25,6 +25,7 @@ REQUIRED_ENV = {
     "CASHEW_IDEMPOTENCY_TABLE": "test-idempotency",
     "CASHEW_LOG_TABLE": "test-log",
     "CASHEW_OUTCOMES_QUEUE_URL": "https://sqs.invalid/000000000000/test-outcomes",
+    "CASHEW_EVENT_BUS_NAME": "test-payments-bus",
     "CASHEW_CARD_KEY_ID": "alias/test-cards",
     "CASHEW_JWT_SECRET_ID": "test/jwt",
     "CASHEW_FINGERPRINT_SECRET_ID": "test/fingerprint",

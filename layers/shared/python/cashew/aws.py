@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import boto3
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_sqs import SQSClient
 
@@ -47,6 +48,11 @@ def dynamodb() -> DynamoDBClient:
 
 def sqs() -> SQSClient:
     client: SQSClient = _client("sqs")
+    return client
+
+
+def events() -> EventBridgeClient:
+    client: EventBridgeClient = _client("events")
     return client
 
 

@@ -21,6 +21,7 @@ class Settings(BaseModel):
     idempotency_table: str = Field(alias="CASHEW_IDEMPOTENCY_TABLE")
     log_table: str = Field(alias="CASHEW_LOG_TABLE")
     outcomes_queue_url: str = Field(alias="CASHEW_OUTCOMES_QUEUE_URL")
+    event_bus_name: str = Field(alias="CASHEW_EVENT_BUS_NAME")
     card_key_id: str = Field(alias="CASHEW_CARD_KEY_ID")
     jwt_secret_id: str = Field(alias="CASHEW_JWT_SECRET_ID")
     fingerprint_secret_id: str = Field(alias="CASHEW_FINGERPRINT_SECRET_ID")

@@ -22,7 +22,7 @@ from cashew.errors import (
     NotFoundError,
 )
 from cashew.identity import Caller
-from cashew.payments import idempotency, outcomes, states
+from cashew.payments import idempotency, states
 from cashew.payments import store as payments
 from cashew.payments.gateways import get_gateway
 from cashew.payments.gateways.base import GatewayOutcomeUnknownError, with_retries
@@ -91,11 +91,7 @@ def _gateway_call[T](scope: idempotency.Scope, call: Callable[[], T], failure: T
         ) from exc
 
 
-def _start(
-    scope: idempotency.Scope,
-    reserved_id: str,
-    replayer: Callable[[idempotency.Replay], Result] = replay,
-) -> tuple[str, Result | None]:
+def _start(scope: idempotency.Scope, reserved_id: str) -> tuple[str, Result | None]:
     """Write the in-progress record (or resume an abandoned one): the id this request works
     under, or the replay of its recorded response."""
     existing = idempotency.begin(scope, reserved_id)
@@ -103,7 +99,7 @@ def _start(
         return reserved_id, None
     recorded = idempotency.check(scope, existing)
     if recorded is not None:
-        return reserved_id, replayer(recorded)
+        return reserved_id, replay(recorded)
     idempotency.take_over(scope, existing)
     return str(existing["payment_id"]), None
 
@@ -208,7 +204,6 @@ def _commit(
         if exc.failed(1):  # another request moved the payment first
             raise _refuse(scope, ConflictError("the payment changed meanwhile")) from exc
         raise
-    outcomes.publish(payment)
     return Result(status_code, body)
 
 
@@ -229,18 +224,12 @@ def refund(caller: Caller, payment_id: str, request: RefundRequest, key: str) ->
         request.model_dump(mode="json"),
     )
 
-    def replay_refund(recorded: idempotency.Replay) -> Result:
-        outcomes.send(
-            outcomes.refund_outcome(RefundResponse.model_validate_json(recorded.body), payment)
-        )
-        return Result(recorded.status_code, recorded.body, replayed=True)
-
-    refund_id, recorded = _start(scope, ids.new_id("re"), replay_refund)
+    refund_id, recorded = _start(scope, ids.new_id("re"))
     if recorded is not None:
         return recorded
     existing = payments.get_refund(refund_id)
     if existing is not None:  # an earlier attempt moved the money; settle the card part
-        return _settle_card_refund(scope, stored, existing, replay_refund)
+        return _settle_card_refund(scope, stored, existing)
     if not states.refundable(payment.status):
         raise _refuse(
             scope, ConflictError(f"a payment that is {payment.status} cannot be refunded")
@@ -268,7 +257,7 @@ def refund(caller: Caller, payment_id: str, request: RefundRequest, key: str) ->
     )
     items = [
         payments.refund_item(payment, amount, now),
-        payments.put_refund_item(refund, None),
+        payments.put_refund_item(refund, payment, None),
         accounts.debit_item(payment.payee_id, payment.currency, amount),
     ]
     if not by_card:
@@ -282,7 +271,7 @@ def refund(caller: Caller, payment_id: str, request: RefundRequest, key: str) ->
     except dynamo.TransactionCanceled as exc:
         offset = len(head)
         if head and exc.failed(0):
-            return replay_refund(idempotency.replay_existing(scope))
+            return replay(idempotency.replay_existing(scope))
         if exc.failed(offset):
             raise _refuse(
                 scope, ConflictError("the refunds would exceed the captured amount")
@@ -293,8 +282,7 @@ def refund(caller: Caller, payment_id: str, request: RefundRequest, key: str) ->
             ) from exc
         raise
     if by_card:
-        return _settle_card_refund(scope, stored, refund, replay_refund)
-    outcomes.send(outcomes.refund_outcome(refund, payment))
+        return _settle_card_refund(scope, stored, refund)
     return Result(CREATED, body)
 
 
@@ -302,7 +290,6 @@ def _settle_card_refund(
     scope: idempotency.Scope,
     stored: payments.StoredPayment,
     refund: RefundResponse,
-    replay_refund: Callable[[idempotency.Replay], Result],
 ) -> Result:
     result = _gateway_call(
         scope,
@@ -328,7 +315,6 @@ def _settle_card_refund(
         )
     except dynamo.TransactionCanceled as exc:
         if exc.failed(0) or exc.failed(1):
-            return replay_refund(idempotency.replay_existing(scope))
+            return replay(idempotency.replay_existing(scope))
         raise
-    outcomes.send(outcomes.refund_outcome(settled, stored.payment))
     return Result(CREATED, body)

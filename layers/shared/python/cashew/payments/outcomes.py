@@ -1,19 +1,76 @@
-"""Publishing payment outcomes to the transaction log's queue."""
+"""Payment outcomes, published from the payments table's stream: the table is the outbox.
+
+A payment or refund changes status in the same transaction that moves its money, and
+DynamoDB Streams keeps every committed change for 24 hours. The publisher function reads
+them in order and turns each change of status into
+
+- an `Outcome` on the transaction log's queue (the log deduplicates by `outcome_id`), and
+- for the changes other services care about, an event on the payments bus
+  (source `cashew.payments`, detail-type `payment.succeeded`, `payment.failed`,
+  `payment.captured`, `payment.canceled` or `refund.succeeded`; the detail is the payment or
+  refund object of the contract plus `outcome_id`, the key to deduplicate on).
+
+No request handler publishes anything, so no crash between committing and publishing can
+lose an outcome: a failed publish fails its stream record, which is delivered again.
+"""
 
 from __future__ import annotations
 
-from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import BotoCoreError, ClientError
+import json
+from dataclasses import dataclass
+from typing import Any
 
-from cashew import aws
+from aws_lambda_powertools.metrics import MetricUnit
+
+from cashew import aws, dynamo
 from cashew.config import get_settings
 from cashew.ledger.models import Outcome
 from cashew.observability import logger, metrics
-from cashew.payments.models import PaymentResponse, RefundResponse
+from cashew.payments import store
+from cashew.payments.models import PaymentResponse
+
+EVENT_SOURCE = "cashew.payments"
 
 
-def outcome_of(payment: PaymentResponse) -> Outcome:
-    return Outcome(
+class PublishError(Exception):
+    """The bus refused an event; the stream record is retried."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one committed change of a payment or refund publishes."""
+
+    outcome: Outcome
+    event: str | None  # the bus's detail-type; None for outcomes only the log records
+    detail: dict[str, Any]
+
+
+def _payment_event(before: str | None, after: str) -> str | None:
+    if after == "succeeded":
+        return "payment.captured" if before == "requires_capture" else "payment.succeeded"
+    if after in ("failed", "canceled"):
+        return f"payment.{after}"
+    return None  # requires_capture, processing: not an outcome yet for other services
+
+
+def of_images(old: dict[str, Any] | None, new: dict[str, Any] | None) -> Change | None:
+    """The change between two images of an item of the payments table (deserialized), or
+    None when nothing was decided: a removal, a marker, an update that kept the status."""
+    if new is None:
+        return None
+    before = old.get("status") if old else None
+    if before == new.get("status"):
+        return None  # e.g. a refund adding to amount_refunded
+    pk = str(new.get("pk", ""))
+    if pk.startswith("pay_"):
+        return _payment_change(before, store.stored(new).payment)
+    if pk.startswith("re_"):
+        return _refund_change(new)
+    return None
+
+
+def _payment_change(before: str | None, payment: PaymentResponse) -> Change:
+    outcome = Outcome(
         outcome_id=f"{payment.id}:{payment.status}",
         payment_id=payment.id,
         type=payment.type,
@@ -25,36 +82,62 @@ def outcome_of(payment: PaymentResponse) -> Outcome:
         failure_code=payment.failure_code,
         occurred_at=payment.updated_at,
     )
+    detail = {**payment.model_dump(mode="json"), "outcome_id": outcome.outcome_id}
+    return Change(outcome, _payment_event(before, payment.status), detail)
 
 
-def refund_outcome(refund: RefundResponse, payment: PaymentResponse) -> Outcome:
-    return Outcome(
+def _refund_change(item: dict[str, Any]) -> Change | None:
+    refund = store.refund(item)
+    if refund.status != "succeeded":
+        return None  # pending at the gateway: the money moves in the log once it settles
+    outcome = Outcome(
         outcome_id=f"{refund.id}:{refund.status}",
-        payment_id=payment.id,
+        payment_id=refund.payment_id,
         type="refund",
         status=refund.status,
         amount=refund.amount,
         currency=refund.currency,
-        payer_id=payment.payer_id,
-        payee_id=payment.payee_id,
+        payer_id=str(item["payment_payer_id"]),
+        payee_id=str(item["payment_payee_id"]),
         occurred_at=refund.created_at,
+    )
+    detail = {**refund.model_dump(mode="json"), "outcome_id": outcome.outcome_id}
+    return Change(outcome, "refund.succeeded", detail)
+
+
+def of_stream_record(record: dict[str, Any]) -> Change | None:
+    """The change a DynamoDB stream record (as Lambda delivers it) carries."""
+    images = record.get("dynamodb", {})
+    old, new = images.get("OldImage"), images.get("NewImage")
+    return of_images(
+        dynamo.deserialize(old) if old else None, dynamo.deserialize(new) if new else None
     )
 
 
-def publish(payment: PaymentResponse) -> None:
-    """Send the payment's outcome to the log's queue. It runs after the money committed, so
-    a failure here must not turn the committed payment into an error response: it is logged
-    and counted, and a retry of the request (a replay) publishes the outcome again."""
-    send(outcome_of(payment))
-
-
-def send(outcome: Outcome) -> None:
-    try:
-        aws.sqs().send_message(
-            QueueUrl=get_settings().outcomes_queue_url, MessageBody=outcome.model_dump_json()
+def publish(change: Change) -> None:
+    """The outcome to the log's queue, then the event to the bus. Either may fail (and
+    raise): the record is delivered again and both are sent again; the log deduplicates,
+    and bus consumers deduplicate on the detail's `outcome_id`."""
+    settings = get_settings()
+    aws.sqs().send_message(
+        QueueUrl=settings.outcomes_queue_url, MessageBody=change.outcome.model_dump_json()
+    )
+    if change.event is not None:
+        response = aws.events().put_events(
+            Entries=[
+                {
+                    "EventBusName": settings.event_bus_name,
+                    "Source": EVENT_SOURCE,
+                    "DetailType": change.event,
+                    "Detail": json.dumps(change.detail, separators=(",", ":")),
+                }
+            ]
         )
-    except (BotoCoreError, ClientError):
-        logger.exception("outcome not published", extra={"outcome_id": outcome.outcome_id})
-        metrics.add_metric(name="OutcomePublishFailed", unit=MetricUnit.Count, value=1)
-        return
-    logger.info("outcome published", extra={"outcome_id": outcome.outcome_id})
+        if response.get("FailedEntryCount"):
+            entry = response["Entries"][0]
+            raise PublishError(f"{entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
+    metrics.add_metric(name="OutcomePublished", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "outcome published",
+        extra={"outcome_id": change.outcome.outcome_id, "event": change.event},
+    )

@@ -9,8 +9,7 @@ from typing import Any
 
 from cashew import dynamo
 from cashew.errors import ConflictError, RateLimitedError
-from cashew.payments import idempotency, outcomes
-from cashew.payments.models import PaymentResponse
+from cashew.payments import idempotency
 
 TRANSACTION_ATTEMPTS = 4
 
@@ -25,9 +24,7 @@ class Result:
 
 
 def replay(recorded: idempotency.Replay) -> Result:
-    """The recorded response. Its outcome is published again (the log deduplicates), so a
-    retry heals an outcome whose first publish was lost."""
-    outcomes.publish(PaymentResponse.model_validate_json(recorded.body))
+    """The recorded response, as the first request got it."""
     return Result(recorded.status_code, recorded.body, replayed=True)
 
 

@@ -19,7 +19,7 @@ from cashew.errors import (
 )
 from cashew.identity import Caller
 from cashew.observability import logger, metrics
-from cashew.payments import fraud, idempotency, outcomes
+from cashew.payments import fraud, idempotency
 from cashew.payments import store as payments
 from cashew.payments.gateways import get_gateway
 from cashew.payments.gateways.base import Charge, GatewayOutcomeUnknownError, with_retries
@@ -75,8 +75,8 @@ def _failed(payment: PaymentResponse, code: str, message: str) -> PaymentRespons
     )
 
 
-def _publish(payment: PaymentResponse) -> None:
-    outcomes.publish(payment)
+def _count(payment: PaymentResponse) -> None:
+    """Its outcome is published from the payments table's stream (cashew.payments.outcomes)."""
     metrics.add_metric(name=f"Payment_{payment.status}", unit=MetricUnit.Count, value=1)
 
 
@@ -108,7 +108,7 @@ def create_payment(caller: Caller, request: PaymentRequest, key: str) -> Result:
 
 
 def _balance_payment(caller: Caller, request: PaymentRequest, scope: idempotency.Scope) -> Result:
-    """Success path: one TransactWriteItems and one SendMessage."""
+    """Success path: one TransactWriteItems."""
     screening = fraud.screen(request.amount)
     payment = _payment(
         payment_id=ids.new_id("pay"),
@@ -149,7 +149,7 @@ def _balance_payment(caller: Caller, request: PaymentRequest, scope: idempotency
                 scope, failed.model_copy(update={"amount_captured": 0}), screening
             )
         raise
-    _publish(payment)
+    _count(payment)
     return Result(CREATED, body)
 
 
@@ -169,7 +169,7 @@ def _record_failure(
         if exc.failed(0):
             return replay(idempotency.replay_existing(scope))
         raise
-    _publish(payment)
+    _count(payment)
     return Result(CREATED, body)
 
 
@@ -303,5 +303,5 @@ def _complete(
         if exc.failed(0) or exc.failed(1):
             return replay(idempotency.replay_existing(scope))
         raise
-    _publish(payment)
+    _count(payment)
     return Result(CREATED, body)

@@ -4,7 +4,8 @@ Items (pk):
     pay_...      a payment: the contract's fields, plus charge_id (the gateway's) and
                  fired_rules (admins only). Indexes PayerIndex (payer_id, created_at) and
                  PayeeIndex (payee_id, created_at).
-    re_...       a refund: payment_id, amount, status, reason, created_at, gateway_refund_id.
+    re_...       a refund: payment_id, amount, status, reason, created_at, gateway_refund_id,
+                 and the payment's payment_payer_id and payment_payee_id.
                  Index RefundIndex (payment_id, created_at).
     WEBHOOK#<event id>
                  a gateway webhook already handled (deduplication); TTL.
@@ -24,6 +25,7 @@ from cashew.payments.models import PaymentResponse, PaymentStatus, RefundRespons
 Role = Literal["payer", "payee"]
 _INDEX = {"payer": "PayerIndex", "payee": "PayeeIndex"}
 _RECORD_ONLY = ("pk", "charge_id", "fired_rules")
+_REFUND_RECORD_ONLY = ("pk", "gateway_refund_id", "payment_payer_id", "payment_payee_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +58,7 @@ def put_item(
     }
 
 
-def _stored(item: dict[str, Any]) -> StoredPayment:
+def stored(item: dict[str, Any]) -> StoredPayment:
     payment = PaymentResponse.model_validate(
         {k: v for k, v in item.items() if k not in _RECORD_ONLY}, strict=False
     )
@@ -67,7 +69,7 @@ def get(payment_id: str) -> StoredPayment | None:
     if not cursor.ID["pay"].fullmatch(payment_id):
         return None
     item = dynamo.get_item(_table(), {"pk": payment_id})
-    return _stored(item) if item and item["pk"].startswith("pay_") else None
+    return stored(item) if item and item["pk"].startswith("pay_") else None
 
 
 def transition_item(payment: PaymentResponse, to: PaymentStatus, **changes: Any) -> dict[str, Any]:
@@ -111,11 +113,17 @@ def refund_item(payment: PaymentResponse, amount: int, now: str) -> dict[str, An
     }
 
 
-def put_refund_item(refund: RefundResponse, gateway_refund_id: str | None) -> dict[str, Any]:
+def put_refund_item(
+    refund: RefundResponse, payment: PaymentResponse, gateway_refund_id: str | None
+) -> dict[str, Any]:
+    """A new refund; it names the payment's payer and payee, whom its outcome concerns."""
     item = {
         "pk": refund.id,
         **refund.model_dump(mode="json"),
         "gateway_refund_id": gateway_refund_id,
+        # Not payer_id / payee_id: those would put the refund in PayerIndex / PayeeIndex.
+        "payment_payer_id": payment.payer_id,
+        "payment_payee_id": payment.payee_id,
     }
     return {
         "Put": {
@@ -141,7 +149,7 @@ def get_refund(refund_id: str) -> RefundResponse | None:
     if not cursor.ID["re"].fullmatch(refund_id):
         return None
     item = dynamo.get_item(_table(), {"pk": refund_id})
-    return _refund(item) if item else None
+    return refund(item) if item else None
 
 
 def settle_refund_item(refund_id: str, gateway_refund_id: str) -> dict[str, Any]:
@@ -160,9 +168,9 @@ def settle_refund_item(refund_id: str, gateway_refund_id: str) -> dict[str, Any]
     }
 
 
-def _refund(item: dict[str, Any]) -> RefundResponse:
+def refund(item: dict[str, Any]) -> RefundResponse:
     return RefundResponse.model_validate(
-        {k: v for k, v in item.items() if k not in ("pk", "gateway_refund_id")}
+        {k: v for k, v in item.items() if k not in _REFUND_RECORD_ONLY}
     )
 
 
@@ -207,7 +215,7 @@ def list_payments(
         index=_INDEX[role], key_name=key_name, key_value=user_id, limit=limit, start=start,
         key_fields=fields, status=status,
     )  # fmt: skip
-    return [_stored(i) for i in items], next_start
+    return [stored(i) for i in items], next_start
 
 
 def list_refunds(
@@ -218,4 +226,4 @@ def list_refunds(
         index="RefundIndex", key_name="payment_id", key_value=payment_id, limit=limit,
         start=start, key_fields=fields,
     )  # fmt: skip
-    return [_refund(i) for i in items], next_start
+    return [refund(i) for i in items], next_start

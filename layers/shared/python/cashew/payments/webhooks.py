@@ -15,7 +15,7 @@ from cashew import clock, dynamo
 from cashew.accounts import store as accounts
 from cashew.errors import ConflictError, WebhookRejectedError
 from cashew.observability import logger
-from cashew.payments import outcomes, states
+from cashew.payments import states
 from cashew.payments import store as payments
 from cashew.payments.gateways import get_gateway
 from cashew.payments.gateways.base import WebhookError, WebhookEvent
@@ -53,10 +53,6 @@ def handle(payload: bytes, signature: str | None) -> None:
             logger.info("webhook too late to change the payment", extra={"event_id": event.id})
             return
         raise
-    if len(items) > 1:
-        settled = payments.get(str(event.payment_id))
-        if settled is not None:
-            outcomes.publish(settled.payment)
 
 
 def _effect(event: WebhookEvent) -> list[dict[str, Any]]:
