@@ -1,5 +1,6 @@
-"""The AWS call budget of a balance payment: one TransactWriteItems (its outcome is published
-from the payments table's stream, not by the request).
+"""The AWS call budget of a balance payment: one GetItem (the payer's recent attempts, which
+fraud screening reads) and one TransactWriteItems (its outcome is published from the payments
+table's stream, not by the request).
 
 Calls are counted as `make bench` counts them (bench.harness.CallCounter): a botocore
 `before-call` hook on `cashew.aws.session()`, installed after a `cashew.aws.reset()` and so
@@ -14,7 +15,7 @@ from bench.harness import Driver, counting
 BUDGET = 2
 
 
-def test_warm_balance_payment_success_makes_one_transaction(stack):
+def test_warm_balance_payment_success_makes_one_read_and_one_transaction(stack):
     # Given a payer with money and a payee, and every client of the layer made from a hooked
     # session
     driver = Driver(stack)
@@ -29,9 +30,9 @@ def test_warm_balance_payment_success_makes_one_transaction(stack):
         with counter.window() as calls:
             raw = stack.invoke(request.function_id, request.event)
 
-    # Then the payment succeeded with one AWS call: the transaction
+    # Then the payment succeeded with two AWS calls: the payer's history, the transaction
     payment = request.complete(raw)
     assert payment["status"] == "succeeded"
     assert payment["amount_captured"] == 250
     assert len(calls) <= BUDGET, f"a warm balance payment made {len(calls)} AWS calls: {calls}"
-    assert sorted(calls) == ["DynamoDB.TransactWriteItems"]
+    assert sorted(calls) == ["DynamoDB.GetItem", "DynamoDB.TransactWriteItems"]

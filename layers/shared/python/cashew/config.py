@@ -34,6 +34,8 @@ class Settings(BaseModel):
 
     fraud_max_amount: int = Field(500_000, alias="CASHEW_FRAUD_MAX_AMOUNT", ge=1)
     fraud_new_card_amount: int = Field(200_000, alias="CASHEW_FRAUD_NEW_CARD_AMOUNT", ge=1)
+    fraud_max_payments_10min: int = Field(30, alias="CASHEW_FRAUD_MAX_PAYMENTS_10MIN", ge=1)
+    fraud_max_amount_24h: int = Field(2_000_000, alias="CASHEW_FRAUD_MAX_AMOUNT_24H", ge=1)
 
     gateway: Literal["sandbox", "stripe"] = Field("sandbox", alias="CASHEW_GATEWAY")
     sandbox_webhook_url: str | None = Field(None, alias="CASHEW_SANDBOX_WEBHOOK_URL")

@@ -110,8 +110,16 @@ def _lease() -> int:
     return clock.epoch() + get_settings().request_lease_seconds
 
 
-def begin(s: Scope, payment_id: str) -> dict[str, Any] | None:
-    """Write an in-progress record; None if written, else the record already there."""
+def begin(
+    s: Scope,
+    payment_id: str,
+    *,
+    extra: dict[str, Any] | None = None,
+    with_items: list[dict[str, Any]] | None = None,
+) -> dict[str, Any] | None:
+    """Write an in-progress record (with `extra` attributes, and in one transaction with
+    `with_items` when there are any); None if written, else the record already there. A
+    failure of one of `with_items` raises dynamo.TransactionCanceled (item 0 is the record)."""
     item = {
         "pk": s.pk,
         "status": "in_progress",
@@ -120,15 +128,29 @@ def begin(s: Scope, payment_id: str) -> dict[str, Any] | None:
         "created_at": clock.utcnow_str(),
         "expires_at": _expiry(),
         "lease_until": _lease(),
+        **(extra or {}),
     }
+    condition = "attribute_not_exists(pk)"
     try:
-        dynamo.put_item(_table(), item, "attribute_not_exists(pk)")
+        if with_items:
+            put = {"TableName": _table(), "Item": dynamo.serialize(item)}
+            dynamo.transact_write([{"Put": {**put, "ConditionExpression": condition}}, *with_items])
+        else:
+            dynamo.put_item(_table(), item, condition)
     except dynamo.ConditionFailed:
-        existing = get(s)
-        if existing is None:  # expired between the two calls: the key is free again
-            return begin(s, payment_id)
-        return existing
+        return _existing(s, payment_id, extra)
+    except dynamo.TransactionCanceled as exc:
+        if not exc.failed(0):
+            raise
+        return _existing(s, payment_id, extra)
     return None
+
+
+def _existing(s: Scope, payment_id: str, extra: dict[str, Any] | None) -> dict[str, Any] | None:
+    existing = get(s)
+    if existing is None:  # expired between the two calls: the key is free again
+        return begin(s, payment_id, extra=extra)
+    return existing
 
 
 def take_over(s: Scope, record: dict[str, Any]) -> None:

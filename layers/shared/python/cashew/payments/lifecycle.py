@@ -53,7 +53,12 @@ def _visible(caller: Caller, payment_id: str) -> payments.StoredPayment:
 
 
 def get_payment(caller: Caller, payment_id: str) -> PaymentResponse:
-    return _visible(caller, payment_id).payment
+    """The payment; an admin also sees which screening rules fired (a payer never does)."""
+    stored = _visible(caller, payment_id)
+    if caller.role != "admin":
+        return stored.payment
+    risk = stored.payment.risk.model_copy(update={"rules": stored.fired_rules})
+    return stored.payment.model_copy(update={"risk": risk})
 
 
 def list_payments(

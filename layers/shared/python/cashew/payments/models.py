@@ -47,6 +47,11 @@ class PaymentRequest(StrictRequest):
 class Risk(BaseModel):
     score: int = Field(ge=0, le=100)
     level: RiskLevel
+    rules: list[str] | None = Field(
+        default=None,
+        exclude_if=lambda rules: rules is None,
+        description="The screening rules that fired: only in what an admin reads.",
+    )
 
 
 class PaymentResponse(BaseModel):

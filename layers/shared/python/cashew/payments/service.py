@@ -6,6 +6,11 @@ idempotency record, so money moves at most once per key and its response is repl
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import clock, dynamo, ids
@@ -13,13 +18,14 @@ from cashew.accounts import cards
 from cashew.accounts import store as accounts
 from cashew.config import get_settings
 from cashew.errors import (
+    ConflictError,
     IdempotencyInProgressError,
     InvalidRequestError,
     NotFoundError,
 )
 from cashew.identity import Caller
 from cashew.observability import logger, metrics
-from cashew.payments import fraud, idempotency
+from cashew.payments import fraud, idempotency, velocity
 from cashew.payments import store as payments
 from cashew.payments.gateways import get_gateway
 from cashew.payments.gateways.base import Charge, GatewayOutcomeUnknownError, with_retries
@@ -33,7 +39,12 @@ from cashew.payments.models import (
 from cashew.payments.results import Result, replay, transact
 
 CREATED = 201
-TRANSACTION_ATTEMPTS = 4
+# Screen again at most this many times when other attempts of the payer keep being recorded
+# between reading the payer's history and writing (each round, one of the racing attempts
+# is recorded, so N concurrent attempts of one payer need at most N rounds).
+SCREENING_ATTEMPTS = 16
+BLOCKED_MESSAGE = "the payment was blocked by risk screening"
+BUSY_MESSAGE = "other payments of this account are in progress; retry the request"
 
 
 def _payment(
@@ -108,49 +119,60 @@ def create_payment(caller: Caller, request: PaymentRequest, key: str) -> Result:
 
 
 def _balance_payment(caller: Caller, request: PaymentRequest, scope: idempotency.Scope) -> Result:
-    """Success path: one TransactWriteItems."""
-    screening = fraud.screen(request.amount)
-    payment = _payment(
-        payment_id=ids.new_id("pay"),
-        kind="payment",
-        payer_id=caller.user_id,
-        payee_id=request.payee_id,
-        amount=request.amount,
-        currency=request.currency,
-        source={"type": "balance"},
-        screening=screening,
-        description=request.description,
-    )
-    if screening.blocked:
-        payment = _failed(payment, "fraud_suspected", "the payment was blocked by risk screening")
-        return _record_failure(scope, payment, screening)
-    payment = payment.model_copy(update={"status": "succeeded", "amount_captured": payment.amount})
-    body = payment.model_dump_json()
-    try:
-        transact(
-            [
-                idempotency.completed_item(scope, payment.id, CREATED, body),
-                payments.put_item(payment, screening.fired),
-                accounts.debit_item(payment.payer_id, payment.currency, payment.amount),
-                accounts.user_exists_check(payment.payee_id),
-                accounts.credit_item(payment.payee_id, payment.currency, payment.amount),
-            ]
+    """Success path: one GetItem (the payer's recent attempts, for screening) and one
+    TransactWriteItems, which also records this attempt in them."""
+    payment_id = ids.new_id("pay")
+    for attempt in range(SCREENING_ATTEMPTS):
+        _back_off(attempt)
+        history = velocity.read(caller.user_id)
+        screening = fraud.screen(request.amount, request.currency, history=history)
+        payment = _payment(
+            payment_id=payment_id,
+            kind="payment",
+            payer_id=caller.user_id,
+            payee_id=request.payee_id,
+            amount=request.amount,
+            currency=request.currency,
+            source={"type": "balance"},
+            screening=screening,
+            description=request.description,
         )
-    except dynamo.TransactionCanceled as exc:
-        if exc.failed(0):
-            return replay(idempotency.replay_existing(scope))
-        if exc.failed(3):
-            raise NotFoundError("payee not found") from exc
-        if exc.failed(2):
-            failed = _failed(
-                payment, "insufficient_funds", "the balance is too low for this payment"
+        if screening.blocked:
+            payment = _failed(payment, "fraud_suspected", BLOCKED_MESSAGE)
+            return _record_failure(scope, payment, screening)
+        payment = payment.model_copy(
+            update={"status": "succeeded", "amount_captured": payment.amount}
+        )
+        body = payment.model_dump_json()
+        try:
+            transact(
+                [
+                    idempotency.completed_item(scope, payment.id, CREATED, body),
+                    payments.put_item(payment, screening.fired),
+                    accounts.debit_item(payment.payer_id, payment.currency, payment.amount),
+                    accounts.user_exists_check(payment.payee_id),
+                    accounts.credit_item(payment.payee_id, payment.currency, payment.amount),
+                    history.record_item(payment.amount, payment.currency),
+                ]
             )
-            return _record_failure(
-                scope, failed.model_copy(update={"amount_captured": 0}), screening
-            )
-        raise
-    _count(payment)
-    return Result(CREATED, body)
+        except dynamo.TransactionCanceled as exc:
+            if exc.failed(0):
+                return replay(idempotency.replay_existing(scope))
+            if exc.failed(5):  # another attempt of the payer was recorded: screen again
+                continue
+            if exc.failed(3):
+                raise NotFoundError("payee not found") from exc
+            if exc.failed(2):
+                failed = _failed(
+                    payment, "insufficient_funds", "the balance is too low for this payment"
+                )
+                return _record_failure(
+                    scope, failed.model_copy(update={"amount_captured": 0}), screening
+                )
+            raise
+        _count(payment)
+        return Result(CREATED, body)
+    raise ConflictError(BUSY_MESSAGE)
 
 
 def _record_failure(
@@ -217,19 +239,26 @@ def _card_charge(
         raise NotFoundError("payment method not found")
     if payee_id != caller.user_id and not accounts.user_exists(payee_id):
         raise NotFoundError("payee not found")
-    screening = fraud.screen(
+    payment_id, screening, existing = _admit(
+        scope,
+        ids.new_id("pay"),
+        lambda history: fraud.screen(
+            amount,
+            currency,
+            history=history,
+            card_added_at=method["created_at"],
+            card_risk_flag=bool(method.get("gateway_risk_flag")),
+        ),
         amount,
-        card_added_at=method["created_at"],
-        card_risk_flag=bool(method.get("gateway_risk_flag")),
+        currency,
     )
-    payment_id = ids.new_id("pay")
-    existing = idempotency.begin(scope, payment_id)
     if existing is not None:
         recorded = idempotency.check(scope, existing)
         if recorded is not None:
             return replay(recorded)
         idempotency.take_over(scope, existing)
         payment_id = str(existing["payment_id"])
+        screening = _screening_of(existing)
         logger.info("resuming a request whose outcome is unknown", extra={"payment_id": payment_id})
     payment = _payment(
         payment_id=payment_id,
@@ -243,7 +272,7 @@ def _card_charge(
         description=description,
     )
     if screening.blocked:
-        payment = _failed(payment, "fraud_suspected", "the payment was blocked by risk screening")
+        payment = _failed(payment, "fraud_suspected", BLOCKED_MESSAGE)
         return _complete(scope, payment, screening, credit=False)
     sealed = cards.SealedToken(
         ciphertext=method["token_ciphertext"],
@@ -271,6 +300,46 @@ def _card_charge(
     payment = _apply_charge(payment, charge)
     credit = payment.status == "succeeded"
     return _complete(scope, payment, screening, credit=credit, charge_id=charge.id)
+
+
+def _admit(
+    scope: idempotency.Scope,
+    payment_id: str,
+    screen: Callable[[velocity.History], fraud.Screening],
+    amount: int,
+    currency: str,
+) -> tuple[str, fraud.Screening, dict[str, Any] | None]:
+    """Screen the charge against the payer's history, then write its in-progress record,
+    which keeps the screening (a resumed request uses it) and, unless it is blocked, records
+    the attempt in the history in the same transaction. Returns the payment id, the
+    screening, and the record of an earlier request with this key, if there is one."""
+    for attempt in range(SCREENING_ATTEMPTS):
+        _back_off(attempt)
+        history = velocity.read(scope.user_id)
+        screening = screen(history)
+        extra = {"risk_score": screening.score, "fired_rules": screening.fired}
+        recorded = [] if screening.blocked else [history.record_item(amount, currency)]
+        try:
+            existing = idempotency.begin(scope, payment_id, extra=extra, with_items=recorded)
+        except dynamo.TransactionCanceled as exc:
+            if exc.failed(1) or exc.retryable:  # the history changed meanwhile: screen again
+                continue
+            raise
+        return payment_id, screening, existing
+    raise ConflictError(BUSY_MESSAGE)
+
+
+def _back_off(attempt: int) -> None:
+    """Before screening again: a short random pause, so racing attempts spread out."""
+    if attempt:
+        time.sleep(random.uniform(0, 0.005 * min(attempt, 8)))  # noqa: S311 - jitter
+
+
+def _screening_of(record: dict[str, Any]) -> fraud.Screening:
+    """The screening an in-progress record kept."""
+    return fraud.Screening(
+        score=int(record.get("risk_score", 0)), fired=list(record.get("fired_rules") or [])
+    )
 
 
 def _apply_charge(payment: PaymentResponse, charge: Charge) -> PaymentResponse:
