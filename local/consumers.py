@@ -102,7 +102,33 @@ def succeeded(
     return [message for message in messages if message["MessageId"] not in failed]
 
 
-class QueuePoller(threading.Thread):
+class _Mapping(threading.Thread):
+    """An event source mapping's poller: `poll()` until `stop()`, surviving its errors."""
+
+    idle_wait = 0.0  # seconds to wait after a poll that delivered nothing
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def poll(self) -> int:
+        """Deliver what there is; returns how many records were delivered."""
+        raise NotImplementedError
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if not self.poll():
+                    self._stopping.wait(self.idle_wait)
+            except Exception:  # noqa: BLE001 - the mapping keeps polling, as Lambda's does
+                _log.exception("%s: polling failed", self.name)
+                self._stopping.wait(1)
+
+
+class QueuePoller(_Mapping):
     """The event source mapping `event`, until `stop()`."""
 
     def __init__(
@@ -113,23 +139,16 @@ class QueuePoller(threading.Thread):
         invoke: Callable[[str, Any], Invocation],
         clients: ClientFactory,
     ) -> None:
-        super().__init__(name=f"sqs:{event.queue_id}->{event.function_id}", daemon=True)
+        super().__init__(f"sqs:{event.queue_id}->{event.function_id}")
         self.event, self._url, self._arn, self._invoke = event, queue_url, queue_arn, invoke
         self._sqs = clients("sqs")
-        self._stopping = threading.Event()
 
-    def stop(self) -> None:
-        self._stopping.set()
-
-    def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                batch = self._collect()
-                if batch:
-                    self._process(batch)
-            except Exception:  # noqa: BLE001 - the mapping keeps polling, as Lambda's does
-                _log.exception("polling %s failed", self.event.queue_id)
-                self._stopping.wait(1)
+    def poll(self) -> int:
+        """One batch (receiving waits up to a second for the first message)."""
+        batch = self._collect()
+        if batch:
+            self._process(batch)
+        return len(batch)
 
     def _receive(self, count: int, wait: int) -> list[dict[str, Any]]:
         response = self._sqs.receive_message(
@@ -213,9 +232,11 @@ def first_failed(
     return min(positions[str(sequence)] for sequence in failed)
 
 
-class StreamPoller(threading.Thread):
+class StreamPoller(_Mapping):
     """The event source mapping `event` from a DynamoDB stream, until `stop()`. `step()`
     delivers one batch per shard, for tests that drive it by hand."""
+
+    idle_wait = 0.2
 
     def __init__(
         self,
@@ -225,25 +246,15 @@ class StreamPoller(threading.Thread):
         clients: ClientFactory,
         failure_queue_url: str | None = None,
     ) -> None:
-        super().__init__(name=f"stream:{event.table_id}->{event.function_id}", daemon=True)
+        super().__init__(f"stream:{event.table_id}->{event.function_id}")
         self.event, self._arn, self._invoke = event, stream_arn, invoke
         self._streams, self._sqs = clients("dynamodbstreams"), clients("sqs")
         self._failure_queue_url = failure_queue_url
         self._checkpoints: dict[str, str | None] = {}  # shard -> last sequence number done
         self._attempts: dict[tuple[str, str], int] = {}  # (shard, first sequence) -> count
-        self._stopping = threading.Event()
 
-    def stop(self) -> None:
-        self._stopping.set()
-
-    def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                if not self.step():
-                    self._stopping.wait(0.2)
-            except Exception:  # noqa: BLE001 - the mapping keeps polling, as Lambda's does
-                _log.exception("polling the stream of %s failed", self.event.table_id)
-                self._stopping.wait(1)
+    def poll(self) -> int:
+        return self.step()
 
     def step(self) -> int:
         """Deliver one batch from each shard; returns how many records were delivered."""
