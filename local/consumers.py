@@ -222,7 +222,9 @@ def first_failed(
     if not report_failures:
         return None
     response = invocation.payload
-    failures = response.get("batchItemFailures") if isinstance(response, dict) else None
+    if response is not None and not isinstance(response, dict):
+        return 0  # a response Lambda cannot read fails the whole batch
+    failures = response.get("batchItemFailures") if response else None
     if not failures:
         return None
     positions = {r["dynamodb"]["SequenceNumber"]: i for i, r in enumerate(records)}

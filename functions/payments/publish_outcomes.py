@@ -2,7 +2,8 @@
 
 Each record is a committed change of the payments table; a change of a payment's or a
 refund's status is published (cashew.payments.outcomes). A record whose publish fails is
-reported as a batch item failure, and Lambda delivers it (and those after it) again.
+reported as a batch item failure, and Lambda delivers it (and those after it) again. A record
+that cannot be read at all is set aside on the failures queue instead of holding the stream.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def record_handler(record: DynamoDBRecord) -> None:
-    change = outcomes.of_stream_record(record.raw_event)
+    try:
+        change = outcomes.of_stream_record(record.raw_event)
+    except (KeyError, ValueError, TypeError) as exc:  # ValidationError is a ValueError
+        outcomes.set_aside(record.raw_event, exc)
+        return
     if change is not None:
         outcomes.publish(change)
 

@@ -18,6 +18,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from cashew import aws
+from cashew.config import get_settings
 from cashew.payments import results, service
 from local.consumers import StreamPoller
 from tests.integration.conftest import Died, add_card, pay, top_up
@@ -248,3 +249,34 @@ def test_a_change_the_publisher_gives_up_on_is_described_on_the_failure_queue(st
     stack.settle()
     [entry] = _entries(stack, payer)
     assert (entry["type"], entry["amount"]) == ("top_up", 1_000)
+
+
+def test_a_change_that_cannot_be_read_is_set_aside_and_holds_nothing_up(
+    stack, new_user, monkeypatch
+):
+    # Given the publisher's failures queue, and a payment item written by hand with almost
+    # none of its fields, committed before a real top-up
+    stack.publisher.skip()
+    failures_url = stack.resources["PublishFailuresQueue"]["QueueUrl"]
+    monkeypatch.setenv("CASHEW_PUBLISH_FAILURES_QUEUE_URL", failures_url)
+    get_settings.cache_clear()
+    broken = "pay_01J00000000000000000BROKEN"
+    stack.clients("dynamodb").put_item(
+        TableName=stack.env["CASHEW_PAYMENTS_TABLE"],
+        Item={"pk": {"S": broken}, "status": {"S": "succeeded"}},
+    )
+    payer = new_user()
+    top_up(stack, payer, add_card(stack, payer), 700)
+    # When the background runs
+    stack.settle()
+    # Then the top-up reached the log, and the broken change waits on the failures queue
+    [entry] = _entries(stack, payer)
+    assert (entry["type"], entry["amount"]) == ("top_up", 700)
+    sqs = stack.clients("sqs")
+    [message] = sqs.receive_message(QueueUrl=failures_url).get("Messages", [])
+    sqs.delete_message(QueueUrl=failures_url, ReceiptHandle=message["ReceiptHandle"])
+    set_aside = json.loads(message["Body"])
+    assert set_aside["record"]["dynamodb"]["NewImage"]["pk"] == {"S": broken}
+    assert set_aside["reason"].startswith("ValidationError")
+    monkeypatch.undo()
+    get_settings.cache_clear()

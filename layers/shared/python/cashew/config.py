@@ -22,6 +22,8 @@ class Settings(BaseModel):
     log_table: str = Field(alias="CASHEW_LOG_TABLE")
     outcomes_queue_url: str = Field(alias="CASHEW_OUTCOMES_QUEUE_URL")
     event_bus_name: str = Field(alias="CASHEW_EVENT_BUS_NAME")
+    # Only the outcome publisher has it: where it sets aside a change it cannot read.
+    publish_failures_queue_url: str | None = Field(None, alias="CASHEW_PUBLISH_FAILURES_QUEUE_URL")
     card_key_id: str = Field(alias="CASHEW_CARD_KEY_ID")
     jwt_secret_id: str = Field(alias="CASHEW_JWT_SECRET_ID")
     fingerprint_secret_id: str = Field(alias="CASHEW_FINGERPRINT_SECRET_ID")

@@ -138,18 +138,23 @@ def begin(
         else:
             dynamo.put_item(_table(), item, condition)
     except dynamo.ConditionFailed:
-        return _existing(s, payment_id, extra)
+        return _existing(s, payment_id, extra, with_items)
     except dynamo.TransactionCanceled as exc:
         if not exc.failed(0):
             raise
-        return _existing(s, payment_id, extra)
+        return _existing(s, payment_id, extra, with_items)
     return None
 
 
-def _existing(s: Scope, payment_id: str, extra: dict[str, Any] | None) -> dict[str, Any] | None:
+def _existing(
+    s: Scope,
+    payment_id: str,
+    extra: dict[str, Any] | None,
+    with_items: list[dict[str, Any]] | None,
+) -> dict[str, Any] | None:
     existing = get(s)
     if existing is None:  # expired between the two calls: the key is free again
-        return begin(s, payment_id, extra=extra)
+        return begin(s, payment_id, extra=extra, with_items=with_items)
     return existing
 
 

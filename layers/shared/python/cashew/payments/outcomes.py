@@ -114,6 +114,19 @@ def of_stream_record(record: dict[str, Any]) -> Change | None:
     )
 
 
+def set_aside(record: dict[str, Any], error: Exception) -> None:
+    """A change that cannot be read (a bug, or an item written by hand) would fail every
+    delivery and hold up every change after it: the whole record goes to the failures queue
+    (with an alarm) for a person to look at, and the stream moves on."""
+    queue_url = get_settings().publish_failures_queue_url
+    if queue_url is None:
+        raise error
+    body = {"reason": f"{type(error).__name__}: {error}", "record": record}
+    aws.sqs().send_message(QueueUrl=queue_url, MessageBody=json.dumps(body, default=str))
+    metrics.add_metric(name="OutcomeUnreadable", unit=MetricUnit.Count, value=1)
+    logger.error("a payments change could not be read; set aside", extra={"reason": str(error)})
+
+
 def publish(change: Change) -> None:
     """The outcome to the log's queue, then the event to the bus. Either may fail (and
     raise): the record is delivered again and both are sent again; the log deduplicates,

@@ -22,6 +22,7 @@ from cashew.errors import (
     IdempotencyInProgressError,
     InvalidRequestError,
     NotFoundError,
+    RateLimitedError,
 )
 from cashew.identity import Caller
 from cashew.observability import logger, metrics
@@ -258,7 +259,7 @@ def _card_charge(
             return replay(recorded)
         idempotency.take_over(scope, existing)
         payment_id = str(existing["payment_id"])
-        screening = _screening_of(existing)
+        screening = _screening_of(existing, screening)
         logger.info("resuming a request whose outcome is unknown", extra={"payment_id": payment_id})
     payment = _payment(
         payment_id=payment_id,
@@ -313,6 +314,7 @@ def _admit(
     which keeps the screening (a resumed request uses it) and, unless it is blocked, records
     the attempt in the history in the same transaction. Returns the payment id, the
     screening, and the record of an earlier request with this key, if there is one."""
+    throttled = False
     for attempt in range(SCREENING_ATTEMPTS):
         _back_off(attempt)
         history = velocity.read(scope.user_id)
@@ -323,9 +325,12 @@ def _admit(
             existing = idempotency.begin(scope, payment_id, extra=extra, with_items=recorded)
         except dynamo.TransactionCanceled as exc:
             if exc.failed(1) or exc.retryable:  # the history changed meanwhile: screen again
+                throttled = exc.throttled
                 continue
             raise
         return payment_id, screening, existing
+    if throttled:
+        raise RateLimitedError(BUSY_MESSAGE, headers={"Retry-After": "1"})
     raise ConflictError(BUSY_MESSAGE)
 
 
@@ -335,10 +340,12 @@ def _back_off(attempt: int) -> None:
         time.sleep(random.uniform(0, 0.005 * min(attempt, 8)))  # noqa: S311 - jitter
 
 
-def _screening_of(record: dict[str, Any]) -> fraud.Screening:
-    """The screening an in-progress record kept."""
+def _screening_of(record: dict[str, Any], fresh: fraud.Screening) -> fraud.Screening:
+    """The screening an in-progress record kept (`fresh` for a record that kept none)."""
+    if "risk_score" not in record:
+        return fresh
     return fraud.Screening(
-        score=int(record.get("risk_score", 0)), fired=list(record.get("fired_rules") or [])
+        score=int(record["risk_score"]), fired=list(record.get("fired_rules") or [])
     )
 
 
