@@ -104,7 +104,7 @@ def test_transactions_paginate_newest_first(stack):
         )
         stack.invoke("LogConsumerFunction", event)
     authorizer = {"user_id": payer, "session_id": "ses_x", "role": "user"}
-    seen, cursor = [], None
+    seen, cursor, first_cursor = [], None, None
     while True:
         query = {"limit": "2", **({"cursor": cursor} if cursor else {})}
         page = stack.call(
@@ -114,6 +114,7 @@ def test_transactions_paginate_newest_first(stack):
             query=query,
         )
         seen += [e["seq"] for e in page.body["data"]]
+        first_cursor = first_cursor or page.body["next_cursor"]
         if not page.body["has_more"]:
             assert page.body["next_cursor"] is None
             break
@@ -126,6 +127,14 @@ def test_transactions_paginate_newest_first(stack):
         query={"cursor": "!!"},
     )
     assert bad.status == 422
+    # ... and the payer's cursor is no cursor for the payee
+    theirs = stack.call(
+        "ListTransactionsFunction",
+        "ledger/list_transactions.json",
+        authorizer={**authorizer, "user_id": payee},
+        query={"limit": "2", "cursor": first_cursor},
+    )
+    assert theirs.status == 422
 
 
 def test_limit_out_of_range_is_422_naming_the_parameter(stack):

@@ -37,5 +37,7 @@ def decode(cursor: str, fields: Mapping[str, re.Pattern[str]], **fixed: str) -> 
     return key
 
 
-ID = {prefix: re.compile(rf"{prefix}_[0-9A-Z]{{26}}") for prefix in ("usr", "pay", "re", "ses")}
+ID = {
+    prefix: re.compile(rf"{prefix}_[0-9A-Z]{{26}}") for prefix in ("usr", "pay", "re", "ses", "pm")
+}
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")

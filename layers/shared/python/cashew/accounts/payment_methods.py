@@ -7,14 +7,12 @@ explicit model that has no token field.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import clock, ids
+from cashew import cursor as cursor_codec
 from cashew.accounts import store
 from cashew.accounts.models import (
     AddPaymentMethodRequest,
@@ -25,8 +23,6 @@ from cashew.accounts.models import (
 from cashew.errors import InvalidRequestError, NotFoundError
 from cashew.identity import Caller
 from cashew.observability import logger, metrics
-
-_METHOD_ID = re.compile(r"pm_[0-9A-Z]{26}")
 
 
 def _method_response(method: dict[str, Any]) -> PaymentMethodResponse:
@@ -82,38 +78,17 @@ def add_payment_method(caller: Caller, request: AddPaymentMethodRequest) -> Paym
 
 
 def _is_method_id(value: str) -> bool:
-    return _METHOD_ID.fullmatch(value) is not None
-
-
-def _encode_cursor(method_id: str) -> str:
-    return base64.urlsafe_b64encode(method_id.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    """The id of the last method of the previous page; 422 for anything we did not issue."""
-    try:
-        method_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (binascii.Error, ValueError) as exc:
-        raise _invalid_cursor() from exc
-    if not _is_method_id(method_id):
-        raise _invalid_cursor()
-    return method_id
-
-
-def _invalid_cursor() -> InvalidRequestError:
-    return InvalidRequestError(
-        "cursor is invalid", errors=[{"field": "cursor", "message": "is invalid"}]
-    )
+    return cursor_codec.ID["pm"].fullmatch(value) is not None
 
 
 def list_payment_methods(caller: Caller, limit: int, cursor: str | None) -> PaymentMethodList:
     """The caller's payment methods, newest first, `limit` per page."""
-    after = _decode_cursor(cursor) if cursor else None
+    after = cursor_codec.decode(cursor, {"id": cursor_codec.ID["pm"]})["id"] if cursor else None
     items, has_more = store.list_payment_methods(caller.user_id, limit, after)
     return PaymentMethodList(
         data=[_method_response(item) for item in items],
         has_more=has_more,
-        next_cursor=_encode_cursor(items[-1]["id"]) if has_more else None,
+        next_cursor=cursor_codec.encode({"id": items[-1]["id"]}) if has_more else None,
     )
 
 

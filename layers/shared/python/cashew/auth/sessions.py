@@ -13,15 +13,12 @@ Items:
 
 from __future__ import annotations
 
-import base64
-import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from cashew import aws, clock, dynamo
 from cashew.config import get_settings
-from cashew.errors import InvalidRequestError
+from cashew.cursor import ID, TIMESTAMP, decode, encode
 
 USER_INDEX = "UserIndex"
 
@@ -176,34 +173,6 @@ def revoke(session_id: str, user_id: str) -> bool:
     return True
 
 
-_SESSION_ID = re.compile(r"ses_[0-9A-Z]{26}")
-
-
-def _encode_cursor(key: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
-
-
-def _decode_cursor(cursor: str, user_id: str) -> dict[str, Any]:
-    invalid = InvalidRequestError(
-        "cursor is invalid", errors=[{"field": "cursor", "message": "is invalid"}]
-    )
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except ValueError as exc:
-        raise invalid from exc
-    if (
-        not isinstance(key, dict)
-        or set(key) != {"pk", "user_id", "created_at"}
-        or key["user_id"] != user_id
-        or not isinstance(key["pk"], str)
-        or not _SESSION_ID.fullmatch(key["pk"])
-        or not isinstance(key["created_at"], str)
-        or len(key["created_at"]) > 40
-    ):
-        raise invalid
-    return key
-
-
 def list_live(user_id: str, limit: int, cursor: str | None) -> tuple[list[Session], str | None]:
     """The user's live sessions, newest first, and the cursor of the next page."""
     now = clock.epoch()
@@ -219,11 +188,13 @@ def list_live(user_id: str, limit: int, cursor: str | None) -> tuple[list[Sessio
         "Limit": limit,
     }
     if cursor:
-        request["ExclusiveStartKey"] = dynamo.serialize(_decode_cursor(cursor, user_id))
+        fields = {"pk": ID["ses"], "user_id": ID["usr"], "created_at": TIMESTAMP}
+        start = decode(cursor, fields, user_id=user_id)
+        request["ExclusiveStartKey"] = dynamo.serialize(start)
     response = aws.dynamodb().query(**request)
     found = [_from_item(dynamo.deserialize(i)) for i in response.get("Items", [])]
     last = response.get("LastEvaluatedKey")
-    return found, (_encode_cursor(dynamo.deserialize(last)) if last else None)
+    return found, (encode(dynamo.deserialize(last)) if last else None)
 
 
 def revoke_all_except(user_id: str, keep_session_id: str) -> int:

@@ -7,13 +7,12 @@ Items (pk / sk):
 
 from __future__ import annotations
 
-import base64
-import json
+import re
 from typing import Any
 
+from cashew import cursor as cursor_codec
 from cashew import dynamo
 from cashew.config import get_settings
-from cashew.errors import InvalidRequestError
 from cashew.ledger.models import Entry
 
 SEQ_WIDTH = 12
@@ -89,27 +88,14 @@ def _entry(item: dict[str, Any]) -> Entry:
     return Entry.model_validate({k: v for k, v in item.items() if k not in ("pk", "sk")})
 
 
-def _encode_cursor(sk: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps(sk).encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        sk = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except ValueError as exc:
-        raise InvalidRequestError(
-            "cursor is invalid", errors=[{"field": "cursor", "message": "is invalid"}]
-        ) from exc
-    if not isinstance(sk, str) or not sk.startswith("SEQ#"):
-        raise InvalidRequestError(
-            "cursor is invalid", errors=[{"field": "cursor", "message": "is invalid"}]
-        )
-    return sk
+_SEQ_KEY = re.compile(rf"SEQ#\d{{{SEQ_WIDTH}}}")
+_USER_KEY = re.compile(r"USER#usr_[0-9A-Z]{26}")
 
 
 def list_entries(user_id: str, limit: int, cursor: str | None) -> tuple[list[Entry], str | None]:
     """The user's entries, newest first, and the cursor of the next page (None at the end)."""
-    start = {"pk": _pk(user_id), "sk": _decode_cursor(cursor)} if cursor else None
+    fields = {"pk": _USER_KEY, "sk": _SEQ_KEY}
+    start = cursor_codec.decode(cursor, fields, pk=_pk(user_id)) if cursor else None
     items, _ = dynamo.query(
         _table(),
         "pk = :pk AND begins_with(sk, :seq)",
@@ -119,5 +105,6 @@ def list_entries(user_id: str, limit: int, cursor: str | None) -> tuple[list[Ent
         start_key=start,
     )
     page = items[:limit]
-    next_cursor = _encode_cursor(page[-1]["sk"]) if len(items) > limit else None
+    last = page[-1] if len(items) > limit else None
+    next_cursor = cursor_codec.encode({"pk": last["pk"], "sk": last["sk"]}) if last else None
     return [_entry(i) for i in page], next_cursor
