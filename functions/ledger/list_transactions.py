@@ -1,11 +1,11 @@
-from typing import Annotated, Any
+from typing import Any
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cashew.http import CashewResolver, caller
 from cashew.ledger import service
+from cashew.ledger.api import Cursor, Limit, Since, StatusFilter, TypeFilter, Until
 from cashew.ledger.models import EntryList
 from cashew.observability import logger
 
@@ -14,10 +14,16 @@ app = CashewResolver()
 
 @app.get("/v1/transactions")
 def list_transactions(
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    *,
+    type: TypeFilter = None,
+    status: StatusFilter = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
 ) -> EntryList:
-    return service.list_transactions(caller(app), limit, cursor)
+    filters = service.Filters(type=type, status=status, since=since, until=until)
+    return service.list_transactions(caller(app), filters, limit, cursor)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

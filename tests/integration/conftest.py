@@ -3,6 +3,7 @@ embedded AWS endpoint (moto, one request at a time) provisioned from template.ya
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import uuid
@@ -54,18 +55,32 @@ class Stack:
             return Invocation(request_id, error=error)
 
     @functools.cached_property
+    def publishers(self) -> dict[str, StreamPoller]:
+        """The publisher's event source mappings (the payments and the disputes streams) by
+        table, each run by hand with `step()`."""
+        return {
+            event.table_id: StreamPoller(
+                event, self.resources[event.table_id]["StreamArn"], self.invocation, self.clients
+            )
+            for event in self.functions["PublishOutcomesFunction"].stream_events
+        }
+
+    @property
     def publisher(self) -> StreamPoller:
-        """The payments stream's event source mapping, run by hand with `step()`."""
-        [event] = self.functions["PublishOutcomesFunction"].stream_events
-        return StreamPoller(
-            event, self.resources[event.table_id]["StreamArn"], self.invocation, self.clients
-        )
+        """The payments stream's event source mapping."""
+        return self.publishers["PaymentsTable"]
+
+    def skip_changes(self) -> None:
+        """Move every stream past what earlier tests committed (a test that only wants its
+        own outcomes)."""
+        for poller in self.publishers.values():
+            poller.skip()
 
     def settle(self) -> int:
         """What the deployed stack does in the background: publish every committed change of
-        the payments table, then append every queued outcome to the log. Returns how many
-        outcome messages the log consumer took."""
-        while self.publisher.step():
+        the payments and disputes tables, then append every queued outcome to the log.
+        Returns how many outcome messages the log consumer took."""
+        while sum(poller.step() for poller in self.publishers.values()):
             pass
         sqs, url = self.clients("sqs"), self.env["CASHEW_OUTCOMES_QUEUE_URL"]
         arn = self.resources["OutcomesQueue"]["Arn"]
@@ -82,8 +97,10 @@ class Stack:
         return consumed
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+@contextlib.contextmanager
+def running_stack() -> Iterator[Stack]:
+    """A new embedded endpoint provisioned from template.yaml, with this process's
+    environment pointing at it until the block ends (then as it was before)."""
     server, endpoint = local_aws.start(0)
     template = load_template()
     clients = local_aws.clients(endpoint)
@@ -100,6 +117,12 @@ def stack() -> Iterator[Stack]:
         get_settings.cache_clear()
         aws.reset()
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    with running_stack() as running:
+        yield running
 
 
 @dataclass
@@ -131,6 +154,30 @@ def new_user(stack: Stack) -> Callable[..., User]:
         assert login.status == 200, login.body
         return User(
             id=registered.body["id"],
+            email=email,
+            access_token=login.body["access_token"],
+            refresh_token=login.body["refresh_token"],
+            session_id=login.body["session_id"],
+            authorizer=authorize(stack, login.body["access_token"])["context"],
+        )
+
+    return make
+
+
+@pytest.fixture
+def new_admin(stack: Stack) -> Callable[[], User]:
+    """Creates an admin (as the operator's command does) and logs them in."""
+    from cashew.accounts.admins import create_admin
+
+    def make() -> User:
+        email = f"ops-{uuid.uuid4().hex[:12]}@example.com"
+        admin, _ = create_admin(email, PASSWORD, "Ops")
+        login = stack.call(
+            "LoginFunction", "auth/login.json", body={"email": email, "password": PASSWORD}
+        )
+        assert login.status == 200, login.body
+        return User(
+            id=admin.id,
             email=email,
             access_token=login.body["access_token"],
             refresh_token=login.body["refresh_token"],

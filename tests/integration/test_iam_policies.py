@@ -41,10 +41,12 @@ def _granted() -> dict[str, set[tuple[str, str]]]:
             for statement in policy["Statement"]:
                 assert statement["Effect"] == "Allow"
                 actions = statement["Action"]
-                logical = _logical(statement["Resource"])
-                for action in [actions] if isinstance(actions, str) else actions:
-                    assert "*" not in action, f"{function_id} is granted a wildcard: {action}"
-                    grants[function_id].add((action, logical))
+                resources = statement["Resource"]
+                for target in resources if isinstance(resources, list) else [resources]:
+                    logical = _logical(target)
+                    for action in [actions] if isinstance(actions, str) else actions:
+                        assert "*" not in action, f"{function_id} is granted a wildcard: {action}"
+                        grants[function_id].add((action, logical))
     return grants
 
 
@@ -134,7 +136,7 @@ def test_every_function_that_calls_aws_is_covered_by_these_tests(stack):
 
 def test_every_action_a_function_performs_is_granted(stack, new_user, recorder):
     # Given two users, and every operation of the skeleton run as its function
-    stack.publisher.skip()
+    stack.skip_changes()
     payer, payee = new_user(), new_user()
 
     def run(function_id: str, operation: Callable[[], Any]) -> Any:

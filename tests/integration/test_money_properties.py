@@ -18,10 +18,16 @@ legitimately meet, and after every step the stored state is checked:
   11, 12), with refunded <= captured <= authorised (11), its creation fields unchanged and
   its refunds entries of their own that add up (10);
 - a retry with the same key replays the first response and moves nothing, the same key with
-  another amount is 422 and moves nothing (idempotency 1, 2).
+  another amount is 422 and moves nothing (idempotency 1, 2);
+- at the end of each sequence, once the outcomes are published and appended, the admin audit
+  (`GET /v1/admin/audit/verify`) finds every chain valid and every balance equal to what the
+  log says (34, and 7 again, from the log's side).
 
-The users are registered once per test; each sequence starts by removing their balance items,
-so that every sequence starts from zero and replays (and shrinks) the same way.
+The module runs on an embedded endpoint of its own, so that the audit sees only this test's
+users (other tests append made-up outcomes on purpose).
+
+The users are registered once per test; each sequence starts by removing their balance items
+and the log, so that every sequence starts from zero and replays (and shrinks) the same way.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from unittest import mock
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -63,9 +70,10 @@ from cashew.payments import lifecycle, service
 from cashew.payments import store as payment_store
 from cashew.payments.models import CaptureRequest, PaymentRequest, RefundRequest, TopUpRequest
 from cashew.payments.results import Result
-from tests.integration.conftest import add_card
+from tests.integration.conftest import Stack, add_card, running_stack
 
 USERS = 3
+ADMIN = {"user_id": "usr_01JCQ3A0B1C2D3E4F5G6H7J8K9", "session_id": "ses_audit", "role": "admin"}
 CARDS = ("4242424242424242", "5555555555554444")  # Visa and Mastercard, both approved
 CURRENCY = "USD"
 OK, CREATED = 200, 201
@@ -181,10 +189,33 @@ def _stored_balances(user_ids: list[str]) -> list[int]:
     return [int(found.get(key["pk"], {}).get("available", 0)) for key in keys]
 
 
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    """This module's own embedded endpoint (it replaces the session's for these tests)."""
+    with running_stack() as running:
+        yield running
+
+
+def _clear_log(stack: Stack) -> None:
+    """An empty log and nothing on the way to it (the test may delete what no function
+    may)."""
+    stack.skip_changes()
+    sqs, url = stack.clients("sqs"), stack.env["CASHEW_OUTCOMES_QUEUE_URL"]
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    table = get_settings().log_table
+    client = aws.dynamodb()
+    for page in client.get_paginator("scan").paginate(TableName=table):
+        for item in page["Items"]:
+            client.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+
+
 class MoneyMachine(RuleBasedStateMachine):
     """Random money operations by `members`, each outcome predicted by the model."""
 
     members: tuple[Member, ...] = ()
+    stack: Stack
     top_ups = Bundle("top_ups")
     payments = Bundle("payments")  # from one user to another, from the balance or by card
     authorisations = Bundle("authorisations")  # card payments created without capture
@@ -193,6 +224,7 @@ class MoneyMachine(RuleBasedStateMachine):
         super().__init__()
         for member in self.members:
             _clear_balances(member.id)
+        _clear_log(self.stack)
         self.balances = [0] * len(self.members)
         self.model: dict[str, Modelled] = {}
         self.money_in = 0  # by card, from the responses
@@ -351,6 +383,12 @@ class MoneyMachine(RuleBasedStateMachine):
         for member in self.members:
             for item in accounts.list_balances(member.id):
                 assert item["currency"] == CURRENCY or item["available"] == 0, item
+        self.stack.settle()
+        audit = self.stack.call(
+            "AuditVerifyFunction", "ledger/audit_verify.json", authorizer=ADMIN
+        ).body
+        assert audit["chains_valid"] and audit["balances_match"], audit["discrepancies"]
+        assert audit["chains"] == len(self.members)  # each sequence starts with top-ups
 
     # ---------------------------------------------------------------- the operations
     # Each operation `op` has `_call_op` (the request), `_refusal_op` (the error the model
@@ -621,6 +659,7 @@ def _member(stack: Any, user: Any) -> Member:
 
 
 def test_money_is_conserved_by_any_sequence_of_operations(stack, new_user, monkeypatch):
+    running = stack
     # The same few users make hundreds of payments within minutes: the velocity rules of
     # fraud screening (tested on their own) would block them, and the model does not predict
     # screening.
@@ -631,6 +670,7 @@ def test_money_is_conserved_by_any_sequence_of_operations(stack, new_user, monke
 
     class Machine(MoneyMachine):
         members = users
+        stack = running
 
     run_state_machine_as_test(
         Machine,

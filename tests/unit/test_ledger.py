@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from cashew.ledger import chain
-from cashew.ledger.models import Outcome
+from cashew.ledger.models import Entry, Outcome
 from cashew.ledger.service import affected
 
 PAYER = "usr_01JCQ3F6Z4V8T2K9M1N5P7R3S6"
@@ -105,6 +105,7 @@ def test_genesis_is_64_zeros() -> None:
 def outcome(type_: str, status: str, **overrides: Any) -> Outcome:
     return Outcome(
         outcome_id="out_1",
+        source=overrides.pop("source", "balance"),
         payment_id="pay_01JCQ3J0000000000000000000",
         type=type_,
         status=status,
@@ -118,14 +119,72 @@ def outcome(type_: str, status: str, **overrides: Any) -> Outcome:
 
 
 @pytest.mark.parametrize("status", ["succeeded", "failed", "processing"])
-def test_a_top_up_concerns_only_the_payer_as_a_credit(status: str) -> None:
-    assert affected(outcome("top_up", status, payee_id=PAYER)) == [(PAYER, "credit")]
+def test_a_top_up_credits_only_the_payers_balance(status: str) -> None:
+    top_up = outcome("top_up", status, payee_id=PAYER, source="card")
+    assert affected(top_up) == [(PAYER, "credit", "balance")]
 
 
-def test_a_succeeded_payment_debits_the_payer_and_credits_the_payee() -> None:
-    assert affected(outcome("payment", "succeeded")) == [(PAYER, "debit"), (PAYEE, "credit")]
+@pytest.mark.parametrize("source", ["balance", "card"])
+def test_a_succeeded_payment_debits_the_payers_source_and_credits_the_payees_balance(
+    source: str,
+) -> None:
+    assert affected(outcome("payment", "succeeded", source=source)) == [
+        (PAYER, "debit", source),
+        (PAYEE, "credit", "balance"),
+    ]
 
 
 @pytest.mark.parametrize("status", ["failed", "requires_capture", "processing", "canceled"])
 def test_a_payment_that_did_not_reach_the_payee_concerns_the_payer_only(status: str) -> None:
-    assert affected(outcome("payment", status, failure_code="card_declined")) == [(PAYER, "debit")]
+    declined = outcome("payment", status, failure_code="card_declined", source="card")
+    assert affected(declined) == [(PAYER, "debit", "card")]
+
+
+@pytest.mark.parametrize("source", ["balance", "card"])
+def test_a_refund_debits_the_payees_balance_and_credits_where_the_payer_paid_from(
+    source: str,
+) -> None:
+    assert affected(outcome("refund", "succeeded", source=source)) == [
+        (PAYEE, "debit", "balance"),
+        (PAYER, "credit", source),
+    ]
+
+
+def test_a_refunded_top_up_leaves_the_balance_for_the_card() -> None:
+    refund = outcome("refund", "succeeded", payee_id=PAYER, source="card")
+    assert affected(refund) == [(PAYER, "debit", "balance")]
+
+
+@pytest.mark.parametrize("status", ["open", "won", "lost"])
+def test_a_dispute_concerns_both_parties_the_way_a_refund_would(status: str) -> None:
+    assert affected(outcome("dispute", status, source="card")) == [
+        (PAYER, "credit", "card"),
+        (PAYEE, "debit", "balance"),
+    ]
+
+
+# --- balance_change ---------------------------------------------------------------------------
+
+
+def entry(**changes: Any) -> Entry:
+    fields = {**ENTRY, "outcome_id": "pay_1:succeeded", "funds": "balance", **changes}
+    return Entry(**fields, hash="f" * 64)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({}, -2500),
+        ({"direction": "credit"}, 2500),
+        ({"funds": "card"}, 0),  # the payer's card paid: the balance never saw it
+        ({"status": "failed"}, 0),
+        ({"status": "requires_capture"}, 0),
+        ({"type": "dispute", "status": "won", "direction": "credit"}, 0),  # its refund moves it
+        ({"type": "refund", "direction": "credit"}, 2500),
+        ({"type": "top_up", "direction": "credit"}, 2500),
+    ],
+)
+def test_only_succeeded_entries_of_the_balance_change_it(
+    changes: dict[str, Any], expected: int
+) -> None:
+    assert entry(**changes).balance_change == expected

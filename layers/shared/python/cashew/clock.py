@@ -17,3 +17,7 @@ def utcnow_str() -> str:
 
 def epoch() -> int:
     return int(now().timestamp())
+
+
+def to_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)

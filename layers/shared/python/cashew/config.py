@@ -20,6 +20,7 @@ class Settings(BaseModel):
     payments_table: str = Field(alias="CASHEW_PAYMENTS_TABLE")
     idempotency_table: str = Field(alias="CASHEW_IDEMPOTENCY_TABLE")
     log_table: str = Field(alias="CASHEW_LOG_TABLE")
+    disputes_table: str = Field(alias="CASHEW_DISPUTES_TABLE")
     outcomes_queue_url: str = Field(alias="CASHEW_OUTCOMES_QUEUE_URL")
     event_bus_name: str = Field(alias="CASHEW_EVENT_BUS_NAME")
     # Only the outcome publisher has it: where it sets aside a change it cannot read.

@@ -38,6 +38,7 @@ def decode(cursor: str, fields: Mapping[str, re.Pattern[str]], **fixed: str) -> 
 
 
 ID = {
-    prefix: re.compile(rf"{prefix}_[0-9A-Z]{{26}}") for prefix in ("usr", "pay", "re", "ses", "pm")
+    prefix: re.compile(rf"{prefix}_[0-9A-Z]{{26}}")
+    for prefix in ("usr", "pay", "re", "ses", "pm", "dsp", "txn")
 }
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")

@@ -165,6 +165,7 @@ def query(
     values: Mapping[str, Any],
     *,
     names: Mapping[str, str] | None = None,
+    index: str | None = None,
     limit: int | None = None,
     newest_first: bool = False,
     start_key: Mapping[str, Any] | None = None,
@@ -179,6 +180,8 @@ def query(
     }
     if names:
         kwargs["ExpressionAttributeNames"] = dict(names)
+    if index:
+        kwargs["IndexName"] = index
     if limit:
         kwargs["Limit"] = limit
     if start_key:

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cashew.errors import (
     CashewError,
+    ForbiddenError,
     IdempotencyKeyMissingError,
     InvalidRequestError,
     NotFoundError,
@@ -208,6 +209,15 @@ def caller(app: APIGatewayRestResolver) -> Caller:
     if not user_id or not session_id or role not in ("user", "admin"):
         raise UnauthenticatedError("a valid access token is required")
     return Caller(user_id=user_id, session_id=session_id, role=role)
+
+
+def admin(app: APIGatewayRestResolver) -> Caller:
+    """The authenticated caller, who must be an admin: 403 for anyone else (checked here,
+    server side, whatever the client claims)."""
+    who = caller(app)
+    if who.role != "admin":
+        raise ForbiddenError("this operation is for admins only")
+    return who
 
 
 IDEMPOTENCY_HEADER = "idempotency-key"

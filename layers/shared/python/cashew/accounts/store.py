@@ -9,10 +9,11 @@ Items (pk / sk):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from cashew import dynamo
+from cashew import aws, dynamo
 from cashew.config import get_settings
 from cashew.errors import EmailTakenError
 
@@ -151,6 +152,28 @@ def list_balances(user_id: str) -> list[dict[str, Any]]:
         consistent=True,
     )
     return items
+
+
+def all_balances() -> Iterator[tuple[str, str, int]]:
+    """Every (user id, currency, available) there is, for the audit: one Scan."""
+    request: dict[str, Any] = {
+        "TableName": _table(),
+        "FilterExpression": "begins_with(sk, :prefix)",
+        "ExpressionAttributeValues": dynamo.serialize({":prefix": "BALANCE#"}),
+        "ConsistentRead": True,
+    }
+    while True:
+        response = aws.dynamodb().scan(**request)
+        for raw in response.get("Items", []):
+            item = dynamo.deserialize(raw)
+            yield (
+                str(item["pk"]).removeprefix("USER#"),
+                str(item["currency"]),
+                int(item["available"]),
+            )
+        if "LastEvaluatedKey" not in response:
+            return
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
 # -- items for money transactions (run by the payments module in one TransactWriteItems) --

@@ -1,4 +1,4 @@
-"""The outcome message (payments -> queue -> log) and the log entry."""
+"""The outcome message (payments -> queue -> log), the log entry, and what the log answers."""
 
 from __future__ import annotations
 
@@ -7,43 +7,81 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 Direction = Literal["credit", "debit"]
+Funds = Literal["balance", "card"]
+EntryType = Literal["top_up", "payment", "refund", "dispute"]
+EntryStatus = Literal[
+    "succeeded",
+    "failed",
+    "processing",
+    "requires_capture",
+    "canceled",
+    "open",
+    "won",
+    "lost",
+]
 
 
 class Outcome(BaseModel):
-    """One outcome of one payment, as published to the queue. `outcome_id` is stable, so a
-    redelivered or republished outcome is recognised."""
+    """One outcome of one payment, refund or dispute, as published to the queue.
+    `outcome_id` is stable, so a redelivered or republished outcome is recognised; `source`
+    is how the payer paid (for a refund or a dispute: how the payer paid the payment)."""
 
     model_config = ConfigDict(extra="forbid")
 
     outcome_id: str
     payment_id: str
-    type: str
-    status: str
+    type: EntryType
+    status: EntryStatus
     amount: int
     currency: str
     payer_id: str
     payee_id: str
+    source: Funds
     failure_code: str | None = None
     occurred_at: str
 
 
 class Entry(BaseModel):
+    """One immutable entry of a user's chain. `funds` says which of the user's funds the
+    entry is about: the Cashew balance, or the card the payer paid with (money that never
+    touched the balance). `hash` covers every other field, `prev_hash` included."""
+
     id: str
+    outcome_id: str
     payment_id: str
     user_id: str
-    type: str
+    type: EntryType
     direction: Direction
+    funds: Funds
     amount: int
     currency: str
-    status: str
+    status: EntryStatus
     failure_code: str | None = None
     occurred_at: str
     seq: int
     prev_hash: str
     hash: str
 
+    @property
+    def balance_change(self) -> int:
+        """What this entry did to the user's balance in its currency (0 when it moved none)."""
+        if self.status != "succeeded" or self.funds != "balance" or self.type == "dispute":
+            return 0
+        return self.amount if self.direction == "credit" else -self.amount
+
 
 class EntryList(BaseModel):
     data: list[Entry]
     has_more: bool
     next_cursor: str | None
+
+
+class ChainCheck(BaseModel):
+    """The verdict on one user's chain. `first_bad_seq` is the first position at which the
+    chain stops being what was appended (an edited, missing, moved or extra entry)."""
+
+    valid: bool
+    entries: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    problem: str | None = None

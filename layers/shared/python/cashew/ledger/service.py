@@ -1,53 +1,93 @@
-"""Appending outcomes to the log, and reading a user's history."""
+"""Appending outcomes to the log, and reading it: a user's history, one entry, the chain."""
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cashew import ids
+from cashew import clock, ids
+from cashew import cursor as cursor_codec
+from cashew.errors import InvalidRequestError, NotFoundError
 from cashew.identity import Caller
 from cashew.ledger import chain, store
-from cashew.ledger.models import Direction, Entry, EntryList, Outcome
+from cashew.ledger.models import (
+    ChainCheck,
+    Direction,
+    Entry,
+    EntryList,
+    EntryStatus,
+    EntryType,
+    Funds,
+    Outcome,
+)
 from cashew.observability import logger, metrics
 
 APPEND_ATTEMPTS = 20
+# A filtered page stops after examining this many entries, so that a filter matching few
+# entries cannot make one request read a whole history: the page may then hold fewer than
+# `limit` entries (even none) with `has_more` true.
+MAX_EXAMINED = 2000
+# Without `from`, a range across everyone's entries starts this long before `to`; no range
+# may be longer than MAX_RANGE.
+DEFAULT_RANGE = timedelta(days=30)
+MAX_RANGE = timedelta(days=366)
 
 
-def affected(outcome: Outcome) -> list[tuple[str, Direction]]:
-    """Who an outcome concerns: the payer (and the payee, once money reached them)."""
-    if outcome.type == "top_up":
-        return [(outcome.payer_id, "credit")]
+# --------------------------------------------------------------------------- appending
+
+
+def affected(outcome: Outcome) -> list[tuple[str, Direction, Funds]]:
+    """Whom an outcome concerns, which way, and which of their funds: the payer (and the
+    payee, once money reached them)."""
+    if outcome.type == "top_up":  # the card pays into the balance
+        return [(outcome.payer_id, "credit", "balance")]
     if outcome.type == "refund":  # money goes back from the payee to the payer
         if outcome.payer_id == outcome.payee_id:  # a refunded top-up leaves by the card
-            return [(outcome.payee_id, "debit")]
-        return [(outcome.payee_id, "debit"), (outcome.payer_id, "credit")]
+            return [(outcome.payee_id, "debit", "balance")]
+        return [
+            (outcome.payee_id, "debit", "balance"),
+            (outcome.payer_id, "credit", outcome.source),
+        ]
+    if outcome.type == "dispute":  # the way money goes back if the payer wins
+        return [
+            (outcome.payer_id, "credit", outcome.source),
+            (outcome.payee_id, "debit", "balance"),
+        ]
     if outcome.status == "succeeded":
-        return [(outcome.payer_id, "debit"), (outcome.payee_id, "credit")]
-    return [(outcome.payer_id, "debit")]
+        return [
+            (outcome.payer_id, "debit", outcome.source),
+            (outcome.payee_id, "credit", "balance"),
+        ]
+    return [(outcome.payer_id, "debit", outcome.source)]
 
 
 def append_outcome(outcome: Outcome) -> int:
     """One entry per affected user; an outcome seen before adds nothing. Returns how many
     entries were appended."""
     appended = 0
-    for user_id, direction in affected(outcome):
-        appended += _append_for(user_id, direction, outcome)
+    for user_id, direction, funds in affected(outcome):
+        appended += _append_for(user_id, direction, funds, outcome)
     metrics.add_metric(name="LogEntriesAppended", unit=MetricUnit.Count, value=appended)
     return appended
 
 
-def _append_for(user_id: str, direction: Direction, outcome: Outcome) -> int:
+def _append_for(user_id: str, direction: Direction, funds: Funds, outcome: Outcome) -> int:
     for attempt in range(APPEND_ATTEMPTS):
         previous = store.head(user_id)
         fields = {
             "id": ids.new_id("txn"),
+            "outcome_id": outcome.outcome_id,
             "payment_id": outcome.payment_id,
             "user_id": user_id,
             "type": outcome.type,
             "direction": direction,
+            "funds": funds,
             "amount": outcome.amount,
             "currency": outcome.currency,
             "status": outcome.status,
@@ -56,9 +96,8 @@ def _append_for(user_id: str, direction: Direction, outcome: Outcome) -> int:
             "seq": previous.seq + 1 if previous else 1,
             "prev_hash": previous.hash if previous else chain.GENESIS,
         }
-        entry = Entry(**fields, hash=chain.entry_hash(fields))
         try:
-            store.append(entry, outcome.outcome_id)
+            store.append(Entry(**fields, hash=chain.entry_hash(fields)))
         except store.AlreadyAppended:
             logger.info("duplicate outcome ignored", extra={"outcome_id": outcome.outcome_id})
             return 0
@@ -69,6 +108,136 @@ def _append_for(user_id: str, direction: Direction, outcome: Outcome) -> int:
     raise RuntimeError(f"could not append to the chain of {user_id}: too much contention")
 
 
-def list_transactions(caller: Caller, limit: int, cursor: str | None) -> EntryList:
-    entries, next_cursor = store.list_entries(caller.user_id, limit, cursor)
+# ----------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What a list keeps. `since` / `until` bound `occurred_at`, both inclusive."""
+
+    type: EntryType | None = None
+    status: EntryStatus | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.since and self.until and self.since > self.until:
+            raise InvalidRequestError(
+                "from must not be after to", errors=[{"field": "from", "message": "is after to"}]
+            )
+
+    @property
+    def bounds(self) -> tuple[str, str]:
+        return (
+            clock.rfc3339(self.since) if self.since else "",
+            clock.rfc3339(self.until) if self.until else "~",
+        )
+
+    def keeps(self, item: Mapping[str, Any]) -> bool:
+        since, until = self.bounds
+        return (
+            (self.type is None or item.get("type") == self.type)
+            and (self.status is None or item.get("status") == self.status)
+            and since <= str(item.get("occurred_at")) <= until
+        )
+
+    @property
+    def narrows(self) -> bool:
+        return any((self.type, self.status, self.since, self.until))
+
+
+def page(
+    items: Iterator[dict[str, Any]],
+    keeps: Callable[[Mapping[str, Any]], bool],
+    limit: int,
+    key_fields: tuple[str, ...],
+) -> tuple[list[Entry], str | None]:
+    """Up to `limit` kept entries from `items` (read lazily), and the cursor after them: None
+    once `items` is exhausted."""
+    kept: list[dict[str, Any]] = []
+    for examined, item in enumerate(items, 1):
+        if keeps(item):
+            if len(kept) == limit:  # one more exists
+                return [store.entry(i) for i in kept], _cursor(kept[-1], key_fields)
+            kept.append(item)
+        if examined >= MAX_EXAMINED:
+            return [store.entry(i) for i in kept], _cursor(item, key_fields)
+    return [store.entry(i) for i in kept], None
+
+
+def _cursor(item: Mapping[str, Any], key_fields: tuple[str, ...]) -> str:
+    return cursor_codec.encode({name: item[name] for name in key_fields})
+
+
+def user_page(
+    user_id: str, filters: Filters, limit: int, cursor: str | None
+) -> tuple[list[Entry], str | None]:
+    start = cursor_codec.decode(cursor, store.USER_CURSOR, pk=f"USER#{user_id}") if cursor else None
+    batch = 200 if filters.narrows else limit + 1
+    items = store.user_entries(user_id, start, batch)
+    return page(items, filters.keeps, limit, tuple(store.USER_CURSOR))
+
+
+def list_transactions(
+    caller: Caller, filters: Filters, limit: int, cursor: str | None
+) -> EntryList:
+    entries, next_cursor = user_page(caller.user_id, filters, limit, cursor)
+    return EntryList(data=entries, has_more=next_cursor is not None, next_cursor=next_cursor)
+
+
+def get_transaction(caller: Caller, entry_id: str) -> Entry:
+    """One of the caller's entries (an admin may read anyone's); 404 otherwise."""
+    found = store.get_entry(entry_id)
+    if found is None or (caller.role != "admin" and found.user_id != caller.user_id):
+        raise NotFoundError("transaction not found")
+    return found
+
+
+def verify_chain(user_id: str) -> ChainCheck:
+    entries, markers = store.chain_items(user_id)
+    return chain.verify(user_id, entries, markers)
+
+
+# ------------------------------------------------------------------ everyone's entries
+
+
+def date_range(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    """A bounded range: `to` defaults to now and `from` to 30 days before it."""
+    until = until or clock.now()
+    since = since or until - DEFAULT_RANGE
+    if until - since > MAX_RANGE:
+        raise InvalidRequestError(
+            "the range from..to is longer than 366 days",
+            errors=[{"field": "from", "message": "must be at most 366 days before to"}],
+        )
+    return since, until
+
+
+def days(since: datetime, until: datetime) -> list[str]:
+    """The UTC days from `until` back to `since`, newest first."""
+    day, first, found = clock.to_utc(until).date(), clock.to_utc(since).date(), []
+    while day >= first:
+        found.append(day.isoformat())
+        day -= timedelta(days=1)
+    return found
+
+
+def everyone_items(filters: Filters, cursor: str | None, batch: int) -> Iterator[dict[str, Any]]:
+    """Everyone's entry items in the filters' (bounded) range, newest first."""
+    since, until = date_range(filters.since, filters.until)
+    start = cursor_codec.decode(cursor, store.DAY_CURSOR) if cursor else None
+    return store.day_entries(
+        days(since, until), clock.rfc3339(since), clock.rfc3339(until), start, batch
+    )
+
+
+def admin_transactions(
+    user_id: str | None, filters: Filters, limit: int, cursor: str | None
+) -> EntryList:
+    if user_id is not None:
+        entries, next_cursor = user_page(user_id, filters, limit, cursor)
+    else:
+        batch = 200 if filters.type or filters.status else limit + 1
+        items = everyone_items(filters, cursor, batch)
+        entries, next_cursor = page(items, filters.keeps, limit, tuple(store.DAY_CURSOR))
     return EntryList(data=entries, has_more=next_cursor is not None, next_cursor=next_cursor)

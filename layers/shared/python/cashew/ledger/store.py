@@ -1,21 +1,28 @@
 """The transaction log table. Append-only: every write is a Put with attribute_not_exists.
 
 Items (pk / sk):
-    USER#<id> / SEQ#<seq, 12 digits>     an entry of the user's chain
-    USER#<id> / OUTCOME#<outcome id>     marks an outcome as appended (deduplication)
+    USER#<id> / SEQ#<seq, 12 digits>     an entry of the user's chain (+ `day`, for DayIndex)
+    USER#<id> / OUTCOME#<outcome id>     the append record: the outcome is in the chain at
+                                         `seq` with `hash` (deduplication, and verification)
+Indexes (entries only):
+    EntryIdIndex  id                     an entry by its id
+    DayIndex      day / occurred_at      everyone's entries of one UTC day, in time order
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from cashew import aws, dynamo
 from cashew import cursor as cursor_codec
-from cashew import dynamo
 from cashew.config import get_settings
+from cashew.ledger.chain import Marker
 from cashew.ledger.models import Entry
 
 SEQ_WIDTH = 12
+_STORAGE_ONLY = ("pk", "sk", "day")
 
 
 def _table() -> str:
@@ -40,7 +47,7 @@ def head(user_id: str) -> Entry | None:
         newest_first=True,
         consistent=True,
     )
-    return _entry(items[0]) if items else None
+    return entry(items[0]) if items else None
 
 
 class AlreadyAppended(Exception):
@@ -51,12 +58,22 @@ class ChainMoved(Exception):
     """Another writer appended at this seq first; re-read the head and retry."""
 
 
-def append(entry: Entry, outcome_id: str) -> None:
-    """The entry and its dedupe marker in one transaction, both conditional on being new:
+def append(new: Entry) -> None:
+    """The entry and its append record in one transaction, both conditional on being new:
     a chain can never fork and an outcome is never appended twice."""
     table = _table()
-    marker = {"pk": _pk(entry.user_id), "sk": f"OUTCOME#{outcome_id}", "seq": entry.seq}
-    item = {"pk": _pk(entry.user_id), "sk": _sk(entry.seq), **entry.model_dump(mode="json")}
+    marker = {
+        "pk": _pk(new.user_id),
+        "sk": f"OUTCOME#{new.outcome_id}",
+        "seq": new.seq,
+        "hash": new.hash,
+    }
+    item = {
+        "pk": _pk(new.user_id),
+        "sk": _sk(new.seq),
+        "day": new.occurred_at[:10],
+        **new.model_dump(mode="json"),
+    }
     try:
         dynamo.transact_write(
             [
@@ -78,33 +95,130 @@ def append(entry: Entry, outcome_id: str) -> None:
         )
     except dynamo.TransactionCanceled as exc:
         if exc.failed(0):
-            raise AlreadyAppended(outcome_id) from exc
+            raise AlreadyAppended(new.outcome_id) from exc
         if exc.failed(1) or exc.conflict:
-            raise ChainMoved(entry.user_id) from exc
+            raise ChainMoved(new.user_id) from exc
         raise
 
 
-def _entry(item: dict[str, Any]) -> Entry:
-    return Entry.model_validate({k: v for k, v in item.items() if k not in ("pk", "sk")})
+def fields(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An entry item's entry fields: what its hash covers, and its own hash."""
+    return {k: v for k, v in item.items() if k not in _STORAGE_ONLY}
 
 
-_SEQ_KEY = re.compile(rf"SEQ#\d{{{SEQ_WIDTH}}}")
-_USER_KEY = re.compile(r"USER#usr_[0-9A-Z]{26}")
+def entry(item: Mapping[str, Any]) -> Entry:
+    return Entry.model_validate(fields(item))
 
 
-def list_entries(user_id: str, limit: int, cursor: str | None) -> tuple[list[Entry], str | None]:
-    """The user's entries, newest first, and the cursor of the next page (None at the end)."""
-    fields = {"pk": _USER_KEY, "sk": _SEQ_KEY}
-    start = cursor_codec.decode(cursor, fields, pk=_pk(user_id)) if cursor else None
-    items, _ = dynamo.query(
-        _table(),
-        "pk = :pk AND begins_with(sk, :seq)",
-        {":pk": _pk(user_id), ":seq": "SEQ#"},
-        limit=limit + 1,
-        newest_first=True,
-        start_key=start,
-    )
-    page = items[:limit]
-    last = page[-1] if len(items) > limit else None
-    next_cursor = cursor_codec.encode({"pk": last["pk"], "sk": last["sk"]}) if last else None
-    return [_entry(i) for i in page], next_cursor
+_ENTRY_ID = re.compile(r"txn_[0-9A-Z]{26}")
+
+
+def get_entry(entry_id: str) -> Entry | None:
+    if not _ENTRY_ID.fullmatch(entry_id):
+        return None
+    items, _ = dynamo.query(_table(), "id = :id", {":id": entry_id}, index="EntryIdIndex", limit=1)
+    return entry(items[0]) if items else None
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _pages(request: dict[str, Any], start: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
+    """Every item a Query (a Scan, without a key condition) returns, page after page, from
+    after `start`."""
+    client = aws.dynamodb()
+    operation = client.query if "KeyConditionExpression" in request else client.scan
+    if start:
+        request = {**request, "ExclusiveStartKey": dynamo.serialize(start)}
+    while True:
+        response = operation(**request)
+        for item in response.get("Items", []):
+            yield dynamo.deserialize(item)
+        last = response.get("LastEvaluatedKey")
+        if not last:
+            return
+        request = {**request, "ExclusiveStartKey": last}
+
+
+def chain_items(user_id: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Marker]]:
+    """Every item of the user's chain as stored (strongly consistent): the entries as
+    (position, fields) in position order, and the append records."""
+    request = {
+        "TableName": _table(),
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": dynamo.serialize({":pk": _pk(user_id)}),
+        "ConsistentRead": True,
+    }
+    entries: list[tuple[int, dict[str, Any]]] = []
+    markers: list[Marker] = []
+    for item in _pages(request, None):
+        _sort(item, entries, markers)
+    return entries, markers
+
+
+def _sort(
+    item: Mapping[str, Any],
+    entries: list[tuple[int, dict[str, Any]]],
+    markers: list[Marker],
+) -> None:
+    sk = str(item.get("sk", ""))
+    if sk.startswith("SEQ#") and sk[4:].isdigit():
+        entries.append((int(sk[4:]), fields(item)))
+    elif sk.startswith("OUTCOME#"):
+        markers.append(Marker(sk.removeprefix("OUTCOME#"), item.get("seq"), item.get("hash")))
+
+
+def all_chains() -> Iterator[tuple[str, list[tuple[int, dict[str, Any]]], list[Marker]]]:
+    """Every user's chain, for the audit: one Scan of the whole table, grouped by user."""
+    chains: dict[str, tuple[list[tuple[int, dict[str, Any]]], list[Marker]]] = {}
+    for item in _pages({"TableName": _table(), "ConsistentRead": True}, None):
+        pk = str(item.get("pk", ""))
+        entries, markers = chains.setdefault(pk.removeprefix("USER#"), ([], []))
+        _sort(item, entries, markers)
+    for user_id, (entries, markers) in chains.items():
+        entries.sort(key=lambda pair: pair[0])
+        yield user_id, entries, markers
+
+
+USER_CURSOR = {"pk": re.compile(r"USER#usr_[0-9A-Z]{26}"), "sk": re.compile(r"SEQ#\d{12}")}
+DAY_CURSOR = {
+    **USER_CURSOR,
+    "day": re.compile(r"\d{4}-\d\d-\d\d"),
+    "occurred_at": cursor_codec.TIMESTAMP,
+}
+
+
+def user_entries(
+    user_id: str, start: Mapping[str, Any] | None, batch: int
+) -> Iterator[dict[str, Any]]:
+    """The user's entry items, newest first, from after `start`."""
+    request = {
+        "TableName": _table(),
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :seq)",
+        "ExpressionAttributeValues": dynamo.serialize({":pk": _pk(user_id), ":seq": "SEQ#"}),
+        "ScanIndexForward": False,
+        "Limit": batch,
+    }
+    return _pages(request, start)
+
+
+def day_entries(
+    days: list[str], since: str, until: str, start: Mapping[str, Any] | None, batch: int
+) -> Iterator[dict[str, Any]]:
+    """Everyone's entry items with since <= occurred_at <= until, newest first; `days` are
+    the UTC days of that range, newest first. A `start` resumes in its own day."""
+    if start is not None:
+        days = [day for day in days if day <= str(start["day"])]
+    for day in days:
+        request = {
+            "TableName": _table(),
+            "IndexName": "DayIndex",
+            "KeyConditionExpression": "#day = :day AND occurred_at BETWEEN :since AND :until",
+            "ExpressionAttributeNames": {"#day": "day"},
+            "ExpressionAttributeValues": dynamo.serialize(
+                {":day": day, ":since": since, ":until": until}
+            ),
+            "ScanIndexForward": False,
+            "Limit": batch,
+        }
+        yield from _pages(request, start if start and start["day"] == day else None)

@@ -7,8 +7,11 @@ them in order and turns each change of status into
 - an `Outcome` on the transaction log's queue (the log deduplicates by `outcome_id`), and
 - for the changes other services care about, an event on the payments bus
   (source `cashew.payments`, detail-type `payment.succeeded`, `payment.failed`,
-  `payment.captured`, `payment.canceled` or `refund.succeeded`; the detail is the payment or
-  refund object of the contract plus `outcome_id`, the key to deduplicate on).
+  `payment.captured`, `payment.canceled`, `refund.succeeded`, `dispute.opened`,
+  `dispute.won` or `dispute.lost`; the detail is the payment, refund or dispute object of the
+  contract plus `outcome_id`, the key to deduplicate on).
+
+The disputes table's stream comes here too: a dispute's changes of status are outcomes.
 
 No request handler publishes anything, so no crash between committing and publishing can
 lose an outcome: a failed publish fails its stream record, which is delivered again.
@@ -24,6 +27,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import aws, dynamo
 from cashew.config import get_settings
+from cashew.disputes.models import Dispute
 from cashew.ledger.models import Outcome
 from cashew.observability import logger, metrics
 from cashew.payments import store
@@ -66,6 +70,8 @@ def of_images(old: dict[str, Any] | None, new: dict[str, Any] | None) -> Change 
         return _payment_change(before, store.stored(new).payment)
     if pk.startswith("re_"):
         return _refund_change(new)
+    if pk.startswith("dsp_"):
+        return _dispute_change(new)
     return None
 
 
@@ -79,6 +85,7 @@ def _payment_change(before: str | None, payment: PaymentResponse) -> Change:
         currency=payment.currency,
         payer_id=payment.payer_id,
         payee_id=payment.payee_id,
+        source=payment.source["type"],
         failure_code=payment.failure_code,
         occurred_at=payment.updated_at,
     )
@@ -99,10 +106,30 @@ def _refund_change(item: dict[str, Any]) -> Change | None:
         currency=refund.currency,
         payer_id=str(item["payment_payer_id"]),
         payee_id=str(item["payment_payee_id"]),
+        source=item["payment_source"],
         occurred_at=refund.created_at,
     )
     detail = {**refund.model_dump(mode="json"), "outcome_id": outcome.outcome_id}
     return Change(outcome, "refund.succeeded", detail)
+
+
+def _dispute_change(item: dict[str, Any]) -> Change:
+    dispute = Dispute.model_validate(item)
+    outcome = Outcome(
+        outcome_id=f"{dispute.id}:{dispute.status}",
+        payment_id=dispute.payment_id,
+        type="dispute",
+        status=dispute.status,
+        amount=dispute.amount,
+        currency=dispute.currency,
+        payer_id=dispute.payer_id,
+        payee_id=dispute.payee_id,
+        source=item["source"],
+        occurred_at=str(item["updated_at"]),
+    )
+    detail = {**dispute.model_dump(mode="json"), "outcome_id": outcome.outcome_id}
+    event = "dispute.opened" if dispute.status == "open" else f"dispute.{dispute.status}"
+    return Change(outcome, event, detail)
 
 
 def of_stream_record(record: dict[str, Any]) -> Change | None:

@@ -25,7 +25,13 @@ from cashew.payments.models import PaymentResponse, PaymentStatus, RefundRespons
 Role = Literal["payer", "payee"]
 _INDEX = {"payer": "PayerIndex", "payee": "PayeeIndex"}
 _RECORD_ONLY = ("pk", "charge_id", "fired_rules")
-_REFUND_RECORD_ONLY = ("pk", "gateway_refund_id", "payment_payer_id", "payment_payee_id")
+_REFUND_RECORD_ONLY = (
+    "pk",
+    "gateway_refund_id",
+    "payment_payer_id",
+    "payment_payee_id",
+    "payment_source",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +130,7 @@ def put_refund_item(
         # Not payer_id / payee_id: those would put the refund in PayerIndex / PayeeIndex.
         "payment_payer_id": payment.payer_id,
         "payment_payee_id": payment.payee_id,
+        "payment_source": payment.source.get("type"),
     }
     return {
         "Put": {

@@ -1,0 +1,21 @@
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cashew.http import CashewResolver, admin
+from cashew.ledger import reports
+from cashew.observability import logger
+
+app = CashewResolver()
+
+
+@app.get("/v1/admin/audit/verify")
+def audit_verify() -> reports.Audit:
+    admin(app)
+    return reports.audit()
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,47 @@
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cashew.http import CashewResolver, admin
+from cashew.ledger import reports, service
+from cashew.ledger.api import Cursor, Since, Until
+from cashew.observability import logger
+
+app = CashewResolver()
+PATH = "/v1/admin/reports/transactions.csv"
+
+
+@app.get(
+    PATH,
+    responses={
+        200: {
+            "description": "One page of the range's entries, newest first, with a header row. "
+            'While more follow, `Link: <...>; rel="next"` and `X-Next-Cursor` say where.',
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def report_csv(
+    since: Since = None,
+    until: Until = None,
+    limit: Annotated[int, Query(ge=1, le=reports.CSV_MAX_PAGE)] = reports.CSV_DEFAULT_PAGE,
+    cursor: Cursor = None,
+) -> Response[str]:
+    admin(app)
+    filters = service.Filters(since=since, until=until)
+    body, next_cursor = reports.csv_page(filters, limit, cursor)
+    headers = {"Content-Disposition": 'attachment; filename="transactions.csv"'}
+    if next_cursor is not None:
+        query = {**(app.current_event.query_string_parameters or {}), "cursor": next_cursor}
+        headers["Link"] = f'<{PATH}?{urlencode(query)}>; rel="next"'
+        headers["X-Next-Cursor"] = next_cursor
+    return Response(200, content_type="text/csv; charset=utf-8", body=body, headers=headers)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

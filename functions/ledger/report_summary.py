@@ -1,0 +1,22 @@
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cashew.http import CashewResolver, admin
+from cashew.ledger import reports, service
+from cashew.ledger.api import Since, Until
+from cashew.observability import logger
+
+app = CashewResolver()
+
+
+@app.get("/v1/admin/reports/summary")
+def report_summary(since: Since = None, until: Until = None) -> reports.Summary:
+    admin(app)
+    return reports.summary(service.Filters(since=since, until=until))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,23 @@
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cashew.disputes import service
+from cashew.disputes.models import AdminDispute, ResolveRequest
+from cashew.http import CashewResolver, admin
+from cashew.observability import logger, metrics
+
+app = CashewResolver()
+
+
+@app.post("/v1/admin/disputes/<id>/resolve")
+def resolve_dispute(id: Annotated[str, Path(max_length=64)], body: ResolveRequest) -> AdminDispute:
+    return service.resolve(admin(app), id, body)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

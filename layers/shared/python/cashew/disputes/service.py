@@ -1,0 +1,180 @@
+"""Opening, listing and resolving disputes.
+
+A payer disputes the entry of a succeeded payment in their log; a payment has at most one
+open dispute. An admin resolves it: `lost` closes it; `won` refunds the payer what is left
+of the payment through the payments module, then closes it. A `won` resolution first claims
+the dispute, so that a concurrent `lost` cannot close a dispute whose refund is under way,
+and its refund is idempotent on the dispute, so that any admin's retry completes an
+interrupted resolution without refunding twice.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from cashew import clock, ids
+from cashew.disputes import store
+from cashew.disputes.models import (
+    AdminDispute,
+    AdminDisputeList,
+    Dispute,
+    DisputeList,
+    DisputeOutcome,
+    DisputeRequest,
+    DisputeStatus,
+    ResolveRequest,
+)
+from cashew.errors import (
+    ConflictError,
+    IdempotencyInProgressError,
+    InvalidRequestError,
+    NotFoundError,
+)
+from cashew.identity import Caller
+from cashew.ledger import service as ledger
+from cashew.payments import lifecycle
+from cashew.payments import store as payments
+from cashew.payments.models import RefundRequest
+
+# Refunds of won disputes are made under this caller: its idempotency keys (the dispute ids)
+# belong to no user, so no client request can collide with them.
+DISPUTES = "disputes"
+
+
+def open_dispute(caller: Caller, transaction_id: str, request: DisputeRequest) -> Dispute:
+    entry = ledger.get_transaction(caller, transaction_id)
+    if entry.user_id != caller.user_id:  # an admin reading someone else's entry
+        raise NotFoundError("transaction not found")
+    if (entry.type, entry.status, entry.direction) != ("payment", "succeeded", "debit"):
+        raise ConflictError("only a succeeded payment you paid can be disputed")
+    stored = payments.get(entry.payment_id)
+    if stored is None:  # the log names a payment the payments table does not have
+        raise ConflictError("the payment of this transaction cannot be found")
+    payment = stored.payment
+    if payment.amount_refunded >= payment.amount_captured:
+        raise ConflictError("the payment has been refunded in full")
+    now = clock.utcnow_str()
+    item = {
+        "id": ids.new_id("dsp"),
+        "transaction_id": entry.id,
+        "payment_id": payment.id,
+        "payer_id": payment.payer_id,
+        "payee_id": payment.payee_id,
+        "status": "open",
+        "reason": request.reason,
+        "details": request.details,
+        "amount": payment.amount_captured,
+        "currency": payment.currency,
+        "source": payment.source.get("type", "balance"),
+        "created_at": now,
+        "updated_at": now,
+    }
+    try:
+        store.open_dispute(item)
+    except store.AlreadyOpen:
+        raise ConflictError("this payment already has an open dispute") from None
+    return Dispute.model_validate(item)
+
+
+def list_disputes(
+    caller: Caller, role: Literal["payer", "payee"], limit: int, cursor: str | None
+) -> DisputeList:
+    key: store.KeyName = "payer_id" if role == "payer" else "payee_id"
+    items, next_cursor = store.list_disputes(key, caller.user_id, limit, cursor)
+    return DisputeList(
+        data=[Dispute.model_validate(i) for i in items],
+        has_more=next_cursor is not None,
+        next_cursor=next_cursor,
+    )
+
+
+def admin_list(status: DisputeStatus | None, limit: int, cursor: str | None) -> AdminDisputeList:
+    if status is None:
+        items, next_cursor = store.list_disputes("kind", "dispute", limit, cursor)
+    else:
+        items, next_cursor = store.list_disputes("status", status, limit, cursor)
+    return AdminDisputeList(
+        data=[AdminDispute.model_validate(i) for i in items],
+        has_more=next_cursor is not None,
+        next_cursor=next_cursor,
+    )
+
+
+def resolve(admin: Caller, dispute_id: str, request: ResolveRequest) -> AdminDispute:
+    item = store.get(dispute_id)
+    if item is None:
+        raise NotFoundError("dispute not found")
+    if item["status"] != "open":
+        return _already_resolved(item, request.outcome)
+    if request.outcome == "lost":
+        return _close(admin, item, "lost", request, refund_id=None)
+    try:
+        store.claim(dispute_id, "won")
+    except store.Changed:
+        return _changed(dispute_id, request.outcome)
+    return _close(admin, item, "won", request, refund_id=_refund(item))
+
+
+def _refund(item: dict[str, Any]) -> str | None:
+    """Refund the payer what is left of the payment; None if nothing was left. A refund the
+    payments module refuses (the payee's balance is too low) leaves the dispute open."""
+    stored = payments.get(str(item["payment_id"]))
+    left = stored.payment.amount_captured - stored.payment.amount_refunded if stored else 0
+    system = Caller(user_id=DISPUTES, session_id=str(item["id"]), role="admin")
+    try:
+        result = lifecycle.refund(
+            system, str(item["payment_id"]), RefundRequest(reason="dispute_won"), str(item["id"])
+        )
+    except InvalidRequestError:
+        if left == 0:  # refunded in full meanwhile: nothing is left to give back
+            return None
+        raise
+    except IdempotencyInProgressError:
+        raise ConflictError(
+            "the refund waits for the gateway; resolve the dispute again to complete it"
+        ) from None
+    except ConflictError as error:
+        store.release(str(item["id"]), "won")
+        raise ConflictError(
+            f"the payer cannot be refunded ({error}); the dispute stays open"
+        ) from None
+    return str(json.loads(result.body)["id"])
+
+
+def _close(
+    admin: Caller,
+    item: dict[str, Any],
+    outcome: DisputeOutcome,
+    request: ResolveRequest,
+    refund_id: str | None,
+) -> AdminDispute:
+    now = clock.utcnow_str()
+    changes = {
+        "refund_id": refund_id,
+        "resolved_at": now,
+        "resolved_by": admin.user_id,
+        "note": request.note,
+        "updated_at": now,
+    }
+    try:
+        store.resolve(item, outcome, changes)
+    except store.Changed:
+        return _changed(str(item["id"]), outcome)
+    return AdminDispute.model_validate({**item, **changes, "status": outcome})
+
+
+def _changed(dispute_id: str, outcome: DisputeOutcome) -> AdminDispute:
+    """Another resolution got there first: fine if it resolved the same way."""
+    item = store.get(dispute_id)
+    if item is None:
+        raise NotFoundError("dispute not found")
+    if item["status"] == "open":
+        raise ConflictError(f"the dispute is being resolved as {item.get('pending_outcome')}")
+    return _already_resolved(item, outcome)
+
+
+def _already_resolved(item: dict[str, Any], outcome: DisputeOutcome) -> AdminDispute:
+    if item["status"] != outcome:
+        raise ConflictError(f"the dispute was already resolved as {item['status']}")
+    return AdminDispute.model_validate(item)
