@@ -17,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SAM = PATH="$$(dirname "$$(scripts/find-python313)"):$$PATH" $(SAM_VENV)/bin/sam
 
 .PHONY: help dev test lint types unit integration e2e tests validate build check-layer \
-        invoke bench openapi create-admin format clean
+        invoke redrive bench openapi create-admin format clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ check-layer: build ## the built layer has python/cashew and no boto3/botocore
 invoke: $(VENV)/.installed ## run one function with one event: make invoke FUNCTION=LoginFunction EVENT=events/auth/login.json
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=<logical id> EVENT=events/<module>/<op>.json"; exit 2; }
 	$(PY) -m local.invoke "$(FUNCTION)" "$(EVENT)"
+
+redrive: $(VENV)/.installed ## while make dev runs: move the log's dead-letter messages back to its queue
+	$(PY) -m local.redrive
 
 bench: $(VENV)/.installed ## cold import times and AWS calls per operation -> bench/results.json
 	$(PY) -m bench.run

@@ -10,7 +10,7 @@ from cashew.http import CashewResolver, admin
 from cashew.ledger.api import Cursor, Limit
 from cashew.observability import logger
 
-app = CashewResolver()
+app = CashewResolver(admin_only=True)
 
 
 @app.get("/v1/admin/disputes")

@@ -10,7 +10,7 @@ from cashew.ledger.api import Cursor, Limit, Since, StatusFilter, TypeFilter, Un
 from cashew.ledger.models import EntryList
 from cashew.observability import logger
 
-app = CashewResolver()
+app = CashewResolver(admin_only=True)
 
 
 @app.get("/v1/admin/transactions")

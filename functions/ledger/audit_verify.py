@@ -7,7 +7,7 @@ from cashew.http import CashewResolver, admin
 from cashew.ledger import reports
 from cashew.observability import logger
 
-app = CashewResolver()
+app = CashewResolver(admin_only=True)
 
 
 @app.get("/v1/admin/audit/verify")

@@ -11,7 +11,7 @@ from cashew.ledger import reports, service
 from cashew.ledger.api import Cursor, Since, Until
 from cashew.observability import logger
 
-app = CashewResolver()
+app = CashewResolver(admin_only=True)
 PATH = "/v1/admin/reports/transactions.csv"
 
 

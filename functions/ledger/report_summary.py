@@ -8,7 +8,7 @@ from cashew.ledger import reports, service
 from cashew.ledger.api import Since, Until
 from cashew.observability import logger
 
-app = CashewResolver()
+app = CashewResolver(admin_only=True)
 
 
 @app.get("/v1/admin/reports/summary")

@@ -9,7 +9,7 @@ from cashew.disputes.models import AdminDispute, ResolveRequest
 from cashew.http import CashewResolver, admin
 from cashew.observability import logger, metrics
 
-app = CashewResolver()
+app = CashewResolver(admin_only=True)
 
 
 @app.post("/v1/admin/disputes/<id>/resolve")

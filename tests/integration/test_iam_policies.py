@@ -122,7 +122,10 @@ COVERED_BELOW = {
     "UpdateMeFunction", "ListPaymentMethodsFunction", "GetPaymentMethodFunction",
     "DeletePaymentMethodFunction", "GetPaymentFunction", "ListPaymentsFunction",
     "CapturePaymentFunction", "CancelPaymentFunction", "CreateRefundFunction",
-    "ListRefundsFunction", "GatewayWebhookFunction",
+    "ListRefundsFunction", "GatewayWebhookFunction", "GetTransactionFunction",
+    "VerifyChainFunction", "OpenDisputeFunction", "ListDisputesFunction",
+    "AdminListTransactionsFunction", "AdminListDisputesFunction", "ResolveDisputeFunction",
+    "ReportSummaryFunction", "ReportCsvFunction", "AuditVerifyFunction",
 }  # fmt: skip
 
 
@@ -216,10 +219,30 @@ def test_every_action_a_function_performs_is_granted(stack, new_user, recorder):
 
 
 def test_no_function_may_update_or_delete_the_transaction_log():
-    forbidden = {"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
-    for function_id, grants in _granted().items():
-        on_log = {action for action, target in grants if target == "TransactionLogTable"}
+    # Given every grant of every function in template.yaml
+    forbidden = {
+        "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+        "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete", "dynamodb:DeleteTable",
+        "dynamodb:UpdateTable", "dynamodb:RestoreTableFromBackup",
+    }  # fmt: skip
+    grants = _granted()
+    writers = set()
+    for function_id, granted in grants.items():
+        on_log = {action for action, target in granted if target.startswith("TransactionLogTable")}
+        # Then none may change or remove what is in the log
         assert not on_log & forbidden, function_id
+        if "dynamodb:PutItem" in on_log:
+            writers.add(function_id)
+    # ... only the consumer appends to it
+    assert writers == {"LogConsumerFunction"}
+    # ... and the table survives a mistake: point-in-time recovery, deletion protection, and
+    # a stack deletion or replacement keeps it
+    log = load_template()["Resources"]["TransactionLogTable"]
+    assert log["Properties"]["PointInTimeRecoverySpecification"] == {
+        "PointInTimeRecoveryEnabled": True
+    }
+    assert log["Properties"]["DeletionProtectionEnabled"] is True
+    assert (log["DeletionPolicy"], log["UpdateReplacePolicy"]) == ("Retain", "Retain")
 
 
 def test_every_action_of_the_profile_and_payment_method_functions_is_granted(
@@ -326,6 +349,74 @@ def test_every_action_of_the_payment_lifecycle_functions_is_granted(stack, new_u
         "CreateRefundFunction": 201, "ListRefundsFunction": 200, "ListPaymentsFunction": 200,
         "GatewayWebhookFunction": 200,
     }  # fmt: skip
+    # Then each was granted every action it performed, on that very resource
+    granted = _granted()
+    missing = {
+        function_id: sorted(used - granted[function_id])
+        for function_id, used in recorder.used.items()
+        if used - granted[function_id]
+    }
+    assert missing == {}
+
+
+def test_every_action_of_the_log_dispute_and_admin_functions_is_granted(
+    stack, new_user, new_admin, recorder
+):
+    # Given a settled balance payment and a card payment, and each operation of the log,
+    # the disputes and the admin reports run as its function
+    stack.skip_changes()
+    payer, payee, admin = new_user(), new_user(), new_admin()
+    card = add_card(stack, payer)
+    top_up(stack, payer, card, 2_000)
+    by_balance = pay(stack, payer, payee.id, 400).body
+    by_card = pay(
+        stack, payer, payee.id, 300, source={"type": "card", "payment_method_id": card}
+    ).body
+    stack.settle()
+    log = stack.call("ListTransactionsFunction", "ledger/list_transactions.json",
+        authorizer=payer.authorizer, query={"type": "payment"}).body["data"]  # fmt: skip
+    entry_of = {e["payment_id"]: e["id"] for e in log}
+
+    def call(function_id: str, sample: str, user, **variations: Any) -> int:
+        with recorder.acting_as(function_id):
+            return stack.call(function_id, sample, authorizer=user.authorizer, **variations).status
+
+    statuses = {
+        "GetTransactionFunction": call("GetTransactionFunction", "ledger/get_transaction.json",
+            payer, path={"id": entry_of[by_balance["id"]]}),
+        "VerifyChainFunction": call("VerifyChainFunction", "ledger/verify_chain.json", payer),
+        "OpenDisputeFunction": call("OpenDisputeFunction", "ledger/open_dispute.json", payer,
+            path={"id": entry_of[by_balance["id"]]}, body={"reason": "other"}),
+        "ListDisputesFunction": call("ListDisputesFunction", "ledger/list_disputes.json", payee,
+            query={"role": "payee"}),
+        "AdminListTransactionsFunction": call("AdminListTransactionsFunction",
+            "ledger/admin_list_transactions.json", admin, query={}),
+        "AdminListDisputesFunction": call("AdminListDisputesFunction",
+            "ledger/admin_list_disputes.json", admin, query={}),
+        "ReportSummaryFunction": call("ReportSummaryFunction", "ledger/report_summary.json",
+            admin, query={}),
+        "ReportCsvFunction": call("ReportCsvFunction", "ledger/report_csv.json", admin, query={}),
+        "AuditVerifyFunction": call("AuditVerifyFunction", "ledger/audit_verify.json", admin),
+    }  # fmt: skip
+    disputes = stack.call("ListDisputesFunction", "ledger/list_disputes.json",
+        authorizer=payer.authorizer, query={}).body["data"]  # fmt: skip
+    card_dispute = stack.call("OpenDisputeFunction", "ledger/open_dispute.json",
+        authorizer=payer.authorizer, path={"id": entry_of[by_card["id"]]},
+        body={"reason": "fraudulent"}).body  # fmt: skip
+    statuses["ResolveDisputeFunction"] = call("ResolveDisputeFunction",
+        "ledger/resolve_dispute.json", admin, path={"id": disputes[0]["id"]},
+        body={"outcome": "won"})  # fmt: skip
+    resolved_card = call("ResolveDisputeFunction", "ledger/resolve_dispute.json", admin,
+        path={"id": card_dispute["id"]}, body={"outcome": "won"})  # fmt: skip
+    with recorder.acting_as("PublishOutcomesFunction"):
+        stack.publishers["DisputesTable"].step()
+    assert statuses == {
+        "GetTransactionFunction": 200, "VerifyChainFunction": 200, "OpenDisputeFunction": 201,
+        "ListDisputesFunction": 200, "AdminListTransactionsFunction": 200,
+        "AdminListDisputesFunction": 200, "ReportSummaryFunction": 200,
+        "ReportCsvFunction": 200, "AuditVerifyFunction": 200, "ResolveDisputeFunction": 200,
+    }  # fmt: skip
+    assert resolved_card == 200
     # Then each was granted every action it performed, on that very resource
     granted = _granted()
     missing = {

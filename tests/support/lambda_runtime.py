@@ -104,4 +104,6 @@ def reply(raw: dict[str, Any]) -> Reply:
     for name, values in (raw.get("multiValueHeaders") or {}).items():
         headers[name] = values[-1]
     body = raw.get("body")
-    return Reply(raw["statusCode"], headers, json.loads(body) if body else None)
+    if body and not headers.get("Content-Type", "").startswith("text/"):
+        body = json.loads(body)
+    return Reply(raw["statusCode"], headers, body or None)

@@ -38,8 +38,11 @@ ERROR_TYPE_BASE = "https://cashew.dev/errors/"
 class CashewResolver(APIGatewayRestResolver):
     """The REST resolver with Cashew's edge rules: body limit, request id, problem+json."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, admin_only: bool = False) -> None:
+        """`admin_only`: every route is for admins; anyone else gets 403 before the request
+        is even validated (so no parameter or schema of an admin route leaks)."""
         super().__init__(enable_validation=True, json_body_deserializer=_parse_json)
+        self.admin_only = admin_only
         self.exception_handler(CashewError)(self._domain_error)
         self.exception_handler(RequestValidationError)(self._validation_error)
         self.exception_handler(RequestUnsupportedContentType)(self._unsupported_media_type)
@@ -49,12 +52,14 @@ class CashewResolver(APIGatewayRestResolver):
     def resolve(self, event: Any, context: LambdaContext) -> dict[str, Any]:
         request_id = (event.get("requestContext") or {}).get("requestId", "")
         body = event.get("body") or ""
+        refusal = self._refusal(event)
         if len(body.encode() if isinstance(body, str) else body) > MAX_BODY_BYTES:
-            error = PayloadTooLargeError(f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+            refusal = PayloadTooLargeError(f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+        if refusal is not None:
             response: dict[str, Any] = {
-                "statusCode": error.status,
+                "statusCode": refusal.status,
                 "headers": {"Content-Type": PROBLEM_JSON},
-                "body": _problem_body(error, request_id),
+                "body": _problem_body(refusal, request_id),
                 "isBase64Encoded": False,
             }
         else:
@@ -64,6 +69,16 @@ class CashewResolver(APIGatewayRestResolver):
         else:
             response.setdefault("headers", {})["X-Request-Id"] = request_id
         return response
+
+    def _refusal(self, event: Any) -> CashewError | None:
+        if not self.admin_only:
+            return None
+        context = (event.get("requestContext") or {}).get("authorizer") or {}
+        if not context.get("user_id"):
+            return UnauthenticatedError("a valid access token is required")
+        if context.get("role") != "admin":
+            return ForbiddenError("this operation is for admins only")
+        return None
 
     @property
     def request_id(self) -> str:
