@@ -406,3 +406,37 @@ def test_an_unknown_field_whose_name_is_not_an_identifier_is_not_echoed() -> Non
     _, problem, response = call(event("POST", "/t/payments", body=json.dumps(body)))
     assert_problem(response, problem, 422, "validation_error")
     assert "4242424242424242" not in response["body"]
+
+
+admin_app = CashewResolver(admin_only=True)
+
+
+@admin_app.post("/t/admin")
+def admin_only(body: PaymentRequest) -> dict[str, Any]:
+    return {"ran": True}
+
+
+@pytest.mark.parametrize(
+    ("authorizer", "status", "code"),
+    [
+        ({}, 401, "unauthenticated"),
+        ({"user_id": "usr_1", "session_id": "ses_1", "role": "user"}, 403, "forbidden"),
+    ],
+)
+@pytest.mark.parametrize("body", ['{"amount": 1.5}', "{", None])
+def test_an_admin_only_app_refuses_others_before_validating_anything(
+    authorizer: dict[str, Any], status: int, code: str, body: str | None
+) -> None:
+    # Given a request that would fail validation (or would not), from a non-admin
+    response = admin_app.resolve(event("POST", "/t/admin", body=body, authorizer=authorizer), None)  # type: ignore[arg-type]
+    # Then it is refused for who they are, and nothing about the route is said
+    problem = json.loads(response["body"])
+    assert_problem(response, problem, status, code)
+    assert "errors" not in problem
+    assert header(response, "X-Request-Id") == REQUEST_ID
+
+
+def test_an_admin_only_app_serves_admins() -> None:
+    admin = {"user_id": "usr_1", "session_id": "ses_1", "role": "admin"}
+    response = admin_app.resolve(event("POST", "/t/admin", body="{}", authorizer=admin), None)  # type: ignore[arg-type]
+    assert response["statusCode"] == 422  # an admin's bad body is validated as usual

@@ -31,6 +31,20 @@ def _refund(status: str) -> dict[str, Any]:
         "payment_id": "pay_01J00000000000000000000001", "amount": 300, "currency": "USD",
         "status": status, "reason": None, "created_at": "2026-11-30T11:00:00.000Z",
         "gateway_refund_id": None, "payment_payer_id": PAYER, "payment_payee_id": PAYEE,
+        "payment_source": "card",
+    }  # fmt: skip
+
+
+def _dispute(status: str, **changes: Any) -> dict[str, Any]:
+    return {
+        "pk": "dsp_01J00000000000000000000001", "id": "dsp_01J00000000000000000000001",
+        "kind": "dispute", "transaction_id": "txn_01J00000000000000000000001",
+        "payment_id": "pay_01J00000000000000000000001", "payer_id": PAYER, "payee_id": PAYEE,
+        "status": status, "reason": "fraudulent", "details": None, "amount": 900,
+        "currency": "USD", "source": "card", "refund_id": None,
+        "created_at": "2026-11-30T12:00:00.000Z", "updated_at": "2026-11-30T12:30:00.000Z",
+        "resolved_at": None, "resolved_by": "usr_01J000000000000000000ADMIN", "note": "internal",
+        **changes,
     }  # fmt: skip
 
 
@@ -84,7 +98,37 @@ def test_a_refund_is_an_outcome_once_it_succeeded():
         assert change.outcome.type == "refund"
         assert (change.outcome.payer_id, change.outcome.payee_id) == (PAYER, PAYEE)
         assert change.outcome.amount == 300
+        assert change.outcome.source == "card"  # how the payer paid: the card is credited
         assert "payment_payer_id" not in change.detail
+        assert "payment_source" not in change.detail
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "event"),
+    [
+        (None, "open", "dispute.opened"),
+        ("open", "won", "dispute.won"),
+        ("open", "lost", "dispute.lost"),
+    ],
+)
+def test_each_change_of_a_disputes_status_is_an_outcome(old, new, event):
+    change = outcomes.of_images(_dispute(old) if old else None, _dispute(new))
+    assert change is not None and change.event == event
+    assert change.outcome.outcome_id == f"dsp_01J00000000000000000000001:{new}"
+    assert (change.outcome.type, change.outcome.status) == ("dispute", new)
+    assert (change.outcome.payment_id, change.outcome.amount) == (
+        "pay_01J00000000000000000000001",
+        900,
+    )
+    assert change.outcome.occurred_at == "2026-11-30T12:30:00.000Z"
+    # the bus gets what payer and payee may see: not the admin's note, nor who resolved it
+    assert "note" not in change.detail and "resolved_by" not in change.detail
+
+
+def test_claiming_a_dispute_and_its_lock_publish_nothing():
+    assert outcomes.of_images(_dispute("open"), _dispute("open", pending_outcome="won")) is None
+    lock = {"pk": "OPEN#pay_01J00000000000000000000001", "dispute_id": "dsp_1"}
+    assert outcomes.of_images(None, lock) is None
 
 
 def test_a_stream_record_is_read_from_its_images():
