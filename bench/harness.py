@@ -562,6 +562,14 @@ class Driver:
         self.send(self.register_request(email))
         return self.sign_in(email)
 
+    def new_admin(self) -> Account:
+        """An admin, made as the operator's command makes one, and signed in."""
+        from cashew.accounts.admins import create_admin
+
+        email = unique_email()
+        create_admin(email, PASSWORD, "Bench Admin")
+        return self.sign_in(email)
+
     def sign_in(self, email: str) -> Account:
         """A new session of the user; the context comes from the real authorizer."""
         token = str(self.send(self.login_request(email))["access_token"])

@@ -51,10 +51,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import log as log_bench
 from bench.harness import (
     NEW_PASSWORD,
     PASSWORD,
     PROCESSING_CARD,
+    Account,
     CallCounter,
     Driver,
     HarnessError,
@@ -69,13 +71,15 @@ RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 BUDGET_OPERATION = "balance_payment"
 BUDGET_CALLS = 2
 MIN_IMPORT_RUNS = 5
+BATCH = log_bench.BATCH
 
 TOP_UP_AMOUNT = 1_000  # minor units
 PAYMENT_AMOUNT = 100
 REFUND_AMOUNT = 40
 # Balance payments per invocation: one each for balance_payment, publish_outcome, log_consume,
-# refund, get_payment and list_refunds (the card payments take nothing from the balance).
-BALANCE_PAYMENTS = 6
+# refund, get_payment, list_refunds, get_transaction, open_dispute and the two
+# resolve_dispute operations (the card payments take nothing from the balance).
+BALANCE_PAYMENTS = 10
 MAX_TOP_UP = 100_000  # under the risk screening's limit for a new card
 
 
@@ -258,6 +262,69 @@ def operations(driver: Driver, invocations: int) -> list[Operation]:
         Operation("get_payment_method", payment_method("GetPaymentMethodFunction", 200)),
         Operation("delete_payment_method", payment_method("DeletePaymentMethodFunction", 204)),
         Operation("openapi", get("OpenApiFunction")),
+        *log_operations(driver, payer, payee),
+    ]
+
+
+def log_operations(driver: Driver, payer: Account, payee: Account) -> list[Operation]:
+    """The log's, the disputes' and the admin reports' operations: the payer's balance pays
+    for the entries they need."""
+
+    def get(function_id: str, query: dict[str, str] | None = None) -> Callable[[], Request]:
+        return lambda: driver.api_request(function_id, 200, caller=payer, query=query)
+
+    admin = driver.new_admin()
+
+    def logged() -> str:
+        """The payer's entry of a new balance payment, once it is in the log."""
+        payment = driver.pay(payer, payee.id, PAYMENT_AMOUNT)
+        driver.send(driver.publish_request(payment["id"]))
+        driver.send(driver.consume_request(payment["id"]))
+        newest = driver.send(get("ListTransactionsFunction", {"limit": "1"})())["data"][0]
+        if newest["payment_id"] != payment["id"]:
+            raise HarnessError(f"the payer's newest entry is not of {payment['id']}: {newest}")
+        return str(newest["id"])
+
+    def open_dispute() -> Request:
+        return driver.api_request(
+            "OpenDisputeFunction", 201, caller=payer, path={"id": logged()},
+            body={"reason": "product_not_received"}, payment_status="open",
+        )  # fmt: skip
+
+    def resolve(outcome: str) -> Callable[[], Request]:
+        def prepare() -> Request:
+            dispute = driver.send(open_dispute())
+            return driver.api_request(
+                "ResolveDisputeFunction", 200, caller=admin, path={"id": dispute["id"]},
+                body={"outcome": outcome}, payment_status=outcome,
+            )  # fmt: skip
+
+        return prepare
+
+    def as_admin(function_id: str, query: dict[str, str] | None = None) -> Callable[[], Request]:
+        return lambda: driver.api_request(function_id, 200, caller=admin, query=query)
+
+    return [
+        Operation(
+            "list_transactions_filtered",
+            get("ListTransactionsFunction", {"limit": "20", "type": "payment", "status": "failed"}),
+        ),
+        Operation(
+            "get_transaction",
+            lambda: driver.api_request(
+                "GetTransactionFunction", 200, caller=payer, path={"id": logged()}
+            ),
+        ),
+        Operation("verify_chain", get("VerifyChainFunction")),
+        Operation("open_dispute", open_dispute),
+        Operation("list_disputes", get("ListDisputesFunction", {"limit": "20"})),
+        Operation("resolve_dispute_lost", resolve("lost")),
+        Operation("resolve_dispute_won", resolve("won")),
+        Operation("admin_transactions", as_admin("AdminListTransactionsFunction", {"limit": "20"})),
+        Operation("admin_disputes", as_admin("AdminListDisputesFunction", {"status": "open"})),
+        Operation("report_summary", as_admin("ReportSummaryFunction", {})),
+        Operation("report_csv", as_admin("ReportCsvFunction", {"limit": "1000"})),
+        Operation("audit_verify", as_admin("AuditVerifyFunction")),
     ]
 
 
@@ -472,6 +539,18 @@ def main(argv: list[str] | None = None) -> int:
         default=5,
         help="warm invocations per operation for the handler times (default 5)",
     )
+    parser.add_argument(
+        "--log-outcomes",
+        type=_positive(BATCH),
+        default=500,
+        help="outcomes per log consumer throughput run (default 500)",
+    )
+    parser.add_argument(
+        "--export-entries",
+        type=_positive(1),
+        default=100_000,
+        help="entries in the range of the CSV export (default 100000)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="the results file")
     args = parser.parse_args(argv)
 
@@ -488,13 +567,15 @@ def main(argv: list[str] | None = None) -> int:
                 progress,
             )
             measurements = _measure_all(stack, args.warm_runs, progress)
+            log_figures = _measure_log(stack, args, progress)
     except (HarnessError, ImportFailedError) as error:
         print(f"bench: FAILED: {error}", file=sys.stderr)
         return 2
 
-    report = results(imports, measurements, args)
+    report = {**results(imports, measurements, args), **log_figures}
     args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print_report(imports, measurements)
+    print_log_report(log_figures)
     print(f"\nwrote {args.output} in {time.perf_counter() - started:.0f} s")
 
     budget = report["budget"]
@@ -530,6 +611,37 @@ def _measure_all(
     for function_id in stack.functions.keys() - covered:
         progress(f"warning: no operation invokes {function_id}")
     return measurements
+
+
+def _measure_log(
+    stack: LocalStack, args: argparse.Namespace, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    with quiet_handlers():
+        admin = Driver(stack).new_admin()
+        throughput = log_bench.consumer_throughput(
+            stack, CallCounter(), args.log_outcomes, progress
+        )
+        export = log_bench.csv_export(stack, admin.authorizer, args.export_entries, progress)
+    return {"log_consumer": throughput, "csv_export": export}
+
+
+def print_log_report(figures: dict[str, Any]) -> None:
+    print("\nLog consumer against the embedded endpoint (batches of 10 outcomes, 2 entries each)")
+    print(f"  {'scenario':<24} {'entries':>8} {'s':>7} {'entries/s':>10} {'calls/entry':>12}")
+    for name, run in figures["log_consumer"].items():
+        print(
+            f"  {name:<24} {run['entries']:>8} {run['seconds']:>7.2f}"
+            f" {run['entries_per_second']:>10.1f} {run['aws_calls_per_entry']:>12.2f}"
+        )
+    export = figures["csv_export"]
+    print(
+        f"\nCSV export of {export['entries']} entries over {export['days']} days, pages of"
+        f" {export['page_limit']}: {export['pages']} pages, {export['rows']} rows; largest page"
+        f" {export['largest_page_bytes'] / 1024 / 1024:.2f} MB"
+        f" ({export['largest_page_share_of_lambda_limit']:.0%} of Lambda's 6 MB); slowest page"
+        f" {export['slowest_page_s_on_moto']} s on moto; peak Python memory of a page"
+        f" {export['peak_python_memory_mb_first_page']} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ WaitTimeSeconds of the request; a queue's ReceiveMessageWaitTimeSeconds is not a
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
@@ -107,6 +108,74 @@ def _read_streams_of_the_live_table() -> None:
     ShardIterator.get = get  # type: ignore[method-assign]
 
 
+def _undo_failed_transactions_item_by_item() -> None:
+    """moto makes TransactWriteItems all-or-nothing by deep-copying every table it names
+    before the first write and swapping the copies back on failure: each transaction costs
+    time and memory in proportion to everything stored (a log append took 30 ms on an empty
+    table and 430 ms with 2,000 more items). Here the tables are not copied; instead the
+    items the transaction names are saved before it runs and, if it fails, put back (and
+    the stream records its writes produced are dropped), which is the same all-or-nothing
+    at the cost of the transaction's own items."""
+    import moto.dynamodb.models as dynamodb_models  # noqa: PLC0415 - slow to import
+    from moto.dynamodb.models.dynamo_type import DynamoType  # noqa: PLC0415
+    from moto.dynamodb.models.table import Table  # noqa: PLC0415
+
+    backend = dynamodb_models.DynamoDBBackend
+    if getattr(backend.transact_write_items, "undoes_item_by_item", False):
+        return
+    original = backend.transact_write_items
+
+    class NoTableCopies:
+        """`copy` as moto's transaction sees it: a table "copy" is the table itself (so its
+        swap-back is a no-op); everything else is copied as usual."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(value: Any, memo: Any = None) -> Any:
+            return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    dynamodb_models.copy = NoTableCopies()  # type: ignore[assignment,attr-defined]
+
+    def saved_items(self: Any, transact_items: list[dict[str, Any]]) -> list[Any]:
+        saved = []
+        for entry in transact_items:
+            kind, op = next(iter(entry.items()))
+            table = self.tables.get(op.get("TableName"))
+            if table is None:
+                continue
+            attrs = op.get("Item", {}) if kind == "Put" else op.get("Key", {})
+            hash_value = attrs.get(table.hash_key_attr)
+            range_value = attrs.get(table.range_key_attr) if table.range_key_attr else None
+            if hash_value is None or (table.range_key_attr and range_value is None):
+                continue  # an invalid key: moto refuses it before writing anything
+            keys = (DynamoType(hash_value), DynamoType(range_value) if range_value else None)
+            current = table.get_item(*keys)
+            shard = table.stream_shard
+            saved.append(
+                (table, keys, copy.deepcopy(current), shard, len(shard.items) if shard else 0)
+            )
+        return saved
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved = saved_items(self, transact_items)
+        try:
+            original(self, transact_items)
+        except Exception:
+            for table, keys, item, shard, length in reversed(saved):
+                if item is None:
+                    table.delete_item(*keys)
+                else:
+                    table.put_item(item.to_json()["Attributes"])
+                if shard is not None:
+                    del shard.items[length:]
+            raise
+
+    transact_write_items.undoes_item_by_item = True  # type: ignore[attr-defined]
+    backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 class EmbeddedAws:
     """moto's server on host:port in a background thread; `stop` shuts it down."""
 
@@ -119,6 +188,7 @@ class EmbeddedAws:
         from werkzeug.serving import make_server  # noqa: PLC0415
 
         _read_streams_of_the_live_table()
+        _undo_failed_transactions_item_by_item()
         app = SerialApp(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(
             host, port, app, threaded=True, request_handler=MotoRequestHandler

@@ -6,9 +6,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -97,11 +102,56 @@ class Stack:
         return consumed
 
 
+_SERVE = """
+import signal, sys, threading
+from local import aws
+server, url = aws.start(int(sys.argv[1]))
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+stop.wait()
+server.stop()
+"""
+
+
 @contextlib.contextmanager
-def running_stack() -> Iterator[Stack]:
+def _separate_endpoint() -> Iterator[str]:
+    """An embedded endpoint in a process of its own: moto keeps its state per process, so
+    this one shares nothing with the session's."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    process = subprocess.Popen([sys.executable, "-c", _SERVE, str(port)], cwd=root, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not local_aws.is_listening(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the separate embedded endpoint did not start")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def running_stack(*, separate: bool = False) -> Iterator[Stack]:
     """A new embedded endpoint provisioned from template.yaml, with this process's
-    environment pointing at it until the block ends (then as it was before)."""
+    environment pointing at it until the block ends (then as it was before). `separate`:
+    in a process of its own, sharing no state with any other endpoint of this process."""
+    if separate:
+        with _separate_endpoint() as endpoint:
+            yield from _provisioned(endpoint)
+        return
     server, endpoint = local_aws.start(0)
+    try:
+        yield from _provisioned(endpoint)
+    finally:
+        server.stop()
+
+
+def _provisioned(endpoint: str) -> Iterator[Stack]:
     template = load_template()
     clients = local_aws.clients(endpoint)
     resources = provision(template, clients)
@@ -116,7 +166,6 @@ def running_stack() -> Iterator[Stack]:
         os.environ.update(saved)
         get_settings.cache_clear()
         aws.reset()
-        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ API Gateway front, the SQS mapping's deletion rule and the Lambda-like runtime."
 
 from __future__ import annotations
 
+import copy
 import http.client
 import json
 import os
@@ -319,6 +320,80 @@ def test_a_stream_never_shows_a_transaction_that_failed(endpoint: str) -> None:
     # Then the iterator made before it reads only what was committed
     records = streams.get_records(ShardIterator=iterator)["Records"]
     assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in records] == ["taken"]
+
+
+@pytest.mark.parametrize(
+    ("checked", "error"),
+    [("z", "TransactionCanceled"), ("a", "multiple operations on one item")],
+    ids=["a-condition-fails", "the-request-is-invalid"],
+)
+def test_a_failed_transaction_puts_back_what_it_wrote_without_copying_tables(
+    endpoint: str, monkeypatch: pytest.MonkeyPatch, checked: str, error: str
+) -> None:
+    # Given a table (with a range key and a stream) holding an item to update and one to
+    # delete, and a count of the tables the endpoint deep-copies
+    from moto.dynamodb.models.table import Table
+
+    copied: list[str] = []
+    real_deepcopy = copy.deepcopy
+
+    def counting(value: Any, memo: Any = None) -> Any:
+        if isinstance(value, Table):
+            copied.append(value.name)
+        return real_deepcopy(value, memo)
+
+    monkeypatch.setattr(copy, "deepcopy", counting)
+    dynamodb, streams = _client(endpoint, "dynamodb"), _client(endpoint, "dynamodbstreams")
+    table = f"undo-{uuid.uuid4().hex[:8]}"
+    created = dynamodb.create_table(
+        TableName=table,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )["TableDescription"]  # fmt: skip
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}})
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"S": "2"}})
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": "z"}, "sk": {"S": "1"}, "n": {"N": "1"}})
+    before = dynamodb.scan(TableName=table)["Items"]
+    # When a transaction updates one, deletes the other, adds a new one, then fails (on a
+    # condition, or on a check of the same item again, which moto finds after the writes)
+    with pytest.raises(ClientError, match=error):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Update": {"TableName": table, "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}},
+                            "UpdateExpression": "SET n = n + :one",
+                            "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+                {"Delete": {"TableName": table, "Key": {"pk": {"S": "a"}, "sk": {"S": "2"}}}},
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "b"}, "sk": {"S": "1"}}}},
+                {"ConditionCheck": {"TableName": table,
+                                    "Key": {"pk": {"S": checked}, "sk": {"S": "1"}},
+                                    "ConditionExpression": "n = :zero",
+                                    "ExpressionAttributeValues": {":zero": {"N": "0"}}}},
+            ]
+        )  # fmt: skip
+    # Then the table is as it was, its stream shows only the three committed puts
+    assert dynamodb.scan(TableName=table)["Items"] == before
+    shard = streams.describe_stream(StreamArn=created["LatestStreamArn"])["StreamDescription"][
+        "Shards"
+    ][0]["ShardId"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=created["LatestStreamArn"], ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    assert [r["eventName"] for r in streams.get_records(ShardIterator=iterator)["Records"]] == [
+        "INSERT", "INSERT", "INSERT",
+    ]  # fmt: skip
+    # ... and no table was copied to get there; a committed transaction still commits
+    assert copied == []
+    dynamodb.transact_write_items(
+        TransactItems=[{"Put": {"TableName": table, "Item": {"pk": {"S": "c"}, "sk": {"S": "1"}}}}]
+    )
+    assert len(dynamodb.scan(TableName=table)["Items"]) == 4
 
 
 def test_a_long_poll_neither_blocks_other_calls_nor_misses_a_message(endpoint: str) -> None:

@@ -23,8 +23,8 @@ legitimately meet, and after every step the stored state is checked:
   (`GET /v1/admin/audit/verify`) finds every chain valid and every balance equal to what the
   log says (34, and 7 again, from the log's side).
 
-The module runs on an embedded endpoint of its own, so that the audit sees only this test's
-users (other tests append made-up outcomes on purpose).
+The module runs on an embedded endpoint of its own, in a process of its own, so that the audit
+sees only this test's users (other tests append made-up outcomes on purpose).
 
 The users are registered once per test; each sequence starts by removing their balance items
 and the log, so that every sequence starts from zero and replays (and shrinks) the same way.
@@ -191,8 +191,9 @@ def _stored_balances(user_ids: list[str]) -> list[int]:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    """This module's own embedded endpoint (it replaces the session's for these tests)."""
-    with running_stack() as running:
+    """This module's own embedded endpoint, in a process of its own (moto's state is per
+    process), replacing the session's for these tests."""
+    with running_stack(separate=True) as running:
         yield running
 
 

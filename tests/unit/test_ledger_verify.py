@@ -198,10 +198,18 @@ def stored(n: int) -> list[dict[str, Any]]:
 
 def test_a_page_stops_at_limit_and_its_cursor_is_its_last_entry():
     items = stored(5)
-    page, cursor = service.page(iter(items), lambda _: True, 2, ("pk", "sk"))
+    asked: list[int] = []
+
+    def read(wanted):
+        asked.append(wanted())
+        return iter(items)
+
+    page, cursor = service.page(read, lambda _: True, 2, ("pk", "sk"), filtered=False)
     assert [e.seq for e in page] == [5, 4]
     assert cursor is not None
-    assert service.page(iter(items[:2]), lambda _: True, 2, ("pk", "sk"))[1] is None
+    assert asked == [3]  # the page, and one more to know whether more follow
+    last = service.page(lambda _: iter(items[:2]), lambda _: True, 2, ("pk", "sk"), filtered=False)
+    assert last[1] is None
 
 
 def test_a_filtered_page_gives_up_after_max_examined(monkeypatch: pytest.MonkeyPatch):
@@ -213,5 +221,7 @@ def test_a_filtered_page_gives_up_after_max_examined(monkeypatch: pytest.MonkeyP
             seen.append(item["seq"])
             yield item
 
-    page, cursor = service.page(lazily(), lambda i: i["seq"] == 1, 5, ("pk", "sk"))
+    page, cursor = service.page(
+        lambda _: lazily(), lambda i: i["seq"] == 1, 5, ("pk", "sk"), filtered=True
+    )
     assert page == [] and cursor is not None and seen == [10, 9, 8]

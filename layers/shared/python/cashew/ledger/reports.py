@@ -59,7 +59,7 @@ class Summary(BaseModel):
 def _outcomes(filters: service.Filters) -> Iterator[Entry]:
     """One entry per outcome in the range: both entries of an outcome share its time."""
     seen: set[str] = set()
-    for item in service.everyone_items(filters, None, batch=1000):
+    for item in service.everyone_items(filters, None, lambda: 1000):
         outcome_id = str(item.get("outcome_id"))
         if outcome_id not in seen:
             seen.add(outcome_id)
@@ -103,8 +103,13 @@ def csv_page(filters: service.Filters, limit: int, cursor: str | None) -> tuple[
     """One page of the range's entries as CSV (with the header row), newest first, and the
     cursor of the next page. Every value is an id, a code, a number or a time, never free
     text, so no cell can start a spreadsheet formula."""
-    items = service.everyone_items(filters, cursor, batch=min(limit + 1, 1000))
-    entries, next_cursor = service.page(items, lambda _: True, limit, tuple(store.DAY_CURSOR))
+    entries, next_cursor = service.page(
+        lambda wanted: service.everyone_items(filters, cursor, wanted),
+        lambda _: True,
+        limit,
+        tuple(store.DAY_CURSOR),
+        filtered=False,
+    )
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)

@@ -29,9 +29,9 @@ from cashew.ledger.models import (
 from cashew.observability import logger, metrics
 
 APPEND_ATTEMPTS = 20
-# A filtered page stops after examining this many entries, so that a filter matching few
-# entries cannot make one request read a whole history: the page may then hold fewer than
-# `limit` entries (even none) with `has_more` true.
+# A filtered page stops after passing over this many entries the filters reject, so that a
+# filter matching few entries cannot make one request read a whole history: the page may
+# then hold fewer than `limit` entries (even none) with `has_more` true.
 MAX_EXAMINED = 2000
 # Without `from`, a range across everyone's entries starts this long before `to`; no range
 # may be longer than MAX_RANGE.
@@ -146,21 +146,33 @@ class Filters:
         return any((self.type, self.status, self.since, self.until))
 
 
+# What a filtered read asks DynamoDB for at least: the filters may reject much of it.
+FILTERED_BATCH = 200
+
+
 def page(
-    items: Iterator[dict[str, Any]],
+    read: Callable[[store.Wanted], Iterator[dict[str, Any]]],
     keeps: Callable[[Mapping[str, Any]], bool],
     limit: int,
     key_fields: tuple[str, ...],
+    *,
+    filtered: bool,
 ) -> tuple[list[Entry], str | None]:
-    """Up to `limit` kept entries from `items` (read lazily), and the cursor after them: None
-    once `items` is exhausted."""
+    """Up to `limit` kept entries from what `read` yields (lazily: each request asks for
+    what the page still lacks, plus one to know whether more follow), and the cursor after
+    them: None once `read` is exhausted."""
     kept: list[dict[str, Any]] = []
-    for examined, item in enumerate(items, 1):
+
+    def wanted() -> int:
+        missing = limit + 1 - len(kept)
+        return max(missing, FILTERED_BATCH) if filtered else missing
+
+    for examined, item in enumerate(read(wanted), 1):
         if keeps(item):
             if len(kept) == limit:  # one more exists
                 return [store.entry(i) for i in kept], _cursor(kept[-1], key_fields)
             kept.append(item)
-        if examined >= MAX_EXAMINED:
+        if examined - len(kept) >= MAX_EXAMINED:
             return [store.entry(i) for i in kept], _cursor(item, key_fields)
     return [store.entry(i) for i in kept], None
 
@@ -173,9 +185,13 @@ def user_page(
     user_id: str, filters: Filters, limit: int, cursor: str | None
 ) -> tuple[list[Entry], str | None]:
     start = cursor_codec.decode(cursor, store.USER_CURSOR, pk=f"USER#{user_id}") if cursor else None
-    batch = 200 if filters.narrows else limit + 1
-    items = store.user_entries(user_id, start, batch)
-    return page(items, filters.keeps, limit, tuple(store.USER_CURSOR))
+    return page(
+        lambda wanted: store.user_entries(user_id, start, wanted),
+        filters.keeps,
+        limit,
+        tuple(store.USER_CURSOR),
+        filtered=filters.narrows,
+    )
 
 
 def list_transactions(
@@ -222,12 +238,14 @@ def days(since: datetime, until: datetime) -> list[str]:
     return found
 
 
-def everyone_items(filters: Filters, cursor: str | None, batch: int) -> Iterator[dict[str, Any]]:
+def everyone_items(
+    filters: Filters, cursor: str | None, wanted: store.Wanted
+) -> Iterator[dict[str, Any]]:
     """Everyone's entry items in the filters' (bounded) range, newest first."""
     since, until = date_range(filters.since, filters.until)
     start = cursor_codec.decode(cursor, store.DAY_CURSOR) if cursor else None
     return store.day_entries(
-        days(since, until), clock.rfc3339(since), clock.rfc3339(until), start, batch
+        days(since, until), clock.rfc3339(since), clock.rfc3339(until), start, wanted
     )
 
 
@@ -237,7 +255,11 @@ def admin_transactions(
     if user_id is not None:
         entries, next_cursor = user_page(user_id, filters, limit, cursor)
     else:
-        batch = 200 if filters.type or filters.status else limit + 1
-        items = everyone_items(filters, cursor, batch)
-        entries, next_cursor = page(items, filters.keeps, limit, tuple(store.DAY_CURSOR))
+        entries, next_cursor = page(
+            lambda wanted: everyone_items(filters, cursor, wanted),
+            filters.keeps,
+            limit,
+            tuple(store.DAY_CURSOR),
+            filtered=bool(filters.type or filters.status),
+        )
     return EntryList(data=entries, has_more=next_cursor is not None, next_cursor=next_cursor)

@@ -12,7 +12,7 @@ Indexes (entries only):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from cashew import aws, dynamo
@@ -123,14 +123,22 @@ def get_entry(entry_id: str) -> Entry | None:
 # ---------------------------------------------------------------------------- reading
 
 
-def _pages(request: dict[str, Any], start: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
+Wanted = Callable[[], int]
+"""How many more items the reader wants: the Limit of the next request."""
+
+
+def _pages(
+    request: dict[str, Any], start: Mapping[str, Any] | None, wanted: Wanted | None = None
+) -> Iterator[dict[str, Any]]:
     """Every item a Query (a Scan, without a key condition) returns, page after page, from
-    after `start`."""
+    after `start`; each request asks for what `wanted` says (without it, DynamoDB's 1 MB)."""
     client = aws.dynamodb()
     operation = client.query if "KeyConditionExpression" in request else client.scan
     if start:
         request = {**request, "ExclusiveStartKey": dynamo.serialize(start)}
     while True:
+        if wanted is not None:
+            request["Limit"] = max(1, wanted())
         response = operation(**request)
         for item in response.get("Items", []):
             yield dynamo.deserialize(item)
@@ -189,7 +197,7 @@ DAY_CURSOR = {
 
 
 def user_entries(
-    user_id: str, start: Mapping[str, Any] | None, batch: int
+    user_id: str, start: Mapping[str, Any] | None, wanted: Wanted
 ) -> Iterator[dict[str, Any]]:
     """The user's entry items, newest first, from after `start`."""
     request = {
@@ -197,13 +205,12 @@ def user_entries(
         "KeyConditionExpression": "pk = :pk AND begins_with(sk, :seq)",
         "ExpressionAttributeValues": dynamo.serialize({":pk": _pk(user_id), ":seq": "SEQ#"}),
         "ScanIndexForward": False,
-        "Limit": batch,
     }
-    return _pages(request, start)
+    return _pages(request, start, wanted)
 
 
 def day_entries(
-    days: list[str], since: str, until: str, start: Mapping[str, Any] | None, batch: int
+    days: list[str], since: str, until: str, start: Mapping[str, Any] | None, wanted: Wanted
 ) -> Iterator[dict[str, Any]]:
     """Everyone's entry items with since <= occurred_at <= until, newest first; `days` are
     the UTC days of that range, newest first. A `start` resumes in its own day."""
@@ -219,6 +226,5 @@ def day_entries(
                 {":day": day, ":since": since, ":until": until}
             ),
             "ScanIndexForward": False,
-            "Limit": batch,
         }
-        yield from _pages(request, start if start and start["day"] == day else None)
+        yield from _pages(request, start if start and start["day"] == day else None, wanted)
