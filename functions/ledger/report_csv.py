@@ -6,6 +6,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import clock
 from cashew.http import CashewResolver, admin
 from cashew.ledger import reports, service
 from cashew.ledger.api import Cursor, Since, Until
@@ -32,11 +33,16 @@ def report_csv(
     cursor: Cursor = None,
 ) -> Response[str]:
     admin(app)
-    filters = service.Filters(since=since, until=until)
-    body, next_cursor = reports.csv_page(filters, limit, cursor)
+    since, until = service.date_range(since, until)  # the next pages keep this very range
+    body, next_cursor = reports.csv_page(service.Filters(since=since, until=until), limit, cursor)
     headers = {"Content-Disposition": 'attachment; filename="transactions.csv"'}
     if next_cursor is not None:
-        query = {**(app.current_event.query_string_parameters or {}), "cursor": next_cursor}
+        query = {
+            "from": clock.rfc3339(since),
+            "to": clock.rfc3339(until),
+            "limit": str(limit),
+            "cursor": next_cursor,
+        }
         headers["Link"] = f'<{PATH}?{urlencode(query)}>; rel="next"'
         headers["X-Next-Cursor"] = next_cursor
     return Response(200, content_type="text/csv; charset=utf-8", body=body, headers=headers)

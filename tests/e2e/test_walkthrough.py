@@ -37,6 +37,9 @@ def test_readme_walkthrough_works_verbatim(stack):
         assert login.status_code == 200
         tokens[name] = login.json()["access_token"]
     assert '"available":7500' in run.stdout.replace(" ", "")
+    # ... her chain verified, and her dispute of the payment is open
+    assert '"valid":true' in run.stdout.replace(" ", "")
+    assert '"status":"open","reason":"product_not_received"' in run.stdout.replace(" ", "")
     bob_balances = stack.request("GET", "/v1/users/me/balances", tokens["bob"]).json()
     assert bob_balances == {"data": [{"currency": "USD", "available": 2500}]}
     # And both see the payment in their history, once the consumer has appended it

@@ -156,6 +156,10 @@ def _provisioned(endpoint: str) -> Iterator[Stack]:
     clients = local_aws.clients(endpoint)
     resources = provision(template, clients)
     saved = dict(os.environ)
+    # The template's variables, as another stack of this process set them, would count as
+    # the user's overrides (CASHEW_*): this stack's own values are computed without them.
+    for name in template["Globals"]["Function"]["Environment"]["Variables"]:
+        os.environ.pop(name, None)
     os.environ.update(stack_env(template, resources, endpoint))
     get_settings.cache_clear()
     aws.reset()

@@ -116,9 +116,24 @@ def test_admin_ranges_are_bounded_and_ordered(stack):
         query={"from": "2020-01-01T00:00:00Z", "to": "2021-06-01T00:00:00Z"},
     )
     assert too_long.status == 422 and too_long.body["errors"][0]["field"] == "from"
+    before_time = stack.call("AdminListTransactionsFunction", "ledger/admin_list_transactions.json",
+        authorizer=ADMIN, query={"to": "0001-01-01T00:00:00Z"})  # fmt: skip
+    assert before_time.status == 422 and before_time.body["errors"][0]["field"] == "to"
     bad_user = stack.call("AdminListTransactionsFunction", "ledger/admin_list_transactions.json",
         authorizer=ADMIN, query={"user_id": "bob"})  # fmt: skip
     assert bad_user.status == 422 and bad_user.body["errors"][0]["field"] == "user_id"
+
+
+def test_a_cursor_of_another_range_is_422_not_a_dynamodb_error(stack, day, busy_day):
+    # Given a cursor of one day's listing
+    page = admin_list(stack, limit="1", **whole_day(day))
+    assert page["has_more"]
+    # When it is used with a range it is not in (DynamoDB refuses such a start key)
+    elsewhere = {"from": "2030-01-01T00:00:00Z", "to": "2030-01-02T00:00:00Z"}
+    answer = stack.call("AdminListTransactionsFunction", "ledger/admin_list_transactions.json",
+        authorizer=ADMIN, query={**elsewhere, "cursor": page["next_cursor"]})  # fmt: skip
+    # Then it is refused as a bad cursor
+    assert answer.status == 422 and answer.body["errors"][0]["field"] == "cursor"
 
 
 def test_the_summary_counts_each_outcome_once(stack, day, busy_day):

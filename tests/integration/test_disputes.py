@@ -197,6 +197,9 @@ def test_a_won_card_payment_is_refunded_to_the_card(stack, new_user, new_admin):
     stack.settle()
     [refund] = entries(stack, payer, type="refund")
     assert (refund["direction"], refund["funds"], refund["amount"]) == ("credit", "card", 700)
+    # ... the payee's balance paid it when the refund was taken, before the card got it
+    [taken] = entries(stack, payee, type="refund")
+    assert (taken["direction"], taken["funds"], taken["status"]) == ("debit", "balance", "pending")
 
 
 def test_an_interrupted_won_resolution_is_completed_by_a_retry_without_a_second_refund(
@@ -278,3 +281,19 @@ def test_resolving_an_unknown_dispute_is_404(stack, new_admin):
     admin = new_admin()
     assert resolve(stack, admin, "dsp_01JCQ3K2K4M6N8P0Q2R4S6T8V2", "won").status == 404
     assert resolve(stack, admin, f"dsp_{uuid.uuid4().hex}", "lost").status == 404
+
+
+def test_only_the_attempt_holding_a_claim_can_release_it(stack, paid, new_admin):
+    payer, _, _, entry = paid
+    admin = new_admin()
+    dispute = open_dispute(stack, payer, entry["id"]).body
+    # Given a won resolution claimed by attempt A, then again by attempt B (A's retry)
+    disputes_store.claim(dispute["id"], "won", "attempt-a")
+    disputes_store.claim(dispute["id"], "won", "attempt-b")
+    # When A gives up (its refund was refused) and releases what it thinks is its claim
+    disputes_store.release(dispute["id"], "attempt-a")
+    # Then B's claim holds: no `lost` can close the dispute while B refunds the payer
+    assert disputes_store.get(dispute["id"])["pending_outcome"] == "won"
+    assert resolve(stack, admin, dispute["id"], "lost").status == 409
+    disputes_store.release(dispute["id"], "attempt-b")
+    assert "pending_outcome" not in disputes_store.get(dispute["id"])

@@ -167,6 +167,8 @@ def test_every_action_a_function_performs_is_granted(stack, new_user, recorder):
             ]
         }
         assert stack.invoke("LogConsumerFunction", event) == {"batchItemFailures": []}
+        for message in messages:  # as the mapping would: nothing is left in flight
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
     email = f"{uuid.uuid4().hex[:12]}@example.com"
     run("RegisterFunction", lambda: stack.call("RegisterFunction", "accounts/register.json",
@@ -425,3 +427,41 @@ def test_every_action_of_the_log_dispute_and_admin_functions_is_granted(
         if used - granted[function_id]
     }
     assert missing == {}
+
+
+def test_the_audit_reads_balances_only_and_resolving_deletes_locks_only():
+    resources = load_template()["Resources"]
+    [accounts] = [
+        s for p in resources["AuditVerifyFunction"]["Properties"]["Policies"]
+        for s in p["Statement"] if s["Resource"] == {"Fn::GetAtt": ["AccountsTable", "Arn"]}
+    ]  # fmt: skip
+    allowed = accounts["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+    assert sorted(allowed) == ["available", "currency", "pk", "sk"]
+    assert accounts["Condition"]["StringEquals"]["dynamodb:Select"] == "SPECIFIC_ATTRIBUTES"
+    [delete] = [
+        s for p in resources["ResolveDisputeFunction"]["Properties"]["Policies"]
+        for s in p["Statement"]
+        if "DeleteItem" in str(s["Action"])
+        and s["Resource"] == {"Fn::GetAtt": ["DisputesTable", "Arn"]}
+    ]  # fmt: skip
+    assert delete["Action"] == "dynamodb:DeleteItem"
+    assert delete["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["OPEN#*"]}}
+
+
+def test_the_audit_asks_for_no_attribute_its_policy_withholds(stack, new_admin, recorder):
+    seen: list[dict[str, Any]] = []
+    admin = new_admin()
+
+    def spy(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name == "Scan" and params["TableName"] == stack.env["CASHEW_ACCOUNTS_TABLE"]:
+            seen.append(params)
+
+    with recorder.acting_as("AuditVerifyFunction"):
+        aws.session().events.register("before-parameter-build", spy)
+        assert stack.call("AuditVerifyFunction", "ledger/audit_verify.json",
+            authorizer=admin.authorizer).status == 200  # fmt: skip
+    assert seen
+    for params in seen:
+        assert params["Select"] == "SPECIFIC_ATTRIBUTES"
+        named = {n.strip() for n in params["ProjectionExpression"].split(",")}
+        assert named <= {"pk", "sk", "currency", "available"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,26 +23,34 @@ POISON = '{"outcome_id": "pay_x:succeeded", "amount": "a lot"}'
 
 @pytest.fixture
 def queues(stack) -> Iterator[dict[str, str]]:
-    """The log's queue with no visibility timeout (a failed message is received again at
-    once, so maxReceiveCount is reached in seconds), emptied before and after."""
+    """A queue and its dead-letter queue of this test's own, configured as the template
+    configures the log's (maxReceiveCount), but with no visibility timeout: a failed message
+    is received again at once, so maxReceiveCount is reached in seconds. Other tests'
+    messages (some still in flight) never get in the way."""
     sqs = stack.clients("sqs")
-    urls = {
-        "source": stack.resources["OutcomesQueue"]["QueueUrl"],
-        "dlq": stack.resources["OutcomesDeadLetterQueue"]["QueueUrl"],
-    }
-    stack.settle()
-    stack.skip_changes()
-    _drain(sqs, urls["dlq"])
-    timeout = sqs.get_queue_attributes(
-        QueueUrl=urls["source"], AttributeNames=["VisibilityTimeout"]
-    )
-    sqs.set_queue_attributes(QueueUrl=urls["source"], Attributes={"VisibilityTimeout": "0"})
+    policy = load_template()["Resources"]["OutcomesQueue"]["Properties"]["RedrivePolicy"]
+    suffix = uuid.uuid4().hex[:8]
+    dlq = sqs.create_queue(QueueName=f"faults-dlq-{suffix}")["QueueUrl"]
+    dlq_arn = _arn(sqs, dlq)
+    source = sqs.create_queue(
+        QueueName=f"faults-{suffix}",
+        Attributes={
+            "VisibilityTimeout": "0",
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": policy["maxReceiveCount"]}
+            ),
+        },
+    )["QueueUrl"]
     try:
-        yield urls
+        yield {"source": source, "source_arn": _arn(sqs, source), "dlq": dlq}
     finally:
-        sqs.set_queue_attributes(QueueUrl=urls["source"], Attributes=timeout["Attributes"])
-        _drain(sqs, urls["source"])
-        _drain(sqs, urls["dlq"])
+        sqs.delete_queue(QueueUrl=source)
+        sqs.delete_queue(QueueUrl=dlq)
+
+
+def _arn(sqs: Any, url: str) -> str:
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    return str(attributes["Attributes"]["QueueArn"])
 
 
 def _drain(sqs: Any, url: str) -> list[str]:
@@ -53,28 +62,21 @@ def _drain(sqs: Any, url: str) -> list[str]:
     return bodies
 
 
-def _poller(stack) -> QueuePoller:
+def _run_until_empty(stack, queues: dict[str, str]) -> None:
+    """The template's event source mapping of the log consumer, on the test's queue."""
     [event] = stack.functions["LogConsumerFunction"].sqs_events
-    return QueuePoller(
-        event,
-        stack.resources[event.queue_id]["QueueUrl"],
-        stack.resources[event.queue_id]["Arn"],
-        stack.invocation,
-        stack.clients,
+    poller = QueuePoller(
+        event, queues["source"], queues["source_arn"], stack.invocation, stack.clients
     )
-
-
-def _run_until_empty(stack, url: str) -> None:
-    poller, deadline = _poller(stack), time.monotonic() + 60
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if poller.poll() == 0:
             attributes = stack.clients("sqs").get_queue_attributes(
-                QueueUrl=url,
+                QueueUrl=queues["source"],
                 AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
                 ],
-            )["Attributes"]
+            )["Attributes"]  # fmt: skip
             if not any(int(count) for count in attributes.values()):
                 return
     raise AssertionError("the queue did not empty within a minute")
@@ -114,7 +116,7 @@ def test_twice_reversed_and_poisoned_the_log_holds_each_outcome_once(stack, queu
     sqs = stack.clients("sqs")
     _send(sqs, queues["source"], [*batch, *batch, POISON, *reversed(batch)])
     # When the template's event source mapping runs the consumer until the queue is empty
-    _run_until_empty(stack, queues["source"])
+    _run_until_empty(stack, queues)
     # Then each user has exactly one entry per outcome that concerns them
     payer_log = history(stack, payer)["data"]
     payee_log = history(stack, payee)["data"]
@@ -150,16 +152,15 @@ def test_a_redriven_message_adds_only_what_was_missing(stack, queues, monkeypatc
     monkeypatch.setattr(store, "append", throttled)
     sqs = stack.clients("sqs")
     _send(sqs, queues["source"], [json.dumps(outcome)])
-    _run_until_empty(stack, queues["source"])
+    _run_until_empty(stack, queues)
     assert len(history(stack, payer)["data"]) == 1 and history(stack, payee)["data"] == []
     # When the cause is gone and the dead-letter queue is redriven (twice, as a redrive
     # interrupted and run again would)
     monkeypatch.setattr(store, "append", real_append)
-    source = stack.resources[source_of(load_template(), "OutcomesDeadLetterQueue")]["QueueUrl"]
-    assert source == queues["source"]
-    assert redrive(sqs, queues["dlq"], source) == 1
-    _send(sqs, source, [json.dumps(outcome)])  # the copy a crash mid-redrive leaves
-    _run_until_empty(stack, source)
+    assert source_of(load_template(), "OutcomesDeadLetterQueue") == "OutcomesQueue"
+    assert redrive(sqs, queues["dlq"], queues["source"]) == 1
+    _send(sqs, queues["source"], [json.dumps(outcome)])  # the copy a crash mid-redrive leaves
+    _run_until_empty(stack, queues)
     # Then the payee's entry is there, the payer's is not there twice, nothing is left over
     assert [(e["direction"], e["amount"]) for e in history(stack, payer)["data"]] == [
         ("debit", 400)

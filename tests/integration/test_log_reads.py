@@ -127,6 +127,9 @@ def test_filtered_pages_follow_the_cursor(stack, five, monkeypatch):
         ({"to": "2026-13-01T00:00:00Z"}, "to"),
         ({"from": "2026-11-05T00:00:00Z", "to": "2026-11-01T00:00:00Z"}, "from"),
         ({"cursor": "eyJwayI6ICJ4In0="}, "cursor"),
+        ({"from": "0001-01-01T00:00:00+01:00"}, "from"),  # before year 1 in UTC
+        ({"to": "9999-12-31T23:59:59-01:00"}, "to"),  # after year 9999 in UTC
+        ({"from": "1999-12-31T23:59:59Z"}, "from"),
     ],
 )
 def test_bad_filters_are_422_naming_the_parameter(stack, query, field):
@@ -228,6 +231,14 @@ def edit_and_rehash(table: str, user_id: str, seq: int) -> None:
     aws.dynamodb().put_item(TableName=table, Item=dynamo.serialize(item))
 
 
+def unreadable(table: str, user_id: str, seq: int) -> None:
+    """A number no entry can hold, and a set: reported, not a 500."""
+    item = _item(table, user_id, seq)
+    item["amount"] = {"N": "10.5"}
+    item["tags"] = {"SS": ["x"]}
+    aws.dynamodb().put_item(TableName=table, Item=item)
+
+
 def delete(table: str, user_id: str, seq: int) -> None:
     aws.dynamodb().delete_item(TableName=table, Key=_key(user_id, seq))
 
@@ -242,7 +253,7 @@ def swap_with_next(table: str, user_id: str, seq: int) -> None:
 
 TAMPERING = [
     (how, seq)
-    for how in (edit, edit_and_rehash, delete, swap_with_next)
+    for how in (edit, edit_and_rehash, unreadable, delete, swap_with_next)
     for seq in range(1, 6)
     if not (how is swap_with_next and seq == 5)
 ]

@@ -140,19 +140,23 @@ def test_a_payment_that_did_not_reach_the_payee_concerns_the_payer_only(status: 
     assert affected(declined) == [(PAYER, "debit", "card")]
 
 
-@pytest.mark.parametrize("source", ["balance", "card"])
-def test_a_refund_debits_the_payees_balance_and_credits_where_the_payer_paid_from(
-    source: str,
-) -> None:
-    assert affected(outcome("refund", "succeeded", source=source)) == [
+def test_a_balance_refund_moves_money_between_the_two_balances_at_once() -> None:
+    assert affected(outcome("refund", "succeeded", source="balance")) == [
         (PAYEE, "debit", "balance"),
-        (PAYER, "credit", source),
+        (PAYER, "credit", "balance"),
     ]
 
 
+def test_a_card_refund_leaves_the_payees_balance_first_then_reaches_the_card() -> None:
+    assert affected(outcome("refund", "pending", source="card")) == [(PAYEE, "debit", "balance")]
+    assert affected(outcome("refund", "succeeded", source="card")) == [(PAYER, "credit", "card")]
+
+
 def test_a_refunded_top_up_leaves_the_balance_for_the_card() -> None:
-    refund = outcome("refund", "succeeded", payee_id=PAYER, source="card")
-    assert affected(refund) == [(PAYER, "debit", "balance")]
+    pending = outcome("refund", "pending", payee_id=PAYER, source="card")
+    settled = outcome("refund", "succeeded", payee_id=PAYER, source="card")
+    assert affected(pending) == [(PAYER, "debit", "balance")]
+    assert affected(settled) == [(PAYER, "credit", "card")]
 
 
 @pytest.mark.parametrize("status", ["open", "won", "lost"])
@@ -181,6 +185,9 @@ def entry(**changes: Any) -> Entry:
         ({"status": "requires_capture"}, 0),
         ({"type": "dispute", "status": "won", "direction": "credit"}, 0),  # its refund moves it
         ({"type": "refund", "direction": "credit"}, 2500),
+        ({"type": "refund", "status": "pending"}, -2500),  # a card refund leaves the balance
+        ({"type": "refund", "direction": "credit", "funds": "card"}, 0),  # ... for the card
+        ({"type": "payment", "status": "pending"}, 0),
         ({"type": "top_up", "direction": "credit"}, 2500),
     ],
 )

@@ -225,3 +225,18 @@ def test_a_filtered_page_gives_up_after_max_examined(monkeypatch: pytest.MonkeyP
         lambda _: lazily(), lambda i: i["seq"] == 1, 5, ("pk", "sk"), filtered=True
     )
     assert page == [] and cursor is not None and seen == [10, 9, 8]
+
+
+def test_an_entry_the_store_could_not_read_is_named_not_raised():
+    entries, markers = build(3)
+    entries[1] = (2, {"pk": "USER#x", "sk": "SEQ#000000000002", chain.UNREADABLE: "ValueError"})
+    check = chain.verify(USER, entries, markers)
+    assert (check.valid, check.first_bad_seq) == (False, 2)
+    assert check.problem is not None and "cannot be read" in check.problem
+
+
+def test_a_value_json_cannot_hold_is_an_alteration():
+    entries, markers = build(2)
+    entries[0][1]["tags"] = {"x"}  # a string set, as DynamoDB can store
+    check = chain.verify(USER, entries, markers)
+    assert (check.valid, check.first_bad_seq, check.problem) == (False, 1, "entry 1 was altered")

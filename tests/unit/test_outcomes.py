@@ -89,8 +89,12 @@ def test_markers_publish_nothing():
     assert outcomes.of_images(None, {"pk": "WEBHOOK#evt_1", "expires_at": 1}) is None
 
 
-def test_a_refund_is_an_outcome_once_it_succeeded():
-    assert outcomes.of_images(None, _refund("pending")) is None
+def test_a_card_refund_is_an_outcome_when_taken_and_again_when_it_reaches_the_card():
+    taken = outcomes.of_images(None, _refund("pending"))
+    assert taken is not None and taken.event is None  # for the log only
+    assert (taken.outcome.status, taken.outcome.outcome_id) == (
+        "pending", "re_01J00000000000000000000001:pending",
+    )  # fmt: skip
     for old in (None, _refund("pending")):
         change = outcomes.of_images(old, _refund("succeeded"))
         assert change is not None

@@ -11,6 +11,7 @@ interrupted resolution without refunding twice.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any, Literal
 
 from cashew import clock, ids
@@ -109,33 +110,35 @@ def resolve(admin: Caller, dispute_id: str, request: ResolveRequest) -> AdminDis
         return _already_resolved(item, request.outcome)
     if request.outcome == "lost":
         return _close(admin, item, "lost", request, refund_id=None)
+    attempt = uuid.uuid4().hex  # this attempt, and no other, may release its claim
     try:
-        store.claim(dispute_id, "won")
+        store.claim(dispute_id, "won", attempt)
     except store.Changed:
         return _changed(dispute_id, request.outcome)
-    return _close(admin, item, "won", request, refund_id=_refund(item))
+    return _close(admin, item, "won", request, refund_id=_refund(item, attempt))
 
 
-def _refund(item: dict[str, Any]) -> str | None:
+def _refund(item: dict[str, Any], attempt: str) -> str | None:
     """Refund the payer what is left of the payment; None if nothing was left. A refund the
     payments module refuses (the payee's balance is too low) leaves the dispute open."""
-    stored = payments.get(str(item["payment_id"]))
-    left = stored.payment.amount_captured - stored.payment.amount_refunded if stored else 0
     system = Caller(user_id=DISPUTES, session_id=str(item["id"]), role="admin")
+    payment_id = str(item["payment_id"])
     try:
         result = lifecycle.refund(
-            system, str(item["payment_id"]), RefundRequest(reason="dispute_won"), str(item["id"])
+            system, payment_id, RefundRequest(reason="dispute_won"), str(item["id"])
         )
-    except InvalidRequestError:
-        if left == 0:  # refunded in full meanwhile: nothing is left to give back
-            return None
-        raise
     except IdempotencyInProgressError:
         raise ConflictError(
             "the refund waits for the gateway; resolve the dispute again to complete it"
         ) from None
-    except ConflictError as error:
-        store.release(str(item["id"]), "won")
+    except InvalidRequestError:  # nothing left to refund: refunded in full meanwhile
+        stored = payments.get(payment_id)
+        if stored and stored.payment.amount_refunded >= stored.payment.amount_captured:
+            return None
+        store.release(str(item["id"]), attempt)
+        raise
+    except (ConflictError, NotFoundError) as error:
+        store.release(str(item["id"]), attempt)
         raise ConflictError(
             f"the payer cannot be refunded ({error}); the dispute stays open"
         ) from None

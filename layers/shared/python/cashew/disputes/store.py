@@ -9,6 +9,7 @@ Indexes: PayerIndex (payer_id), PayeeIndex (payee_id), StatusIndex (status), Kin
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any, Literal
 
@@ -75,15 +76,16 @@ def get(dispute_id: str) -> dict[str, Any] | None:
     return dynamo.get_item(_table(), {"pk": dispute_id})
 
 
-def claim(dispute_id: str, outcome: str) -> None:
+def claim(dispute_id: str, outcome: str, attempt: str) -> None:
     """Reserve an open dispute for resolving as `outcome` (a resolution that was interrupted
-    can be claimed again for the same outcome, never for the other)."""
+    can be claimed again for the same outcome, never for the other). The claim names the
+    `attempt` holding it, so that only that attempt can release it."""
     try:
         dynamo.update_item(
             _table(),
             {"pk": dispute_id},
-            "SET pending_outcome = :outcome",
-            {":outcome": outcome, ":open": "open"},
+            "SET pending_outcome = :outcome, pending_attempt = :attempt",
+            {":outcome": outcome, ":open": "open", ":attempt": attempt},
             condition="#status = :open AND "
             "(attribute_not_exists(pending_outcome) OR pending_outcome = :outcome)",
             names={"#status": "status"},
@@ -92,19 +94,19 @@ def claim(dispute_id: str, outcome: str) -> None:
         raise Changed(dispute_id) from exc
 
 
-def release(dispute_id: str, outcome: str) -> None:
-    """Undo `claim`: the resolution could not be carried out, the dispute stays open."""
-    try:
+def release(dispute_id: str, attempt: str) -> None:
+    """Undo `attempt`'s claim: its resolution could not be carried out, and the dispute
+    stays open. Nothing happens if another attempt has claimed it since (that attempt may
+    be about to complete the resolution)."""
+    with contextlib.suppress(dynamo.ConditionFailed):
         dynamo.update_item(
             _table(),
             {"pk": dispute_id},
-            "REMOVE pending_outcome",
-            {":outcome": outcome, ":open": "open"},
-            condition="#status = :open AND pending_outcome = :outcome",
+            "REMOVE pending_outcome, pending_attempt",
+            {":attempt": attempt, ":open": "open"},
+            condition="#status = :open AND pending_attempt = :attempt",
             names={"#status": "status"},
         )
-    except dynamo.ConditionFailed as exc:
-        raise Changed(dispute_id) from exc
 
 
 def resolve(item: dict[str, Any], outcome: str, changes: dict[str, Any]) -> None:
@@ -126,7 +128,7 @@ def resolve(item: dict[str, Any], outcome: str, changes: dict[str, Any]) -> None
                         "TableName": table,
                         "Key": dynamo.serialize({"pk": item["id"]}),
                         "UpdateExpression": f"SET #status = :outcome, {assignments} "
-                        "REMOVE pending_outcome",
+                        "REMOVE pending_outcome, pending_attempt",
                         "ConditionExpression": f"#status = :open AND {claimed}",
                         "ExpressionAttributeNames": {"#status": "status"},
                         "ExpressionAttributeValues": dynamo.serialize(values),

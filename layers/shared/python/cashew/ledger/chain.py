@@ -16,6 +16,7 @@ from typing import Any
 from cashew.ledger.models import ChainCheck
 
 GENESIS = "0" * 64
+UNREADABLE = "__unreadable__"  # the store's mark on an item it could not read
 
 
 def entry_hash(fields: Mapping[str, Any]) -> str:
@@ -82,12 +83,19 @@ def _problem(
 ) -> str | None:
     if position != expected:
         return f"entry {expected} is missing"
-    if fields.get("seq") != position:
-        return f"entry {expected} holds the entry of seq {fields.get('seq')}"
-    if fields.get("user_id") != user_id:
-        return f"entry {expected} belongs to another user"
-    if fields.get("prev_hash") != prev:
-        return f"entry {expected} does not link to entry {expected - 1}"
-    if fields.get("hash") != entry_hash(fields):
-        return f"entry {expected} was altered"
-    return None
+    if UNREADABLE in fields:
+        return f"entry {expected} cannot be read ({fields[UNREADABLE]})"
+    checks = (
+        (fields.get("seq") == position, f"holds the entry of seq {fields.get('seq')}"),
+        (fields.get("user_id") == user_id, "belongs to another user"),
+        (fields.get("prev_hash") == prev, f"does not link to entry {expected - 1}"),
+        (_intact(fields), "was altered"),
+    )
+    return next((f"entry {expected} {what}" for ok, what in checks if not ok), None)
+
+
+def _intact(fields: Mapping[str, Any]) -> bool:
+    try:
+        return fields.get("hash") == entry_hash(fields)
+    except (TypeError, ValueError):  # a value JSON cannot hold: a set, bytes
+        return False

@@ -11,6 +11,7 @@ Funds = Literal["balance", "card"]
 EntryType = Literal["top_up", "payment", "refund", "dispute"]
 EntryStatus = Literal[
     "succeeded",
+    "pending",
     "failed",
     "processing",
     "requires_capture",
@@ -64,8 +65,12 @@ class Entry(BaseModel):
 
     @property
     def balance_change(self) -> int:
-        """What this entry did to the user's balance in its currency (0 when it moved none)."""
-        if self.status != "succeeded" or self.funds != "balance" or self.type == "dispute":
+        """What this entry did to the user's balance in its currency (0 when it moved none).
+        A card refund takes the money from the payee's balance when it is created (`pending`,
+        the payee's entry) and gives it to the card once the gateway confirms (`succeeded`,
+        the payer's entry, about the card)."""
+        moved = self.status == "succeeded" or (self.type, self.status) == ("refund", "pending")
+        if not moved or self.funds != "balance" or self.type == "dispute":
             return 0
         return self.amount if self.direction == "credit" else -self.amount
 

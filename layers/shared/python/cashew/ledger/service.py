@@ -45,26 +45,26 @@ MAX_RANGE = timedelta(days=366)
 def affected(outcome: Outcome) -> list[tuple[str, Direction, Funds]]:
     """Whom an outcome concerns, which way, and which of their funds: the payer (and the
     payee, once money reached them)."""
+    payer, payee = outcome.payer_id, outcome.payee_id
     if outcome.type == "top_up":  # the card pays into the balance
-        return [(outcome.payer_id, "credit", "balance")]
-    if outcome.type == "refund":  # money goes back from the payee to the payer
-        if outcome.payer_id == outcome.payee_id:  # a refunded top-up leaves by the card
-            return [(outcome.payee_id, "debit", "balance")]
-        return [
-            (outcome.payee_id, "debit", "balance"),
-            (outcome.payer_id, "credit", outcome.source),
-        ]
+        return [(payer, "credit", "balance")]
+    if outcome.type == "refund":
+        return _refunded(outcome)
     if outcome.type == "dispute":  # the way money goes back if the payer wins
-        return [
-            (outcome.payer_id, "credit", outcome.source),
-            (outcome.payee_id, "debit", "balance"),
-        ]
+        return [(payer, "credit", outcome.source), (payee, "debit", "balance")]
     if outcome.status == "succeeded":
-        return [
-            (outcome.payer_id, "debit", outcome.source),
-            (outcome.payee_id, "credit", "balance"),
-        ]
-    return [(outcome.payer_id, "debit", outcome.source)]
+        return [(payer, "debit", outcome.source), (payee, "credit", "balance")]
+    return [(payer, "debit", outcome.source)]
+
+
+def _refunded(outcome: Outcome) -> list[tuple[str, Direction, Funds]]:
+    """Money goes back from the payee's balance to where the payer paid from. A card refund
+    leaves the balance first (pending), and reaches the card when the gateway confirms."""
+    if outcome.source == "balance":
+        return [(outcome.payee_id, "debit", "balance"), (outcome.payer_id, "credit", "balance")]
+    if outcome.status == "pending":
+        return [(outcome.payee_id, "debit", "balance")]
+    return [(outcome.payer_id, "credit", "card")]
 
 
 def append_outcome(outcome: Outcome) -> int:
@@ -243,10 +243,18 @@ def everyone_items(
 ) -> Iterator[dict[str, Any]]:
     """Everyone's entry items in the filters' (bounded) range, newest first."""
     since, until = date_range(filters.since, filters.until)
+    first, last, within = clock.rfc3339(since), clock.rfc3339(until), days(since, until)
     start = cursor_codec.decode(cursor, store.DAY_CURSOR) if cursor else None
-    return store.day_entries(
-        days(since, until), clock.rfc3339(since), clock.rfc3339(until), start, wanted
-    )
+    if start is not None and not (
+        start["day"] in within
+        and start["occurred_at"][:10] == start["day"]
+        and first <= start["occurred_at"] <= last
+    ):  # DynamoDB refuses a start key outside the query's range
+        raise InvalidRequestError(
+            "cursor is not one of this range",
+            errors=[{"field": "cursor", "message": "is not one of this range"}],
+        )
+    return store.day_entries(within, first, last, start, wanted)
 
 
 def admin_transactions(

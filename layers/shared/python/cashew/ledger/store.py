@@ -18,7 +18,7 @@ from typing import Any
 from cashew import aws, dynamo
 from cashew import cursor as cursor_codec
 from cashew.config import get_settings
-from cashew.ledger.chain import Marker
+from cashew.ledger.chain import UNREADABLE, Marker
 from cashew.ledger.models import Entry
 
 SEQ_WIDTH = 12
@@ -141,11 +141,21 @@ def _pages(
             request["Limit"] = max(1, wanted())
         response = operation(**request)
         for item in response.get("Items", []):
-            yield dynamo.deserialize(item)
+            yield _readable(item)
         last = response.get("LastEvaluatedKey")
         if not last:
             return
         request = {**request, "ExclusiveStartKey": last}
+
+
+def _readable(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The item, or, if it cannot be read as anything the log writes (say, a number edited
+    to 10.5), its key and why: verification reports it rather than failing on it."""
+    try:
+        return dynamo.deserialize(raw)
+    except (ValueError, TypeError, ArithmeticError) as error:
+        key = {name: raw.get(name, {}).get("S") for name in ("pk", "sk")}
+        return {**key, UNREADABLE: f"{type(error).__name__}: {error}"}
 
 
 def chain_items(user_id: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Marker]]:
@@ -170,7 +180,7 @@ def _sort(
     markers: list[Marker],
 ) -> None:
     sk = str(item.get("sk", ""))
-    if sk.startswith("SEQ#") and sk[4:].isdigit():
+    if sk.startswith("SEQ#") and sk[4:].isascii() and sk[4:].isdigit():
         entries.append((int(sk[4:]), fields(item)))
     elif sk.startswith("OUTCOME#"):
         markers.append(Marker(sk.removeprefix("OUTCOME#"), item.get("seq"), item.get("hash")))

@@ -93,10 +93,11 @@ def _payment_change(before: str | None, payment: PaymentResponse) -> Change:
     return Change(outcome, _payment_event(before, payment.status), detail)
 
 
-def _refund_change(item: dict[str, Any]) -> Change | None:
+def _refund_change(item: dict[str, Any]) -> Change:
+    """A card refund is `pending` once the money has left the payee's balance and until the
+    gateway has credited the card, then `succeeded`: two outcomes. A balance refund is
+    `succeeded` at once."""
     refund = store.refund(item)
-    if refund.status != "succeeded":
-        return None  # pending at the gateway: the money moves in the log once it settles
     outcome = Outcome(
         outcome_id=f"{refund.id}:{refund.status}",
         payment_id=refund.payment_id,
@@ -110,7 +111,8 @@ def _refund_change(item: dict[str, Any]) -> Change | None:
         occurred_at=refund.created_at,
     )
     detail = {**refund.model_dump(mode="json"), "outcome_id": outcome.outcome_id}
-    return Change(outcome, "refund.succeeded", detail)
+    event = "refund.succeeded" if refund.status == "succeeded" else None
+    return Change(outcome, event, detail)
 
 
 def _dispute_change(item: dict[str, Any]) -> Change:
