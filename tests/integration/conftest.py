@@ -201,20 +201,26 @@ def new_user(stack: Stack) -> Callable[..., User]:
             body={"email": email, "password": PASSWORD, "name": name},
         )
         assert registered.status == 201, registered.body
-        login = stack.call(
-            "LoginFunction", "auth/login.json", body={"email": email, "password": PASSWORD}
-        )
-        assert login.status == 200, login.body
-        return User(
-            id=registered.body["id"],
-            email=email,
-            access_token=login.body["access_token"],
-            refresh_token=login.body["refresh_token"],
-            session_id=login.body["session_id"],
-            authorizer=authorize(stack, login.body["access_token"])["context"],
-        )
+        return signed_in(stack, registered.body["id"], email)
 
     return make
+
+
+def signed_in(stack: Stack, user_id: str, email: str) -> User:
+    """The user, logged in; the authorizer context comes from the real authorizer run on
+    their access token."""
+    login = stack.call(
+        "LoginFunction", "auth/login.json", body={"email": email, "password": PASSWORD}
+    )
+    assert login.status == 200, login.body
+    return User(
+        id=user_id,
+        email=email,
+        access_token=login.body["access_token"],
+        refresh_token=login.body["refresh_token"],
+        session_id=login.body["session_id"],
+        authorizer=authorize(stack, login.body["access_token"])["context"],
+    )
 
 
 @pytest.fixture
@@ -225,18 +231,7 @@ def new_admin(stack: Stack) -> Callable[[], User]:
     def make() -> User:
         email = f"ops-{uuid.uuid4().hex[:12]}@example.com"
         admin, _ = create_admin(email, PASSWORD, "Ops")
-        login = stack.call(
-            "LoginFunction", "auth/login.json", body={"email": email, "password": PASSWORD}
-        )
-        assert login.status == 200, login.body
-        return User(
-            id=admin.id,
-            email=email,
-            access_token=login.body["access_token"],
-            refresh_token=login.body["refresh_token"],
-            session_id=login.body["session_id"],
-            authorizer=authorize(stack, login.body["access_token"])["context"],
-        )
+        return signed_in(stack, admin.id, email)
 
     return make
 

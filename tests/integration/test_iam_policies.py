@@ -92,6 +92,15 @@ class _Recorder:
         target = f"{logical}/index/{index}" if index else logical
         self.used[self.function].add((action, target))
 
+    def ungranted(self) -> dict[str, list[tuple[str, str]]]:
+        """What each function did that its policy in template.yaml does not allow."""
+        granted = _granted()
+        return {
+            function_id: sorted(used - granted[function_id])
+            for function_id, used in self.used.items()
+            if used - granted[function_id]
+        }
+
     @contextmanager
     def acting_as(self, function_id: str) -> Iterator[None]:
         aws.reset()  # cold: secrets are fetched again, as a new instance would
@@ -210,14 +219,8 @@ def test_every_action_a_function_performs_is_granted(stack, new_user, recorder):
         authorizer=payer.authorizer))  # fmt: skip
 
     # Then each function was granted every action it performed, on that very resource
-    granted = _granted()
     assert set(recorder.used) == COVERED_HERE
-    missing = {
-        function_id: sorted(used - granted[function_id])
-        for function_id, used in recorder.used.items()
-        if used - granted[function_id]
-    }
-    assert missing == {}
+    assert recorder.ungranted() == {}
 
 
 def test_no_function_may_update_or_delete_the_transaction_log():
@@ -283,14 +286,8 @@ def test_every_action_of_the_profile_and_payment_method_functions_is_granted(
     }
 
     # Then each of them was granted every action it performed, on that very resource
-    granted = _granted()
     assert set(recorder.used) == set(replies)
-    missing = {
-        function_id: sorted(used - granted[function_id])
-        for function_id, used in recorder.used.items()
-        if used - granted[function_id]
-    }
-    assert missing == {}
+    assert recorder.ungranted() == {}
 
 
 def test_every_action_of_the_payment_lifecycle_functions_is_granted(stack, new_user, recorder):
@@ -352,13 +349,7 @@ def test_every_action_of_the_payment_lifecycle_functions_is_granted(stack, new_u
         "GatewayWebhookFunction": 200,
     }  # fmt: skip
     # Then each was granted every action it performed, on that very resource
-    granted = _granted()
-    missing = {
-        function_id: sorted(used - granted[function_id])
-        for function_id, used in recorder.used.items()
-        if used - granted[function_id]
-    }
-    assert missing == {}
+    assert recorder.ungranted() == {}
 
 
 def test_every_action_of_the_log_dispute_and_admin_functions_is_granted(
@@ -420,13 +411,7 @@ def test_every_action_of_the_log_dispute_and_admin_functions_is_granted(
     }  # fmt: skip
     assert resolved_card == 200
     # Then each was granted every action it performed, on that very resource
-    granted = _granted()
-    missing = {
-        function_id: sorted(used - granted[function_id])
-        for function_id, used in recorder.used.items()
-        if used - granted[function_id]
-    }
-    assert missing == {}
+    assert recorder.ungranted() == {}
 
 
 def test_the_audit_reads_balances_only_and_resolving_deletes_locks_only():
