@@ -266,6 +266,11 @@ def _api_reply(function_id: str, status: int, body_status: str | None, raw: Any)
         got = raw.get("statusCode") if isinstance(raw, dict) else raw
         detail = raw.get("body") if isinstance(raw, dict) else ""
         raise HarnessError(f"{function_id} answered {got}, expected {status}: {detail}")
+    headers = {**(raw.get("headers") or {}), **{
+        name: values[-1] for name, values in (raw.get("multiValueHeaders") or {}).items()
+    }}  # fmt: skip
+    if str(headers.get("Content-Type", "")).startswith("text/"):  # the CSV export
+        return raw.get("body")
     body = json.loads(raw["body"]) if raw.get("body") else None
     if body_status is not None and (body or {}).get("status") != body_status:
         raise HarnessError(f"{function_id}: the answer's status is not {body_status}: {body}")
