@@ -627,11 +627,15 @@ def _measure_log(
 
 def print_log_report(figures: dict[str, Any]) -> None:
     print("\nLog consumer against the embedded endpoint (batches of 10 outcomes, 2 entries each)")
-    print(f"  {'scenario':<24} {'entries':>8} {'s':>7} {'entries/s':>10} {'calls/entry':>12}")
+    print(
+        f"  {'scenario':<24} {'entries':>8} {'s':>7} {'entries/s':>10} {'calls/entry':>12}"
+        f" {'redelivered':>12}"
+    )
     for name, run in figures["log_consumer"].items():
         print(
             f"  {name:<24} {run['entries']:>8} {run['seconds']:>7.2f}"
             f" {run['entries_per_second']:>10.1f} {run['aws_calls_per_entry']:>12.2f}"
+            f" {run['records_delivered_again']:>12}"
         )
     export = figures["csv_export"]
     print(
