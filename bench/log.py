@@ -22,6 +22,8 @@
 from __future__ import annotations
 
 import copy
+import functools
+import importlib.util
 import json
 import statistics
 import subprocess
@@ -34,10 +36,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
 from bench.harness import CallCounter, HarnessError, LocalStack
 from cashew import aws, dynamo
 from cashew.config import get_settings
 from cashew.ledger import chain
+from local.runtime import LambdaContext, WorkerConfig
 from local.template import function_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,28 +78,57 @@ def _event(sample: dict[str, Any], bodies: list[str]) -> dict[str, Any]:
     return {"Records": records}
 
 
+def _instances(stack: LocalStack, count: int) -> list[Callable[[dict[str, Any]], Any]]:
+    """`count` instances of the log consumer, each with its handler module loaded anew (as
+    each Lambda execution environment has its own): Powertools' batch processor keeps the
+    batch it is processing in module state, which instances must not share."""
+    spec = stack.functions["LogConsumerFunction"]
+    instances: list[Callable[[dict[str, Any]], Any]] = []
+    for n in range(count):
+        path = spec.code_dir / f"{spec.handler_module}.py"
+        module_spec = importlib.util.spec_from_file_location(f"consumer_instance_{n}", path)
+        if module_spec is None or module_spec.loader is None:
+            raise HarnessError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        instances.append(functools.partial(_invoke, getattr(module, spec.handler_attr), spec))
+    return instances
+
+
+def _invoke(handler: Callable[[Any, Any], Any], spec: Any, event: dict[str, Any]) -> Any:
+    return handler(event, LambdaContext(WorkerConfig.of(spec, {}, False), str(uuid.uuid4())))
+
+
 def _consume(
     stack: LocalStack, sample: dict[str, Any], batches: list[list[str]], workers: int
 ) -> tuple[float, int]:
-    """Every batch consumed, `workers` at a time; the records a batch reports as failed are
-    delivered again (as SQS does once their visibility timeout is over, here at once).
-    Returns the seconds it took and how many records were delivered again."""
+    """Every batch consumed by `workers` instances at once, each taking its batches one after
+    the other; the records a batch reports as failed are delivered again (as SQS does once
+    their visibility timeout is over, here at once). Returns the seconds it took and how many
+    records were delivered again."""
     redelivered = [0]
+    instances = _instances(stack, workers)
 
-    def run(batch: list[str]) -> None:
-        event = _event(sample, batch)
-        for _ in range(MAX_DELIVERIES):
-            result = stack.invoke("LogConsumerFunction", event)
-            failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
-            if not failed:
-                return
-            redelivered[0] += len(failed)
-            event = {"Records": [r for r in event["Records"] if r["messageId"] in failed]}
-        raise HarnessError(f"records still failing after {MAX_DELIVERIES} deliveries: {failed}")
+    def run(instance: int) -> None:
+        invoke = instances[instance]
+        for batch in batches[instance::workers]:
+            event = _event(sample, batch)
+            for _ in range(MAX_DELIVERIES):
+                try:
+                    answer = invoke(event)["batchItemFailures"]
+                except BatchProcessingError:  # every record failed: the batch comes back
+                    answer = [{"itemIdentifier": r["messageId"]} for r in event["Records"]]
+                failed = {f["itemIdentifier"] for f in answer}
+                if not failed:
+                    break
+                redelivered[0] += len(failed)
+                event = {"Records": [r for r in event["Records"] if r["messageId"] in failed]}
+            else:
+                raise HarnessError(f"records failing after {MAX_DELIVERIES} deliveries: {failed}")
 
     started = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(run, batches))
+        list(pool.map(run, range(workers)))
     return time.perf_counter() - started, redelivered[0]
 
 
