@@ -31,7 +31,16 @@ READ_TIMEOUT = 900
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """This process's peak resident memory. Linux's VmHWM is this program's own; ru_maxrss
+    can still hold the peak of the process that started it (it survives exec)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _context(job: dict[str, Any]) -> SimpleNamespace:

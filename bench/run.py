@@ -643,8 +643,9 @@ def print_log_report(figures: dict[str, Any]) -> None:
         f" {export['page_limit']}: {export['pages']} pages, {export['rows']} rows; largest page"
         f" {export['largest_page_bytes'] / 1024 / 1024:.2f} MB"
         f" ({export['largest_page_share_of_lambda_limit']:.0%} of Lambda's 6 MB); slowest page"
-        f" {export['slowest_page_s_on_moto']} s on moto; peak Python memory of a page"
-        f" {export['peak_python_memory_mb_first_page']} MB"
+        f" {export['slowest_page_s_on_moto']} s on moto; the instance's peak memory"
+        f" {export['peak_rss_mb']} MB ({export['rss_after_import_mb']} MB after its imports,"
+        " of the function's 1,024 MB)"
     )
 
 
