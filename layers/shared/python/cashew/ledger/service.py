@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -119,19 +119,18 @@ class Filters:
     status: EntryStatus | None = None
     since: datetime | None = None
     until: datetime | None = None
+    bounds: tuple[str, str] = field(init=False)  # since / until as stored times compare
 
     def __post_init__(self) -> None:
         if self.since and self.until and self.since > self.until:
             raise InvalidRequestError(
                 "from must not be after to", errors=[{"field": "from", "message": "is after to"}]
             )
-
-    @property
-    def bounds(self) -> tuple[str, str]:
-        return (
+        bounds = (
             clock.rfc3339(self.since) if self.since else "",
             clock.rfc3339(self.until) if self.until else "~",
         )
+        object.__setattr__(self, "bounds", bounds)  # once, not for every item kept
 
     def keeps(self, item: Mapping[str, Any]) -> bool:
         since, until = self.bounds
