@@ -186,18 +186,24 @@ class LocalStack:
     def handler(self, function_id: str) -> Callable[[Any, Any], Any]:
         """The function's handler; its module is loaded once, as in a warm environment."""
         if function_id not in self._handlers:
-            spec = self.functions[function_id]
-            for layer in reversed(spec.layer_dirs):
-                if str(layer) not in sys.path:
-                    sys.path.insert(0, str(layer))
-            path = spec.code_dir / f"{spec.handler_module}.py"
-            module_spec = importlib.util.spec_from_file_location(f"fn_{function_id}", path)
-            if module_spec is None or module_spec.loader is None:
-                raise HarnessError(f"cannot load {path}")
-            module = importlib.util.module_from_spec(module_spec)
-            module_spec.loader.exec_module(module)
-            self._handlers[function_id] = getattr(module, spec.handler_attr)
+            self._handlers[function_id] = self.new_instance(function_id, f"fn_{function_id}")
         return self._handlers[function_id]
+
+    def new_instance(self, function_id: str, module_name: str) -> Callable[[Any, Any], Any]:
+        """The function's handler from its module loaded anew as `module_name`: the module
+        state of another execution environment."""
+        spec = self.functions[function_id]
+        for layer in reversed(spec.layer_dirs):
+            if str(layer) not in sys.path:
+                sys.path.insert(0, str(layer))
+        path = spec.code_dir / f"{spec.handler_module}.py"
+        module_spec = importlib.util.spec_from_file_location(module_name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise HarnessError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        handler: Callable[[Any, Any], Any] = getattr(module, spec.handler_attr)
+        return handler
 
     def invoke(self, function_id: str, event: dict[str, Any]) -> Any:
         spec = self.functions[function_id]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib.util
 import json
 import statistics
 import subprocess
@@ -83,16 +82,12 @@ def _instances(stack: LocalStack, count: int) -> list[Callable[[dict[str, Any]],
     each Lambda execution environment has its own): Powertools' batch processor keeps the
     batch it is processing in module state, which instances must not share."""
     spec = stack.functions["LogConsumerFunction"]
-    instances: list[Callable[[dict[str, Any]], Any]] = []
-    for n in range(count):
-        path = spec.code_dir / f"{spec.handler_module}.py"
-        module_spec = importlib.util.spec_from_file_location(f"consumer_instance_{n}", path)
-        if module_spec is None or module_spec.loader is None:
-            raise HarnessError(f"cannot load {path}")
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-        instances.append(functools.partial(_invoke, getattr(module, spec.handler_attr), spec))
-    return instances
+    return [
+        functools.partial(
+            _invoke, stack.new_instance("LogConsumerFunction", f"consumer_instance_{n}"), spec
+        )
+        for n in range(count)
+    ]
 
 
 def _invoke(handler: Callable[[Any, Any], Any], spec: Any, event: dict[str, Any]) -> Any:
