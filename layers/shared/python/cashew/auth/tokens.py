@@ -15,7 +15,7 @@ from cashew.config import get_settings
 from cashew.errors import UnauthenticatedError
 
 ALGORITHMS = ["EdDSA"]  # pinned: never taken from the token
-TOKEN_TYPE = "at+jwt"
+TOKEN_TYPE = "at+jwt"  # nosec B105 # a JWT typ, not a secret
 LEEWAY_SECONDS = 30
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "sid", "role", "iat", "exp", "jti"]
 NUMERIC_DATE_CLAIMS = ("exp", "iat", "nbf")  # RFC 7519 NumericDate: a JSON number
