@@ -17,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SAM = PATH="$$(dirname "$$(scripts/find-python313)"):$$PATH" $(SAM_VENV)/bin/sam
 
 .PHONY: help dev test lint types unit integration e2e tests validate build check-layer \
-        invoke redrive bench openapi create-admin format clean
+        invoke redrive bench openapi create-admin format clean bandit
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,7 +39,7 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 dev: $(VENV)/.installed ## run the whole system on 127.0.0.1:3000 (Ctrl-C stops it)
 	exec $(PY) -m local.dev
 
-test: lint types tests validate build check-layer ## every check: lint, types, tests, sam validate --lint, sam build
+test: lint types bandit tests validate build check-layer ## every check: lint, types, tests, sam validate --lint, sam build
 	@echo "make test: all checks passed"
 
 lint: $(VENV)/.installed ## ruff
@@ -52,6 +52,9 @@ format: $(VENV)/.installed ## apply ruff's formatting and fixes
 
 types: $(VENV)/.installed ## mypy (strict) on the layer and the local stack
 	$(VENV)/bin/mypy
+
+bandit: $(VENV)/.installed ## bandit on all non-test code; each suppression is a `# nosec BXXX # reason`
+	$(VENV)/bin/bandit -q -c pyproject.toml -r layers functions local scripts tools bench
 
 tests: $(VENV)/.installed ## unit, integration and e2e tests
 	$(PY) -m pytest

@@ -56,11 +56,11 @@ from local.template import (
 )
 
 EVENTS_DIR = REPO_ROOT / "events"
-PASSWORD = "correct horse battery staple"
+PASSWORD = "correct horse battery staple"  # nosec B105 # bench user
 CARD_NUMBER = "4242424242424242"
 CURRENCY = "USD"
 PROCESSING_CARD = "4000000000003220"  # the sandbox answers `processing`; a webhook settles it
-NEW_PASSWORD = "a much longer passphrase now"
+NEW_PASSWORD = "a much longer passphrase now"  # nosec B105 # bench user
 SANDBOX_WEBHOOK_URL = "CASHEW_SANDBOX_WEBHOOK_URL"
 _SQS_BATCH = 10  # the most messages one ReceiveMessage / *Batch request handles
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
+import subprocess  # nosec B404 # runs this repository's own Python, no shell
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -59,7 +59,7 @@ def time_import(spec: FunctionSpec, env: Mapping[str, str], runs: int) -> Import
     samples: list[float] = []
     loads_boto3 = False
     for run in range(runs + 1):
-        child = subprocess.run(
+        child = subprocess.run(  # nosec B603 # fixed argv of sys.executable, no shell
             command,
             env=dict(env),
             cwd=spec.code_dir,

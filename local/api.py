@@ -49,7 +49,9 @@ _BUILT_IN_RESPONSES: dict[str, tuple[int, str]] = {
     "AUTHORIZER_CONFIGURATION_ERROR": (500, '{"message":null}'),
     "REQUEST_TOO_LARGE": (413, '{"message":"Request Too Long"}'),
     "LAMBDA_FAILURE": (502, '{"message": "Internal server error"}'),
+    "INTEGRATION_TIMEOUT": (504, '{"message": "Endpoint request timed out"}'),
 }
+INTEGRATION_TIMEOUT_SECONDS = 29  # API Gateway REST's integration timeout
 _IMPLICIT_API = ApiSpec("ServerlessRestApi", "Prod", {}, {})
 
 Invoke = Callable[[str, Any], Invocation]
@@ -241,7 +243,10 @@ class Gateway:
             if isinstance(outcome, HttpResponse):
                 return outcome
             event["requestContext"]["authorizer"] = outcome
+        started = time.monotonic()
         invocation = self._invoke(route.event.function_id, event)
+        if time.monotonic() - started > INTEGRATION_TIMEOUT_SECONDS:
+            return gateway_response(api, "INTEGRATION_TIMEOUT", request_id, request)
         try:
             return _proxy_response(invocation, request_id)
         # The function failed, or answered something that is not a proxy response.
@@ -390,6 +395,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(self.server.gateway.handle(request))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+
+    def __getattr__(self, name: str) -> Any:
+        """Any other method (TRACE, PROPFIND, ...) is routed too, so it gets API Gateway's
+        answer for a method it does not route, not http.server's 501 page."""
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
 
     def _read_body(self) -> bytes | None:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

@@ -221,7 +221,9 @@ def clients(endpoint_url: str, max_pool_connections: int = 10) -> ClientFactory:
     """A factory of boto3 clients for `endpoint_url`, with the local region and credentials."""
     config = Config(max_pool_connections=max_pool_connections, retries={"mode": "standard"})
     session = boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name=REGION,  # nosec B106 # moto's
     )
     lock = threading.Lock()  # a Session is not thread-safe; its clients are
 

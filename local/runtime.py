@@ -10,7 +10,8 @@ them as a warm Lambda instance does. Concurrent invocations go to different work
 A handler that raises, times out (SIGALRM at the function's Timeout) or returns something
 that is not JSON comes back as an error object like Lambda's ({"errorMessage", "errorType",
 ...}). A worker that dies takes its pool with it (the function's invocations in flight fail
-with Runtime.ExitError) and the next invocation starts a new one. Unlike Lambda, a worker
+with Runtime.ExitError) and the next invocation starts a new one; a worker that died between
+invocations is noticed before the next one, which a new pool serves. Unlike Lambda, a worker
 whose handler timed out is kept, not re-initialised.
 """
 
@@ -20,8 +21,10 @@ import importlib
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -30,6 +33,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from local.template import ACCOUNT_ID, REGION, FunctionSpec
@@ -149,8 +153,11 @@ def _error(exc: BaseException, request_id: str) -> dict[str, Any]:
     }
 
 
-def _run(event: Any, request_id: str) -> tuple[str | None, dict[str, Any] | None]:
-    """One invocation: (the return value as JSON, None) or (None, the error object)."""
+def _run(event: Any, request_id: str, started: str) -> tuple[str | None, dict[str, Any] | None]:
+    """One invocation: (the return value as JSON, None) or (None, the error object). The
+    file `started` is created first, so the caller knows whether a worker that died had
+    begun this invocation."""
+    Path(started).touch()
     if _init_error is not None or _handler is None or _config is None:
         return None, _init_error
     signal.signal(signal.SIGALRM, _on_deadline)
@@ -174,6 +181,15 @@ def _run(event: Any, request_id: str) -> tuple[str | None, dict[str, Any] | None
 
 
 # ------------------------------------------------------------------ in the calling process
+def _has_dead_worker(pool: ProcessPoolExecutor) -> bool:
+    """Whether a worker of `pool` has exited (its executor marks itself broken only once its
+    management thread notices, which may be after the next submit)."""
+    processes = getattr(pool, "_processes", None) or {}
+    return bool(getattr(pool, "_broken", False)) or any(
+        process.exitcode is not None for process in list(processes.values())
+    )
+
+
 class Runtime:
     """Invokes the functions of `specs`, each in its own pool of worker processes."""
 
@@ -192,19 +208,33 @@ class Runtime:
         self._pools: dict[str, ProcessPoolExecutor] = {}
         self._lock = threading.Lock()
         self._context = multiprocessing.get_context("spawn")
+        self._markers = Path(tempfile.mkdtemp(prefix="cashew-invocations-"))
 
     def invoke(self, function_id: str, event: Any) -> Invocation:
         """Run `function_id` on `event` and wait for the outcome."""
         request_id = str(uuid.uuid4())
-        pool = self._pool(function_id)
-        try:  # the worker enforces the timeout; waiting here includes time queued for a worker
-            payload, error = pool.submit(_run, event, request_id).result()
-        except BrokenProcessPool:
-            self._discard(function_id, pool)
-            error = {
-                "errorMessage": "the execution environment exited",
-                "errorType": "Runtime.ExitError",
-            }
+        started = self._markers / request_id
+        try:
+            for attempt in (1, 2):
+                pool = self._pool(function_id)
+                try:  # the worker enforces the timeout; this wait includes time queued
+                    payload, error = pool.submit(_run, event, request_id, str(started)).result()
+                    break
+                except BrokenProcessPool:
+                    self._discard(function_id, pool)
+                    # A worker that died before this invocation began (killed between
+                    # invocations): nothing of it ran, so a new environment serves it.
+                    if attempt == 1 and not started.exists():
+                        continue
+                    payload, error = (
+                        None,
+                        {
+                            "errorMessage": "the execution environment exited",
+                            "errorType": "Runtime.ExitError",
+                        },
+                    )
+        finally:
+            started.unlink(missing_ok=True)
         if error is not None:
             return Invocation(request_id, error={**error, "requestId": request_id})
         return Invocation(request_id, payload=json.loads(payload) if payload is not None else None)
@@ -214,9 +244,16 @@ class Runtime:
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self._markers, ignore_errors=True)
 
     def _pool(self, function_id: str) -> ProcessPoolExecutor:
+        """The function's pool; one with a dead worker (killed between invocations, say) is
+        replaced before it is given work, as Lambda replaces a dead execution environment."""
         with self._lock:
+            pool = self._pools.get(function_id)
+            if pool is not None and _has_dead_worker(pool):
+                del self._pools[function_id]
+                pool.shutdown(wait=False, cancel_futures=True)
             if function_id not in self._pools:
                 self._pools[function_id] = ProcessPoolExecutor(
                     self._max_workers,

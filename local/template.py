@@ -69,7 +69,7 @@ _CfnLoader.add_multi_constructor("!", _short_tag)  # type: ignore[no-untyped-cal
 def load_template(path: str | Path = REPO_ROOT / "template.yaml") -> dict[str, Any]:
     """The template as plain data, short tags in their long form (`!Ref X` -> `{"Ref": "X"}`)."""
     with open(path, encoding="utf-8") as file:
-        template: dict[str, Any] = yaml.load(file, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        template: dict[str, Any] = yaml.load(file, Loader=_CfnLoader)  # noqa: S506 # nosec B506 # SafeLoader subclass
     return template
 
 
@@ -575,7 +575,7 @@ def _aws_environment(endpoint_url: str) -> dict[str, str]:
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",  # nosec B105 # moto's fixed credentials, local only
         "POWERTOOLS_TRACE_DISABLED": os.environ.get("POWERTOOLS_TRACE_DISABLED", "true"),
         # Metrics stay on and print their EMF lines, as in Lambda: with metrics disabled,
         # Powertools never empties its buffer and fails once a metric has 100 values.

@@ -3,7 +3,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cashew.http import CashewResolver
+from cashew.http import CashewResolver, parse_json
 from cashew.observability import logger
 from cashew.payments import webhooks
 from cashew.payments.models import WebhookReceipt
@@ -15,6 +15,7 @@ app = CashewResolver()
 def gateway_webhook() -> WebhookReceipt:
     event = app.current_event
     payload = (event.decoded_body or "").encode()
+    parse_json(payload)  # the gateway's parser may not refuse what the API's refuses (422)
     webhooks.handle(payload, event.headers.get(webhooks.signature_header()))
     return WebhookReceipt(received=True)
 

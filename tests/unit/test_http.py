@@ -13,7 +13,7 @@ import pytest
 
 from cashew import errors
 from cashew.accounts.models import AddPaymentMethodRequest, RegisterRequest
-from cashew.http import MAX_BODY_BYTES, CashewResolver, IdempotencyKey, caller
+from cashew.http import MAX_BODY_BYTES, CashewResolver, IdempotencyKey, caller, parse_json
 from cashew.payments.models import PaymentRequest
 
 REQUEST_ID = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
@@ -287,6 +287,140 @@ def test_an_unsupported_content_type_is_a_4xx_not_500() -> None:
     body = '{"amount": 100}'
     status, _, _ = call(event("POST", "/t/payments", body=body, content_type="text/plain"))
     assert 400 <= status < 500
+
+
+# --- media types and duplicate keys ---------------------------------------------------------
+
+USER_BODY = '{"email": "a@example.com", "password": "correct horse battery", "name": "A"}'
+NOT_JSON_TYPES = [
+    "multipart/form-data",  # no boundary: Powertools raised (a 500 with a traceback)
+    "multipart/form-data; boundary=x",
+    "application/x-www-form-urlencoded",
+    "application/jsonx",
+    "application/json-patch+json",
+    "application/problem+json",
+    "text/json",
+    "text/plain",
+    "application",
+    "application/json/x",
+    "application/json; charset=latin-1",
+    "",
+]
+
+
+@pytest.mark.parametrize("content_type", NOT_JSON_TYPES)
+@pytest.mark.parametrize("path", ["/t/users", "/t/raw"])
+def test_a_body_that_is_not_json_is_415(content_type: str, path: str) -> None:
+    # Given a body sent with a media type that is not exactly application/json
+    evt = event("POST", path, body=USER_BODY, content_type=None)
+    evt["headers"]["Content-Type"] = content_type
+    evt["multiValueHeaders"]["Content-Type"] = [content_type]
+    # When it reaches a JSON route (one with a body model, or one that reads the body itself)
+    _, problem, response = call(evt)
+    # Then it is refused as unsupported, in problem+json, with nothing of the input echoed
+    assert_problem(response, problem, 415, "unsupported_media_type")
+    assert "errors" not in problem
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "Application/JSON; Charset=UTF-8",
+        "APPLICATION/JSON",
+        'application/json; charset="utf-8"',
+        "application/json ; CHARSET=utf-8",
+        "  application/json  ",
+    ],
+)
+def test_json_media_types_are_compared_case_insensitively(content_type: str) -> None:
+    status, body, _ = call(event("POST", "/t/users", body=USER_BODY, content_type=content_type))
+    assert (status, body) == (200, {"ok": True})
+
+
+def test_a_header_named_in_another_case_is_the_same_header() -> None:
+    evt = event("POST", "/t/users", body=USER_BODY, content_type=None)
+    evt["headers"]["content-TYPE"] = "multipart/form-data"
+    evt["multiValueHeaders"]["content-TYPE"] = ["multipart/form-data"]
+    _, problem, response = call(evt)
+    assert_problem(response, problem, 415, "unsupported_media_type")
+
+
+def test_a_second_content_type_that_is_not_json_is_415() -> None:
+    evt = event("POST", "/t/users", body=USER_BODY)
+    evt["multiValueHeaders"]["Content-Type"] = ["application/json", "multipart/form-data"]
+    _, problem, response = call(evt)
+    assert_problem(response, problem, 415, "unsupported_media_type")
+
+
+def test_without_a_content_type_a_body_is_taken_as_json() -> None:
+    status, body, _ = call(event("POST", "/t/users", body=USER_BODY, content_type=None))
+    assert (status, body) == (200, {"ok": True})
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data", "text/plain"])
+def test_the_content_type_of_a_request_without_a_body_is_ignored(content_type: str) -> None:
+    # A GET (or a body-less POST) with a stray Content-Type is not a 415, nor a 500
+    status, _, _ = call(event("GET", "/t/me", content_type=content_type))
+    assert status == 401
+    _, problem, response = call(event("POST", "/t/users", content_type=content_type))
+    assert_problem(response, problem, 422, "validation_error")
+
+
+def test_the_event_given_to_resolve_is_not_changed() -> None:
+    evt = event("POST", "/t/users", body=USER_BODY, content_type="Application/JSON")
+    before = json.dumps(evt, sort_keys=True)
+    call(evt)
+    assert json.dumps(evt, sort_keys=True) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"amount": 1, "amount": 100000000, "currency": "USD"}', "amount"),
+        ('{"email": "a@example.com", "password": "x", "password": "y", "name": "A"}', "password"),
+        ('{"card": {"number": "4242424242424242", "number": "4000000000000002"}}', "number"),
+        ('{"source": {"type": "balance", "type": "card"}}', "type"),
+        ('[{"a": 1, "a": 1}]', "a"),
+        ('{"4242424242424242": 1, "4242424242424242": 2}', "<unknown>"),
+    ],
+)
+def test_a_duplicated_key_anywhere_is_422(body: str, field: str) -> None:
+    # Given a body with a key twice (parsers disagree on which one wins)
+    _, problem, response = call(event("POST", "/t/payments", body=body))
+    # Then it is refused, naming the key only when it is a plain name
+    assert_problem(response, problem, 422, "validation_error")
+    assert problem["errors"] == [{"field": field, "message": "appears more than once"}]
+    assert "4242424242424242" not in response["body"]
+
+
+def test_the_same_key_in_different_objects_is_not_a_duplicate() -> None:
+    body = '{"amount": 1, "currency": "USD", "payee_id": "usr_1", "source": {"type": "balance"}}'
+    _, problem, _ = call(event("POST", "/t/payments", body=body))
+    assert all(e["message"] != "appears more than once" for e in problem.get("errors", []))
+    nested = '{"a": {"type": 1}, "b": {"type": 2}}'
+    assert parse_json(nested) == {"a": {"type": 1}, "b": {"type": 2}}
+
+
+# --- caching --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "evt",
+    [
+        event("POST", "/t/users", body=USER_BODY),
+        event("GET", "/t/me"),
+        event("GET", "/t/boom"),
+        event("POST", "/t/raw", body="x", content_type="text/plain"),
+        event("POST", "/t/raw", body="x" * (MAX_BODY_BYTES + 1)),
+    ],
+    ids=["ok", "401", "500", "415", "413"],
+)
+def test_no_response_may_be_cached(evt: dict[str, Any]) -> None:
+    # Every response is private to its caller, and some carry tokens (RFC 6749 5.1)
+    _, _, response = call(evt)
+    assert header(response, "Cache-Control") == "no-store"
+    assert header(response, "Pragma") == "no-cache"
 
 
 # --- body limit -----------------------------------------------------------------------------

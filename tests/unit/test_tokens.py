@@ -147,6 +147,15 @@ def test_a_token_expired_within_the_leeway_still_verifies(forge: Forge) -> None:
     assert verify_access_token(token).user_id == USER
 
 
+def test_numeric_dates_with_a_fraction_verify(forge: Forge) -> None:
+    # RFC 7519: a NumericDate is a JSON number, not only an integer
+    token = forge.sign(
+        forge.claims(iat=forge.now + 0.5, exp=forge.now + 900.5, nbf=forge.now - 1.5)
+    )
+    claims = verify_access_token(token)
+    assert (claims.user_id, claims.expires_at) == (USER, forge.now + 900)
+
+
 def test_a_list_audience_containing_ours_verifies(forge: Forge) -> None:
     token = forge.sign(forge.claims(aud=["other", "cashew-api"]))
     assert verify_access_token(token).user_id == USER
@@ -247,6 +256,14 @@ FORGERIES: dict[str, Callable[[Forge], str]] = {
     "iat-in-the-future": lambda f: f.sign(f.claims(iat=f.now + 3600, exp=f.now + 4500)),
     "iat-beyond-leeway": lambda f: f.sign(f.claims(iat=f.now + 120, exp=f.now + 1000)),
     "nbf-in-the-future": lambda f: f.sign(f.claims(nbf=f.now + 3600)),
+    # NumericDate claims are JSON numbers; PyJWT takes int() of them and would let these by
+    "exp-numeric-string": lambda f: f.sign(f.claims(exp=str(f.now + 900))),
+    "iat-numeric-string": lambda f: f.sign(f.claims(iat=str(f.now))),
+    "iat-true": lambda f: f.sign(f.claims(iat=True)),
+    "iat-false": lambda f: f.sign(f.claims(iat=False)),
+    "exp-true": lambda f: f.sign(f.claims(exp=True)),
+    "nbf-numeric-string": lambda f: f.sign(f.claims(nbf=str(f.now - 60))),
+    "nbf-false": lambda f: f.sign(f.claims(nbf=False)),
     "refresh-token": lambda f: "rt_ses_x.y",
     "refresh-token-realistic": lambda f: f"rt_{SESSION}.{b64(b'r' * 32)}",
     "empty": lambda f: "",

@@ -6,6 +6,7 @@ Domain errors are translated to HTTP here and nowhere else.
 from __future__ import annotations
 
 import json
+from email.message import Message
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -32,6 +33,9 @@ from cashew.observability import logger
 
 MAX_BODY_BYTES = 64 * 1024
 PROBLEM_JSON = "application/problem+json"
+JSON_MEDIA_TYPE = "application/json"
+# Every API response is private to its caller, and some carry tokens: never cached.
+NO_STORE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 ERROR_TYPE_BASE = "https://cashew.dev/errors/"
 
 
@@ -41,7 +45,7 @@ class CashewResolver(APIGatewayRestResolver):
     def __init__(self, *, admin_only: bool = False) -> None:
         """`admin_only`: every route is for admins; anyone else gets 403 before the request
         is even validated (so no parameter or schema of an admin route leaks)."""
-        super().__init__(enable_validation=True, json_body_deserializer=_parse_json)
+        super().__init__(enable_validation=True, json_body_deserializer=parse_json)
         self.admin_only = admin_only
         self.exception_handler(CashewError)(self._domain_error)
         self.exception_handler(RequestValidationError)(self._validation_error)
@@ -53,6 +57,8 @@ class CashewResolver(APIGatewayRestResolver):
         request_id = (event.get("requestContext") or {}).get("requestId", "")
         body = event.get("body") or ""
         refusal = self._refusal(event)
+        if refusal is None:
+            event, refusal = _with_json_media_type(event)
         if len(body.encode() if isinstance(body, str) else body) > MAX_BODY_BYTES:
             refusal = PayloadTooLargeError(f"request bodies are limited to {MAX_BODY_BYTES} bytes")
         if refusal is not None:
@@ -64,10 +70,16 @@ class CashewResolver(APIGatewayRestResolver):
             }
         else:
             response = super().resolve(event, context)
-        if "multiValueHeaders" in response:
-            response["multiValueHeaders"]["X-Request-Id"] = [request_id]
-        else:
-            response.setdefault("headers", {})["X-Request-Id"] = request_id
+        added = {"X-Request-Id": request_id}
+        present = {name.lower() for name in response.get("headers") or {}}
+        present |= {name.lower() for name in response.get("multiValueHeaders") or {}}
+        if "cache-control" not in present:  # a handler may allow caching of public documents
+            added.update(NO_STORE_HEADERS)
+        for name, value in added.items():
+            if "multiValueHeaders" in response:
+                response["multiValueHeaders"][name] = [value]
+            else:
+                response.setdefault("headers", {})[name] = value
         return response
 
     def _refusal(self, event: Any) -> CashewError | None:
@@ -134,18 +146,80 @@ def _problem_response(error: CashewError, request_id: str) -> Response[str]:
     )
 
 
+def media_type(value: str) -> tuple[str, dict[str, str]]:
+    """The media type of a Content-Type value, lower case, and its parameters (names lower
+    case), parsed as RFC 9110 says (the standard library's MIME parser: quoting, spaces,
+    case). A value that is not `type/subtype` parses as `text/plain`, which is not JSON."""
+    message = Message()
+    message["Content-Type"] = value
+    params = message.get_params(header="Content-Type", failobj=[]) or []
+    return message.get_content_type(), {name.lower(): str(v) for name, v in params[1:]}
+
+
+def is_json_media_type(value: str) -> bool:
+    """`application/json` exactly (not `application/jsonx`, `application/json-patch+json` or
+    `text/json`), compared case-insensitively, with no charset but UTF-8."""
+    kind, params = media_type(value)
+    return kind == JSON_MEDIA_TYPE and params.get("charset", "utf-8").lower() == "utf-8"
+
+
+def _with_json_media_type(event: Any) -> tuple[Any, CashewError | None]:
+    """The event with its Content-Type normalised to `application/json`, or a 415.
+
+    A request with a body must declare it `application/json` (an absent Content-Type is
+    taken as JSON); the Content-Type of a request without a body is ignored. Powertools would
+    otherwise parse forms and multipart bodies (a multipart type without a boundary raises
+    in Powertools: a 500), and compares `application/json` as a case-sensitive prefix."""
+    headers = dict(event.get("headers") or {})
+    multi = dict(event.get("multiValueHeaders") or {})
+    names = [name for name in (*headers, *multi) if name.lower() == "content-type"]
+    if not names:
+        return event, None
+    values = [headers[name] for name in names if name in headers]
+    values += [v for name in names if name in multi for v in multi[name] or []]
+    for name in names:
+        headers.pop(name, None)
+        multi.pop(name, None)
+    if event.get("body"):
+        if not all(isinstance(v, str) and is_json_media_type(v) for v in values):
+            return event, UnsupportedMediaTypeError(
+                "request bodies must be application/json (UTF-8)"
+            )
+        headers["Content-Type"] = JSON_MEDIA_TYPE
+        multi["Content-Type"] = [JSON_MEDIA_TYPE]
+    normalised = {**event, "headers": headers}
+    if "multiValueHeaders" in event:
+        normalised["multiValueHeaders"] = multi
+    return normalised, None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when a key appears twice: parsers disagree on which one wins
+    (the first, the last, an error), so a duplicated key is never guessed."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            field = _field_name(key)
+            raise InvalidRequestError(
+                f"{field} appears more than once",
+                errors=[{"field": field, "message": "appears more than once"}],
+            )
+        result[key] = value
+    return result
+
+
 def _reject_constant(name: str) -> Any:
     raise InvalidRequestError(
         f"{name} is not valid JSON", errors=[{"field": "body", "message": "is not valid JSON"}]
     )
 
 
-def _parse_json(body: str) -> Any:
-    """json.loads without NaN/Infinity; any unparsable body (including integers past
-    Python's digit limit, a plain ValueError, and nesting too deep to parse) is a 422,
-    never a 500."""
+def parse_json(body: str | bytes) -> Any:
+    """json.loads without NaN/Infinity or duplicated keys; any unparsable body (including
+    integers past Python's digit limit, a plain ValueError, and nesting too deep to parse)
+    is a 422, never a 500."""
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        return json.loads(body, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError) as exc:
         raise InvalidRequestError(
             "body is not valid JSON", errors=[{"field": "body", "message": "is not valid JSON"}]

@@ -52,7 +52,7 @@ def login(email: str, password: str, user_agent: str) -> LoginResponse:
     if not passwords.verify_password(credentials.password_hash if credentials else None, password):
         metrics.add_metric(name="LoginFailed", unit=MetricUnit.Count, value=1)
         raise InvalidCredentialsError("email or password is incorrect")
-    assert credentials is not None  # verify_password is False without a hash
+    assert credentials is not None  # nosec B101 # False without a hash
     lockout.succeeded(email)
     if passwords.needs_rehash(credentials.password_hash):
         accounts.replace_password_hash(

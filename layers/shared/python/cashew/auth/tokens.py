@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,9 +15,10 @@ from cashew.config import get_settings
 from cashew.errors import UnauthenticatedError
 
 ALGORITHMS = ["EdDSA"]  # pinned: never taken from the token
-TOKEN_TYPE = "at+jwt"
+TOKEN_TYPE = "at+jwt"  # nosec B105 # a JWT typ, not a secret
 LEEWAY_SECONDS = 30
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "sid", "role", "iat", "exp", "jti"]
+NUMERIC_DATE_CLAIMS = ("exp", "iat", "nbf")  # RFC 7519 NumericDate: a JSON number
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +76,22 @@ def verify_access_token(token: str) -> AccessClaims:
         )
     except jwt.PyJWTError as exc:
         raise UnauthenticatedError("invalid token") from exc
+    if not all(_numeric_date(claims[name]) for name in NUMERIC_DATE_CLAIMS if name in claims):
+        # PyJWT takes int() of them: "9999999999" and true would pass its checks
+        raise UnauthenticatedError("invalid token")
     role = claims["role"]
     if role not in ("user", "admin") or not str(claims["sub"]).startswith("usr_"):
         raise UnauthenticatedError("invalid token")
     if claims["iat"] > clock.epoch() + LEEWAY_SECONDS:
         raise UnauthenticatedError("token issued in the future")
     return AccessClaims(
-        user_id=claims["sub"], session_id=str(claims["sid"]), role=role, expires_at=claims["exp"]
+        user_id=claims["sub"],
+        session_id=str(claims["sid"]),
+        role=role,
+        expires_at=int(claims["exp"]),
     )
+
+
+def _numeric_date(value: object) -> bool:
+    """A JSON number (not a boolean, not a numeric string), finite."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -102,7 +102,7 @@ def _append_for(user_id: str, direction: Direction, funds: Funds, outcome: Outco
             logger.info("duplicate outcome ignored", extra={"outcome_id": outcome.outcome_id})
             return 0
         except store.ChainMoved:
-            time.sleep(random.uniform(0, 0.01 * attempt))  # noqa: S311 - jitter, not crypto
+            time.sleep(random.uniform(0, 0.01 * attempt))  # noqa: S311 # nosec B311 # jitter, not crypto
             continue
         return 1
     raise RuntimeError(f"could not append to the chain of {user_id}: too much contention")

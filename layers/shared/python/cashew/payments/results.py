@@ -45,4 +45,4 @@ def transact(items: list[dict[str, Any]]) -> None:
                         headers={"Retry-After": "1"},
                     ) from exc
                 raise ConflictError("the account is busy; retry the request") from exc
-            time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter
+            time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 # nosec B311 # jitter

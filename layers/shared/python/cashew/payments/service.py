@@ -337,7 +337,7 @@ def _admit(
 def _back_off(attempt: int) -> None:
     """Before screening again: a short random pause, so racing attempts spread out."""
     if attempt:
-        time.sleep(random.uniform(0, 0.005 * min(attempt, 8)))  # noqa: S311 - jitter
+        time.sleep(random.uniform(0, 0.005 * min(attempt, 8)))  # noqa: S311 # nosec B311 # jitter
 
 
 def _screening_of(record: dict[str, Any], fresh: fraud.Screening) -> fraud.Screening:

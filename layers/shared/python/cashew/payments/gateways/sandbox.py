@@ -50,7 +50,7 @@ _FAILURES: dict[str, tuple[FailureCode, str]] = {
     "insufficient": ("insufficient_funds", "the card has insufficient funds"),
     "expired": ("expired_card", "the card has expired"),
 }
-TOKEN_PREFIX = "tok_sbx_"
+TOKEN_PREFIX = "tok_sbx_"  # nosec B105 # the sandbox's token prefix, not a secret
 CHARGE_PREFIX = "ch_sbx_"
 REFUND_PREFIX = "re_sbx_"
 EVENT_PREFIX = "evt_sbx_"
@@ -58,7 +58,7 @@ OUTAGE_CHARGE_PREFIX = "ch_sbx_error_"
 """Capture, void and refund of such a charge id fail with GatewayUnavailableError (ids
 derived from keys are hex, so they never start with it)."""
 
-DEFAULT_WEBHOOK_SECRET = "whsec_sandbox_local"
+DEFAULT_WEBHOOK_SECRET = "whsec_sandbox_local"  # nosec B105 # local default (API.md)
 WEBHOOK_DELAY_SECONDS = 3
 SCHEDULE_TIMEOUT_SECONDS = 2.0
 
@@ -70,7 +70,7 @@ def _post_json(url: str, body: bytes, timeout: float) -> None:
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
         url, data=body, method="POST", headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 # nosec B310 # our API's URL
         response.read()
 
 
