@@ -30,7 +30,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,8 +242,13 @@ class Runtime:
     def shutdown(self) -> None:
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            pool.shutdown(wait=True, cancel_futures=True)
+        # All at once: one after another, each waiting for its workers to exit, a stack of
+        # forty functions could outlast SIGTERM's grace on a loaded machine.
+        if pools:
+            with ThreadPoolExecutor(len(pools)) as stopping:
+                list(
+                    stopping.map(lambda pool: pool.shutdown(wait=True, cancel_futures=True), pools)
+                )
         shutil.rmtree(self._markers, ignore_errors=True)
 
     def _pool(self, function_id: str) -> ProcessPoolExecutor:
