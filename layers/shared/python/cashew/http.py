@@ -33,6 +33,9 @@ from cashew.observability import logger
 MAX_BODY_BYTES = 64 * 1024
 PROBLEM_JSON = "application/problem+json"
 ERROR_TYPE_BASE = "https://cashew.dev/errors/"
+ERRORS = "x-cashew-errors"
+"""The route's `openapi_extensions` key for the errors that only its logic gives, by status
+(`{"401": "Wrong email or password"}`); the OpenAPI generator turns them into responses."""
 
 
 class CashewResolver(APIGatewayRestResolver):
