@@ -17,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SAM = PATH="$$(dirname "$$(scripts/find-python313)"):$$PATH" $(SAM_VENV)/bin/sam
 
 .PHONY: help dev test lint types unit integration e2e tests validate build check-layer \
-        invoke redrive bench openapi create-admin format clean bandit
+        fuzz invoke redrive bench openapi create-admin format clean bandit
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,7 +39,7 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 dev: $(VENV)/.installed ## run the whole system on 127.0.0.1:3000 (Ctrl-C stops it)
 	exec $(PY) -m local.dev
 
-test: lint types bandit tests validate build check-layer ## every check: lint, types, tests, sam validate --lint, sam build
+test: lint types bandit tests fuzz validate build check-layer ## every check: lint, types, bandit, tests, fuzzing, sam validate --lint, sam build
 	@echo "make test: all checks passed"
 
 lint: $(VENV)/.installed ## ruff
@@ -67,6 +67,9 @@ integration: $(VENV)/.installed
 
 e2e: $(VENV)/.installed ## e2e tests (start their own stack, or use CASHEW_E2E_URL)
 	$(PY) -m pytest tests/e2e
+
+fuzz: $(VENV)/.installed ## schemathesis, every operation and phase, against a local stack of its own (a few minutes)
+	$(PY) -m pytest -m fuzz tests/e2e/test_fuzz.py -s -p no:cacheprovider
 
 validate: $(SAM_VENV)/.installed ## sam validate --lint
 	$(SAM) validate --lint

@@ -50,6 +50,10 @@ from aws_lambda_powertools.event_handler.openapi.models import (
 )
 from pydantic import BaseModel, Field
 
+from cashew import clock
+from cashew.errors import CashewError
+from cashew.http import ERRORS, IDEMPOTENCY_HEADER, MAX_BODY_BYTES
+from cashew.ledger.api import EARLIEST, LATEST
 from local.api import DEFAULT_PORT
 from local.template import (
     REGION,
@@ -154,6 +158,8 @@ def generate(template: Mapping[str, Any], *, allow_missing: bool = False) -> Gen
         )
     problems.extend(f"Powertools: {warning.message}" for warning in caught)
     _document_errors(document, problems)
+    _document_pages_and_times(document)
+    _document_links(document)
     _prune_schemas(document)
     problems.extend(_coverage_problems(document, operations))
     try:
@@ -346,22 +352,24 @@ def _document_errors(document: dict[str, Any], problems: list[str]) -> None:
         }
     }
     for item in document.get("paths", {}).values():
-        for operation in item.values():
+        for method, operation in item.items():
             responses: dict[str, Any] = operation["responses"]
             powertools_422 = responses.get("422", {}).get("content", {}).get("application/json")
             if powertools_422 == {"schema": {"$ref": SCHEMA_REF + "HTTPValidationError"}}:
                 del responses["422"]  # Powertools' own body, which CashewResolver never sends
-            if operation.get("requestBody") or operation.get("parameters"):
-                responses.setdefault(
-                    "422", _problem_response("Invalid request (`validation_error`)")
-                )
-            if operation.get("security"):
-                responses.setdefault(
-                    "401",
-                    _problem_response(
-                        "Missing, invalid, expired or revoked access token (`unauthenticated`)"
-                    ),
-                )
+            for status in _error_statuses(method, operation):
+                responses.setdefault(status, {"description": ""})
+            for status, description in operation.pop(ERRORS, {}).items():
+                responses[str(status)] = {"description": description}
+            for status, response in list(responses.items()):
+                if status.isdigit() and int(status) >= 400:
+                    responses[status] = _problem_response(
+                        _error_description(
+                            int(status),
+                            response.get("description", ""),
+                            secured=bool(operation.get("security")),
+                        )
+                    )
             responses.setdefault("default", _problem_response("An error (see `code`)"))
             for status, response in responses.items():
                 if status == "204":
@@ -369,6 +377,188 @@ def _document_errors(document: dict[str, Any], problems: list[str]) -> None:
                 response.setdefault("headers", {})[REQUEST_ID_HEADER] = {
                     "$ref": f"#/components/headers/{REQUEST_ID_HEADER}"
                 }
+            if "429" in responses:
+                responses["429"]["headers"]["Retry-After"] = {
+                    "description": "seconds to wait before retrying",
+                    "schema": {"type": "string"},
+                }
+
+
+def _error_statuses(method: str, operation: Mapping[str, Any]) -> list[str]:
+    """The error statuses an operation can answer, by what it takes: every operation can be
+    throttled (429) or fail (500, 502), and refuses a body over the limit (413); a body can
+    be of the wrong media type (415); input can be invalid (422); a secured operation needs
+    the token (401) and may not be the caller's to use (403); an id names something that may
+    not exist (404); a write can conflict with the state it finds (409); a money POST needs
+    its Idempotency-Key (400)."""
+    statuses = ["404", "413", "429", "500", "502"]
+    parameters = operation.get("parameters", [])
+    if operation.get("requestBody"):
+        statuses += ["415", "422"]
+    elif parameters:
+        statuses.append("422")
+    if operation.get("security"):
+        statuses += ["401", "403"]
+    if method != "get":
+        statuses.append("409")
+    if any(
+        parameter["in"] == "header" and parameter["name"].lower() == IDEMPOTENCY_HEADER
+        for parameter in parameters
+    ):
+        statuses.append("400")
+    return statuses
+
+
+def _error_codes() -> dict[int, list[str]]:
+    """The error registry (`cashew.errors`): every code a client may see, by status."""
+    codes: dict[int, list[str]] = {}
+    pending: list[type[CashewError]] = [CashewError]
+    while pending:
+        error = pending.pop()
+        pending.extend(error.__subclasses__())
+        codes.setdefault(error.status, [])
+        if error.code not in codes[error.status]:
+            codes[error.status].append(error.code)
+    return {status: sorted(found) for status, found in codes.items()}
+
+
+_GATEWAY_ERRORS = {
+    401: "API Gateway's authorizer answers it for a missing, invalid, expired or revoked "
+    "access token",
+    404: "API Gateway answers it for a path or method it does not route",
+    413: "API Gateway answers it for a body over its 10 MiB limit, Cashew for one over "
+    f"{MAX_BODY_BYTES // 1024} KiB",
+    429: "API Gateway answers it when its throttling limits are reached (`rate_limited`, "
+    "with `Retry-After`)",
+    502: "API Gateway answers it when the function fails without answering",
+}
+
+
+def _error_description(status: int, declared: str, *, secured: bool) -> str:
+    """What an error status means: the handler's own words, the codes of the error registry
+    that have this status, and what API Gateway itself answers with it."""
+    parts = [declared.rstrip(".") + "."] if declared else []
+    codes = _error_codes().get(status, [])
+    if codes:
+        parts.append("Codes: " + ", ".join(f"`{code}`" for code in codes) + ".")
+    if status in _GATEWAY_ERRORS and (secured or status != 401):
+        parts.append(_GATEWAY_ERRORS[status] + ".")
+    return " ".join(parts) or "An error (see `code`)"
+
+
+CURSOR = (
+    "Opaque: the `next_cursor` of the previous page of this very list, unchanged; omit it for "
+    "the first page. A cursor this list did not give is 422 `validation_error`."
+)
+NEXT_CURSOR = (
+    "Where the next page starts: send it back as the `cursor` query parameter; null on the "
+    "last page (`has_more` false)."
+)
+
+
+def _time_bound(name: str) -> str:
+    side = "at or after" if name == "from" else "at or before"
+    return (
+        f"Entries {side} this time: an RFC 3339 date-time with its offset (`Z` or `+hh:mm`), "
+        f"between {clock.rfc3339(EARLIEST)} and {clock.rfc3339(LATEST)}; a time without an "
+        "offset, or outside those bounds, is 422 `validation_error`."
+    )
+
+
+def _document_pages_and_times(document: dict[str, Any]) -> None:
+    """The opaque `cursor` of every list and its `next_cursor`, and the `from`/`to` bounds."""
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] != "query":
+                    continue
+                if parameter["name"] == "cursor":
+                    parameter["description"] = CURSOR
+                    parameter["schema"]["description"] = CURSOR
+                elif parameter["name"] in ("from", "to"):
+                    parameter["description"] = _time_bound(parameter["name"])
+                    parameter["schema"]["description"] = parameter["description"]
+    for schema in document.get("components", {}).get("schemas", {}).values():
+        properties = schema.get("properties", {})
+        if "next_cursor" in properties:
+            properties["next_cursor"]["description"] = NEXT_CURSOR
+
+
+def _collection_items(paths: Mapping[str, Any]) -> dict[str, list[str]]:
+    """For each collection name (`payments`), the paths of the operations on one of its items
+    (`/v1/payments/{id}`, `/v1/payments/{id}/capture`, `/v1/admin/disputes/{id}/resolve`)."""
+    found: dict[str, list[str]] = {}
+    for path in paths:
+        segments = path.strip("/").split("/")
+        for index, segment in enumerate(segments[1:], start=1):
+            if segment == "{id}" and not segments[index - 1].startswith("{"):
+                found.setdefault(segments[index - 1], []).append(path)
+    return found
+
+
+def _document_links(document: dict[str, Any]) -> None:
+    """OpenAPI links from what creates or lists a resource to the operations on one of its
+    items, passing the new (or first listed) id as the item's `id`: POST /v1/payments 201 to
+    GET /v1/payments/{id}, its capture, cancel and refunds; a transaction listed to its
+    disputes; a dispute opened to its resolution. The collection is the last segment of the
+    path that creates or lists (`/v1/transactions/{id}/disputes`: disputes)."""
+    paths: dict[str, Any] = document.get("paths", {})
+    items = _collection_items(paths)
+    for path, item in paths.items():
+        collection = path.rstrip("/").rsplit("/", 1)[-1]
+        for method, operation in item.items():
+            if method == "post":
+                status, pointer = next(
+                    ((s, "/id") for s in ("201", "200") if s in operation["responses"]),
+                    (None, ""),
+                )
+            elif method == "get":
+                status, pointer = "200", "/data/0/id"
+            else:
+                continue
+            response = operation["responses"].get(status or "")
+            schema = _success_schema(document, response)
+            if response is None or not _has_pointer(document, schema, pointer):
+                continue
+            links = {}
+            for target_path in items.get(collection, []):
+                if target_path == path:
+                    continue
+                for target_method, target in sorted(paths[target_path].items()):
+                    name = f"{target['operationId']}"
+                    links[name] = {
+                        "operationId": target["operationId"],
+                        "parameters": {"path.id": f"$response.body#{pointer}"},
+                        "description": f"{target_method.upper()} {target_path} on the "
+                        f"{'new' if method == 'post' else 'first listed'} item",
+                    }
+            if links:
+                response["links"] = links
+
+
+def _success_schema(document: Mapping[str, Any], response: Any) -> dict[str, Any]:
+    if not isinstance(response, dict):
+        return {}
+    content = response.get("content", {}).get("application/json", {})
+    return _resolve(document, content.get("schema", {}))
+
+
+def _resolve(document: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref", "")
+    if ref.startswith(SCHEMA_REF):
+        resolved: dict[str, Any] = document["components"]["schemas"][ref.removeprefix(SCHEMA_REF)]
+        return resolved
+    return dict(schema)
+
+
+def _has_pointer(document: Mapping[str, Any], schema: Mapping[str, Any], pointer: str) -> bool:
+    """Whether every response of `schema` has the string at `pointer` (`/id`, `/data/0/id`)."""
+    for part in pointer.strip("/").split("/"):
+        if part == "0":
+            schema = _resolve(document, schema.get("items", {}))
+        else:
+            schema = _resolve(document, schema.get("properties", {}).get(part, {}))
+    return schema.get("type") == "string"
 
 
 def _refs(value: Any) -> Iterator[str]:

@@ -5,13 +5,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cashew.auth import service
 from cashew.auth.models import LoginResponse, RefreshRequest
-from cashew.http import CashewResolver
+from cashew.http import ERRORS, CashewResolver
 from cashew.observability import logger, metrics
 
 app = CashewResolver()
 
 
-@app.post("/v1/auth/refresh")
+@app.post(
+    "/v1/auth/refresh",
+    openapi_extensions={
+        ERRORS: {"401": "The refresh token is invalid, expired, revoked or reused"}
+    },
+)
 def refresh(body: RefreshRequest) -> LoginResponse:
     return service.refresh(body.refresh_token.get_secret_value())
 

@@ -3,7 +3,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cashew.http import CashewResolver, parse_json
+from cashew.http import ERRORS, CashewResolver, parse_json
 from cashew.observability import logger
 from cashew.payments import webhooks
 from cashew.payments.models import WebhookReceipt
@@ -11,7 +11,12 @@ from cashew.payments.models import WebhookReceipt
 app = CashewResolver()
 
 
-@app.post("/v1/webhooks/gateway")
+@app.post(
+    "/v1/webhooks/gateway",
+    openapi_extensions={
+        ERRORS: {"400": "The signature header is missing, or does not sign the body"}
+    },
+)
 def gateway_webhook() -> WebhookReceipt:
     event = app.current_event
     payload = (event.decoded_body or "").encode()

@@ -348,3 +348,108 @@ def test_cli_fails_when_it_cannot_generate(
         capsys.readouterr().err
     )
     assert not output.exists()
+
+
+# --- what the fuzzing gate relies on (tests/e2e/test_fuzz.py) -----------------------------
+def all_operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in document["paths"].items():
+        for method, found in item.items():
+            yield method.upper(), path, found
+
+
+def test_cursors_are_documented_as_opaque_and_next_cursor_says_where_the_next_page_is(
+    document: dict[str, Any],
+) -> None:
+    cursors = [
+        (f"{method} {path}", parameter)
+        for method, path, found in all_operations(document)
+        for parameter in found.get("parameters", [])
+        if parameter["name"] == "cursor"
+    ]
+    assert len(cursors) >= 9  # every list
+    for name, parameter in cursors:
+        assert parameter["in"] == "query", name
+        assert "Opaque" in parameter["description"] and "next_cursor" in parameter["description"]
+    pages = [
+        s
+        for s in document["components"]["schemas"].values()
+        if "next_cursor" in s.get("properties", {})
+    ]
+    assert pages
+    for schema in pages:
+        assert "`cursor`" in schema["properties"]["next_cursor"]["description"]
+
+
+def test_time_bounds_are_rfc3339_with_an_offset_between_2000_and_9000(
+    document: dict[str, Any],
+) -> None:
+    bounds = [
+        parameter
+        for _, _, found in all_operations(document)
+        for parameter in found.get("parameters", [])
+        if parameter["name"] in ("from", "to")
+    ]
+    assert len(bounds) == 8  # transactions, admin transactions, summary, csv
+    for parameter in bounds:
+        assert "RFC 3339" in parameter["description"] and "offset" in parameter["description"]
+        assert "2000-01-01T00:00:00" in parameter["description"]
+        assert "9000-01-01T00:00:00" in parameter["description"]
+        assert {"format": "date-time", "type": "string"} in parameter["schema"]["anyOf"]
+
+
+def test_every_error_each_operation_can_give_is_documented(document: dict[str, Any]) -> None:
+    for method, path, found in all_operations(document):
+        responses, name = found["responses"], f"{method} {path}"
+        for status in ("404", "413", "429", "500", "502"):  # API Gateway's own included
+            assert status in responses, f"{name}: {status}"
+        assert "Retry-After" in responses["429"]["headers"], name
+        if "security" in found:
+            assert {"401", "403"} <= set(responses), name
+            assert "authorizer" in responses["401"]["description"], name
+        if "requestBody" in found:
+            assert {"415", "422"} <= set(responses), name
+        if method != "GET":
+            assert "409" in responses, name
+        headers = {p["name"].lower() for p in found.get("parameters", []) if p["in"] == "header"}
+        if "idempotency-key" in headers:
+            assert "`idempotency_key_missing`" in responses["400"]["description"], name
+    paths = document["paths"]
+    assert (
+        "`invalid_credentials`"
+        in paths["/v1/auth/login"]["post"]["responses"]["401"]["description"]
+    )
+    assert "401" in paths["/v1/auth/refresh"]["post"]["responses"]
+    webhook = paths["/v1/webhooks/gateway"]["post"]["responses"]
+    assert "`invalid_signature`" in webhook["400"]["description"]
+    assert "x-cashew-errors" not in json.dumps(document)
+
+
+def links(document: dict[str, Any], method: str, path: str, status: str) -> dict[str, str]:
+    found = document["paths"][path][method.lower()]["responses"][status].get("links", {})
+    return {link["operationId"]: link["parameters"]["path.id"] for link in found.values()}
+
+
+def test_links_lead_from_what_creates_or_lists_to_its_items(document: dict[str, Any]) -> None:
+    assert links(document, "POST", "/v1/payments", "201") == {
+        "get_payment": "$response.body#/id",
+        "capture_payment": "$response.body#/id",
+        "cancel_payment": "$response.body#/id",
+        "create_refund": "$response.body#/id",
+        "list_refunds": "$response.body#/id",
+    }
+    assert links(document, "POST", "/v1/users/me/payment-methods", "201") == {
+        "get_payment_method": "$response.body#/id",
+        "delete_payment_method": "$response.body#/id",
+    }
+    assert links(document, "GET", "/v1/transactions", "200") == {
+        "get_transaction": "$response.body#/data/0/id",
+        "open_dispute": "$response.body#/data/0/id",
+    }
+    assert links(document, "POST", "/v1/transactions/{id}/disputes", "201") == {
+        "resolve_dispute": "$response.body#/id"
+    }
+    operation_ids = {found["operationId"] for _, _, found in all_operations(document)}
+    for _, _, found in all_operations(document):
+        for response in found["responses"].values():
+            for link in response.get("links", {}).values():
+                assert link["operationId"] in operation_ids

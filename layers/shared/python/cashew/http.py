@@ -37,6 +37,9 @@ JSON_MEDIA_TYPE = "application/json"
 # Every API response is private to its caller, and some carry tokens: never cached.
 NO_STORE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 ERROR_TYPE_BASE = "https://cashew.dev/errors/"
+ERRORS = "x-cashew-errors"
+"""The route's `openapi_extensions` key for the errors that only its logic gives, by status
+(`{"401": "Wrong email or password"}`); the OpenAPI generator turns them into responses."""
 
 
 class CashewResolver(APIGatewayRestResolver):
