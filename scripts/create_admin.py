@@ -7,8 +7,8 @@ never from the command line. Uses your AWS credentials; needs cloudformation:
 DescribeStackResources and DescribeStacks on the stack and dynamodb:PutItem/GetItem/UpdateItem
 on its accounts table (and UpdateItem on the sessions of a promoted user). The environment is
 derived from template.yaml's Globals, resolved against the deployed stack, so it is the
-environment every function has. Writes through the same code as the API, so the admin is an ordinary user with role
-`admin` and an argon2id password hash.
+environment every function has. Writes through the same code as the API, so the admin is an
+ordinary user with role `admin` and an argon2id password hash.
 """
 
 from __future__ import annotations
