@@ -468,7 +468,9 @@ class Driver:
             },
         }
         body = json.dumps(event, separators=(",", ":"))
-        secret = get_settings().gateway_webhook_secret.get_secret_value()
+        secret_id = str(get_settings().gateway_secret_id)  # the stack's GatewaySecret
+        value = self.stack.clients("secretsmanager").get_secret_value(SecretId=secret_id)
+        secret = str(json.loads(value["SecretString"])["webhook_secret"])
         signature = sign_webhook(body.encode(), secret, int(time.time()))
         reply = self.api_request(
             "GatewayWebhookFunction",

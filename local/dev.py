@@ -5,6 +5,8 @@ when CASHEW_ADMIN_EMAIL and CASHEW_ADMIN_PASSWORD are set, starts the SQS consum
 API.
 
 Environment: PORT (the API, default 3000), CASHEW_AWS_PORT (the AWS endpoint, default 4566),
+CASHEW_LOCAL_PARAMETERS (template parameter overrides over `Stage=local Gateway=sandbox`;
+parameters that break the template's Rules stop it before it starts, naming the rule),
 CASHEW_LOCAL_VISIBILITY_TIMEOUT (see `local.template`), and any CASHEW_* variable, which
 every function gets over the template's value.
 """
@@ -13,11 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 from local import aws
@@ -27,9 +31,12 @@ from local.consumers import Consumers
 from local.runtime import Runtime
 from local.sandbox import WebhookScheduler
 from local.template import (
+    ClientFactory,
+    ParameterError,
     function_env,
     functions,
     load_template,
+    local_parameters,
     provision,
     stack_env,
 )
@@ -61,6 +68,17 @@ def _banner(api_url: str, aws_url: str, gateway: Gateway, consumers: Consumers) 
     )
 
 
+def _webhook_secret(clients: ClientFactory, secret_id: str) -> Callable[[], str]:
+    """The sandbox's webhook secret, read from the stack's GatewaySecret at each delivery
+    (so a rotated secret signs the next webhook)."""
+
+    def read() -> str:
+        value = clients("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+        return str(json.loads(value)["webhook_secret"])
+
+    return read
+
+
 def main() -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -73,20 +91,26 @@ def main() -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
+    template = load_template()
+    try:
+        parameters = local_parameters(template)
+    except ParameterError as error:
+        print(f"cannot start: {error}", file=sys.stderr, flush=True)
+        return 2
     try:
         with contextlib.ExitStack() as stack:
             endpoint, aws_url = aws.start(int(os.environ.get("CASHEW_AWS_PORT", aws.DEFAULT_PORT)))
             stack.callback(endpoint.stop)
-            template = load_template()
             clients = aws.clients(aws_url)
-            resources = provision(template, clients)
+            resources = provision(template, clients, parameters)
             specs = functions(template)
             layers = list(dict.fromkeys(p for spec in specs.values() for p in spec.layer_dirs))
             sys.path[:0] = [str(p) for p in layers if str(p) not in sys.path]
             api_port = int(os.environ.get("PORT", DEFAULT_PORT))
+            shared_env = stack_env(template, resources, aws_url)
             webhooks = WebhookScheduler(
                 f"http://127.0.0.1:{api_port}",
-                os.environ.get("CASHEW_GATEWAY_WEBHOOK_SECRET", "whsec_sandbox_local"),
+                _webhook_secret(clients, shared_env["CASHEW_GATEWAY_SECRET_ID"]),
             )
             webhooks.start()
             stack.callback(webhooks.stop)
@@ -95,7 +119,7 @@ def main() -> int:
                 specs, {fid: function_env(spec, resources, aws_url) for fid, spec in specs.items()}
             )
             stack.callback(runtime.shutdown)
-            admin = create_from_env(stack_env(template, resources, aws_url), layers)
+            admin = create_from_env(shared_env, layers)
             if admin:
                 print(f"admin user {admin} is ready (CASHEW_ADMIN_EMAIL)", flush=True)
             consumers = Consumers(specs, resources, runtime.invoke, clients)

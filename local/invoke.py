@@ -18,7 +18,14 @@ import sys
 
 from local import aws
 from local.runtime import Runtime
-from local.template import function_env, functions, load_template, provision
+from local.template import (
+    ParameterError,
+    function_env,
+    functions,
+    load_template,
+    local_parameters,
+    provision,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     with sys.stdin if args.event == "-" else open(args.event, encoding="utf-8") as file:
         event = json.load(file)
 
+    try:
+        parameters = local_parameters(template)  # CASHEW_LOCAL_PARAMETERS, as for local.dev
+    except ParameterError as error:
+        parser.exit(2, f"cannot invoke: {error}\n")
     port = int(os.environ.get("CASHEW_AWS_PORT", aws.DEFAULT_PORT))
     with contextlib.ExitStack() as stack:
         if aws.is_listening(port):
@@ -44,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             endpoint, url = aws.start(0)
             stack.callback(endpoint.stop)
-        resources = provision(template, aws.clients(url))
+        resources = provision(template, aws.clients(url), parameters)
         spec = specs[args.function]
         runtime = Runtime(
             {spec.logical_id: spec},

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -21,7 +22,8 @@ WEBHOOK_PATH = "/v1/webhooks/gateway"
 
 
 class WebhookScheduler:
-    def __init__(self, api_url: str, secret: str, host: str = "127.0.0.1") -> None:
+    def __init__(self, api_url: str, secret: Callable[[], str], host: str = "127.0.0.1") -> None:
+        """`secret` returns the webhook secret to sign with, asked at each delivery."""
         self._api_url = api_url
         self._secret = secret
         self._timers: list[threading.Timer] = []
@@ -66,7 +68,7 @@ class WebhookScheduler:
         from cashew.payments.gateways.base import SIGNATURE_HEADER  # noqa: PLC0415
         from cashew.payments.gateways.sandbox import signed_delivery  # noqa: PLC0415
 
-        body, signature = signed_delivery(event, self._secret, int(time.time()))
+        body, signature = signed_delivery(event, self._secret(), int(time.time()))
         request = urllib.request.Request(  # noqa: S310 - our own API on loopback
             self._api_url + WEBHOOK_PATH,
             data=body,

@@ -9,6 +9,10 @@ Environment variables read here:
 - `CASHEW_LOCAL_VISIBILITY_TIMEOUT` (seconds): replaces every queue's `VisibilityTimeout` at
   provision time, so that a message a consumer failed is redelivered (and, after
   `maxReceiveCount` receives, moved to its dead-letter queue) in seconds rather than minutes.
+- `CASHEW_LOCAL_PARAMETERS`: template parameter overrides, `Name=value` separated by spaces
+  (as `sam deploy --parameter-overrides`), over the local stack's own, `Stage=local
+  Gateway=sandbox`. For example `CASHEW_LOCAL_PARAMETERS="Stage=prod Gateway=sandbox"` runs
+  the stack as a production stage, which the template's Rules refuse (`ParameterError`).
 - `CASHEW_*`: passed through to every function, over the template's value.
 """
 
@@ -83,14 +87,91 @@ def physical_name(logical_id: str) -> str:
     return f"{STACK_NAME}-{logical_id}"
 
 
+# --------------------------------------------------------------------------- parameters
+LOCAL_PARAMETERS = {"Stage": "local", "Gateway": "sandbox"}
+"""What the local stack runs with, over the template's defaults."""
+PARAMETERS_VARIABLE = "CASHEW_LOCAL_PARAMETERS"
+
+
+class ParameterError(ValueError):
+    """Parameters CloudFormation would refuse: unknown, not allowed, or failing a Rule."""
+
+
+def parse_overrides(text: str) -> dict[str, str]:
+    """`Name=value Name2=value2` (as `--parameter-overrides`) -> {Name: value, ...}."""
+    overrides = {}
+    for pair in text.split():
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ParameterError(f"{PARAMETERS_VARIABLE}: expected Name=value, got {pair!r}")
+        overrides[name] = value
+    return overrides
+
+
+def parameters(
+    template: Mapping[str, Any], overrides: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The parameter values of a stack created with `overrides`, checked as CloudFormation
+    checks them: each must be declared, within its AllowedValues and AllowedPattern, and every
+    Rule of the template must hold (else ParameterError, naming the rule's
+    AssertDescription)."""
+    declared: dict[str, Any] = template.get("Parameters", {})
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(declared))
+    if unknown:
+        raise ParameterError(f"the template has no parameter {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for name, spec in declared.items():
+        value = overrides.get(name, spec.get("Default"))
+        if value is None:
+            raise ParameterError(f"parameter {name} has no default and no value")
+        if "AllowedValues" in spec and str(value) not in [str(v) for v in spec["AllowedValues"]]:
+            allowed = ", ".join(str(v) for v in spec["AllowedValues"])
+            raise ParameterError(f"parameter {name}={value} is not one of {allowed}")
+        if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], str(value)):
+            raise ParameterError(f"parameter {name}={value} does not match its AllowedPattern")
+        values[name] = value
+    check_rules(template, values)
+    return values
+
+
+def local_parameters(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The local stack's parameters: LOCAL_PARAMETERS, then CASHEW_LOCAL_PARAMETERS."""
+    overrides = {**LOCAL_PARAMETERS, **parse_overrides(os.environ.get(PARAMETERS_VARIABLE, ""))}
+    return parameters(template, overrides)
+
+
+def check_rules(template: Mapping[str, Any], values: Mapping[str, Any]) -> None:
+    """Evaluate the template's `Rules` as CloudFormation does before it creates anything: a
+    rule whose RuleCondition holds (or that has none) must have every Assert true."""
+    resolver = Resources({"Parameters": {name: {"Default": v} for name, v in values.items()}})
+    for name, rule in template.get("Rules", {}).items():
+        if "RuleCondition" in rule and not _holds(resolver, name, rule["RuleCondition"]):
+            continue
+        for assertion in rule.get("Assertions", []):
+            if not _holds(resolver, name, assertion["Assert"]):
+                description = assertion.get("AssertDescription", "an assertion failed")
+                raise ParameterError(f"rule {name}: {description}")
+
+
+def _holds(resolver: Resources, rule: str, condition: Any) -> bool:
+    value = resolver.resolve(condition)
+    if not isinstance(value, bool):  # a function this evaluator does not know
+        raise ParameterError(f"rule {rule}: cannot evaluate {condition!r} locally")
+    return value
+
+
 # ---------------------------------------------------------------------------- resolving
 class Resources(dict[str, dict[str, Any]]):
     """Logical id (or parameter, or pseudo parameter) -> {"Ref": ..., "Arn": ..., ...}.
 
     `resolve` evaluates intrinsic functions against it the way CloudFormation does.
+    Parameters take `parameter_values` (see `parameters`), or their defaults.
     """
 
-    def __init__(self, template: Mapping[str, Any]) -> None:
+    def __init__(
+        self, template: Mapping[str, Any], parameter_values: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__()
         self._conditions: dict[str, Any] = template.get("Conditions", {})
         self._mappings: dict[str, Any] = template.get("Mappings", {})
@@ -106,6 +187,8 @@ class Resources(dict[str, dict[str, Any]]):
             self[f"AWS::{name}"] = {"Ref": value}
         for name, parameter in template.get("Parameters", {}).items():
             self[name] = {"Ref": parameter.get("Default")}
+        for name, value in (parameter_values or {}).items():
+            self[name] = {"Ref": value}
         # What the Serverless transform creates is not provisioned locally, but can be named.
         for logical_id, props in _resources_of(template, "AWS::Serverless::Function"):
             name = props.get("FunctionName") or physical_name(logical_id)
@@ -203,6 +286,19 @@ class Resources(dict[str, dict[str, Any]]):
     def _fn_Or(self, argument: list[Any]) -> bool:
         return any(self.resolve(argument))
 
+    # The functions only Rules may use.
+    def _fn_Contains(self, argument: list[Any]) -> bool:
+        items, value = self.resolve(argument)
+        return value in items
+
+    def _fn_EachMemberEquals(self, argument: list[Any]) -> bool:
+        items, value = self.resolve(argument)
+        return all(item == value for item in items)
+
+    def _fn_EachMemberIn(self, argument: list[Any]) -> bool:
+        items, allowed = self.resolve(argument)
+        return all(item in allowed for item in items)
+
 
 def _references(value: Any) -> Iterator[str]:
     """The logical ids that `value` refers to through Ref, Fn::GetAtt or Fn::Sub."""
@@ -224,13 +320,21 @@ def _references(value: Any) -> Iterator[str]:
 
 
 # --------------------------------------------------------------------------- provisioning
-def provision(template: Mapping[str, Any], clients: ClientFactory) -> Resources:
+def provision(
+    template: Mapping[str, Any],
+    clients: ClientFactory,
+    parameter_values: Mapping[str, Any] | None = None,
+) -> Resources:
     """Create every table, queue, KMS key and secret of the template; safe to call again.
 
+    The parameters are `parameter_values`, by default the local stack's (`local_parameters`:
+    a ParameterError, before anything is created, when they break the template's Rules).
     Resources are created in dependency order (a queue after its dead-letter queue); one that
     already exists under its physical name (`cashew-<LogicalId>`) is looked up, not recreated.
     """
-    resources = Resources(template)
+    if parameter_values is None:
+        parameter_values = local_parameters(template)
+    resources = Resources(template, parameter_values)
     declared = dict(_resources_of(template, *_CREATORS))
     graph = {
         logical_id: {ref for ref in _references(props) if ref in declared}

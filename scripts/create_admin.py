@@ -4,9 +4,11 @@
 
 The password is read from the terminal (or from CASHEW_ADMIN_PASSWORD when there is none),
 never from the command line. Uses your AWS credentials; needs cloudformation:
-DescribeStackResources on the stack and dynamodb:PutItem/GetItem/UpdateItem on its accounts
-table. Writes through the same code as the API, so the admin is an ordinary user with role
-`admin` and an argon2id password hash.
+DescribeStackResources and DescribeStacks on the stack and dynamodb:PutItem/GetItem/UpdateItem
+on its accounts table (and UpdateItem on the sessions of a promoted user). The environment is
+derived from template.yaml's Globals, resolved against the deployed stack, so it is the
+environment every function has. Writes through the same code as the API, so the admin is an
+ordinary user with role `admin` and an argon2id password hash.
 """
 
 from __future__ import annotations
@@ -16,35 +18,49 @@ import getpass
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "layers/shared/python"))
+sys.path[:0] = [str(REPO / "layers/shared/python"), str(REPO)]
 
 import boto3  # noqa: E402
 
-# The variables every function gets from template.yaml's Globals, by logical id.
-_RESOURCE_ENV = {
-    "SessionsTable": "CASHEW_SESSIONS_TABLE",
-    "AccountsTable": "CASHEW_ACCOUNTS_TABLE",
-    "PaymentsTable": "CASHEW_PAYMENTS_TABLE",
-    "IdempotencyTable": "CASHEW_IDEMPOTENCY_TABLE",
-    "TransactionLogTable": "CASHEW_LOG_TABLE",
-    "OutcomesQueue": "CASHEW_OUTCOMES_QUEUE_URL",
-    "PaymentEventBus": "CASHEW_EVENT_BUS_NAME",
-    "CardDataKey": "CASHEW_CARD_KEY_ID",
-    "JwtSigningKeySecret": "CASHEW_JWT_SECRET_ID",
-    "CardFingerprintSecret": "CASHEW_FINGERPRINT_SECRET_ID",
-}
+from local.template import (  # noqa: E402 - after the path is set
+    Resources,
+    load_template,
+)
 
 
-def stack_environment(stack: str, region: str | None) -> dict[str, str]:
+def stack_environment(
+    stack: str, region: str | None, template: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """The environment template.yaml's Globals give every function of the deployed `stack`:
+    its Refs to resources resolved to their physical ids (DescribeStackResources), its Refs
+    to parameters to the stack's values (DescribeStacks), literals as they are."""
+    template = template or load_template()
     cloudformation = boto3.client("cloudformation", region_name=region)
     resources = cloudformation.describe_stack_resources(StackName=stack)["StackResources"]
     physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
-    missing = sorted(set(_RESOURCE_ENV) - set(physical))
+    (described,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    values = {p["ParameterKey"]: p["ParameterValue"] for p in described.get("Parameters", [])}
+    resolver = Resources(template, values)
+    for logical_id, physical_id in physical.items():
+        resolver[logical_id] = {"Ref": physical_id}
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    wanted = {ref for value in variables.values() for ref in _refs(value)}
+    missing = sorted(wanted - set(physical) - set(resolver))
     if missing:
         raise SystemExit(f"stack {stack} has no {', '.join(missing)}: is it a Cashew stack?")
-    return {variable: physical[logical] for logical, variable in _RESOURCE_ENV.items()}
+    try:
+        return {name: str(resolver.resolve(value)) for name, value in variables.items()}
+    except KeyError as error:
+        raise SystemExit(f"cannot resolve the stack's environment: {error}") from None
+
+
+def _refs(value: Any) -> list[str]:
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return [str(value["Ref"])]
+    return []
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,8 @@ stack that is already running instead."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import socket
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import requests
 
@@ -23,6 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
 ADMIN_EMAIL = "admin@cashew.local"
 ADMIN_PASSWORD = "an admin passphrase for e2e"
+GATEWAY_SECRET_NAME = "cashew-GatewaySecret"  # its physical name on the local stack
 
 
 _STACK_VARIABLES = ("CASHEW_", "AWS_", "POWERTOOLS_")
@@ -63,12 +67,42 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             requests.Session(),
         )
         return
-    port, aws_port = _free_port(), _free_port()
     log_path = tmp_path_factory.mktemp("stack") / "dev.log"
+    with launch(log_path) as launched:
+        if launched.exit_code is not None:
+            pytest.fail(f"the local stack did not come up:\n{log_path.read_text()[-4000:]}")
+        yield launched.stack
+        launched.stop()
+
+
+@dataclass
+class Launched:
+    """A `python -m local.dev` process: its stack once it answers, or its exit code."""
+
+    process: subprocess.Popen[bytes]
+    stack: Stack
+    exit_code: int | None
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            pytest.fail("the local stack did not stop on SIGTERM")
+        assert code == 0, f"the local stack exited with {code} on SIGTERM"
+
+
+@contextlib.contextmanager
+def launch(log_path: Path, timeout: float = 90, **env: str) -> Iterator[Launched]:
+    """Start the local stack as `make dev` does, on free ports, with `env` over its
+    environment (CASHEW_LOCAL_PARAMETERS, say); wait until it answers or exits. The process
+    is killed at the end of the block if it still runs (`Launched.stop` stops it cleanly)."""
+    port, aws_port = _free_port(), _free_port()
     # What the integration fixtures put in this process's environment (their stack's tables,
     # endpoint and credentials) must not reach the stack under test.
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(_STACK_VARIABLES)}
-    env = {
+    full_env = {
         **inherited,
         "PORT": str(port),
         "CASHEW_AWS_PORT": str(aws_port),
@@ -76,37 +110,52 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "POWERTOOLS_LOG_LEVEL": "DEBUG",  # the leak test reads everything that is logged
         "CASHEW_ADMIN_EMAIL": ADMIN_EMAIL,
         "CASHEW_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        **env,
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "local.dev"],
             cwd=REPO,
-            env=env,
+            env=full_env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if requests.get(url + "/v1/health", timeout=2).status_code == 200:
-                break
-        except (requests.ConnectionError, requests.Timeout):  # not up yet, or a cold start
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the local stack did not come up:\n{log_path.read_text()[-4000:]}")
-        time.sleep(0.3)
+    stack = Stack(url, f"http://127.0.0.1:{aws_port}", log_path, requests.Session())
+    deadline = time.monotonic() + timeout
     try:
-        yield Stack(url, f"http://127.0.0.1:{aws_port}", log_path, requests.Session())
+        while True:
+            try:
+                if requests.get(url + "/v1/health", timeout=2).status_code == 200:
+                    break
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or a cold start
+                pass
+            if process.poll() is not None:
+                break
+            if time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"the local stack neither came up nor exited:\n{stack.logs()[-4000:]}")
+            time.sleep(0.3)
+        yield Launched(process, stack, process.poll())
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        if process.poll() is None:
             process.kill()
-            pytest.fail("the local stack did not stop on SIGTERM")
-        assert code == 0, f"the local stack exited with {code} on SIGTERM"
+            process.wait(timeout=30)
+
+
+def gateway_webhook_secret(stack: Stack) -> str:
+    """The webhook secret the stack's sandbox gateway signs and verifies with: the
+    `webhook_secret` of its GatewaySecret (generated when the stack is provisioned), read from
+    the embedded AWS endpoint."""
+    secretsmanager = boto3.client(
+        "secretsmanager",
+        endpoint_url=stack.aws_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    value = secretsmanager.get_secret_value(SecretId=GATEWAY_SECRET_NAME)["SecretString"]
+    return str(json.loads(value)["webhook_secret"])
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import socket
 import subprocess
@@ -49,6 +50,12 @@ class Stack:
 
     def call(self, function_id: str, sample: str, **variations: Any) -> Reply:
         return reply(self.invoke(function_id, api_event(sample, **variations)))
+
+    def gateway_webhook_secret(self) -> str:
+        """The webhook secret of this stack's gateway: its GatewaySecret's, as generated."""
+        secret_id = self.env["CASHEW_GATEWAY_SECRET_ID"]
+        value = self.clients("secretsmanager").get_secret_value(SecretId=secret_id)
+        return str(json.loads(value["SecretString"])["webhook_secret"])
 
     def invocation(self, function_id: str, event: dict[str, Any]) -> Invocation:
         """`invoke`, reported as local.runtime reports it: a handler that raised is an error."""

@@ -11,7 +11,6 @@ from cashew.payments.gateways.base import sign_webhook
 from tests.integration.conftest import add_card, balance, pay
 from tests.support.lambda_runtime import api_event, reply
 
-SECRET = "whsec_sandbox_local"
 PROCESSING = "4000000000003220"
 
 
@@ -36,8 +35,9 @@ def _event(payment_id, charge_id, status="succeeded", amount=700, event_id=None)
     }
 
 
-def _deliver(stack, event, *, secret=SECRET, at=None, signature=None):
+def _deliver(stack, event, *, secret=None, at=None, signature=None):
     body = json.dumps(event, separators=(",", ":"))
+    secret = secret or stack.gateway_webhook_secret()
     header = signature or sign_webhook(body.encode(), secret, at or int(time.time()))
     sent = api_event(
         "payments/gateway_webhook.json", raw_body=body, headers={"Gateway-Signature": header}

@@ -92,6 +92,10 @@ class _Recorder:
         target = f"{logical}/index/{index}" if index else logical
         self.used[self.function].add((action, target))
 
+    def gateway_readers(self) -> set[str]:
+        """The functions that read the gateway's secret (that is, built the gateway)."""
+        return {f for f, used in self.used.items() if GATEWAY_SECRET_READ in used}
+
     def ungranted(self) -> dict[str, list[tuple[str, str]]]:
         """What each function did that its policy in template.yaml does not allow."""
         granted = _granted()
@@ -118,6 +122,15 @@ def recorder(stack) -> Iterator[_Recorder]:
     yield recorder
     aws.reset()
 
+
+GATEWAY_SECRET_READ = ("secretsmanager:GetSecretValue", "GatewaySecret")
+# Every function that builds the payment gateway (calls get_gateway), and no other: they
+# alone may read the Stripe key and the webhook secret.
+GATEWAY_FUNCTIONS = {
+    "AddPaymentMethodFunction", "CreateTopUpFunction", "CreatePaymentFunction",
+    "CapturePaymentFunction", "CancelPaymentFunction", "CreateRefundFunction",
+    "GatewayWebhookFunction", "ResolveDisputeFunction",
+}  # fmt: skip
 
 COVERED_HERE = {
     "RegisterFunction", "LoginFunction", "AuthorizerFunction", "JwksFunction", "GetMeFunction",
@@ -221,6 +234,20 @@ def test_every_action_a_function_performs_is_granted(stack, new_user, recorder):
     # Then each function was granted every action it performed, on that very resource
     assert set(recorder.used) == COVERED_HERE
     assert recorder.ungranted() == {}
+    assert recorder.gateway_readers() == GATEWAY_FUNCTIONS & set(recorder.used)
+
+
+def test_exactly_the_functions_that_build_the_gateway_may_read_its_secret():
+    # Given every grant of every function in template.yaml
+    readers = {f for f, granted in _granted().items() if GATEWAY_SECRET_READ in granted}
+    # Then the gateway's secret is readable by the functions that build the gateway, and by
+    # no other (the tests above check that each of them does read it, and that every read
+    # is granted)
+    assert readers == GATEWAY_FUNCTIONS
+    # ... and nothing else reads it: no grant on it but that one
+    for function_id, granted in _granted().items():
+        on_secret = {g for g in granted if g[1] == "GatewaySecret"}
+        assert on_secret <= {GATEWAY_SECRET_READ}, function_id
 
 
 def test_no_function_may_update_or_delete_the_transaction_log():
@@ -288,6 +315,7 @@ def test_every_action_of_the_profile_and_payment_method_functions_is_granted(
     # Then each of them was granted every action it performed, on that very resource
     assert set(recorder.used) == set(replies)
     assert recorder.ungranted() == {}
+    assert recorder.gateway_readers() == GATEWAY_FUNCTIONS & set(recorder.used)
 
 
 def test_every_action_of_the_payment_lifecycle_functions_is_granted(stack, new_user, recorder):
@@ -338,7 +366,7 @@ def test_every_action_of_the_payment_lifecycle_functions_is_granted(stack, new_u
     event = json.dumps({"id": f"evt_sbx_{uuid.uuid4().hex[:24]}", "type": "charge.succeeded",
         "data": {"charge_id": charge_id, "payment_id": processing["id"], "status": "succeeded",
                  "failure_code": None, "amount_captured": 100}})  # fmt: skip
-    signature = sign_webhook(event.encode(), "whsec_sandbox_local", int(time.time()))
+    signature = sign_webhook(event.encode(), stack.gateway_webhook_secret(), int(time.time()))
     with recorder.acting_as("GatewayWebhookFunction"):
         statuses["GatewayWebhookFunction"] = stack.call("GatewayWebhookFunction",
             "payments/gateway_webhook.json", raw_body=event,
@@ -350,6 +378,7 @@ def test_every_action_of_the_payment_lifecycle_functions_is_granted(stack, new_u
     }  # fmt: skip
     # Then each was granted every action it performed, on that very resource
     assert recorder.ungranted() == {}
+    assert recorder.gateway_readers() == GATEWAY_FUNCTIONS & set(recorder.used)
 
 
 def test_every_action_of_the_log_dispute_and_admin_functions_is_granted(
@@ -412,6 +441,7 @@ def test_every_action_of_the_log_dispute_and_admin_functions_is_granted(
     assert resolved_card == 200
     # Then each was granted every action it performed, on that very resource
     assert recorder.ungranted() == {}
+    assert recorder.gateway_readers() == GATEWAY_FUNCTIONS & set(recorder.used)
 
 
 def test_the_audit_reads_balances_only_and_resolving_deletes_locks_only():

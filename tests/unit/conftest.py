@@ -15,7 +15,7 @@ import pytest
 from cashew import aws
 from cashew.auth import keys
 from cashew.config import get_settings
-from cashew.payments.gateways import get_gateway
+from cashew.payments import gateways
 
 # Every variable cashew.config.Settings requires (fields without a default).
 REQUIRED_ENV = {
@@ -35,7 +35,7 @@ REQUIRED_ENV = {
 
 def _clear_caches() -> None:
     get_settings.cache_clear()
-    get_gateway.cache_clear()
+    gateways.reset()
     keys._cache.clear()
     aws.reset()
 

@@ -36,10 +36,13 @@ def test_defaults_are_those_of_the_contract(attribute: str, default: object) -> 
     assert getattr(get_settings(), attribute) == default
 
 
-def test_the_sandbox_webhook_secret_default_is_not_shown() -> None:
+def test_no_gateway_secret_is_built_in() -> None:
+    # The gateway's keys are only ever those of the stack's GatewaySecret, and an unset
+    # stage counts as deployed (so the gateway's checks apply)
     settings = get_settings()
-    assert settings.gateway_webhook_secret.get_secret_value() == "whsec_sandbox_local"
-    assert "whsec_sandbox_local" not in repr(settings)
+    assert (settings.gateway_secret_id, settings.stage) == (None, None)
+    assert "whsec_" not in repr(settings)
+    assert not any("whsec_" in str(field.default) for field in Settings.model_fields.values())
 
 
 @pytest.mark.parametrize(

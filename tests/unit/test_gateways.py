@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cashew import aws
 from cashew.payments.gateways import base, get_gateway
 from cashew.payments.gateways.base import Charge, GatewayUnavailableError, with_retries
 from cashew.payments.gateways.sandbox import SandboxGateway
@@ -31,7 +32,9 @@ def charge(
     return gateway.authorise(token, 2500, "USD", idempotency_key=key, capture=capture, metadata={})
 
 
-def test_the_configured_gateway_is_the_sandbox() -> None:
+def test_the_configured_gateway_is_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CASHEW_GATEWAY_SECRET_ID", "cashew/gateway")
+    monkeypatch.setattr(aws, "secret_json", lambda secret_id, max_age: {"webhook_secret": "w" * 64})
     assert isinstance(get_gateway(), SandboxGateway)
 
 

@@ -5,7 +5,6 @@ and how get_gateway builds the configured adapter."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from cashew.payments.gateways.base import (
     Charge,
     GatewayRefund,
     GatewayUnavailableError,
+    WebhookError,
     sign_webhook,
     with_retries,
 )
@@ -341,10 +341,29 @@ def test_the_webhook_url_must_be_http(url: str) -> None:
 # --- get_gateway ----------------------------------------------------------------------------
 
 
-def test_the_sandbox_verifies_webhooks_with_the_configured_secret(
+GATEWAY_SECRET = "whsec_" + "c" * 58  # as generated: 64 characters
+
+
+def _gateway_secret(
+    monkeypatch: pytest.MonkeyPatch, value: dict[str, str], asked: list[str] | None = None
+) -> None:
+    """The stack's GatewaySecret holds `value` (Secrets Manager stands in for by a stub)."""
+    monkeypatch.setenv("CASHEW_GATEWAY_SECRET_ID", "cashew/gateway")
+
+    def secret_json(secret_id: str, max_age: int) -> dict[str, Any]:
+        assert (secret_id, max_age) == ("cashew/gateway", 300)
+        if asked is not None:
+            asked.append(secret_id)
+        return dict(value)
+
+    monkeypatch.setattr(aws, "secret_json", secret_json)
+
+
+def test_the_sandbox_verifies_webhooks_with_the_gateway_secret(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("CASHEW_GATEWAY_WEBHOOK_SECRET", "whsec_configured")
+    # Given a GatewaySecret whose webhook_secret is not the documented default
+    _gateway_secret(monkeypatch, {"api_key": "", "webhook_secret": GATEWAY_SECRET})
     gateway = get_gateway()
     payload = json.dumps(
         {
@@ -353,39 +372,34 @@ def test_the_sandbox_verifies_webhooks_with_the_configured_secret(
             "data": {"charge_id": "ch_sbx_1", "status": "failed", "failure_code": "card_declined"},
         }
     ).encode()
-    event = gateway.parse_webhook(payload, sign_webhook(payload, "whsec_configured", NOW), NOW)
+    # Then a webhook signed with it verifies, and one signed with the default does not
+    event = gateway.parse_webhook(payload, sign_webhook(payload, GATEWAY_SECRET, NOW), NOW)
     assert event is not None
     assert (event.status, event.failure_code, event.payment_id) == ("failed", "card_declined", None)
+    with pytest.raises(WebhookError):
+        gateway.parse_webhook(payload, sign_webhook(payload, SECRET, NOW), NOW)
 
 
 def test_the_stripe_adapter_takes_its_keys_from_secrets_manager(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Given a Stripe secret in Secrets Manager (the settings fields are read defensively)
+    # Given Stripe's keys in the GatewaySecret
     asked: list[str] = []
-
-    def secret_json(secret_id: str, max_age: int) -> dict[str, Any]:
-        asked.append(secret_id)
-        return {"api_key": "sk_test_123", "webhook_secret": "whsec_stripe"}
-
-    monkeypatch.setattr(aws, "secret_json", secret_json)
-    settings = SimpleNamespace(
-        stripe_secret_id="cashew/stripe",
-        stripe_api_base="http://127.0.0.1:12111",
-        secrets_max_age=300,
-    )
-    # When the stripe adapter is built
-    gateway = gateways._stripe(settings)  # type: ignore[arg-type]
+    stripe_secret = "whsec_" + "s" * 32
+    _gateway_secret(monkeypatch, {"api_key": "sk_test_123", "webhook_secret": stripe_secret}, asked)
+    monkeypatch.setenv("CASHEW_GATEWAY", "stripe")
+    monkeypatch.setenv("CASHEW_STRIPE_API_BASE", "http://127.0.0.1:12111")
+    # When the configured gateway is built
+    gateway = get_gateway()
     # Then it is the Stripe adapter, keyed from that secret
     assert isinstance(gateway, StripeGateway)
-    assert asked == ["cashew/stripe"]
-    assert gateway._webhook_secret == "whsec_stripe"
+    assert asked == ["cashew/gateway"]
+    assert gateway._webhook_secret == stripe_secret
 
 
-def test_the_stripe_adapter_needs_a_secret_id() -> None:
-    settings = SimpleNamespace(stripe_secret_id=None, stripe_api_base=None, secrets_max_age=300)
-    with pytest.raises(ValueError, match="CASHEW_STRIPE_SECRET_ID"):
-        gateways._stripe(settings)  # type: ignore[arg-type]
+def test_the_gateway_needs_its_secret_id() -> None:
+    with pytest.raises(gateways.GatewayConfigurationError, match="CASHEW_GATEWAY_SECRET_ID"):
+        get_gateway()
 
 
 def test_each_adapter_names_its_signature_header() -> None:

@@ -6,7 +6,7 @@ import functools
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Settings(BaseModel):
@@ -40,13 +40,14 @@ class Settings(BaseModel):
     fraud_max_payments_10min: int = Field(30, alias="CASHEW_FRAUD_MAX_PAYMENTS_10MIN", ge=1)
     fraud_max_amount_24h: int = Field(2_000_000, alias="CASHEW_FRAUD_MAX_AMOUNT_24H", ge=1)
 
+    # The stack's `Stage` parameter; `local` only on the local stack, which alone may run
+    # with weak gateway secrets. Unset counts as deployed.
+    stage: str | None = Field(None, alias="CASHEW_STAGE")
     gateway: Literal["sandbox", "stripe"] = Field("sandbox", alias="CASHEW_GATEWAY")
+    # The JSON secret {"api_key": ..., "webhook_secret": ...} of either gateway (GatewaySecret).
+    gateway_secret_id: str | None = Field(None, alias="CASHEW_GATEWAY_SECRET_ID")
     sandbox_webhook_url: str | None = Field(None, alias="CASHEW_SANDBOX_WEBHOOK_URL")
-    stripe_secret_id: str | None = Field(None, alias="CASHEW_STRIPE_SECRET_ID")
     stripe_api_base: str | None = Field(None, alias="CASHEW_STRIPE_API_BASE")  # tests only
-    gateway_webhook_secret: SecretStr = Field(
-        SecretStr("whsec_sandbox_local"), alias="CASHEW_GATEWAY_WEBHOOK_SECRET"
-    )
     request_lease_seconds: int = Field(60, alias="CASHEW_REQUEST_LEASE_SECONDS", ge=30)
     gateway_max_attempts: int = Field(3, alias="CASHEW_GATEWAY_MAX_ATTEMPTS", ge=1, le=5)
 
