@@ -9,6 +9,7 @@ MAKEFLAGS += --no-builtin-rules
 
 VENV     := .venv
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
 PY       := $(VENV)/bin/python
 export PYTHONPATH := layers/shared/python:.
 export SAM_CLI_TELEMETRY := 0
@@ -17,7 +18,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SAM = PATH="$$(dirname "$$(scripts/find-python313)"):$$PATH" $(SAM_VENV)/bin/sam
 
 .PHONY: help dev test lint types unit integration e2e tests validate build check-layer \
-        fuzz invoke redrive bench openapi create-admin format clean bandit
+        fuzz bandit cfn-lint checkov \
+        invoke redrive bench openapi create-admin format clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,10 +38,17 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
 	@touch $@
 
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@python313="$$(scripts/find-python313)"; \
+	  echo "creating $(CHECKOV_VENV) with $$python313"; rm -rf $(CHECKOV_VENV); "$$python313" -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements-checkov.txt
+	@touch $@
+
 dev: $(VENV)/.installed ## run the whole system on 127.0.0.1:3000 (Ctrl-C stops it)
 	exec $(PY) -m local.dev
 
-test: lint types bandit tests fuzz validate build check-layer ## every check: lint, types, bandit, tests, fuzzing, sam validate --lint, sam build
+test: lint types bandit tests fuzz validate cfn-lint checkov build check-layer ## every check: lint, types, bandit, tests, fuzzing, sam validate --lint, cfn-lint, checkov, sam build
 	@echo "make test: all checks passed"
 
 lint: $(VENV)/.installed ## ruff
@@ -74,6 +83,12 @@ fuzz: $(VENV)/.installed ## schemathesis, every operation and phase, against a l
 validate: $(SAM_VENV)/.installed ## sam validate --lint
 	$(SAM) validate --lint
 
+cfn-lint: $(SAM_VENV)/.installed ## cfn-lint with informational checks on template.yaml (.cfnlintrc.yaml)
+	$(SAM_VENV)/bin/cfn-lint
+
+checkov: $(CHECKOV_VENV)/.installed ## checkov on template.yaml (.checkov.yaml: skipped checks and why)
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -f template.yaml
+
 build: $(SAM_VENV)/.installed ## sam build (arm64, python3.13)
 	$(SAM) build
 
@@ -95,9 +110,9 @@ bench: $(VENV)/.installed ## cold import times and AWS calls per operation -> be
 openapi: $(VENV)/.installed ## regenerate functions/docs/openapi.json from the handlers (commit it)
 	$(PY) -m tools.openapi
 
-create-admin: $(VENV)/.installed ## first admin of a deployed stack: make create-admin STACK=cashew EMAIL=ops@example.com
+create-admin: $(VENV)/.installed ## first admin of a deployed stack: make create-admin STACK=cashew-prod EMAIL=ops@example.com
 	@test -n "$(STACK)" -a -n "$(EMAIL)" || { echo "usage: make create-admin STACK=<stack name> EMAIL=<email> [NAME=...] [REGION=...]"; exit 2; }
 	$(PY) scripts/create_admin.py --stack "$(STACK)" --email "$(EMAIL)" $(if $(NAME),--name "$(NAME)") $(if $(REGION),--region "$(REGION)")
 
 clean: ## remove virtualenvs and build output
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

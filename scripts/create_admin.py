@@ -1,6 +1,6 @@
 """Create the first admin of a deployed stack (or promote an existing user to admin).
 
-    make create-admin STACK=cashew EMAIL=ops@example.com [NAME="Ops"] [REGION=eu-west-1]
+    make create-admin STACK=cashew-prod EMAIL=ops@example.com [NAME="Ops"] [REGION=eu-west-1]
 
 The password is read from the terminal (or from CASHEW_ADMIN_PASSWORD when there is none),
 never from the command line. Uses your AWS credentials; needs cloudformation:

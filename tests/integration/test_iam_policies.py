@@ -18,7 +18,7 @@ import pytest
 from cashew import aws
 from cashew.payments import store as payments_store
 from cashew.payments.gateways.base import sign_webhook
-from local.template import load_template
+from local.template import Resources, load_template
 from tests.integration.conftest import PASSWORD, add_card, authorize, pay, top_up
 
 # IAM authorises each item of a TransactWriteItems as its own action.
@@ -29,6 +29,47 @@ _TRANSACT_ACTIONS = {
     "ConditionCheck": "ConditionCheckItem",
 }
 _TARGET_PARAMS = ("TableName", "QueueUrl", "KeyId", "SecretId")
+# The functions that move money, each holding UpdateItem on the accounts table.
+MONEY_FUNCTIONS = (
+    "CreateTopUpFunction", "CreatePaymentFunction", "CapturePaymentFunction",
+    "CreateRefundFunction", "GatewayWebhookFunction", "ResolveDisputeFunction",
+)  # fmt: skip
+_KEY_ATTRIBUTES = {"pk", "sk"}
+_NOT_ATTRIBUTES = {
+    "SET", "ADD", "REMOVE", "DELETE", "AND", "OR", "NOT", "BETWEEN", "IN", "attribute_exists",
+    "attribute_not_exists", "attribute_type", "begins_with", "contains", "size", "if_not_exists",
+    "list_append",
+}  # fmt: skip
+
+
+def _attributes_of(update: dict[str, Any]) -> set[str]:
+    """The top-level attributes an Update names (key, update and condition expressions), as
+    IAM's `dynamodb:Attributes` sees them."""
+    names = update.get("ExpressionAttributeNames", {})
+    found = set(update["Key"])
+    for field in ("UpdateExpression", "ConditionExpression"):
+        text = re.sub(r":\w+", " ", update.get(field, ""))
+        for token in re.findall(r"(?<![\w.#])#?[A-Za-z_]\w*", text):
+            if token not in _NOT_ATTRIBUTES:
+                found.add(names.get(token, token))
+    return found
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+def _accounts_update_grants(function_id: str) -> list[dict[str, Any]]:
+    """The statements that let `function_id` update items of the accounts table."""
+    resource = load_template()["Resources"][function_id]
+    return [
+        statement
+        for policy in resource["Properties"].get("Policies", [])
+        for statement in policy["Statement"]
+        if "dynamodb:UpdateItem" in _actions(statement)
+        and statement["Resource"] == {"Fn::GetAtt": ["AccountsTable", "Arn"]}
+    ]
 
 
 def _granted() -> dict[str, set[tuple[str, str]]]:
@@ -69,6 +110,9 @@ class _Recorder:
         }
         self.function: str | None = None
         self.used: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        # Every Update of an accounts-table item each function sent: (its attributes, its
+        # partition key, its ReturnValues).
+        self.account_updates: dict[str, list[tuple[set[str], str, str]]] = defaultdict(list)
 
     def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         if self.function is None:
@@ -78,7 +122,11 @@ class _Recorder:
             for item in params["TransactItems"]:
                 ((kind, body),) = item.items()
                 self._use(f"dynamodb:{_TRANSACT_ACTIONS[kind]}", body["TableName"])
+                if kind == "Update":
+                    self._update(body)
             return
+        if model.name == "UpdateItem":
+            self._update(params)
         if model.name == "PutEvents":  # each entry names its bus
             for entry in params["Entries"]:
                 self._use("events:PutEvents", entry["EventBusName"])
@@ -95,6 +143,14 @@ class _Recorder:
     def gateway_readers(self) -> set[str]:
         """The functions that read the gateway's secret (that is, built the gateway)."""
         return {f for f, used in self.used.items() if GATEWAY_SECRET_READ in used}
+
+    def _update(self, update: dict[str, Any]) -> None:
+        assert self.function is not None
+        if self.by_physical.get(update["TableName"]) != "AccountsTable":
+            return
+        self.account_updates[self.function].append(
+            (_attributes_of(update), update["Key"]["pk"]["S"], update.get("ReturnValues", "NONE"))
+        )
 
     def ungranted(self) -> dict[str, list[tuple[str, str]]]:
         """What each function did that its policy in template.yaml does not allow."""
@@ -269,12 +325,27 @@ def test_no_function_may_update_or_delete_the_transaction_log():
     assert writers == {"LogConsumerFunction"}
     # ... and the table survives a mistake: point-in-time recovery, deletion protection, and
     # a stack deletion or replacement keeps it
-    log = load_template()["Resources"]["TransactionLogTable"]
+    template = load_template()
+    log = template["Resources"]["TransactionLogTable"]
     assert log["Properties"]["PointInTimeRecoverySpecification"] == {
         "PointInTimeRecoveryEnabled": True
     }
-    assert log["Properties"]["DeletionProtectionEnabled"] is True
-    assert (log["DeletionPolicy"], log["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    # ... on a production stage (a dev stack is torn down whole)
+    production, dev = Resources(template), Resources(template)
+    production["Stage"], dev["Stage"] = {"Ref": "prod"}, {"Ref": "dev"}
+    kept = [log["Properties"]["DeletionProtectionEnabled"], log["DeletionPolicy"],
+        log["UpdateReplacePolicy"]]  # fmt: skip
+    assert production.resolve(kept) == [True, "RetainExceptOnCreate", "Retain"]
+    assert dev.resolve(kept) == [False, "Delete", "Delete"]
+    # ... and the table's own policy denies changing or removing items to every principal,
+    # whatever their IAM policies allow
+    [deny] = log["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"]
+    assert (deny["Effect"], deny["Principal"], deny["Resource"]) == ("Deny", "*", "*")
+    assert "Condition" not in deny
+    assert set(deny["Action"]) == {
+        "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+        "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete",
+    }  # fmt: skip
 
 
 def test_every_action_of_the_profile_and_payment_method_functions_is_granted(
@@ -359,18 +430,9 @@ def test_every_action_of_the_payment_lifecycle_functions_is_granted(stack, new_u
             "ListPaymentsFunction", "payments/list_payments.json", authorizer=payer.authorizer,
             query={"role": "payee"},
         ).status  # fmt: skip
-    processing_card = add_card(stack, payer, "4000000000003220")
-    processing = pay(stack, payer, payee.id, 100,
-        source={"type": "card", "payment_method_id": processing_card}).body  # fmt: skip
-    charge_id = payments_store.get(processing["id"]).charge_id
-    event = json.dumps({"id": f"evt_sbx_{uuid.uuid4().hex[:24]}", "type": "charge.succeeded",
-        "data": {"charge_id": charge_id, "payment_id": processing["id"], "status": "succeeded",
-                 "failure_code": None, "amount_captured": 100}})  # fmt: skip
-    signature = sign_webhook(event.encode(), stack.gateway_webhook_secret(), int(time.time()))
+    deliver = _charge_success_webhook(stack, payer, payee)
     with recorder.acting_as("GatewayWebhookFunction"):
-        statuses["GatewayWebhookFunction"] = stack.call("GatewayWebhookFunction",
-            "payments/gateway_webhook.json", raw_body=event,
-            headers={"Gateway-Signature": signature}).status  # fmt: skip
+        statuses["GatewayWebhookFunction"] = deliver()
     assert statuses == {
         "GetPaymentFunction": 200, "CapturePaymentFunction": 200, "CancelPaymentFunction": 200,
         "CreateRefundFunction": 201, "ListRefundsFunction": 200, "ListPaymentsFunction": 200,
@@ -379,6 +441,21 @@ def test_every_action_of_the_payment_lifecycle_functions_is_granted(stack, new_u
     # Then each was granted every action it performed, on that very resource
     assert recorder.ungranted() == {}
     assert recorder.gateway_readers() == GATEWAY_FUNCTIONS & set(recorder.used)
+
+
+def _charge_success_webhook(stack, payer, payee) -> Callable[[], int]:
+    """A card payment the sandbox leaves processing; and the delivery to GatewayWebhookFunction
+    of the gateway's signed webhook that it succeeded (which credits the payee): its status."""
+    processing_card = add_card(stack, payer, "4000000000003220")
+    processing = pay(stack, payer, payee.id, 100,
+        source={"type": "card", "payment_method_id": processing_card}).body  # fmt: skip
+    charge_id = payments_store.get(processing["id"]).charge_id
+    event = json.dumps({"id": f"evt_sbx_{uuid.uuid4().hex[:24]}", "type": "charge.succeeded",
+        "data": {"charge_id": charge_id, "payment_id": processing["id"], "status": "succeeded",
+                 "failure_code": None, "amount_captured": 100}})  # fmt: skip
+    signature = sign_webhook(event.encode(), stack.gateway_webhook_secret(), int(time.time()))
+    return lambda: stack.call("GatewayWebhookFunction", "payments/gateway_webhook.json",
+        raw_body=event, headers={"Gateway-Signature": signature}).status  # fmt: skip
 
 
 def test_every_action_of_the_log_dispute_and_admin_functions_is_granted(
@@ -480,3 +557,97 @@ def test_the_audit_asks_for_no_attribute_its_policy_withholds(stack, new_admin, 
         assert params["Select"] == "SPECIFIC_ATTRIBUTES"
         named = {n.strip() for n in params["ProjectionExpression"].split(",")}
         assert named <= {"pk", "sk", "currency", "available"}
+
+
+def _allowed_attributes(function_id: str) -> set[str]:
+    """What `function_id`'s one UpdateItem grant on the accounts table lets it write, checking
+    that the grant is conditioned as a money function's must be."""
+    grants = _accounts_update_grants(function_id)
+    assert len(grants) == 1, f"{function_id}: one statement grants UpdateItem on AccountsTable"
+    condition = grants[0].get("Condition", {})
+    attributes = condition.get("ForAllValues:StringEquals", {}).get("dynamodb:Attributes")
+    assert attributes, f"{function_id} may update any attribute of the accounts table"
+    # ... of USER# items only (never EMAIL#<email> / CREDENTIALS), returning no whole item
+    assert condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["USER#*"]
+    returns = condition["StringEqualsIfExists"]["dynamodb:ReturnValues"]
+    assert set(returns) <= {"NONE", "UPDATED_OLD", "UPDATED_NEW"}
+    return set(attributes)
+
+
+def test_money_functions_may_update_balances_and_attempts_only():
+    # Given each money function's grant to update the accounts table
+    credentials_and_profile = {
+        "password_hash", "password_version", "role", "user_id", "email", "name", "phone",
+        "settings", "created_at", "updated_at",
+    }  # fmt: skip
+    for function_id in MONEY_FUNCTIONS:
+        allowed = _allowed_attributes(function_id)
+        # Then it names the key and nothing of a credential or a profile
+        assert allowed >= _KEY_ATTRIBUTES, function_id
+        assert not allowed & credentials_and_profile, function_id
+    # ... and no other statement of theirs grants UpdateItem on the accounts table unconditioned
+    # (checked by _allowed_attributes: exactly one grant each)
+
+
+def test_money_functions_write_exactly_the_account_attributes_their_policies_allow(
+    stack, new_user, new_admin, recorder
+):
+    # Given every operation that writes a balance or the payer's attempts, each run as its
+    # function: a card top-up, a balance and a card payment, a capture, a refund of a balance
+    # payment (which credits the payer) and of a card payment, a webhook that completes a
+    # charge, and a dispute won (which refunds)
+    stack.skip_changes()
+    payer, payee, admin = new_user(), new_user(), new_admin()
+    card = add_card(stack, payer)
+    source = {"type": "card", "payment_method_id": card}
+
+    def run(function_id: str, operation: Callable[[], Any]) -> Any:
+        with recorder.acting_as(function_id):
+            return operation()
+
+    def fresh() -> dict[str, str]:
+        return {"Idempotency-Key": str(uuid.uuid4())}
+
+    assert run("CreateTopUpFunction", lambda: top_up(stack, payer, card, 5_000)).status == 201
+    by_balance = run("CreatePaymentFunction", lambda: pay(stack, payer, payee.id, 700)).body
+    by_card = run("CreatePaymentFunction",
+        lambda: pay(stack, payer, payee.id, 300, source=source)).body  # fmt: skip
+    assert (by_balance["status"], by_card["status"]) == ("succeeded", "succeeded")
+    authorised = pay(stack, payer, payee.id, 500, source=source, capture=False).body
+    deliver = _charge_success_webhook(stack, payer, payee)
+    statuses = [
+        run("CapturePaymentFunction", lambda: stack.call("CapturePaymentFunction",
+            "payments/capture_payment.json", authorizer=payee.authorizer,
+            path={"id": authorised["id"]}, body={}, headers=fresh()).status),
+        *(
+            run("CreateRefundFunction", lambda p=payment: stack.call("CreateRefundFunction",
+                "payments/create_refund.json", authorizer=payee.authorizer,
+                path={"id": p["id"]}, body={"amount": 50}, headers=fresh()).status)
+            for payment in (by_balance, by_card)
+        ),
+        run("GatewayWebhookFunction", deliver),
+    ]  # fmt: skip
+    stack.settle()
+    log = stack.call("ListTransactionsFunction", "ledger/list_transactions.json",
+        authorizer=payer.authorizer, query={"type": "payment"}).body["data"]  # fmt: skip
+    [entry] = [e["id"] for e in log if e["payment_id"] == by_balance["id"]]
+    dispute = stack.call("OpenDisputeFunction", "ledger/open_dispute.json",
+        authorizer=payer.authorizer, path={"id": entry}, body={"reason": "other"}).body  # fmt: skip
+    statuses.append(run("ResolveDisputeFunction", lambda: stack.call("ResolveDisputeFunction",
+        "ledger/resolve_dispute.json", authorizer=admin.authorizer, path={"id": dispute["id"]},
+        body={"outcome": "won"}).status))  # fmt: skip
+    assert statuses == [200, 201, 201, 200, 200]
+
+    for function_id in MONEY_FUNCTIONS:
+        allowed = _allowed_attributes(function_id)
+        updates = recorder.account_updates[function_id]
+        assert updates, f"{function_id} wrote no balance"
+        written = set().union(*(attributes for attributes, _, _ in updates))
+        # Then every update it sent names only attributes its policy allows, of USER# items,
+        # asking for no whole item back
+        assert written <= allowed, (function_id, sorted(written - allowed))
+        for _, pk, returns in updates:
+            assert pk.startswith("USER#"), (function_id, pk)
+            assert returns in ("NONE", "UPDATED_OLD", "UPDATED_NEW"), (function_id, returns)
+        # ... and its policy allows no attribute it never writes
+        assert allowed - _KEY_ATTRIBUTES <= written, (function_id, sorted(allowed - written))
