@@ -19,7 +19,7 @@ SAM = PATH="$$(dirname "$$(scripts/find-python313)"):$$PATH" $(SAM_VENV)/bin/sam
 
 .PHONY: help dev test lint types unit integration e2e tests validate build check-layer \
         fuzz bandit cfn-lint checkov \
-        invoke redrive bench openapi create-admin format clean
+        invoke redrive republish bench openapi create-admin format clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -103,6 +103,9 @@ invoke: $(VENV)/.installed ## run one function with one event: make invoke FUNCT
 
 redrive: $(VENV)/.installed ## while make dev runs: move the log's dead-letter messages back to its queue
 	$(PY) -m local.redrive
+
+republish: $(VENV)/.installed ## while make dev runs: publish again what PublishFailuresQueue describes
+	$(PY) -m local.republish
 
 bench: $(VENV)/.installed ## cold import times and AWS calls per operation -> bench/results.json
 	$(PY) -m bench.run

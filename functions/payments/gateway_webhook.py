@@ -4,7 +4,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cashew.http import ERRORS, CashewResolver, parse_json
-from cashew.observability import logger
+from cashew.observability import logger, metrics
 from cashew.payments import webhooks
 from cashew.payments.models import WebhookReceipt
 
@@ -26,5 +26,6 @@ def gateway_webhook() -> WebhookReceipt:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -210,7 +210,8 @@ def test_the_audit_finds_a_balance_that_is_not_what_the_log_says(stack, new_user
     # Then the audit names the balance
     assert audit_of(user.id) == [
         {"kind": "balance", "user_id": user.id, "currency": "USD", "balance": 1_001,
-         "log_balance": 1_000, "first_bad_seq": None, "problem": None},
+         "log_balance": 1_000, "first_bad_seq": None, "problem": None, "pending": 0,
+         "payment_id": None, "amount": None, "card_balance": None},
     ]  # fmt: skip
 
 

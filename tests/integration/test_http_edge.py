@@ -12,8 +12,6 @@ from cashew.payments.gateways.base import sign_webhook
 from tests.integration.conftest import PASSWORD, add_card, balance
 from tests.support.lambda_runtime import api_event, reply
 
-SECRET = "whsec_sandbox_local"
-
 
 def _problem(answer, status, code):
     assert answer.status == status, answer.body
@@ -90,7 +88,7 @@ def test_a_top_up_with_two_amounts_is_422_and_moves_nothing(stack, new_user):
 
 def test_a_signed_webhook_with_a_duplicated_key_is_422(stack):
     body = '{"id": "evt_sbx_1", "id": "evt_sbx_2", "type": "charge.succeeded", "data": {}}'
-    header = sign_webhook(body.encode(), SECRET, int(time.time()))
+    header = sign_webhook(body.encode(), stack.gateway_webhook_secret(), int(time.time()))
     sent = api_event(
         "payments/gateway_webhook.json", raw_body=body, headers={"Gateway-Signature": header}
     )
@@ -99,7 +97,7 @@ def test_a_signed_webhook_with_a_duplicated_key_is_422(stack):
 
 def test_a_webhook_that_is_not_json_media_type_is_415(stack):
     body = '{"id": "evt_sbx_1"}'
-    header = sign_webhook(body.encode(), SECRET, int(time.time()))
+    header = sign_webhook(body.encode(), stack.gateway_webhook_secret(), int(time.time()))
     sent = api_event(
         "payments/gateway_webhook.json",
         raw_body=body,

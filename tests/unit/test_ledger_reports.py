@@ -82,11 +82,14 @@ def test_a_csv_page_has_the_contracts_columns_and_a_cursor_while_more_follow(eve
     assert len(list(csv.reader(io.StringIO(body)))) == 4 and cursor is None
 
 
-def chain_of(user: str, amounts: list[tuple[str, int]]) -> tuple[list, list]:
-    """A well-formed chain of balance entries (direction, amount) and its append records."""
+def chain_of(user: str, amounts: list[tuple[str, int]], first: int = 1) -> tuple[list, list]:
+    """A well-formed chain of balance entries (direction, amount) and its append records;
+    the n-th entry is about payment `first + n - 1`."""
     entries, markers, prev = [], [], chain.GENESIS
     for seq, (direction, amount) in enumerate(amounts, 1):
-        stored = item(seq, user, direction=direction, amount=amount, seq=seq, prev_hash=prev)
+        stored = item(
+            first + seq - 1, user, direction=direction, amount=amount, seq=seq, prev_hash=prev
+        )
         fields = {k: v for k, v in stored.items() if k not in ("pk", "sk", "day", "hash")}
         fields["hash"] = prev = chain.entry_hash(fields)
         entries.append((seq, fields))
@@ -94,9 +97,32 @@ def chain_of(user: str, amounts: list[tuple[str, int]]) -> tuple[list, list]:
     return entries, markers
 
 
+CARD_HOLDER = "usr_01JCQ3K0000000000000000000"
+
+
+def payment_record(
+    n: int, payer: str, payee: str, amount: int, source: str = "card", **fields: Any
+) -> dict[str, Any]:
+    """A payments-table item: payment n, succeeded and captured in full unless told."""
+    base = {
+        "pk": f"pay_{n:026d}", "id": f"pay_{n:026d}", "type": "payment", "status": "succeeded",
+        "amount": amount, "currency": "USD", "payer_id": payer, "payee_id": payee,
+        "source": {"type": source}, "amount_captured": amount, "amount_refunded": 0,
+        "failure_code": None, "failure_message": None, "risk": {"score": 0, "level": "normal"},
+        "description": None, "created_at": "2026-11-10T09:00:00.000Z",
+        "updated_at": "2026-11-10T09:00:00.000Z", "charge_id": "ch_1", "fired_rules": [],
+    }  # fmt: skip
+    return {**base, **fields}
+
+
 def test_the_audit_reconciles_each_balance_and_verifies_each_chain(monkeypatch):
     payer_chain = chain_of(PAYER, [("credit", 1_000), ("debit", 300)])
-    payee_chain = chain_of(PAYEE, [("credit", 300)])
+    payee_chain = chain_of(PAYEE, [("credit", 300)], first=2)
+    records = [
+        payment_record(1, CARD_HOLDER, PAYER, 1_000),  # the card paid PAYER 1,000
+        payment_record(2, PAYER, PAYEE, 300, source="balance"),
+    ]
+    monkeypatch.setattr(reports.payments, "all_records", lambda: iter(records))
     payee_chain[0][0][1]["amount"] = 299  # tampered with, without fixing the hash
     monkeypatch.setattr(
         reports.store, "all_chains",
@@ -112,7 +138,12 @@ def test_the_audit_reconciles_each_balance_and_verifies_each_chain(monkeypatch):
         ("chain", PAYEE, None),
         ("balance", PAYEE, "USD"),
         ("balance", PAYEE, "EUR"),
+        # the tampered entry also credits an amount its payment does not explain
+        ("unexplained_money", PAYEE, "USD"),
+        # and no card money explains the EUR balance
+        ("conservation", None, "EUR"),
     }
+    assert found["unexplained_money", PAYEE, "USD"].problem == "amount_differs"
     assert found["chain", PAYEE, None].first_bad_seq == 1
     assert (found["balance", PAYEE, "EUR"].balance, found["balance", PAYEE, "EUR"].log_balance) == (
         5,
@@ -121,9 +152,12 @@ def test_the_audit_reconciles_each_balance_and_verifies_each_chain(monkeypatch):
 
 
 def test_a_clean_log_audits_clean(monkeypatch):
+    records = [payment_record(1, CARD_HOLDER, PAYER, 10)]
+    monkeypatch.setattr(reports.payments, "all_records", lambda: iter(records))
     monkeypatch.setattr(
         reports.store, "all_chains", lambda: iter([(PAYER, *chain_of(PAYER, [("credit", 10)]))])
     )
     monkeypatch.setattr(reports.accounts, "all_balances", lambda: iter([(PAYER, "USD", 10)]))
     audit = reports.audit()
     assert audit.chains_valid and audit.balances_match and audit.discrepancies == []
+    assert audit.card_money_explained and audit.pending == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from cashew import aws, cursor, dynamo
@@ -200,4 +201,18 @@ def count(status: str, since: str, until: str) -> int:
         total += int(response.get("Count", 0))
         if "LastEvaluatedKey" not in response:
             return total
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def all_disputes() -> Iterator[dict[str, Any]]:
+    """Every dispute item (deserialized, locks left out), for the republisher: one Scan."""
+    request: dict[str, Any] = {"TableName": _table(), "ConsistentRead": True}
+    while True:
+        response = aws.dynamodb().scan(**request)
+        for raw in response.get("Items", []):
+            item = dynamo.deserialize(raw)
+            if str(item.get("pk", "")).startswith("dsp_"):
+                yield item
+        if "LastEvaluatedKey" not in response:
+            return
         request["ExclusiveStartKey"] = response["LastEvaluatedKey"]

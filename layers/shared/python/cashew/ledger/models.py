@@ -65,14 +65,21 @@ class Entry(BaseModel):
 
     @property
     def balance_change(self) -> int:
-        """What this entry did to the user's balance in its currency (0 when it moved none).
-        A card refund takes the money from the payee's balance when it is created (`pending`,
-        the payee's entry) and gives it to the card once the gateway confirms (`succeeded`,
-        the payer's entry, about the card)."""
-        moved = self.status == "succeeded" or (self.type, self.status) == ("refund", "pending")
-        if not moved or self.funds != "balance" or self.type == "dispute":
-            return 0
-        return self.amount if self.direction == "credit" else -self.amount
+        """What this entry did to the user's balance in its currency (see `balance_change`)."""
+        return balance_change(self.type, self.status, self.funds, self.direction, self.amount)
+
+
+def balance_change(
+    type: EntryType, status: EntryStatus, funds: Funds, direction: Direction, amount: int
+) -> int:
+    """What an entry with these fields does to its user's balance (0 when it moves none).
+    A card refund takes the money from the payee's balance when it is created (`pending`,
+    the payee's entry) and gives it to the card once the gateway confirms (`succeeded`, the
+    payer's entry, about the card)."""
+    moved = status == "succeeded" or (type, status) == ("refund", "pending")
+    if not moved or funds != "balance" or type == "dispute":
+        return 0
+    return amount if direction == "credit" else -amount
 
 
 class EntryList(BaseModel):

@@ -75,6 +75,27 @@ def of_images(old: dict[str, Any] | None, new: dict[str, Any] | None) -> Change 
     return None
 
 
+def of_item(item: dict[str, Any]) -> list[Change]:
+    """Every change a stored payment, refund or dispute item (deserialized) certainly went
+    through, as its outcomes, oldest first: the change to its current status and, when that
+    status can only follow another outcome, that one too (a card refund is `pending` before
+    it is `succeeded`; a dispute is `open` before it is `won` or `lost`). For what must
+    be in the log once everything committed has been published: the audit's in-flight
+    outcomes and the republisher. Outcome ids are those the stream gives, so consumers
+    deduplicate what was published before."""
+    current = of_images(None, item)
+    if current is None:
+        return []
+    pk = str(item.get("pk", ""))
+    earlier: str | None = None
+    if pk.startswith("re_") and item.get("payment_source") == "card":
+        earlier = "pending" if item.get("status") == "succeeded" else None
+    elif pk.startswith("dsp_") and item.get("status") in ("won", "lost"):
+        earlier = "open"
+    before = of_images(None, {**item, "status": earlier}) if earlier else None
+    return [before, current] if before else [current]
+
+
 def _payment_change(before: str | None, payment: PaymentResponse) -> Change:
     outcome = Outcome(
         outcome_id=f"{payment.id}:{payment.status}",

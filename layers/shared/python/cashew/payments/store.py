@@ -15,6 +15,7 @@ A payment's status only moves through conditional updates (see cashew.payments.s
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -234,3 +235,18 @@ def list_refunds(
         start=start, key_fields=fields,
     )  # fmt: skip
     return [refund(i) for i in items], next_start
+
+
+def all_records() -> Iterator[dict[str, Any]]:
+    """Every payment and refund item (deserialized), for the audit and the republisher:
+    one consistent Scan, dedupe markers left out."""
+    request: dict[str, Any] = {"TableName": _table(), "ConsistentRead": True}
+    while True:
+        response = aws.dynamodb().scan(**request)
+        for raw in response.get("Items", []):
+            item = dynamo.deserialize(raw)
+            if str(item.get("pk", "")).startswith(("pay_", "re_")):
+                yield item
+        if "LastEvaluatedKey" not in response:
+            return
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -5,20 +5,33 @@ read from it. Its effect is one transaction: the event's dedupe marker, the paym
 out of `processing` (conditional on it still being there) and, when the charge succeeded,
 the payee's credit. A repeated event, an event for an unknown payment and an event that
 arrives after the payment moved on are accepted and change nothing.
+
+A gateway event never moves more money than the payment authorised: an event whose amount
+is not within 1..authorised (or whose currency is not the payment's) is refused by
+`refusal`. It is accepted (200, so the gateway does not resend it forever) but changes
+nothing: no credit, no dedupe marker, and the payment stays `processing`. Staying put is
+the safe choice: the event cannot be trusted for the amount, so it cannot be trusted for
+the outcome either; failing the payment could drop a charge the card holder really paid,
+settling it at the authorised amount would act on a forged or broken message. A genuine
+event or the gateway itself (asked by reconciliation) settles it. Each refusal is logged as
+an error (ids and amounts only, never the body) and counted (`WebhookAmountRefused`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from cashew import clock, dynamo
 from cashew.accounts import store as accounts
 from cashew.errors import ConflictError, WebhookRejectedError
-from cashew.observability import logger
+from cashew.observability import logger, metrics
 from cashew.payments import states
 from cashew.payments import store as payments
 from cashew.payments.gateways import get_gateway
 from cashew.payments.gateways.base import WebhookError, WebhookEvent
+from cashew.payments.models import PaymentResponse
 from cashew.payments.results import transact
 
 DEDUPE_SECONDS = 30 * 86400
@@ -41,8 +54,11 @@ def handle(payload: bytes, signature: str | None) -> None:
         raise WebhookRejectedError(str(exc) or "the webhook signature is invalid") from exc
     if event is None:
         return
+    effect = _effect(event)
+    if effect is None:
+        return
     marker = payments.webhook_seen_item(event.id, clock.epoch() + DEDUPE_SECONDS)
-    items = [marker, *_effect(event)]
+    items = [marker, *effect]
     try:
         transact(items)
     except dynamo.TransactionCanceled as exc:
@@ -55,8 +71,26 @@ def handle(payload: bytes, signature: str | None) -> None:
         raise
 
 
-def _effect(event: WebhookEvent) -> list[dict[str, Any]]:
-    """The payment's move this event causes; none for an unknown or already settled one."""
+def refusal(event: WebhookEvent, payment: PaymentResponse, status: str) -> str | None:
+    """Why `event`, which would move `payment` to `status`, must move nothing; None when it
+    may. Only a settled charge credits money, and never more than was authorised (the
+    webhooks of a processing charge come before any capture or refund, so what remains
+    refundable is not at stake here: refunds are asked by us and answered synchronously)."""
+    if event.currency is not None and event.currency.upper() != payment.currency:
+        return "currency"
+    if status != "succeeded":
+        return None  # authorised or declined: no money moves
+    captured = payment.amount if event.amount_captured is None else event.amount_captured
+    if captured <= 0:
+        return "amount_not_positive"
+    if captured > payment.amount:
+        return "amount_above_authorised"
+    return None
+
+
+def _effect(event: WebhookEvent) -> list[dict[str, Any]] | None:
+    """The payment's move this event causes; none for an unknown or already settled one,
+    and None (nothing at all is written) for an event `refusal` refuses."""
     stored = payments.get(event.payment_id) if event.payment_id else None
     if stored is None or stored.charge_id != event.charge_id or event.status not in _EVENTS:
         logger.info("webhook for no payment of ours", extra={"event_id": event.id})
@@ -66,6 +100,20 @@ def _effect(event: WebhookEvent) -> list[dict[str, Any]]:
         status = states.after(payment.status, _EVENTS[event.status])
     except ConflictError:
         return []
+    reason = refusal(event, payment, status)
+    if reason is not None:
+        metrics.add_metric(name="WebhookAmountRefused", unit=MetricUnit.Count, value=1)
+        logger.error(
+            "webhook refused: it would move money the payment does not explain",
+            extra={
+                "event_id": event.id,
+                "payment_id": payment.id,
+                "reason": reason,
+                "event_amount": event.amount_captured,
+                "authorised": payment.amount,
+            },
+        )
+        return None
     now = clock.utcnow_str()
     if status == "failed":
         code = event.failure_code or "card_declined"
@@ -75,7 +123,8 @@ def _effect(event: WebhookEvent) -> list[dict[str, Any]]:
                 updated_at=now,
             )
         ]  # fmt: skip
-    captured = (event.amount_captured or payment.amount) if status == "succeeded" else 0
+    captured = payment.amount if event.amount_captured is None else event.amount_captured
+    captured = captured if status == "succeeded" else 0
     items = [payments.transition_item(payment, status, amount_captured=captured, updated_at=now)]
     if status == "succeeded":
         items.append(accounts.credit_item(payment.payee_id, payment.currency, captured))

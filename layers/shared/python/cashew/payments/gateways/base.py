@@ -94,6 +94,8 @@ class WebhookEvent:
     status: ChargeStatus
     failure_code: FailureCode | None = None
     amount_captured: int | None = None
+    currency: str | None = None
+    """The charge's currency (ISO 4217, upper case) when the event carries one."""
 
 
 class Gateway(Protocol):

@@ -86,6 +86,7 @@ class _EventData(BaseModel):
     status: ChargeStatus
     failure_code: FailureCode | None = None
     amount_captured: int | None = None
+    currency: str | None = None
 
 
 class _Event(BaseModel):
@@ -241,4 +242,5 @@ class SandboxGateway:
             status=data.status,
             failure_code=data.failure_code,
             amount_captured=data.amount_captured,
+            currency=data.currency,
         )

@@ -317,6 +317,7 @@ class StripeGateway:
             error = intent.get("last_payment_error") or {}
             code = failure_code(error.get("code"), error.get("decline_code"))
         captured = intent.get("amount_received")
+        currency = intent.get("currency")
         return WebhookEvent(
             id=event.id,
             type=kind,
@@ -325,4 +326,5 @@ class StripeGateway:
             status=status,
             failure_code=code,
             amount_captured=captured if isinstance(captured, int) else None,
+            currency=currency.upper() if isinstance(currency, str) else None,
         )
