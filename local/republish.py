@@ -37,10 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from cashew.payments import republish  # noqa: PLC0415 - needs the environment
 
     report = republish.run()
-    print(
-        f"republished {report.published} change(s) from {report.messages} failure message(s);"
-        f" {len(report.left)} message(s) left on the queue"
-    )
+    print(report.summary())
     return 0 if not report.left else 1
 
 

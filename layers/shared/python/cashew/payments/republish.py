@@ -60,6 +60,12 @@ class Report:
     published: int = 0  # changes published (outcomes sent to the log's queue)
     left: list[str] = field(default_factory=list)  # message ids left on the queue, and why
 
+    def summary(self) -> str:
+        return (
+            f"republished {self.published} change(s) from {self.messages} failure message(s);"
+            f" {len(self.left)} message(s) left on the queue: {', '.join(self.left) or '-'}"
+        )
+
 
 def window(description: dict[str, Any]) -> Window | None:
     """The window of a `DDBStreamBatchInfo` failure record; None if it is not one or names a
