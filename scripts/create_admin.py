@@ -4,7 +4,7 @@
 
 The password is read from the terminal (or from CASHEW_ADMIN_PASSWORD when there is none),
 never from the command line. Uses your AWS credentials; needs cloudformation:
-DescribeStackResources and DescribeStacks on the stack and dynamodb:PutItem/GetItem/UpdateItem
+ListStackResources and DescribeStacks on the stack and dynamodb:PutItem/GetItem/UpdateItem
 on its accounts table (and UpdateItem on the sessions of a promoted user). The environment is
 derived from template.yaml's Globals, resolved against the deployed stack, so it is the
 environment every function has. Writes through the same code as the API, so the admin is an
@@ -35,12 +35,19 @@ def stack_environment(
     stack: str, region: str | None, template: dict[str, Any] | None = None
 ) -> dict[str, str]:
     """The environment template.yaml's Globals give every function of the deployed `stack`:
-    its Refs to resources resolved to their physical ids (DescribeStackResources), its Refs
+    its Refs to resources resolved to their physical ids (ListStackResources), its Refs
     to parameters to the stack's values (DescribeStacks), literals as they are."""
     template = template or load_template()
     cloudformation = boto3.client("cloudformation", region_name=region)
-    resources = cloudformation.describe_stack_resources(StackName=stack)["StackResources"]
-    physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
+    # ListStackResources, paged: DescribeStackResources answers with the first 100 only, and
+    # a deployed stack has several hundred (each function brings its role and permissions).
+    pages = cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack)
+    physical = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for page in pages
+        for r in page["StackResourceSummaries"]
+        if "PhysicalResourceId" in r
+    }
     (described,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     values = {p["ParameterKey"]: p["ParameterValue"] for p in described.get("Parameters", [])}
     resolver = Resources(template, values)

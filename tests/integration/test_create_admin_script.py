@@ -30,21 +30,45 @@ def _script() -> ModuleType:
 
 
 class CloudFormation:
-    """DescribeStackResources and DescribeStacks of one deployed stack."""
+    """ListStackResources (in pages of 100, as CloudFormation gives them), DescribeStackResources
+    (the first 100 only, as CloudFormation answers it) and DescribeStacks of one deployed stack.
+    Like a real stack it has hundreds of resources: the template's, and the roles and
+    permissions the Serverless transform adds for each function."""
+
+    PAGE = 100
 
     def __init__(self, physical: dict[str, str], parameters: dict[str, str]) -> None:
-        self.physical = physical
+        generated = {
+            f"{logical}{suffix}": f"physical-{logical}{suffix}"
+            for logical in load_template()["Resources"]
+            for suffix in ("Role", "ApiPermission", "EventInvokeConfig")
+        }
+        self.physical = {**generated, **physical}  # the template's own resources last
         self.parameters = parameters
         self.asked: list[str] = []
 
+    def _summaries(self) -> list[dict[str, str]]:
+        return [
+            {"LogicalResourceId": logical, "PhysicalResourceId": physical}
+            for logical, physical in self.physical.items()
+        ]
+
     def describe_stack_resources(self, *, StackName: str) -> dict[str, Any]:
         self.asked.append(StackName)
-        return {
-            "StackResources": [
-                {"LogicalResourceId": logical, "PhysicalResourceId": physical}
-                for logical, physical in self.physical.items()
-            ]
-        }
+        return {"StackResources": self._summaries()[: self.PAGE]}
+
+    def get_paginator(self, operation: str) -> Any:
+        assert operation == "list_stack_resources"
+        summaries = self._summaries()
+        cfn = self
+
+        class Paginator:
+            def paginate(self, *, StackName: str) -> Any:
+                cfn.asked.append(StackName)
+                for start in range(0, len(summaries), cfn.PAGE):
+                    yield {"StackResourceSummaries": summaries[start : start + cfn.PAGE]}
+
+        return Paginator()
 
     def describe_stacks(self, *, StackName: str) -> dict[str, Any]:
         parameters = [{"ParameterKey": k, "ParameterValue": v} for k, v in self.parameters.items()]
