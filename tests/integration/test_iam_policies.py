@@ -113,6 +113,8 @@ class _Recorder:
         # Every Update of an accounts-table item each function sent: (its attributes, its
         # partition key, its ReturnValues).
         self.account_updates: dict[str, list[tuple[set[str], str, str]]] = defaultdict(list)
+        # Every PutItem of an accounts-table item: (its attributes, its partition key).
+        self.account_puts: dict[str, list[tuple[set[str], str]]] = defaultdict(list)
 
     def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         if self.function is None:
@@ -127,6 +129,10 @@ class _Recorder:
             return
         if model.name == "UpdateItem":
             self._update(params)
+        if model.name == "PutItem" and self.by_physical.get(params["TableName"]) == "AccountsTable":
+            self.account_puts[self.function].append(
+                (set(params["Item"]), params["Item"]["pk"]["S"])
+            )
         if model.name == "PutEvents":  # each entry names its bus
             for entry in params["Entries"]:
                 self._use("events:PutEvents", entry["EventBusName"])
@@ -651,3 +657,35 @@ def test_money_functions_write_exactly_the_account_attributes_their_policies_all
             assert returns in ("NONE", "UPDATED_OLD", "UPDATED_NEW"), (function_id, returns)
         # ... and its policy allows no attribute it never writes
         assert allowed - _KEY_ATTRIBUTES <= written, (function_id, sorted(allowed - written))
+
+
+def test_adding_a_card_may_put_payment_methods_only_never_credentials_or_profiles(
+    stack, new_user, recorder
+):
+    # Given the only function besides registration that puts accounts-table items, whose
+    # grant is conditioned to USER# items with a payment method's attributes (so it cannot
+    # overwrite EMAIL#.../CREDENTIALS, the password hash and role, or a PROFILE's role)
+    [grant] = [
+        statement
+        for policy in load_template()["Resources"]["AddPaymentMethodFunction"]["Properties"][
+            "Policies"
+        ]
+        for statement in policy["Statement"]
+        if "dynamodb:PutItem" in _actions(statement)
+    ]
+    condition = grant["Condition"]
+    assert condition["ForAllValues:StringLike"] == {"dynamodb:LeadingKeys": ["USER#*"]}
+    allowed = set(condition["ForAllValues:StringEquals"]["dynamodb:Attributes"])
+    assert not allowed & {"role", "password_hash", "email", "user_id", "available"}
+    # When a card (with a billing name, so every attribute is written) is added as that function
+    user = new_user()
+    with recorder.acting_as("AddPaymentMethodFunction"):
+        reply = stack.call(
+            "AddPaymentMethodFunction", "accounts/add_payment_method.json",
+            authorizer=user.authorizer,
+        )  # fmt: skip
+    assert reply.status == 201, reply.body
+    # Then what it put is exactly what the grant allows, on the user's own item
+    [(attributes, pk)] = recorder.account_puts["AddPaymentMethodFunction"]
+    assert pk == f"USER#{user.id}"
+    assert attributes == allowed

@@ -19,7 +19,7 @@ WORKFLOW: dict[Any, Any] = yaml.safe_load(
 )
 PARAMETERS = load_template()["Parameters"]
 GATEWAYS = {"dev": "sandbox", "prod": "stripe"}
-# Agreed for issue 10; the gateway branch declares the parameter with these values.
+# The Gateway parameter of template.yaml takes these values.
 GATEWAY_VALUES = {"sandbox", "stripe"}
 
 
@@ -91,3 +91,14 @@ def test_each_stage_deploys_after_the_previous_step_with_an_oidc_role(job, after
     assert stage in SAMCONFIG
     # built before it is deployed
     assert _runs(job).index("make build") < _runs(job).index(deploy)
+
+
+def test_every_action_is_pinned_by_commit_and_checkout_keeps_no_credentials():
+    steps = [step for job in WORKFLOW["jobs"].values() for step in job["steps"]]
+    used = [step for step in steps if "uses" in step]
+    assert used
+    for step in used:
+        action, _, ref = step["uses"].partition("@")
+        assert re.fullmatch(r"[0-9a-f]{40}", ref), f"{action} is pinned by a movable tag: {ref}"
+        if action == "actions/checkout":
+            assert step.get("with", {}).get("persist-credentials") is False

@@ -174,14 +174,17 @@ def test_a_deployed_stripe_gateway_needs_an_api_key(
         get_gateway()
 
 
-def test_a_safe_secret_is_accepted_deployed_and_anything_locally(
+def test_a_safe_secret_is_accepted_and_no_stage_accepts_an_unsafe_one(
     secrets_manager: SecretsManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CASHEW_STAGE", "prod")
     secrets_manager.value = {"api_key": "", "webhook_secret": "x" * 32}
     assert _verifies("x" * 32)
+    # A stack deployed as Stage=local (or the local stack, which generates its secret too)
+    # gets no exemption: the documented default is refused there as well
     monkeypatch.setenv("CASHEW_STAGE", "local")
     get_settings.cache_clear()
     secrets_manager.value = {"api_key": "", "webhook_secret": DEFAULT_WEBHOOK_SECRET}
     aws.reset()
-    assert _verifies(DEFAULT_WEBHOOK_SECRET)
+    with pytest.raises(GatewayConfigurationError, match="documented default"):
+        get_gateway()

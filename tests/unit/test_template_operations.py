@@ -4,6 +4,7 @@ cannot collide, the card key's policy, and the outputs the README's commands use
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from local.template import Resources, load_template
 TEMPLATE = load_template()
 RESOURCES: dict[str, dict[str, Any]] = TEMPLATE["Resources"]
 TOPIC = [{"Ref": "AlarmTopic"}]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _of_type(kind: str) -> dict[str, dict[str, Any]]:
@@ -198,6 +200,12 @@ def test_the_card_key_separates_administration_from_use_and_requires_the_cards_c
     assert set(use["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
     context_keys = set(cards._context("user", "method"))
     condition = use["Condition"]
+    role_pattern = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-*"
+    assert condition["ArnLike"] == {"aws:PrincipalArn": {"Fn::Sub": role_pattern}}
+    # ... and the account keeps administering it whoever else does (no lockout)
+    root = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+    with_admin, without = admin["Principal"]["AWS"]["Fn::If"][1:]
+    assert root in with_admin and without == root
     assert set(condition["ForAllValues:StringEquals"]["kms:EncryptionContextKeys"]) == context_keys
     assert condition["Null"] == {f"kms:EncryptionContext:{k}": "false" for k in context_keys}
 
@@ -209,3 +217,20 @@ def test_outputs_name_every_queue_and_table():
     for table in _of_type("AWS::DynamoDB::Table"):
         assert {"Ref": table} in outputs, table
     assert {"Ref": "AlarmTopic"} in outputs
+
+
+def test_a_refused_webhook_amount_alarms_on_the_metric_the_code_emits():
+    # The webhook refuses an event that would move more than its payment authorised and
+    # counts it; the payment stays processing, the gateway gets 200: only the alarm tells
+    variables = GLOBALS["Environment"]["Variables"]
+    namespace, service = (
+        variables["POWERTOOLS_METRICS_NAMESPACE"],
+        variables["POWERTOOLS_SERVICE_NAME"],
+    )
+    watched = [
+        (ns, dims) for alarm in ALARMS.values() for ns, name, dims in _metrics(alarm)
+        if name == "WebhookAmountRefused"
+    ]  # fmt: skip
+    assert watched == [(namespace, {"service": service})]
+    source = (REPO / "layers/shared/python/cashew/payments/webhooks.py").read_text()
+    assert 'name="WebhookAmountRefused"' in source

@@ -40,8 +40,8 @@ class Settings(BaseModel):
     fraud_max_payments_10min: int = Field(30, alias="CASHEW_FRAUD_MAX_PAYMENTS_10MIN", ge=1)
     fraud_max_amount_24h: int = Field(2_000_000, alias="CASHEW_FRAUD_MAX_AMOUNT_24H", ge=1)
 
-    # The stack's `Stage` parameter; `local` only on the local stack, which alone may run
-    # with weak gateway secrets. Unset counts as deployed.
+    # The stack's `Stage` parameter (`local` on the local stack); a label in logs only: no
+    # stage is exempt from any check.
     stage: str | None = Field(None, alias="CASHEW_STAGE")
     gateway: Literal["sandbox", "stripe"] = Field("sandbox", alias="CASHEW_GATEWAY")
     # The JSON secret {"api_key": ..., "webhook_secret": ...} of either gateway (GatewaySecret).

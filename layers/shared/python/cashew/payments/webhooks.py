@@ -12,9 +12,10 @@ is not within 1..authorised (or whose currency is not the payment's) is refused 
 nothing: no credit, no dedupe marker, and the payment stays `processing`. Staying put is
 the safe choice: the event cannot be trusted for the amount, so it cannot be trusted for
 the outcome either; failing the payment could drop a charge the card holder really paid,
-settling it at the authorised amount would act on a forged or broken message. A genuine
-event or the gateway itself (asked by reconciliation) settles it. Each refusal is logged as
-an error (ids and amounts only, never the body) and counted (`WebhookAmountRefused`).
+settling it at the authorised amount would act on a forged or broken message. The genuine
+event settles it. Each refusal is logged as an error (ids and amounts only, never the body)
+and counted (`WebhookAmountRefused`), which raises the template's WebhookAmountRefusedAlarm:
+a refusal means a forged or broken event, or a leaked webhook secret.
 """
 
 from __future__ import annotations

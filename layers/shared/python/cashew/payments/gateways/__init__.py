@@ -9,9 +9,9 @@ uses both. Only the chosen adapter's module is imported.
 
 The secret is read through `aws.secret_json`, so it is cached for `CASHEW_SECRETS_MAX_AGE`
 seconds like the token signing keys; the adapter is rebuilt only when the secret's value has
-changed. Outside the local stack (`CASHEW_STAGE` other than `local`), a webhook secret that
-is empty, shorter than 32 characters or the sandbox's documented default, or a Stripe adapter
-without an api key, is refused: `get_gateway` raises GatewayConfigurationError (logged
+changed. On every stack (the local one generates its GatewaySecret too), a webhook secret
+that is empty, shorter than 32 characters or the sandbox's documented default, or a Stripe
+adapter without an api key, is refused: `get_gateway` raises GatewayConfigurationError (logged
 without the secret) and every request that needs the gateway fails.
 """
 
@@ -26,7 +26,6 @@ from cashew.config import Settings, get_settings
 from cashew.observability import logger
 from cashew.payments.gateways.base import Gateway
 
-LOCAL_STAGE = "local"
 MIN_WEBHOOK_SECRET_LENGTH = 32
 DOCUMENTED_WEBHOOK_SECRETS = frozenset({"whsec_sandbox_local"})
 """Secrets published in this repository's docs and code: never acceptable when deployed."""
@@ -88,9 +87,8 @@ def keys(settings: Settings) -> GatewayKeys:
 
 
 def _check(settings: Settings, gateway_keys: GatewayKeys) -> None:
-    """Fail closed outside the local stack."""
-    if settings.stage == LOCAL_STAGE:
-        return
+    """Fail closed, on every stack: the local one generates its GatewaySecret too, so no stage
+    (a deployed `Stage=local` included) needs a weak one."""
     webhook_secret = gateway_keys.webhook_secret
     if webhook_secret in DOCUMENTED_WEBHOOK_SECRETS:
         raise _refuse(settings, "the webhook_secret is the documented default")
