@@ -160,6 +160,7 @@ def generate(template: Mapping[str, Any], *, allow_missing: bool = False) -> Gen
     _document_errors(document, problems)
     _document_pages_and_times(document)
     _document_links(document)
+    _document_body_links(document)
     _prune_schemas(document)
     problems.extend(_coverage_problems(document, operations))
     try:
@@ -534,6 +535,59 @@ def _document_links(document: dict[str, Any]) -> None:
                     }
             if links:
                 response["links"] = links
+
+
+# Links that carry an id into the body of an operation that takes it, by the operationId,
+# status and JSON pointer of the id in the source's response: a card just added (or the first
+# listed) pays a top-up or a payment, a user just registered is a payee, a login's refresh
+# token is refreshed. `{id}` in a body stands for the source's id.
+BODY_LINKS: dict[tuple[str, str, str], dict[str, Any]] = {
+    ("add_payment_method", "201", "/id"): {
+        "create_top_up": {"payment_method_id": "{id}"},
+        "create_payment": {"source": {"type": "card", "payment_method_id": "{id}"}},
+    },
+    ("list_payment_methods", "200", "/data/0/id"): {
+        "create_top_up": {"payment_method_id": "{id}"},
+        "create_payment": {"source": {"type": "card", "payment_method_id": "{id}"}},
+    },
+    ("register", "201", "/id"): {"create_payment": {"payee_id": "{id}"}},
+    ("login", "200", "/refresh_token"): {"refresh": {"refresh_token": "{id}"}},
+}
+
+
+def _with_id(body: Any, expression: str) -> Any:
+    if isinstance(body, dict):
+        return {key: _with_id(value, expression) for key, value in body.items()}
+    return expression if body == "{id}" else body
+
+
+def _document_body_links(document: dict[str, Any]) -> None:
+    """The BODY_LINKS: the stateful phase of a fuzzer (schemathesis merges the link's body
+    into the one it generates) then pays with a real card and refreshes a real token."""
+    operations = {
+        operation["operationId"]: (method, path, operation)
+        for path, item in document.get("paths", {}).items()
+        for method, operation in item.items()
+    }
+    for (source, status, pointer), targets in BODY_LINKS.items():
+        if source not in operations:  # --allow-missing left it out
+            continue
+        response = operations[source][2]["responses"][status]
+        schema = _success_schema(document, response)
+        if not _has_pointer(document, schema, pointer):
+            raise OpenApiGenerationError([f"{source} {status} has no string at {pointer}"])
+        links = response.setdefault("links", {})
+        for target, body in targets.items():
+            if target not in operations:
+                continue
+            method, path, _ = operations[target]
+            links[target] = {
+                "operationId": target,
+                "requestBody": _with_id(body, f"$response.body#{pointer}"),
+                "description": f"{method.upper()} {path} with the "
+                f"{'first listed' if pointer.startswith('/data/') else 'new'} "
+                f"{pointer.rsplit('/', 1)[-1]}",
+            }
 
 
 def _success_schema(document: Mapping[str, Any], response: Any) -> dict[str, Any]:

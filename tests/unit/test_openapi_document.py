@@ -12,6 +12,7 @@ import ast
 import copy
 import inspect
 import json
+import re
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,9 @@ from typing import Any
 
 import pytest
 from openapi_spec_validator import validate
+from pydantic import ValidationError
 
+from cashew.accounts.models import CardInput, luhn_valid
 from local.template import ApiEvent, FunctionSpec, functions, load_template
 from tests.support.lambda_runtime import FakeContext, api_event, handler_module, reply
 from tools import openapi
@@ -426,7 +429,11 @@ def test_every_error_each_operation_can_give_is_documented(document: dict[str, A
 
 def links(document: dict[str, Any], method: str, path: str, status: str) -> dict[str, str]:
     found = document["paths"][path][method.lower()]["responses"][status].get("links", {})
-    return {link["operationId"]: link["parameters"]["path.id"] for link in found.values()}
+    return {
+        link["operationId"]: link["parameters"]["path.id"]
+        for link in found.values()
+        if "parameters" in link  # the body links have their own test
+    }
 
 
 def test_links_lead_from_what_creates_or_lists_to_its_items(document: dict[str, Any]) -> None:
@@ -453,3 +460,60 @@ def test_links_lead_from_what_creates_or_lists_to_its_items(document: dict[str, 
         for response in found["responses"].values():
             for link in response.get("links", {}).values():
                 assert link["operationId"] in operation_ids
+
+
+def test_body_links_carry_a_card_a_payee_and_a_refresh_token(document: dict[str, Any]) -> None:
+    def bodies(path: str, method: str, status: str) -> dict[str, Any]:
+        found = document["paths"][path][method]["responses"][status]["links"]
+        return {
+            link["operationId"]: link["requestBody"]
+            for link in found.values()
+            if "requestBody" in link
+        }
+
+    card = {"payment_method_id": "$response.body#/id"}
+    assert bodies("/v1/users/me/payment-methods", "post", "201") == {
+        "create_top_up": card,
+        "create_payment": {"source": {"type": "card", **card}},
+    }
+    assert bodies("/v1/users/me/payment-methods", "get", "200")["create_top_up"] == {
+        "payment_method_id": "$response.body#/data/0/id"
+    }
+    assert bodies("/v1/users", "post", "201") == {
+        "create_payment": {"payee_id": "$response.body#/id"}
+    }
+    assert bodies("/v1/auth/login", "post", "200") == {
+        "refresh": {"refresh_token": "$response.body#/refresh_token"}
+    }
+
+
+@pytest.mark.parametrize(
+    ("number", "cvc"),
+    [
+        ("4242424242424242", "123"),
+        ("4242 4242 4242 4242", "1234"),
+        (" 424242424242 ", "000"),
+        ("4242424242424241", "123"),  # the Luhn check the pattern cannot state
+        ("42424242424", "12"),
+        ("42424242424242424242", "12345"),
+        ("4242-4242-4242-4242", "12a"),
+        ("\uff14\uff12" * 8, "\uff11\uff12\uff13"),  # fullwidth digits: not ASCII
+        ("4242\t4242 4242 4242", "123\n"),
+    ],
+)
+def test_the_card_patterns_say_what_the_validators_check(number: str, cvc: str) -> None:
+    schema = CardInput.model_json_schema()["properties"]
+    valid = {"exp_month": 12, "exp_year": 2030}
+
+    def accepted(**card: str) -> bool:
+        try:
+            CardInput.model_validate({"number": "4242424242424242", "cvc": "123", **valid, **card})
+        except ValidationError:
+            return False
+        return True
+
+    assert (re.fullmatch(schema["cvc"]["pattern"], cvc) is not None) == accepted(cvc=cvc)
+    if re.fullmatch(schema["number"]["pattern"], number) is None:
+        assert not accepted(number=number)
+    else:  # what matches passes or fails the Luhn check only
+        assert accepted(number=number) == luhn_valid(number.replace(" ", ""))

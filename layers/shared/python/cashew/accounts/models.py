@@ -114,11 +114,21 @@ class UserResponse(BaseModel):
     created_at: str
 
 
+CARD_NUMBER_PATTERN = "^ *(?:[0-9] *){12,19}$"
+CVC_PATTERN = "^[0-9]{3,4}$"
+
+
 class CardInput(StrictRequest):
-    number: SecretStr = Field(description="12-19 digits; spaces allowed")
+    # the patterns say in the schema what the validators check (the Luhn check it cannot)
+    number: SecretStr = Field(
+        description="12-19 digits; spaces allowed",
+        json_schema_extra={"pattern": CARD_NUMBER_PATTERN},
+    )
     exp_month: int = Field(strict=True, ge=1, le=12)
     exp_year: int = Field(strict=True, ge=2000, le=2100)
-    cvc: SecretStr = Field(description="3 or 4 digits; never stored")
+    cvc: SecretStr = Field(
+        description="3 or 4 digits; never stored", json_schema_extra={"pattern": CVC_PATTERN}
+    )
 
     @field_validator("number")
     @classmethod
