@@ -53,7 +53,7 @@ from pydantic import BaseModel, Field
 from cashew import clock
 from cashew.errors import CashewError
 from cashew.http import ERRORS, IDEMPOTENCY_HEADER, MAX_BODY_BYTES
-from cashew.ledger.api import EARLIEST, LATEST
+from cashew.ledger.query_params import EARLIEST, LATEST
 from local.api import DEFAULT_PORT
 from local.template import (
     REGION,
