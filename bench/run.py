@@ -2,7 +2,7 @@
 
 What is measured, and how:
 
-1. Cold import time of every function of template.yaml (`local.template.functions`): the
+1. Cold import time of every function of template.yaml (`local.specs.functions`): the
    median, over `--runs` fresh interpreters (default 7), of the time the `import <module>`
    statement of the function's handler takes, with its CodeUri and layer dirs on sys.path
    and its own environment (see bench/imports.py). Functions are measured one at a time.
@@ -65,7 +65,7 @@ from bench.harness import (
     local_stack,
 )
 from bench.imports import NO_AWS, ImportFailedError, ImportTiming, time_imports
-from local.template import function_env
+from local.specs import function_env
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 BUDGET_OPERATION = "balance_payment"

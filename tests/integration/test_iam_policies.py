@@ -18,7 +18,7 @@ import pytest
 from cashew import aws
 from cashew.payments import store as payments_store
 from cashew.payments.gateways.base import sign_webhook
-from local.template import Resources, load_template
+from local.cfn import Resources, load_template
 from tests.integration.conftest import PASSWORD, add_card, authorize, pay, top_up
 
 # IAM authorises each item of a TransactWriteItems as its own action.
