@@ -13,16 +13,18 @@ end (ru_maxrss).
 
 from __future__ import annotations
 
-import copy
-import importlib.util
 import json
 import os
 import resource
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
+
+from local.events import api_event
+from local.handlers import load_handler
 
 # moto answers a query on an index by scanning the whole table: with 100,000 entries one
 # query takes seconds, more than the functions' 5 s read timeout (DynamoDB takes
@@ -58,17 +60,23 @@ def _context(job: dict[str, Any]) -> SimpleNamespace:
     )
 
 
+@dataclass(frozen=True)
+class _Function:
+    """The job's handler: what `local.handlers.load_handler` needs."""
+
+    code_dir: str
+    layer_dirs: tuple[str, ...]
+    handler_module: str
+    handler_attr: str
+
+
 def main() -> int:
     job = json.load(sys.stdin)
     os.environ.update(job["env"])
-    for directory in [job["code_dir"], *job["layer_dirs"]]:
-        sys.path.insert(0, directory)
-    path = os.path.join(job["code_dir"], f"{job['handler_module']}.py")
-    spec = importlib.util.spec_from_file_location("export_handler", path)
-    assert spec is not None and spec.loader is not None  # nosec B101 # bench, never -O
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    handler = getattr(module, job["handler_attr"])
+    function = _Function(
+        job["code_dir"], tuple(job["layer_dirs"]), job["handler_module"], job["handler_attr"]
+    )
+    handler = load_handler(function, "export_handler", resident=True)
     from cashew import aws
 
     aws._CONFIG["read_timeout"] = READ_TIMEOUT
@@ -76,10 +84,7 @@ def main() -> int:
     after_import = _peak_mb()
     query, sizes, seconds, rows = dict(job["query"]), [], [], 0
     while True:
-        event = copy.deepcopy(job["sample"])
-        event["requestContext"]["authorizer"] = job["authorizer"]
-        event["queryStringParameters"] = query
-        event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
+        event = api_event(job["sample"], authorizer=job["authorizer"], query=query)
         started = time.perf_counter()
         response: dict[str, Any] = handler(event, _context(job))
         seconds.append(time.perf_counter() - started)

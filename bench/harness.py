@@ -26,12 +26,9 @@ has the same `functions`, `clients` and `invoke`.
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
-import importlib.util
 import json
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -42,20 +39,14 @@ from cashew import aws
 from cashew.config import get_settings
 from local import aws as local_aws
 from local.api import authorizer_context
+from local.cfn import Resources, load_template
 from local.consumers import sqs_event, stream_event
+from local.events import api_event, sample_of
+from local.handlers import load_handler
+from local.provision import ClientFactory, provision
 from local.runtime import LambdaContext, WorkerConfig
-from local.template import (
-    REPO_ROOT,
-    ClientFactory,
-    FunctionSpec,
-    Resources,
-    functions,
-    load_template,
-    provision,
-    stack_env,
-)
+from local.specs import FunctionSpec, functions, stack_env
 
-EVENTS_DIR = REPO_ROOT / "events"
 PASSWORD = "correct horse battery staple"  # nosec B105 # bench user
 CARD_NUMBER = "4242424242424242"
 CURRENCY = "USD"
@@ -192,18 +183,7 @@ class LocalStack:
     def new_instance(self, function_id: str, module_name: str) -> Callable[[Any, Any], Any]:
         """The function's handler from its module loaded anew as `module_name`: the module
         state of another execution environment."""
-        spec = self.functions[function_id]
-        for layer in reversed(spec.layer_dirs):
-            if str(layer) not in sys.path:
-                sys.path.insert(0, str(layer))
-        path = spec.code_dir / f"{spec.handler_module}.py"
-        module_spec = importlib.util.spec_from_file_location(module_name, path)
-        if module_spec is None or module_spec.loader is None:
-            raise HarnessError(f"cannot load {path}")
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-        handler: Callable[[Any, Any], Any] = getattr(module, spec.handler_attr)
-        return handler
+        return load_handler(self.functions[function_id], module_name)
 
     def invoke(self, function_id: str, event: dict[str, Any]) -> Any:
         spec = self.functions[function_id]
@@ -305,8 +285,7 @@ class Driver:
     # -- events
     def sample(self, function_id: str) -> dict[str, Any]:
         """A copy of the function's events/ sample (events/<CodeUri dir>/<module>.json)."""
-        spec = self.stack.functions[function_id]
-        return copy.deepcopy(_sample(spec.code_dir.name, spec.handler_module))
+        return sample_of(self.stack.functions[function_id])
 
     def api_request(
         self,
@@ -324,33 +303,16 @@ class Driver:
         """A REST proxy event for the function; its reply must have `status` (and its body
         the `status` field `payment_status`, when given). `path` fills the resource's
         {name} parameters, as API Gateway does."""
-        event = self.sample(function_id)
-        event["requestContext"]["requestId"] = str(uuid.uuid4())
-        if raw_body is not None:
-            event["body"] = raw_body
-        elif body is not None:
-            event["body"] = json.dumps(body)
-        extra = dict(headers or {})
-        if caller is None:
-            event["requestContext"].pop("authorizer", None)
-            for name in ("headers", "multiValueHeaders"):
-                (event.get(name) or {}).pop("Authorization", None)
-        else:
-            event["requestContext"]["authorizer"] = dict(caller.authorizer)
-            extra["Authorization"] = f"Bearer {caller.access_token}"
-        for name, value in extra.items():
-            event["headers"][name] = value
-            event["multiValueHeaders"][name] = [value]
-        if query is not None:
-            event["queryStringParameters"] = dict(query) or None
-            event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None
-        if path is not None:
-            concrete = event["resource"]
-            for name, value in path.items():
-                concrete = concrete.replace("{" + name + "}", value)
-            event["pathParameters"] = dict(path)
-            event["path"] = concrete
-            event["requestContext"]["path"] = f"/{event['requestContext']['stage']}{concrete}"
+        event = api_event(
+            self.sample(function_id),
+            body=body,
+            raw_body=raw_body,
+            authorizer=caller.authorizer if caller else None,
+            token=caller.access_token if caller else None,
+            headers=headers,
+            query=query,
+            path=path,
+        )
         complete = functools.partial(_api_reply, function_id, status, payment_status)
         return Request(function_id, event, complete)
 
@@ -612,16 +574,6 @@ class Driver:
         )
         payment: dict[str, Any] = self.send(request)
         return payment
-
-
-@functools.cache
-def _sample_text(directory: str, module: str) -> str:
-    return (EVENTS_DIR / directory / f"{module}.json").read_text(encoding="utf-8")
-
-
-def _sample(directory: str, module: str) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads(_sample_text(directory, module))
-    return event
 
 
 def _record_payment(record: dict[str, Any]) -> str | None:

@@ -2,7 +2,7 @@
 
 Each run is a new `sys.executable -I` process (isolated: no PYTHONPATH, no user site) whose
 sys.path starts with the function's CodeUri dir and its layers' dirs, in Lambda's order,
-and whose environment is exactly the function's (`local.template.function_env`) with the AWS
+and whose environment is exactly the function's (`local.specs.function_env`) with the AWS
 endpoint pointed at a port where nothing listens: an import that called AWS would fail
 instead of being timed. Only the `import <module>` statement is timed, with
 time.perf_counter inside the child; interpreter start-up is not included. One unmeasured run
@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from local.template import FunctionSpec
+from local.specs import FunctionSpec
 
 NO_AWS = "http://127.0.0.1:1"
 

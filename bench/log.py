@@ -41,11 +41,11 @@ from bench.harness import CallCounter, HarnessError, LocalStack
 from cashew import aws, dynamo
 from cashew.config import get_settings
 from cashew.ledger import chain
+from local.events import sample_of
 from local.runtime import LambdaContext, WorkerConfig
-from local.template import function_env
+from local.specs import function_env
 
 REPO = Path(__file__).resolve().parent.parent
-EVENTS = REPO / "events"
 BATCH = 10
 MAX_DELIVERIES = 5  # the queue's maxReceiveCount
 EXPORT_PAGE = 5_000
@@ -130,7 +130,7 @@ def _consume(
 def consumer_throughput(
     stack: LocalStack, counter: CallCounter, outcomes: int, progress: Callable[[str], None]
 ) -> dict[str, Any]:
-    sample = json.loads((EVENTS / "ledger" / "consume_outcomes.json").read_text())
+    sample = sample_of(stack.functions["LogConsumerFunction"])
     hot = _id("usr")
     scenarios: dict[str, tuple[Callable[[int], str], int]] = {
         "spread": (lambda n: _outcome(_id("usr"), _id("usr"), n), 1),
@@ -211,7 +211,7 @@ def csv_export(
         "handler_module": spec.handler_module,
         "handler_attr": spec.handler_attr,
         "env": function_env(spec, stack.resources, stack.endpoint),
-        "sample": json.loads((EVENTS / "ledger" / "report_csv.json").read_text()),
+        "sample": sample_of(spec),
         "authorizer": admin,
         "query": {
             "from": f"{first_day}T00:00:00Z",

@@ -2,7 +2,7 @@
 
 What is measured, and how:
 
-1. Cold import time of every function of template.yaml (`local.template.functions`): the
+1. Cold import time of every function of template.yaml (`local.specs.functions`): the
    median, over `--runs` fresh interpreters (default 7), of the time the `import <module>`
    statement of the function's handler takes, with its CodeUri and layer dirs on sys.path
    and its own environment (see bench/imports.py). Functions are measured one at a time.
@@ -25,8 +25,10 @@ What is measured, and how:
    queue messages) is done outside the counted window, afresh for every invocation.
    `log_consume` is one invocation of the log consumer with the outcome messages of one
    balance payment, received from the queue; it is also reported per log entry.
-3. The budget: a warm balance payment that succeeds makes at most 2 AWS calls (one
-   TransactWriteItems, one SendMessage); the exit status is 1 when it makes more.
+3. The budget: a warm balance payment that succeeds makes at most 2 AWS calls (reading the
+   payer's recent attempts for fraud screening, and the one TransactWriteItems that moves
+   the money and records the attempt; its outcome is published from the table's stream, not
+   by the request); the exit status is 1 when it makes more.
 
 A table is printed and the numbers are written to bench/results.json.
 """
@@ -65,7 +67,7 @@ from bench.harness import (
     local_stack,
 )
 from bench.imports import NO_AWS, ImportFailedError, ImportTiming, time_imports
-from local.template import function_env
+from local.specs import function_env
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 BUDGET_OPERATION = "balance_payment"
@@ -584,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"\nbench: BUDGET EXCEEDED: a warm {BUDGET_OPERATION} makes {budget['calls']} AWS"
             f" calls ({names}); the budget is {BUDGET_CALLS}"
-            " (one DynamoDB.TransactWriteItems, one SQS.SendMessage)",
+            " (the payer's attempt history, one DynamoDB.TransactWriteItems)",
             file=sys.stderr,
         )
         return 1

@@ -21,17 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from local.cfn import ACCOUNT_ID, API_ID, REGION
 from local.runtime import Invocation
-from local.template import (
-    ACCOUNT_ID,
-    API_ID,
-    REGION,
-    ApiEvent,
-    ApiSpec,
-    Authorizer,
-    apis,
-    functions,
-)
+from local.specs import ApiEvent, ApiSpec, Authorizer, apis, functions
 
 DEFAULT_PORT = 3000
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit

@@ -31,7 +31,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from local.template import REGION, ClientFactory
+from local.cfn import REGION
+from local.provision import ClientFactory
 
 DEFAULT_PORT = 4566
 _SHORT_POLL_INTERVAL = 0.05

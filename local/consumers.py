@@ -29,15 +29,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from local.cfn import REGION, Resources
+from local.provision import ClientFactory
 from local.runtime import Invocation
-from local.template import (
-    REGION,
-    ClientFactory,
-    FunctionSpec,
-    Resources,
-    SqsEvent,
-    StreamEvent,
-)
+from local.specs import FunctionSpec, SqsEvent, StreamEvent
 
 _MAX_PER_RECEIVE = 10  # SQS's limit per ReceiveMessage
 _log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ API.
 Environment: PORT (the API, default 3000), CASHEW_AWS_PORT (the AWS endpoint, default 4566),
 CASHEW_LOCAL_PARAMETERS (template parameter overrides over `Stage=local Gateway=sandbox`;
 parameters that break the template's Rules stop it before it starts, naming the rule),
-CASHEW_LOCAL_VISIBILITY_TIMEOUT (see `local.template`), and any CASHEW_* variable, which
+CASHEW_LOCAL_VISIBILITY_TIMEOUT (see `local.provision`), and any CASHEW_* variable, which
 every function gets over the template's value.
 """
 
@@ -27,19 +27,12 @@ from types import FrameType
 from local import aws
 from local.admin import create_from_env
 from local.api import DEFAULT_PORT, Gateway, make_server
+from local.cfn import ParameterError, load_template, local_parameters
 from local.consumers import Consumers
+from local.provision import ClientFactory, provision
 from local.runtime import Runtime
 from local.sandbox import WebhookScheduler
-from local.template import (
-    ClientFactory,
-    ParameterError,
-    function_env,
-    functions,
-    load_template,
-    local_parameters,
-    provision,
-    stack_env,
-)
+from local.specs import function_env, functions, stack_env
 
 _log = logging.getLogger("local.dev")
 

@@ -17,15 +17,10 @@ import os
 import sys
 
 from local import aws
+from local.cfn import ParameterError, load_template, local_parameters
+from local.provision import provision
 from local.runtime import Runtime
-from local.template import (
-    ParameterError,
-    function_env,
-    functions,
-    load_template,
-    local_parameters,
-    provision,
-)
+from local.specs import function_env, functions
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from local.template import load_template, physical_name
+from local.cfn import load_template, physical_name
 
 _BATCH = 10
 

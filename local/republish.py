@@ -15,7 +15,9 @@ import argparse
 import os
 import sys
 
-from local.template import function_env, functions, load_template, provision
+from local.cfn import load_template
+from local.provision import provision
+from local.specs import function_env, functions
 
 PUBLISHER = "PublishOutcomesFunction"
 

@@ -4,8 +4,9 @@ Every function gets a pool of worker processes (spawned, never forked: no state 
 the parent), created on its first invocation. A worker is an execution environment: its
 initializer applies the function's environment, puts the function's code directory and its
 layers at the front of `sys.path` (as /var/task and /opt/python are), imports the handler
-module once, and then serves invocations one after another, keeping module state between
-them as a warm Lambda instance does. Concurrent invocations go to different workers.
+module once (`local.handlers`), and then serves invocations one after another, keeping
+module state between them as a warm Lambda instance does. Concurrent invocations go to
+different workers.
 
 A handler that raises, times out (SIGALRM at the function's Timeout) or returns something
 that is not JSON comes back as an error object like Lambda's ({"errorMessage", "errorType",
@@ -17,7 +18,6 @@ whose handler timed out is kept, not re-initialised.
 
 from __future__ import annotations
 
-import importlib
 import json
 import multiprocessing
 import os
@@ -36,7 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local.template import ACCOUNT_ID, REGION, FunctionSpec
+from local.cfn import ACCOUNT_ID, REGION
+from local.handlers import load_handler
+from local.specs import FunctionSpec
 
 _ISOLATED_PREFIXES = ("AWS_", "POWERTOOLS_", "CASHEW_")  # only the function's own reach it
 
@@ -49,7 +51,7 @@ class WorkerConfig:
     handler_module: str
     handler_attr: str
     code_dir: str
-    sys_path: tuple[str, ...]
+    layer_dirs: tuple[str, ...]
     env: dict[str, str]
     timeout: int
     memory: int
@@ -57,13 +59,12 @@ class WorkerConfig:
 
     @classmethod
     def of(cls, spec: FunctionSpec, env: Mapping[str, str], stdout_to_stderr: bool) -> WorkerConfig:
-        paths = (str(spec.code_dir), *(str(layer) for layer in spec.layer_dirs))
         return cls(
             spec.name,
             spec.handler_module,
             spec.handler_attr,
             str(spec.code_dir),
-            paths,
+            tuple(str(layer) for layer in spec.layer_dirs),
             dict(env),
             spec.timeout,
             spec.memory,
@@ -126,11 +127,9 @@ def _start_worker(config: WorkerConfig) -> None:
         del os.environ[name]
     os.environ.update(config.env)
     time.tzset()
-    sys.path[:0] = config.sys_path
     try:
         os.chdir(config.code_dir)
-        module = importlib.import_module(config.handler_module)
-        _handler = getattr(module, config.handler_attr)
+        _handler = load_handler(config, resident=True)
     except Exception as exc:  # noqa: BLE001 - reported on every invocation, as Lambda does
         traceback.print_exc()
         _init_error = {

@@ -25,10 +25,7 @@ sys.path[:0] = [str(REPO / "layers/shared/python"), str(REPO)]
 
 import boto3  # noqa: E402
 
-from local.template import (  # noqa: E402 - after the path is set
-    Resources,
-    load_template,
-)
+from local.cfn import Resources, load_template  # noqa: E402 - after the path is set
 
 
 def stack_environment(

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import copy
 import difflib
-import importlib.util
 import json
 import sys
 import tomllib
@@ -53,17 +52,11 @@ from pydantic import BaseModel, Field
 from cashew import clock
 from cashew.errors import CashewError
 from cashew.http import ERRORS, IDEMPOTENCY_HEADER, MAX_BODY_BYTES
-from cashew.ledger.api import EARLIEST, LATEST
+from cashew.ledger.query_params import EARLIEST, LATEST
 from local.api import DEFAULT_PORT
-from local.template import (
-    REGION,
-    ApiEvent,
-    ApiSpec,
-    FunctionSpec,
-    apis,
-    functions,
-    load_template,
-)
+from local.cfn import REGION, load_template
+from local.handlers import load_module
+from local.specs import ApiEvent, ApiSpec, FunctionSpec, apis, functions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = REPO_ROOT / "functions" / "docs" / "openapi.json"
@@ -206,7 +199,7 @@ def _collect_operations(
                 )
             continue
         try:
-            resolver = _load_resolver(spec, path)
+            resolver = _load_resolver(spec)
         except Exception as exc:  # noqa: BLE001 - any import failure is reported, with its id
             problems.append(f"{function_id}: cannot import {_relative(path)}: {exc!r}")
             continue
@@ -214,24 +207,9 @@ def _collect_operations(
     return operations, skipped
 
 
-def _load_resolver(spec: FunctionSpec, path: Path) -> ApiGatewayResolver:
+def _load_resolver(spec: FunctionSpec) -> ApiGatewayResolver:
     """The one resolver of the handler module, loaded by file path as Lambda loads it."""
-    name = f"_cashew_openapi_{spec.logical_id}"
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise ImportError(f"no loader for {path}")
-    module = importlib.util.module_from_spec(module_spec)
-    search = [str(spec.code_dir), *(str(layer) for layer in spec.layer_dirs)]
-    saved_path = list(sys.path)
-    sys.path[:0] = [entry for entry in search if entry not in sys.path]
-    sys.modules[name] = module  # as importlib does: pydantic resolves annotations through it
-    try:
-        module_spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    finally:
-        sys.path[:] = saved_path
+    module = load_module(spec, f"_cashew_openapi_{spec.logical_id}")
     if not callable(getattr(module, spec.handler_attr, None)):
         raise AttributeError(f"it has no function {spec.handler_attr}")
     resolvers = [value for value in vars(module).values() if isinstance(value, ApiGatewayResolver)]

@@ -5,8 +5,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cashew.http import CashewResolver, caller
 from cashew.ledger import service
-from cashew.ledger.api import Cursor, Limit, Since, StatusFilter, TypeFilter, Until
 from cashew.ledger.models import EntryList
+from cashew.ledger.query_params import Cursor, Limit, Since, StatusFilter, TypeFilter, Until
 from cashew.observability import logger
 
 app = CashewResolver()

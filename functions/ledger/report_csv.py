@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cashew import clock
 from cashew.http import CashewResolver, admin
 from cashew.ledger import reports, service
-from cashew.ledger.api import Cursor, Since, Until
+from cashew.ledger.query_params import Cursor, Since, Until
 from cashew.observability import logger
 
 app = CashewResolver(admin_only=True)

@@ -5,7 +5,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cashew.http import CashewResolver, admin
 from cashew.ledger import reports, service
-from cashew.ledger.api import Since, Until
+from cashew.ledger.query_params import Since, Until
 from cashew.observability import logger
 
 app = CashewResolver(admin_only=True)

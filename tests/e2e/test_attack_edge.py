@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 from cashew.auth.keys import key_from_seed
-from local.template import REGION
+from local.cfn import REGION
 from tests.e2e.conftest import PASSWORD, add_card, balance
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from local.template import load_template
+from local.cfn import load_template
 from tests.e2e.conftest import (
     Stack,
     User,

@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from local.aws import clients
-from local.template import physical_name
+from local.cfn import physical_name
 from tests.e2e.conftest import REPO, add_card, top_up, wait_for_entries
 
 

@@ -22,10 +22,13 @@ import pytest
 from cashew import aws
 from cashew.config import get_settings
 from local import aws as local_aws
+from local.cfn import load_template
 from local.consumers import StreamPoller, sqs_event, succeeded
+from local.events import api_event
+from local.provision import provision
 from local.runtime import Invocation
-from local.template import FunctionSpec, functions, load_template, provision, stack_env
-from tests.support.lambda_runtime import FakeContext, Reply, api_event, handler_module, reply
+from local.specs import FunctionSpec, functions, stack_env
+from tests.support.lambda_runtime import FakeContext, Reply, handler_module, reply
 
 PASSWORD = "correct horse battery staple"
 
@@ -306,9 +309,4 @@ def call_with_id(
 ) -> Reply:
     """Stack.call for a route with `{id}`: the sample with its path parameter and path filled
     in, as API Gateway does."""
-    event = api_event(sample, **variations)
-    path = event["resource"].replace("{id}", resource_id)
-    event["pathParameters"] = {"id": resource_id}
-    event["path"] = path
-    event["requestContext"]["path"] = f"/{event['requestContext']['stage']}{path}"
-    return reply(stack.invoke(function_id, event))
+    return stack.call(function_id, sample, path={"id": resource_id}, **variations)

@@ -7,17 +7,19 @@ import csv
 import io
 import itertools
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cashew import aws, dynamo
 from cashew.config import get_settings
-from local.template import load_template
+from local.cfn import load_template
+from local.events import api_event
 from tests.integration.conftest import add_card, pay, top_up
 from tests.integration.test_disputes import open_dispute, paid_entry
 from tests.integration.test_log_reads import as_user, deliver, log_copy, new_id
-from tests.support.lambda_runtime import api_event, reply
+from tests.support.lambda_runtime import reply
 
 _DAYS = itertools.count()  # the session's endpoint is new: each test's day is unused
 ADMIN = as_user("usr_01JCQ3A0B1C2D3E4F5G6H7J8K9", "admin")
@@ -29,8 +31,9 @@ def admin_functions() -> list[tuple[str, str]]:
     for function_id, resource in load_template()["Resources"].items():
         for event in (resource.get("Properties", {}).get("Events") or {}).values():
             if event["Type"] == "Api" and event["Properties"]["Path"].startswith("/v1/admin/"):
+                module = Path(resource["Properties"]["CodeUri"]).name
                 handler = resource["Properties"]["Handler"].split(".")[0]
-                found.append((function_id, f"ledger/{handler}.json"))
+                found.append((function_id, f"{module}/{handler}.json"))
     return found
 
 

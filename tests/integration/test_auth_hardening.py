@@ -14,8 +14,9 @@ from cashew.auth import lockout, service, sessions
 from cashew.config import get_settings
 from cashew.errors import ConflictError
 from cashew.identity import Caller
+from local.events import api_event
 from tests.integration.conftest import PASSWORD, authorize
-from tests.support.lambda_runtime import api_event, reply
+from tests.support.lambda_runtime import reply
 
 
 def _refresh(stack, token):

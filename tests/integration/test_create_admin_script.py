@@ -15,7 +15,7 @@ import pytest
 
 from cashew import aws
 from cashew.config import Settings, get_settings
-from local.template import load_template
+from local.cfn import load_template
 from tests.integration.conftest import PASSWORD, authorize
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "create_admin.py"

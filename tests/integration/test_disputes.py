@@ -32,14 +32,14 @@ def paid_entry(stack, payer, payment_id: str) -> dict[str, Any]:
 
 def open_dispute(stack, user, transaction_id: str, **body: Any):
     return stack.call(
-        "OpenDisputeFunction", "ledger/open_dispute.json", authorizer=user.authorizer,
+        "OpenDisputeFunction", "disputes/open_dispute.json", authorizer=user.authorizer,
         path={"id": transaction_id}, body={"reason": "product_not_received", **body},
     )  # fmt: skip
 
 
 def resolve(stack, admin, dispute_id: str, outcome: str, **body: Any):
     return stack.call(
-        "ResolveDisputeFunction", "ledger/resolve_dispute.json", authorizer=admin.authorizer,
+        "ResolveDisputeFunction", "disputes/resolve_dispute.json", authorizer=admin.authorizer,
         path={"id": dispute_id}, body={"outcome": outcome, **body},
     )  # fmt: skip
 
@@ -72,9 +72,9 @@ def test_the_payer_opens_one_dispute_per_payment_and_both_parties_see_it(stack, 
     again = open_dispute(stack, payer, entry["id"], reason="duplicate")
     assert (again.status, again.body["code"]) == (409, "conflict")
     # ... the payer sees it as payer, the payee as payee
-    mine = stack.call("ListDisputesFunction", "ledger/list_disputes.json",
+    mine = stack.call("ListDisputesFunction", "disputes/list_disputes.json",
         authorizer=payer.authorizer, query={}).body  # fmt: skip
-    theirs = stack.call("ListDisputesFunction", "ledger/list_disputes.json",
+    theirs = stack.call("ListDisputesFunction", "disputes/list_disputes.json",
         authorizer=payee.authorizer, query={"role": "payee"}).body  # fmt: skip
     assert [d["id"] for d in mine["data"]] == [opened.body["id"]]
     assert [d["id"] for d in theirs["data"]] == [opened.body["id"]]
@@ -263,7 +263,7 @@ def test_admins_list_disputes_by_status(stack, paid, new_admin):
     dispute = open_dispute(stack, payer, entry["id"]).body
 
     def listed(**query: str) -> list[str]:
-        reply = stack.call("AdminListDisputesFunction", "ledger/admin_list_disputes.json",
+        reply = stack.call("AdminListDisputesFunction", "disputes/admin_list_disputes.json",
             authorizer=admin.authorizer, query={"limit": "100", **query})  # fmt: skip
         assert reply.status == 200, reply.body
         return [d["id"] for d in reply.body["data"]]
@@ -272,7 +272,7 @@ def test_admins_list_disputes_by_status(stack, paid, new_admin):
     resolve(stack, admin, dispute["id"], "lost", note="no evidence")
     assert dispute["id"] not in listed(status="open")
     assert dispute["id"] in listed(status="lost")
-    bad = stack.call("AdminListDisputesFunction", "ledger/admin_list_disputes.json",
+    bad = stack.call("AdminListDisputesFunction", "disputes/admin_list_disputes.json",
         authorizer=admin.authorizer, query={"status": "closed"})  # fmt: skip
     assert bad.status == 422
 

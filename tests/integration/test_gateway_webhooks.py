@@ -8,8 +8,9 @@ import uuid
 
 from cashew.payments import store
 from cashew.payments.gateways.base import sign_webhook
+from local.events import api_event
 from tests.integration.conftest import add_card, balance, pay
-from tests.support.lambda_runtime import api_event, reply
+from tests.support.lambda_runtime import reply
 
 PROCESSING = "4000000000003220"
 

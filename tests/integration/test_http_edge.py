@@ -9,8 +9,9 @@ import uuid
 import pytest
 
 from cashew.payments.gateways.base import sign_webhook
+from local.events import api_event
 from tests.integration.conftest import PASSWORD, add_card, balance
-from tests.support.lambda_runtime import api_event, reply
+from tests.support.lambda_runtime import reply
 
 
 def _problem(answer, status, code):

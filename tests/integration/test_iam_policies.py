@@ -18,7 +18,7 @@ import pytest
 from cashew import aws
 from cashew.payments import store as payments_store
 from cashew.payments.gateways.base import sign_webhook
-from local.template import Resources, load_template
+from local.cfn import Resources, load_template
 from tests.integration.conftest import PASSWORD, add_card, authorize, pay, top_up
 
 # IAM authorises each item of a TransactWriteItems as its own action.
@@ -490,28 +490,28 @@ def test_every_action_of_the_log_dispute_and_admin_functions_is_granted(
         "GetTransactionFunction": call("GetTransactionFunction", "ledger/get_transaction.json",
             payer, path={"id": entry_of[by_balance["id"]]}),
         "VerifyChainFunction": call("VerifyChainFunction", "ledger/verify_chain.json", payer),
-        "OpenDisputeFunction": call("OpenDisputeFunction", "ledger/open_dispute.json", payer,
+        "OpenDisputeFunction": call("OpenDisputeFunction", "disputes/open_dispute.json", payer,
             path={"id": entry_of[by_balance["id"]]}, body={"reason": "other"}),
-        "ListDisputesFunction": call("ListDisputesFunction", "ledger/list_disputes.json", payee,
+        "ListDisputesFunction": call("ListDisputesFunction", "disputes/list_disputes.json", payee,
             query={"role": "payee"}),
         "AdminListTransactionsFunction": call("AdminListTransactionsFunction",
             "ledger/admin_list_transactions.json", admin, query={}),
         "AdminListDisputesFunction": call("AdminListDisputesFunction",
-            "ledger/admin_list_disputes.json", admin, query={}),
+            "disputes/admin_list_disputes.json", admin, query={}),
         "ReportSummaryFunction": call("ReportSummaryFunction", "ledger/report_summary.json",
             admin, query={}),
         "ReportCsvFunction": call("ReportCsvFunction", "ledger/report_csv.json", admin, query={}),
         "AuditVerifyFunction": call("AuditVerifyFunction", "ledger/audit_verify.json", admin),
     }  # fmt: skip
-    disputes = stack.call("ListDisputesFunction", "ledger/list_disputes.json",
+    disputes = stack.call("ListDisputesFunction", "disputes/list_disputes.json",
         authorizer=payer.authorizer, query={}).body["data"]  # fmt: skip
-    card_dispute = stack.call("OpenDisputeFunction", "ledger/open_dispute.json",
+    card_dispute = stack.call("OpenDisputeFunction", "disputes/open_dispute.json",
         authorizer=payer.authorizer, path={"id": entry_of[by_card["id"]]},
         body={"reason": "fraudulent"}).body  # fmt: skip
     statuses["ResolveDisputeFunction"] = call("ResolveDisputeFunction",
-        "ledger/resolve_dispute.json", admin, path={"id": disputes[0]["id"]},
+        "disputes/resolve_dispute.json", admin, path={"id": disputes[0]["id"]},
         body={"outcome": "won"})  # fmt: skip
-    resolved_card = call("ResolveDisputeFunction", "ledger/resolve_dispute.json", admin,
+    resolved_card = call("ResolveDisputeFunction", "disputes/resolve_dispute.json", admin,
         path={"id": card_dispute["id"]}, body={"outcome": "won"})  # fmt: skip
     with recorder.acting_as("PublishOutcomesFunction"):
         stack.publishers["DisputesTable"].step()
@@ -637,10 +637,10 @@ def test_money_functions_write_exactly_the_account_attributes_their_policies_all
     log = stack.call("ListTransactionsFunction", "ledger/list_transactions.json",
         authorizer=payer.authorizer, query={"type": "payment"}).body["data"]  # fmt: skip
     [entry] = [e["id"] for e in log if e["payment_id"] == by_balance["id"]]
-    dispute = stack.call("OpenDisputeFunction", "ledger/open_dispute.json",
+    dispute = stack.call("OpenDisputeFunction", "disputes/open_dispute.json",
         authorizer=payer.authorizer, path={"id": entry}, body={"reason": "other"}).body  # fmt: skip
     statuses.append(run("ResolveDisputeFunction", lambda: stack.call("ResolveDisputeFunction",
-        "ledger/resolve_dispute.json", authorizer=admin.authorizer, path={"id": dispute["id"]},
+        "disputes/resolve_dispute.json", authorizer=admin.authorizer, path={"id": dispute["id"]},
         body={"outcome": "won"}).status))  # fmt: skip
     assert statuses == [200, 201, 201, 200, 200]
 

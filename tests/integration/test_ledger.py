@@ -7,11 +7,11 @@ import json
 import uuid
 
 from cashew.ledger import chain
-from tests.support.lambda_runtime import sample_event
+from local.events import sample
 
 
 def _outcome_event(**changes):
-    event = copy.deepcopy(sample_event("ledger/consume_outcomes.json"))
+    event = copy.deepcopy(sample("ledger/consume_outcomes.json"))
     record = event["Records"][0]
     body = json.loads(record["body"])
     body.update(changes)

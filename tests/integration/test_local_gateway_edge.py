@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from local.api import Gateway, HttpRequest, make_server
+from local.cfn import load_template
 from local.runtime import Invocation, Runtime
-from local.template import FunctionSpec, apis, functions, load_template
+from local.specs import FunctionSpec, apis, functions
 
 TEMPLATE = load_template()
 FIVE_XX = {

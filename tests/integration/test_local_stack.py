@@ -20,17 +20,11 @@ from botocore.exceptions import ClientError
 
 from local import aws
 from local.api import MAX_BODY_BYTES, Gateway, HttpRequest, make_server
+from local.cfn import Resources, load_template
 from local.consumers import succeeded
+from local.provision import provision
 from local.runtime import Invocation, Runtime
-from local.template import (
-    FunctionSpec,
-    Resources,
-    apis,
-    function_env,
-    functions,
-    load_template,
-    provision,
-)
+from local.specs import FunctionSpec, apis, function_env, functions
 
 TEMPLATE = load_template()
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from cashew.ledger import service, store
+from local.cfn import load_template
 from local.consumers import QueuePoller
 from local.redrive import redrive, source_of
-from local.template import load_template
 from tests.integration.test_log_reads import history, new_id
 
 POISON = '{"outcome_id": "pay_x:succeeded", "amount": "a lot"}'

@@ -16,8 +16,8 @@ import pytest
 from cashew import aws, dynamo
 from cashew.config import get_settings
 from cashew.ledger import chain, service
-from local.template import load_template
-from tests.support.lambda_runtime import sample_event
+from local.cfn import load_template
+from local.events import sample
 
 
 def new_id(prefix: str) -> str:
@@ -30,7 +30,7 @@ def as_user(user_id: str, role: str = "user") -> dict[str, str]:
 
 def deliver(stack, **outcome: Any) -> dict[str, Any]:
     """One outcome through the log consumer, as the queue delivers it."""
-    event = copy.deepcopy(sample_event("ledger/consume_outcomes.json"))
+    event = copy.deepcopy(sample("ledger/consume_outcomes.json"))
     body = json.loads(event["Records"][0]["body"])
     payment = outcome.pop("payment_id", new_id("pay"))
     body.update(payment_id=payment, outcome_id=f"{payment}:{outcome.get('status', 'succeeded')}")

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from local.template import FunctionSpec, functions, load_template
-from tests.support.lambda_runtime import FakeContext, Reply, api_event, handler_module, reply
+from local.cfn import load_template
+from local.events import api_event
+from local.specs import FunctionSpec, functions
+from tests.support.lambda_runtime import FakeContext, Reply, handler_module, reply
 from tools.openapi import OUTPUT
 
 SAMPLE = "docs/openapi.json"

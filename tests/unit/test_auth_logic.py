@@ -9,7 +9,7 @@ import pytest
 
 from cashew import clock
 from cashew.accounts.store import Credentials
-from cashew.auth import lockout, passwords, service, sessions
+from cashew.auth import lockout, login_attempts, passwords, service, sessions
 from cashew.errors import (
     InvalidCredentialsError,
     InvalidRequestError,
@@ -43,7 +43,7 @@ def at(monkeypatch: pytest.MonkeyPatch):
 def test_the_attempt_after_the_limit_is_refused(monkeypatch, at, before, locked):
     # Given `before` attempts in this bucket (the default limit is 5)
     at(100 * WINDOW + 60)
-    monkeypatch.setattr(sessions, "count_login_attempt", FakeCounter(before, 0))
+    monkeypatch.setattr(login_attempts, "count", FakeCounter(before, 0))
     # When one more is made
     if locked:
         with pytest.raises(TooManyAttemptsError) as refused:
@@ -57,12 +57,12 @@ def test_the_attempt_after_the_limit_is_refused(monkeypatch, at, before, locked)
 def test_the_previous_bucket_counts_as_much_as_still_falls_in_the_window(monkeypatch, at):
     # 5 attempts late in the previous bucket, 1 second into this one: all still within 15 min
     at(100 * WINDOW + 1)
-    monkeypatch.setattr(sessions, "count_login_attempt", FakeCounter(0, 5))
+    monkeypatch.setattr(login_attempts, "count", FakeCounter(0, 5))
     with pytest.raises(TooManyAttemptsError):
         lockout.attempt("a@example.com")
     # most of a window later, they have (almost) all aged out
     at(100 * WINDOW + WINDOW - 60)
-    monkeypatch.setattr(sessions, "count_login_attempt", FakeCounter(0, 5))
+    monkeypatch.setattr(login_attempts, "count", FakeCounter(0, 5))
     lockout.attempt("a@example.com")
 
 

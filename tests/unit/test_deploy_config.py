@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from local.template import REPO_ROOT, load_template
+from local.cfn import REPO_ROOT, load_template
 
 SAMCONFIG = tomllib.loads((REPO_ROOT / "samconfig.toml").read_text(encoding="utf-8"))
 WORKFLOW: dict[Any, Any] = yaml.safe_load(

@@ -8,14 +8,8 @@ from typing import Any
 
 import pytest
 
-from local.template import (
-    ParameterError,
-    load_template,
-    local_parameters,
-    parameters,
-    parse_overrides,
-    provision,
-)
+from local.cfn import ParameterError, load_template, local_parameters, parameters, parse_overrides
+from local.provision import provision
 
 TEMPLATE = load_template()
 RULE = TEMPLATE["Rules"]["ProductionRefusesTheSandbox"]["Assertions"][0]["AssertDescription"]

@@ -23,8 +23,10 @@ from openapi_spec_validator import validate
 from pydantic import ValidationError
 
 from cashew.accounts.models import CardInput, luhn_valid
-from local.template import ApiEvent, FunctionSpec, functions, load_template
-from tests.support.lambda_runtime import FakeContext, api_event, handler_module, reply
+from local.cfn import load_template
+from local.events import api_event
+from local.specs import ApiEvent, FunctionSpec, functions
+from tests.support.lambda_runtime import FakeContext, handler_module, reply
 from tools import openapi
 from tools.openapi import OUTPUT, OpenApiGenerationError, Problem, generate, render
 

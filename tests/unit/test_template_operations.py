@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cashew.accounts import cards
-from local.template import Resources, load_template
+from local.cfn import Resources, load_template
 
 TEMPLATE = load_template()
 RESOURCES: dict[str, dict[str, Any]] = TEMPLATE["Resources"]

@@ -1,10 +1,16 @@
-"""Prefixed, time-sortable identifiers (ULID)."""
+"""Prefixed, time-sortable identifiers (ULID), and the patterns that recognise them."""
 
-from typing import Literal
+import re
+from typing import Literal, get_args
 
 from ulid import ULID
 
 Prefix = Literal["usr", "ses", "pm", "pay", "re", "txn", "dsp", "evt"]
+
+PATTERNS: dict[Prefix, re.Pattern[str]] = {
+    prefix: re.compile(rf"{prefix}_[0-9A-Z]{{26}}") for prefix in get_args(Prefix)
+}
+"""The id of each prefix, `pay_` and 26 Crockford base32 characters (`PATTERNS["pay"]`)."""
 
 
 def new_id(prefix: Prefix) -> str:

@@ -13,7 +13,7 @@ import hashlib
 import math
 
 from cashew import clock
-from cashew.auth import sessions
+from cashew.auth import login_attempts
 from cashew.config import get_settings
 from cashew.errors import TooManyAttemptsError
 
@@ -28,7 +28,7 @@ def attempt(email: str) -> None:
     """Count an attempt for `email`; TooManyAttemptsError when it is one too many."""
     now = clock.epoch()
     bucket, into = divmod(now, WINDOW_SECONDS)
-    current, previous = sessions.count_login_attempt(_key(email), bucket, 2 * WINDOW_SECONDS)
+    current, previous = login_attempts.count(_key(email), bucket, 2 * WINDOW_SECONDS)
     recent = current + math.ceil(previous * (WINDOW_SECONDS - into) / WINDOW_SECONDS)
     if recent > get_settings().login_max_failures:
         raise TooManyAttemptsError(
@@ -38,4 +38,4 @@ def attempt(email: str) -> None:
 
 
 def succeeded(email: str) -> None:
-    sessions.clear_login_attempts(_key(email), clock.epoch() // WINDOW_SECONDS)
+    login_attempts.clear(_key(email), clock.epoch() // WINDOW_SECONDS)

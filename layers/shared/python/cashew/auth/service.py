@@ -20,6 +20,7 @@ from cashew.errors import (
     InvalidRequestError,
     NotFoundError,
     RefreshTokenReusedError,
+    TooManyAttemptsError,
     UnauthenticatedError,
 )
 from cashew.identity import Caller
@@ -47,7 +48,11 @@ def login(email: str, password: str, user_agent: str) -> LoginResponse:
     """A new session for valid credentials. Unknown email and wrong password are
     indistinguishable: same error, same lockout, and both verify a real argon2id hash."""
     email = email.strip().lower()
-    lockout.attempt(email)
+    try:
+        lockout.attempt(email)
+    except TooManyAttemptsError:
+        metrics.add_metric(name="LoginThrottled", unit=MetricUnit.Count, value=1)
+        raise
     credentials = accounts.get_credentials(email)
     if not passwords.verify_password(credentials.password_hash if credentials else None, password):
         metrics.add_metric(name="LoginFailed", unit=MetricUnit.Count, value=1)
@@ -76,6 +81,7 @@ def login(email: str, password: str, user_agent: str) -> LoginResponse:
     if not sessions.create(
         session, unless=accounts.password_unchanged_check(email, credentials.password_version)
     ):  # the password changed while this login was being checked
+        metrics.add_metric(name="LoginFailed", unit=MetricUnit.Count, value=1)
         raise InvalidCredentialsError("email or password is incorrect")
     metrics.add_metric(name="LoginSucceeded", unit=MetricUnit.Count, value=1)
     return _pair(session, secret)
@@ -88,7 +94,18 @@ def refresh(refresh_token: str) -> LoginResponse:
     session is revoked (RFC 9700 §4.14.2), however long ago it was rotated. Of two concurrent
     refreshes with one token, the conditional rotation lets at most one succeed; the other is
     a reuse. A session created under a password that has since changed cannot refresh.
+    Each refresh is counted, `SessionRefreshed` or `RefreshFailed` (as logins are).
     """
+    try:
+        pair = _rotate(refresh_token)
+    except (UnauthenticatedError, RefreshTokenReusedError):
+        metrics.add_metric(name="RefreshFailed", unit=MetricUnit.Count, value=1)
+        raise
+    metrics.add_metric(name="SessionRefreshed", unit=MetricUnit.Count, value=1)
+    return pair
+
+
+def _rotate(refresh_token: str) -> LoginResponse:
     invalid = UnauthenticatedError("the refresh token is invalid or expired")
     session_id, _, secret = refresh_token.removeprefix(REFRESH_PREFIX).partition(".")
     if not refresh_token.startswith(REFRESH_PREFIX) or not secret:

@@ -1,4 +1,5 @@
-"""The sessions table: login sessions, rotated refresh tokens and login-attempt counters.
+"""The sessions table's sessions and rotated refresh tokens (its `LOGIN#` items, the
+login-attempt counters, are `login_attempts.py`'s).
 
 Items:
     pk = ses_...        a session: user_id, email, role, refresh_hash (only a hash of the
@@ -7,8 +8,6 @@ Items:
                         (TTL), revoked. Index UserIndex: (user_id, created_at).
     pk = RT#<hash>      a refresh token rotated away: session_id; expires with its session.
                         Presenting it again is a reuse, for the whole life of the session.
-    pk = LOGIN#<sha256 of the email>
-                        n<bucket>: login attempts counted per 15-minute bucket; TTL.
 """
 
 from __future__ import annotations
@@ -16,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cashew import aws, clock, dynamo
+from cashew import aws, clock, dynamo, ids
 from cashew.config import get_settings
-from cashew.cursor import ID, TIMESTAMP, decode, encode
+from cashew.cursor import decode, encode
 
 USER_INDEX = "UserIndex"
 
@@ -188,7 +187,11 @@ def list_live(user_id: str, limit: int, cursor: str | None) -> tuple[list[Sessio
         "Limit": limit,
     }
     if cursor:
-        fields = {"pk": ID["ses"], "user_id": ID["usr"], "created_at": TIMESTAMP}
+        fields = {
+            "pk": ids.PATTERNS["ses"],
+            "user_id": ids.PATTERNS["usr"],
+            "created_at": clock.RFC3339,
+        }
         start = decode(cursor, fields, user_id=user_id)
         request["ExclusiveStartKey"] = dynamo.serialize(start)
     response = aws.dynamodb().query(**request)
@@ -207,34 +210,3 @@ def revoke_all_except(user_id: str, keep_session_id: str) -> int:
                 revoked += 1
         if cursor is None:
             return revoked
-
-
-# -- login attempts ---------------------------------------------------------------------
-
-
-def count_login_attempt(key: str, bucket: int, keep_for: int) -> tuple[int, int]:
-    """Count an attempt in `bucket`, atomically (concurrent attempts are all counted), and
-    return the counts of this bucket and the one before. Older buckets are dropped, so the
-    item stays small however many attempts are made."""
-    counts = (
-        dynamo.update_item(
-            _table(),
-            {"pk": key},
-            "ADD #current :one SET expires_at = :expires REMOVE #stale",
-            {":one": 1, ":expires": clock.epoch() + keep_for},
-            names={"#current": f"n{bucket}", "#stale": f"n{bucket - 2}"},
-            return_new=True,
-        )
-        or {}
-    )
-    return int(counts.get(f"n{bucket}", 0)), int(counts.get(f"n{bucket - 1}", 0))
-
-
-def clear_login_attempts(key: str, bucket: int) -> None:
-    dynamo.update_item(
-        _table(),
-        {"pk": key},
-        "REMOVE #current, #previous",
-        {},
-        names={"#current": f"n{bucket}", "#previous": f"n{bucket - 1}"},
-    )

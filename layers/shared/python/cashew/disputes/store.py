@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from cashew import aws, cursor, dynamo
+from cashew import aws, clock, cursor, dynamo, ids
 from cashew.config import get_settings
 
 _INDEX = {
@@ -72,7 +72,7 @@ def open_dispute(item: dict[str, Any]) -> None:
 
 
 def get(dispute_id: str) -> dict[str, Any] | None:
-    if not cursor.ID["dsp"].fullmatch(dispute_id):
+    if not ids.PATTERNS["dsp"].fullmatch(dispute_id):
         return None
     return dynamo.get_item(_table(), {"pk": dispute_id})
 
@@ -151,10 +151,10 @@ def resolve(item: dict[str, Any], outcome: str, changes: dict[str, Any]) -> None
         raise
 
 
-_FIELDS = {"pk": cursor.ID["dsp"], "created_at": cursor.TIMESTAMP}
+_FIELDS = {"pk": ids.PATTERNS["dsp"], "created_at": clock.RFC3339}
 _KEY_PATTERNS = {
-    "payer_id": cursor.ID["usr"],
-    "payee_id": cursor.ID["usr"],
+    "payer_id": ids.PATTERNS["usr"],
+    "payee_id": ids.PATTERNS["usr"],
     "status": re.compile("open|won|lost"),
     "kind": re.compile("dispute"),
 }

@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cashew.disputes import service
 from cashew.disputes.models import AdminDisputeList, DisputeStatus
 from cashew.http import CashewResolver, admin
-from cashew.ledger.api import Cursor, Limit
+from cashew.ledger.query_params import Cursor, Limit
 from cashew.observability import logger
 
 app = CashewResolver(admin_only=True)

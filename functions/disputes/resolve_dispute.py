@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cashew.disputes import service
 from cashew.disputes.models import AdminDispute, ResolveRequest
 from cashew.http import CashewResolver, admin
-from cashew.observability import logger, metrics
+from cashew.observability import logger
 
 app = CashewResolver(admin_only=True)
 
@@ -18,6 +18,5 @@ def resolve_dispute(id: Annotated[str, Path(max_length=64)], body: ResolveReques
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

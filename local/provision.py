@@ -1,0 +1,209 @@
+"""Provisioning: every table, queue, event bus, KMS key and secret of template.yaml created
+on an AWS endpoint (the embedded one of `local.aws`, usually), as CloudFormation would.
+
+Environment variables read here:
+- `CASHEW_LOCAL_VISIBILITY_TIMEOUT` (seconds): replaces every queue's `VisibilityTimeout` at
+  provision time, so that a message a consumer failed is redelivered (and, after
+  `maxReceiveCount` receives, moved to its dead-letter queue) in seconds rather than minutes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import graphlib
+import json
+import os
+import secrets
+import string
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from local.cfn import Resources, local_parameters, physical_name, references, resources_of
+
+ClientFactory = Callable[[str], Any]
+"""service name -> boto3 client, e.g. `boto3.Session().client` or `local.aws.clients(url)`."""
+
+
+def provision(
+    template: Mapping[str, Any],
+    clients: ClientFactory,
+    parameter_values: Mapping[str, Any] | None = None,
+) -> Resources:
+    """Create every table, queue, KMS key and secret of the template; safe to call again.
+
+    The parameters are `parameter_values`, by default the local stack's (`local_parameters`:
+    a ParameterError, before anything is created, when they break the template's Rules).
+    Resources are created in dependency order (a queue after its dead-letter queue); one that
+    already exists under its physical name (`cashew-<LogicalId>`) is looked up, not recreated.
+    """
+    if parameter_values is None:
+        parameter_values = local_parameters(template)
+    resources = Resources(template, parameter_values)
+    declared = dict(resources_of(template, *_CREATORS))
+    graph = {
+        logical_id: {ref for ref in references(props) if ref in declared}
+        for logical_id, props in declared.items()
+    }
+    types = {logical_id: template["Resources"][logical_id]["Type"] for logical_id in declared}
+    for logical_id in graphlib.TopologicalSorter(graph).static_order():
+        props = resources.resolve(declared[logical_id])
+        resources[logical_id] = _CREATORS[types[logical_id]](clients, logical_id, props)
+    return resources
+
+
+def _create_table(clients: ClientFactory, logical_id: str, props: dict[str, Any]) -> dict[str, Any]:
+    dynamodb = clients("dynamodb")
+    name = props.get("TableName") or physical_name(logical_id)
+    request: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props.get("BillingMode", "PROVISIONED"),
+    }
+    for key in ("ProvisionedThroughput", "GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        if key in props:
+            request[key] = props[key]
+    if "StreamSpecification" in props:
+        request["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+    with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
+        dynamodb.create_table(**request)
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        dynamodb.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+        )
+    table = dynamodb.describe_table(TableName=name)["Table"]
+    stream = {"StreamArn": table["LatestStreamArn"]} if "LatestStreamArn" in table else {}
+    return {"Ref": name, "Arn": table["TableArn"], **stream}
+
+
+_QUEUE_ATTRIBUTES = (
+    "VisibilityTimeout",
+    "MessageRetentionPeriod",
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "ReceiveMessageWaitTimeSeconds",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "SqsManagedSseEnabled",
+    "KmsMasterKeyId",
+    "RedrivePolicy",
+    "RedriveAllowPolicy",
+)
+
+
+def _attribute(value: Any) -> str:
+    """A queue attribute as SQS takes it: a string, JSON for a policy."""
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _create_queue(clients: ClientFactory, logical_id: str, props: dict[str, Any]) -> dict[str, Any]:
+    sqs = clients("sqs")
+    name = props.get("QueueName") or physical_name(logical_id) + (
+        ".fifo" if props.get("FifoQueue") else ""
+    )
+    attributes = {
+        key: _attribute(value) for key, value in props.items() if key in _QUEUE_ATTRIBUTES
+    }
+    if override := os.environ.get("CASHEW_LOCAL_VISIBILITY_TIMEOUT"):
+        attributes["VisibilityTimeout"] = str(int(override))
+    try:
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    except sqs.exceptions.QueueNameExists:  # exists with other attributes: converge
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        mutable = {k: v for k, v in attributes.items() if k != "FifoQueue"}
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=mutable)
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    arn = attributes["QueueArn"]
+    return {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
+
+
+def _create_key(clients: ClientFactory, logical_id: str, props: dict[str, Any]) -> dict[str, Any]:
+    """A KMS key, found again later through the alias `alias/cashew-<LogicalId>`."""
+    kms = clients("kms")
+    alias = f"alias/{physical_name(logical_id)}"
+    try:
+        metadata = kms.describe_key(KeyId=alias)["KeyMetadata"]
+    except kms.exceptions.NotFoundException:
+        request = {
+            "Description": props.get("Description", ""),
+            "KeyUsage": props.get("KeyUsage", "ENCRYPT_DECRYPT"),
+            "KeySpec": props.get("KeySpec", "SYMMETRIC_DEFAULT"),
+        }
+        if "KeyPolicy" in props:
+            request["Policy"] = json.dumps(props["KeyPolicy"])
+        metadata = kms.create_key(**request)["KeyMetadata"]
+        kms.create_alias(AliasName=alias, TargetKeyId=metadata["KeyId"])
+        if props.get("EnableKeyRotation"):
+            kms.enable_key_rotation(KeyId=metadata["KeyId"])
+    return {"Ref": metadata["KeyId"], "Arn": metadata["Arn"], "KeyId": metadata["KeyId"]}
+
+
+def _create_secret(
+    clients: ClientFactory, logical_id: str, props: dict[str, Any]
+) -> dict[str, Any]:
+    secretsmanager = clients("secretsmanager")
+    name = props.get("Name") or physical_name(logical_id)
+    value = props.get("SecretString")
+    if value is None:
+        value = generate_secret_string(props.get("GenerateSecretString", {}))
+    request = {"Name": name, "Description": props.get("Description", ""), "SecretString": value}
+    if "KmsKeyId" in props:
+        request["KmsKeyId"] = props["KmsKeyId"]
+    try:
+        arn = secretsmanager.create_secret(**request)["ARN"]
+    except secretsmanager.exceptions.ResourceExistsException:  # keep the value it has
+        arn = secretsmanager.describe_secret(SecretId=name)["ARN"]
+    return {"Ref": arn, "Id": arn, "Arn": arn}
+
+
+def generate_secret_string(spec: Mapping[str, Any]) -> str:
+    """What CloudFormation's `GenerateSecretString` produces, from `secrets`."""
+    wanted = (
+        (string.ascii_lowercase, not spec.get("ExcludeLowercase")),
+        (string.ascii_uppercase, not spec.get("ExcludeUppercase")),
+        (string.digits, not spec.get("ExcludeNumbers")),
+        (string.punctuation, not spec.get("ExcludePunctuation")),
+        (" ", spec.get("IncludeSpace")),
+    )
+    banned = set(spec.get("ExcludeCharacters", ""))
+    classes = [
+        kept
+        for chars, included in wanted
+        if included and (kept := "".join(c for c in chars if c not in banned))
+    ]
+    alphabet = "".join(classes)
+    length = int(spec.get("PasswordLength", 32))
+    require_each = spec.get("RequireEachIncludedType", True) and length >= len(classes)
+    while True:
+        password = "".join(secrets.choice(alphabet) for _ in range(length))
+        if not require_each or all(set(password) & set(cls) for cls in classes):
+            break
+    if "SecretStringTemplate" not in spec:
+        return password
+    document = json.loads(spec["SecretStringTemplate"])
+    document[spec["GenerateStringKey"]] = password
+    return json.dumps(document)
+
+
+def _create_event_bus(
+    clients: ClientFactory, logical_id: str, props: dict[str, Any]
+) -> dict[str, Any]:
+    events = clients("events")
+    name = props.get("Name") or physical_name(logical_id)
+    with contextlib.suppress(events.exceptions.ResourceAlreadyExistsException):
+        events.create_event_bus(Name=name)
+    arn = events.describe_event_bus(Name=name)["Arn"]
+    return {"Ref": name, "Arn": arn, "Name": name}
+
+
+_CREATORS: dict[str, Callable[[ClientFactory, str, dict[str, Any]], dict[str, Any]]] = {
+    "AWS::DynamoDB::Table": _create_table,
+    "AWS::Events::EventBus": _create_event_bus,
+    "AWS::SQS::Queue": _create_queue,
+    "AWS::KMS::Key": _create_key,
+    "AWS::SecretsManager::Secret": _create_secret,
+}
