@@ -18,6 +18,7 @@ import sys
 from local.template import function_env, functions, load_template, provision
 
 PUBLISHER = "PublishOutcomesFunction"
+LOCAL_WAIT = 1  # seconds of each long poll: the local queue answers at once
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(function_env(functions(template)[PUBLISHER], resources, args.endpoint))
     from cashew.payments import republish  # noqa: PLC0415 - needs the environment
 
-    report = republish.run()
+    report = republish.run(wait=LOCAL_WAIT)
     print(report.summary())
     return 0 if not report.left else 1
 
