@@ -275,17 +275,17 @@ def test_republish_long_polls_and_stops_only_after_an_empty_long_poll(
     _drain(sqs, failures)
     arn = stack.resources["PaymentsTable"]["StreamArn"]
     sqs.send_message(QueueUrl=failures, MessageBody=failure_record(arn, before, datetime.now(UTC)))
-    real, polls = aws.sqs(), []
+    real, polls = republish._queue(POLL), []
 
     class SampledQueue:
         def receive_message(self, **request):
             polls.append(request.get("WaitTimeSeconds", 0))
             return real.receive_message(**request) if polls[-1] else {}
 
-        def __getattr__(self, name):  # everything else (publish's send_message too): real
+        def __getattr__(self, name):  # delete_message: the real one
             return getattr(real, name)
 
-    monkeypatch.setattr(republish.aws, "sqs", SampledQueue)
+    monkeypatch.setattr(republish, "_queue", lambda wait: SampledQueue())
     # When republish runs
     done = republish.run(wait=POLL)
     stack.settle()
@@ -293,3 +293,10 @@ def test_republish_long_polls_and_stops_only_after_an_empty_long_poll(
     assert done.messages == 1
     assert polls == [POLL, POLL]
     assert [(e["type"], e["amount"]) for e in _entries(stack, payer)] == [("top_up", 400)]
+
+
+def test_the_deployed_long_poll_is_not_cut_short_by_the_clients_read_timeout(stack):
+    # The shared clients give up reading after 5 s: a 20 s poll needs a client that waits
+    assert republish.WAIT == 20
+    assert republish._queue(republish.WAIT).meta.config.read_timeout > republish.WAIT
+    assert aws.sqs().meta.config.read_timeout < republish.WAIT

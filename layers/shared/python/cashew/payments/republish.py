@@ -40,7 +40,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cashew import aws, clock, dynamo
 from cashew.config import get_settings
@@ -49,12 +49,16 @@ from cashew.observability import logger
 from cashew.payments import outcomes
 from cashew.payments import store as payments
 
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
 SLACK = timedelta(minutes=5)
 """How far an item's recorded time may be from its stream record's arrival (the writer sets
 `updated_at` before it commits, within a function's timeout)."""
 WAIT = 20
 """Seconds of each long poll of the queue (SQS's most): a short poll may return nothing while
 messages remain, so the run ends only after a long poll that returned nothing."""
+_READ_MARGIN = 10  # seconds a long poll's answer may take beyond its wait
 _VISIBILITY = 300
 _KEY_MAX = 1024  # no id of ours is near it; DynamoDB refuses a key above 2,048 bytes
 _BATCH = 10
@@ -184,7 +188,7 @@ def run(wait: int = WAIT) -> Report:
     queue_url = get_settings().publish_failures_queue_url
     if queue_url is None:
         raise RuntimeError("CASHEW_PUBLISH_FAILURES_QUEUE_URL is not set")
-    sqs, report = aws.sqs(), Report()
+    sqs, report = _queue(wait), Report()
     seen: set[str] = set()  # a message left on the queue comes back once it is visible again
     while messages := [
         m
@@ -216,6 +220,21 @@ def run(wait: int = WAIT) -> Report:
             report.messages += 1
             report.published += len(changes)
     return report
+
+
+def _queue(wait: int) -> SQSClient:
+    """An SQS client whose read timeout outlasts a long poll of `wait` seconds (the shared
+    clients' 5 s would cut a 20 s poll short)."""
+    from botocore.config import Config  # noqa: PLC0415 - as cashew.aws: only when called
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=2,
+        read_timeout=wait + _READ_MARGIN,
+        tcp_keepalive=True,
+    )
+    client: SQSClient = aws.session().client("sqs", config=config)
+    return client
 
 
 def _time(value: object) -> datetime:
