@@ -566,7 +566,7 @@ def test_the_audits_re_check_reads_only_what_its_policy_grants(
     stack, new_user, new_admin, recorder
 ):
     # Given a user with a paid and partly refunded payment, and a balance edited behind the
-    # log's back (so the audit reads that user, and USD's conservation, again)
+    # log's back (so the audit reads that user's chain, balances and payments again)
     stack.skip_changes()
     payer, payee, admin = new_user(), new_user(), new_admin()
     top_up(stack, payer, add_card(stack, payer), 500)

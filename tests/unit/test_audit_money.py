@@ -174,8 +174,8 @@ def test_a_card_refund_settles_up_to_an_idempotency_lifetime_after_its_creation(
 
 
 def test_a_payment_committed_between_the_reads_is_in_flight_not_drift(monkeypatch):
-    # Given PAYER topped up 1,000 by card (logged), and a top-up of 250 that commits after
-    # the audit read the balances and before it read the payments
+    # Given PAYER topped up 1,000 by card (logged), and traffic: a top-up of 250 commits
+    # after every read of the balances and before every scan of the payments
     chains = [(PAYER, chain_of(PAYER, [("credit", 1_000)]))]
     balances = [(PAYER, "USD", 1_000)]
     records = [payment_record(1, CARD_HOLDER, PAYER, 1_000)]
@@ -183,9 +183,8 @@ def test_a_payment_committed_between_the_reads_is_in_flight_not_drift(monkeypatc
     whole_scan = reports.payments.all_records
 
     def commit_then_scan() -> Any:
-        if len(records) == 1:
-            records.append(payment_record(2, CARD_HOLDER, PAYER, 250))
-            balances[0] = (PAYER, "USD", 1_250)
+        records.append(payment_record(len(records) + 1, CARD_HOLDER, PAYER, 250))
+        balances[0] = (PAYER, "USD", balances[0][2] + 250)
         return whole_scan()
 
     monkeypatch.setattr(reports.payments, "all_records", commit_then_scan)
@@ -211,3 +210,26 @@ def test_drift_found_on_every_re_read_is_reported_after_a_bounded_number(monkeyp
     assert (found["balance", PAYEE].balance, found["balance", PAYEE].pending) == (-100, 100)
     assert not audit.balances_match
     assert len(reads) == reports.RECHECKS * 2  # each user re-read RECHECKS times, no more
+
+
+def test_a_real_gap_during_traffic_is_reported_without_the_lag(monkeypatch):
+    # Given the same traffic on PAYER, and 7 that someone wrote into PAYEE's balance
+    chains = [(PAYER, chain_of(PAYER, [("credit", 1_000)]))]
+    balances = [(PAYER, "USD", 1_000), (PAYEE, "USD", 7)]
+    records = [payment_record(1, CARD_HOLDER, PAYER, 1_000)]
+    fake_stores(monkeypatch, chains, balances, records)
+    whole_scan = reports.payments.all_records
+
+    def commit_then_scan() -> Any:
+        records.append(payment_record(len(records) + 1, CARD_HOLDER, PAYER, 250))
+        balances[0] = (PAYER, "USD", balances[0][2] + 250)
+        return whole_scan()
+
+    monkeypatch.setattr(reports.payments, "all_records", commit_then_scan)
+    audit = reports.audit()
+    # Then PAYEE's balance and USD's conservation are drift, by 7 and not by 7 - 250
+    found = {(d.kind, d.user_id): d for d in audit.discrepancies}
+    assert set(found) == {("balance", PAYEE), ("conservation", None)}
+    gap = found["conservation", None]
+    assert (gap.balance, gap.card_balance) == (1_257, 1_250)
+    assert not audit.balances_match and not audit.card_money_explained
