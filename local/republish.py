@@ -20,6 +20,7 @@ from local.provision import provision
 from local.specs import function_env, functions
 
 PUBLISHER = "PublishOutcomesFunction"
+LOCAL_WAIT = 1  # seconds of each long poll: the local queue answers at once
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(function_env(functions(template)[PUBLISHER], resources, args.endpoint))
     from cashew.payments import republish  # noqa: PLC0415 - needs the environment
 
-    report = republish.run()
+    report = republish.run(wait=LOCAL_WAIT)
     print(report.summary())
     return 0 if not report.left else 1
 

@@ -5,10 +5,12 @@
 Runs the publisher's own code (cashew.payments.republish) with the publisher function's own
 environment (read with lambda:GetFunctionConfiguration), using your AWS credentials: they
 need cloudformation:DescribeStackResource, lambda:GetFunctionConfiguration, sqs:ReceiveMessage
-and sqs:DeleteMessage on the failures queue, dynamodb:Scan on the payments and disputes
-tables, sqs:SendMessage on the outcomes queue and events:PutEvents on the bus. Each failure
-message is deleted only once the changes it describes are published; the log and the bus's
-consumers deduplicate on `outcome_id`, so running it again applies nothing twice.
+and sqs:DeleteMessage on the failures queue, dynamodb:Scan and dynamodb:GetItem (a set-aside
+record's item, read again) on the payments and disputes tables, sqs:SendMessage on the
+outcomes queue and events:PutEvents on the bus. The queue is long-polled (20 s,
+`republish.WAIT`); the command stops after a long poll that returned nothing new. Each
+failure message is deleted only once the changes it describes are published; the log and the
+bus's consumers deduplicate on `outcome_id`, so running it again applies nothing twice.
 """
 
 from __future__ import annotations

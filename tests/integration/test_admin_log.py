@@ -14,6 +14,7 @@ import pytest
 
 from cashew import aws, dynamo
 from cashew.config import get_settings
+from cashew.ledger import reports
 from local.cfn import load_template
 from local.events import api_event
 from tests.integration.conftest import add_card, pay, top_up
@@ -214,7 +215,8 @@ def test_the_audit_finds_a_balance_that_is_not_what_the_log_says(stack, new_user
     assert audit_of(user.id) == [
         {"kind": "balance", "user_id": user.id, "currency": "USD", "balance": 1_001,
          "log_balance": 1_000, "first_bad_seq": None, "problem": None, "pending": 0,
-         "payment_id": None, "amount": None, "card_balance": None},
+         "payment_id": None, "amount": None, "card_balance": None, "outcome_id": None,
+         "since": None},
     ]  # fmt: skip
 
 
@@ -232,3 +234,38 @@ def test_open_disputes_are_counted_in_the_summary(stack, new_user):
     before = open_count()
     assert open_dispute(stack, payer, paid_entry(stack, payer, payment["id"])["id"]).status == 201
     assert open_count() == before + 1
+
+
+def test_a_payment_committed_while_the_audit_reads_is_in_flight_not_drift(
+    stack, new_user, monkeypatch
+):
+    # Given a user with a top-up in the log, and the audit's figures before any race
+    stack.skip_changes()
+    payer = new_user()
+    card = add_card(stack, payer)
+    top_up(stack, payer, card, 1_000)
+    stack.settle()
+
+    def gaps(audit: reports.Audit) -> dict[str | None, int]:  # what other tests left, per currency
+        return {d.currency: (d.balance or 0) - (d.card_balance or 0)
+                for d in audit.discrepancies if d.kind == "conservation"}  # fmt: skip
+
+    before = gaps(reports.audit())
+    # When a top-up of 250 commits after the audit read the balances and before it read the
+    # payments
+    whole_scan = reports.payments.all_records
+
+    def commit_then_scan() -> Any:
+        monkeypatch.setattr(reports.payments, "all_records", whole_scan)
+        assert top_up(stack, payer, card, 250).body["status"] == "succeeded"
+        return whole_scan()
+
+    monkeypatch.setattr(reports.payments, "all_records", commit_then_scan)
+    report = reports.audit()
+    # Then it is in flight: neither the payer's balance nor USD's conservation is drift
+    assert not [d for d in report.discrepancies if d.user_id == payer.id]
+    assert gaps(report) == before
+    assert [(p.user_id, p.amount) for p in report.pending if p.user_id == payer.id] == [
+        (payer.id, 250)
+    ]
+    stack.settle()

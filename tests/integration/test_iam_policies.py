@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from cashew import aws
+from cashew import aws, dynamo
 from cashew.payments import store as payments_store
 from cashew.payments.gateways.base import sign_webhook
 from local.cfn import Resources, load_template
-from tests.integration.conftest import PASSWORD, add_card, authorize, pay, top_up
+from tests.integration.conftest import PASSWORD, add_card, authorize, call_with_id, pay, top_up
 
 # IAM authorises each item of a TransactWriteItems as its own action.
 _TRANSACT_ACTIONS = {
@@ -551,7 +551,10 @@ def test_the_audit_asks_for_no_attribute_its_policy_withholds(stack, new_admin, 
     admin = new_admin()
 
     def spy(params: dict[str, Any], model: Any, **_: Any) -> None:
-        if model.name == "Scan" and params["TableName"] == stack.env["CASHEW_ACCOUNTS_TABLE"]:
+        if (
+            model.name in ("Scan", "Query")
+            and params["TableName"] == stack.env["CASHEW_ACCOUNTS_TABLE"]
+        ):
             seen.append(params)
 
     with recorder.acting_as("AuditVerifyFunction"):
@@ -563,6 +566,47 @@ def test_the_audit_asks_for_no_attribute_its_policy_withholds(stack, new_admin, 
         assert params["Select"] == "SPECIFIC_ATTRIBUTES"
         named = {n.strip() for n in params["ProjectionExpression"].split(",")}
         assert named <= {"pk", "sk", "currency", "available"}
+
+
+def test_the_audits_re_check_reads_only_what_its_policy_grants(
+    stack, new_user, new_admin, recorder
+):
+    # Given a user with a paid and partly refunded payment, and a balance edited behind the
+    # log's back (so the audit reads that user's chain, balances and payments again)
+    stack.skip_changes()
+    payer, payee, admin = new_user(), new_user(), new_admin()
+    top_up(stack, payer, add_card(stack, payer), 500)
+    paid = pay(stack, payer, payee.id, 200).body
+    assert call_with_id(stack, "CreateRefundFunction", "payments/create_refund.json",
+        paid["id"], authorizer=payee.authorizer, body={"amount": 50},
+        headers={"Idempotency-Key": str(uuid.uuid4())}).status == 201  # fmt: skip
+    stack.settle()
+    aws.dynamodb().update_item(
+        TableName=stack.env["CASHEW_ACCOUNTS_TABLE"],
+        Key=dynamo.serialize({"pk": f"USER#{payee.id}", "sk": "BALANCE#USD"}),
+        UpdateExpression="SET available = available + :one",
+        ExpressionAttributeValues=dynamo.serialize({":one": 1}),
+    )
+    seen: list[dict[str, Any]] = []
+
+    def spy(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name == "Query":
+            seen.append(params)
+
+    # When the admin audits, as the audit function
+    with recorder.acting_as("AuditVerifyFunction"):
+        aws.session().events.register("before-parameter-build", spy)
+        report = stack.call("AuditVerifyFunction", "ledger/audit_verify.json",
+            authorizer=admin.authorizer).body  # fmt: skip
+    # Then the edit is found on every re-read, and each re-read was granted
+    assert [d["kind"] for d in report["discrepancies"] if d["user_id"] == payee.id] == ["balance"]
+    assert recorder.ungranted() == {}
+    assert {p.get("IndexName") for p in seen} >= {"PayerIndex", "PayeeIndex", "RefundIndex"}
+    for params in seen:
+        if params["TableName"] == stack.env["CASHEW_ACCOUNTS_TABLE"]:
+            assert params["Select"] == "SPECIFIC_ATTRIBUTES"
+            named = {n.strip() for n in params["ProjectionExpression"].split(",")}
+            assert named <= {"pk", "sk", "currency", "available"}
 
 
 def _allowed_attributes(function_id: str) -> set[str]:

@@ -3,12 +3,20 @@ outcome committed in the payments table, not yet in the log: `pending`) from dri
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from cashew.ledger import reports
-from tests.unit.test_ledger_reports import CARD_HOLDER, PAYER, chain_of, payment_record
+from tests.unit.test_ledger_reports import (
+    CARD_HOLDER,
+    PAYEE,
+    PAYER,
+    chain_of,
+    fake_stores,
+    payment_record,
+)
 
 
 def audit_of(
@@ -17,11 +25,7 @@ def audit_of(
     balances: list[tuple[str, str, int]],
     records: list[dict[str, Any]],
 ) -> reports.Audit:
-    monkeypatch.setattr(
-        reports.store, "all_chains", lambda: iter([(user, *c) for user, c in chains])
-    )
-    monkeypatch.setattr(reports.accounts, "all_balances", lambda: iter(balances))
-    monkeypatch.setattr(reports.payments, "all_records", lambda: iter(records))
+    fake_stores(monkeypatch, chains, balances, records)
     return reports.audit()
 
 
@@ -125,3 +129,107 @@ def test_a_failed_payment_or_a_decline_credits_nothing_and_audits_clean(monkeypa
     audit = audit_of(monkeypatch, [], [], records)
     assert audit.balances_match and audit.card_money_explained and audit.discrepancies == []
     assert audit.pending == []  # the failed outcome moves no balance
+
+
+def test_an_outcome_not_logged_past_the_stream_horizon_is_missing_not_in_flight(monkeypatch):
+    # Given a card payment of 500 to PAYER committed at 09:00 and never logged
+    records = [payment_record(1, CARD_HOLDER, PAYER, 500)]
+    balances = [(PAYER, "USD", 500)]
+    # When the admin audits 25 hours later, past what the stream keeps
+    later = datetime(2026, 11, 11, 10, 0, tzinfo=UTC)
+    fake_stores(monkeypatch, [], balances, records, now=later)
+    audit = reports.audit()
+    # Then it is not in flight any more: it is missing from the log, and that is drift
+    assert not audit.balances_match and audit.card_money_explained and audit.pending == []
+    missing = {
+        (d.user_id, d.outcome_id, d.payment_id, d.currency, d.amount, d.since)
+        for d in audit.discrepancies
+        if d.kind == "missing_from_log"
+    }
+    outcome, at = f"pay_{1:026d}:succeeded", "2026-11-10T09:00:00.000Z"
+    assert missing == {
+        (PAYER, outcome, f"pay_{1:026d}", "USD", 500, at),
+        (CARD_HOLDER, outcome, f"pay_{1:026d}", "USD", 0, at),  # the card's side moves none
+    }
+    assert {d.kind for d in audit.discrepancies} == {"missing_from_log"}
+
+
+def test_a_card_refund_settles_up_to_an_idempotency_lifetime_after_its_creation(monkeypatch):
+    # Given a card refund created on the 11th at 09:00, settled at some unrecorded time, not logged
+    records = [payment_record(1, CARD_HOLDER, PAYER, 1_000, amount_refunded=400)]
+    records.append(card_refund(1, 1, 400, "succeeded"))
+    chains = [(PAYER, chain_of(PAYER, [("credit", 1_000)]))]
+    # When audited 25 h later, the settlement may have happened an hour ago: in flight
+    fake_stores(monkeypatch, chains, [(PAYER, "USD", 600)], records,
+                now=datetime(2026, 11, 12, 10, 0, tzinfo=UTC))  # fmt: skip
+    refund = f"re_{1:026d}:succeeded"
+    audit = reports.audit()
+    assert refund not in {d.outcome_id for d in audit.discrepancies}
+    # ...but 49 h later it cannot be in flight any more
+    fake_stores(monkeypatch, chains, [(PAYER, "USD", 600)], records,
+                now=datetime(2026, 11, 13, 10, 0, tzinfo=UTC))  # fmt: skip
+    audit = reports.audit()
+    assert refund in {d.outcome_id for d in audit.discrepancies if d.kind == "missing_from_log"}
+    assert not audit.balances_match
+
+
+def test_a_payment_committed_between_the_reads_is_in_flight_not_drift(monkeypatch):
+    # Given PAYER topped up 1,000 by card (logged), and traffic: a top-up of 250 commits
+    # after every read of the balances and before every scan of the payments
+    chains = [(PAYER, chain_of(PAYER, [("credit", 1_000)]))]
+    balances = [(PAYER, "USD", 1_000)]
+    records = [payment_record(1, CARD_HOLDER, PAYER, 1_000)]
+    fake_stores(monkeypatch, chains, balances, records)
+    whole_scan = reports.payments.all_records
+
+    def commit_then_scan() -> Any:
+        records.append(payment_record(len(records) + 1, CARD_HOLDER, PAYER, 250))
+        balances[0] = (PAYER, "USD", balances[0][2] + 250)
+        return whole_scan()
+
+    monkeypatch.setattr(reports.payments, "all_records", commit_then_scan)
+    # When the admin audits
+    audit = reports.audit()
+    # Then the re-check sees the balance with the top-up in it: nothing is wrong
+    assert audit.balances_match and audit.card_money_explained and audit.discrepancies == []
+    assert [(p.user_id, p.amount) for p in audit.pending] == [(PAYER, 250)]
+
+
+def test_drift_found_on_every_re_read_is_reported_after_a_bounded_number(monkeypatch):
+    # Given a balance payment of 100 from PAYER to PAYEE, in flight, and balances someone
+    # swapped (their sum is still what cards brought in: conservation holds)
+    records = [payment_record(1, PAYER, PAYEE, 100, source="balance")]
+    balances = [(PAYER, "USD", 100), (PAYEE, "USD", -100)]
+    fake_stores(monkeypatch, [], balances, records)
+    reads: list[str] = []
+    narrow = reports._balances_of
+    monkeypatch.setattr(reports, "_balances_of", lambda u: reads.append(u) or narrow(u))
+    audit = reports.audit()
+    found = {(d.kind, d.user_id): d for d in audit.discrepancies}
+    assert set(found) == {("balance", PAYER), ("balance", PAYEE)}
+    assert (found["balance", PAYEE].balance, found["balance", PAYEE].pending) == (-100, 100)
+    assert not audit.balances_match
+    assert len(reads) == reports.RECHECKS * 2  # each user re-read RECHECKS times, no more
+
+
+def test_a_real_gap_during_traffic_is_reported_without_the_lag(monkeypatch):
+    # Given the same traffic on PAYER, and 7 that someone wrote into PAYEE's balance
+    chains = [(PAYER, chain_of(PAYER, [("credit", 1_000)]))]
+    balances = [(PAYER, "USD", 1_000), (PAYEE, "USD", 7)]
+    records = [payment_record(1, CARD_HOLDER, PAYER, 1_000)]
+    fake_stores(monkeypatch, chains, balances, records)
+    whole_scan = reports.payments.all_records
+
+    def commit_then_scan() -> Any:
+        records.append(payment_record(len(records) + 1, CARD_HOLDER, PAYER, 250))
+        balances[0] = (PAYER, "USD", balances[0][2] + 250)
+        return whole_scan()
+
+    monkeypatch.setattr(reports.payments, "all_records", commit_then_scan)
+    audit = reports.audit()
+    # Then PAYEE's balance and USD's conservation are drift, by 7 and not by 7 - 250
+    found = {(d.kind, d.user_id): d for d in audit.discrepancies}
+    assert set(found) == {("balance", PAYEE), ("conservation", None)}
+    gap = found["conservation", None]
+    assert (gap.balance, gap.card_balance) == (1_257, 1_250)
+    assert not audit.balances_match and not audit.card_money_explained

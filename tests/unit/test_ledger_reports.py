@@ -115,6 +115,39 @@ def payment_record(
     return {**base, **fields}
 
 
+RECORDS_TIME = datetime(2026, 11, 10, 10, 0, tzinfo=UTC)
+"""An hour after the records' time: what they hold not yet logged is in flight, not lost."""
+
+
+def fake_stores(
+    monkeypatch: pytest.MonkeyPatch,
+    chains: list[tuple[str, tuple[list, list]]],
+    balances: list[tuple[str, str, int]],
+    records: list[dict[str, Any]],
+    now: datetime = RECORDS_TIME,
+) -> None:
+    """The audit's readers over these lists (read when called, so a test can change them
+    between reads): the whole-table reads and the re-check's narrow ones."""
+
+    def concerns(user: str, record: dict[str, Any]) -> bool:
+        parties = ("payer_id", "payee_id", "payment_payer_id", "payment_payee_id")
+        return user in (record.get(p) for p in parties)
+
+    monkeypatch.setattr(reports.store, "all_chains", lambda: iter([(u, *c) for u, c in chains]))
+    monkeypatch.setattr(reports.store, "chain_items", lambda u: dict(chains).get(u, ([], [])))
+    monkeypatch.setattr(reports.accounts, "all_balances", lambda: iter(list(balances)))
+    monkeypatch.setattr(
+        reports, "_balances_of", lambda u: {(b[0], b[1]): b[2] for b in balances if b[0] == u},
+        raising=False,
+    )  # fmt: skip
+    monkeypatch.setattr(reports.payments, "all_records", lambda: iter(list(records)))
+    monkeypatch.setattr(
+        reports, "_records_of", lambda u: [r for r in records if concerns(u, r)], raising=False
+    )
+    monkeypatch.setattr(reports.clock, "now", lambda: now)
+    monkeypatch.setattr(reports, "RECHECK_PAUSE", 0, raising=False)
+
+
 def test_the_audit_reconciles_each_balance_and_verifies_each_chain(monkeypatch):
     payer_chain = chain_of(PAYER, [("credit", 1_000), ("debit", 300)])
     payee_chain = chain_of(PAYEE, [("credit", 300)], first=2)
@@ -122,14 +155,9 @@ def test_the_audit_reconciles_each_balance_and_verifies_each_chain(monkeypatch):
         payment_record(1, CARD_HOLDER, PAYER, 1_000),  # the card paid PAYER 1,000
         payment_record(2, PAYER, PAYEE, 300, source="balance"),
     ]
-    monkeypatch.setattr(reports.payments, "all_records", lambda: iter(records))
     payee_chain[0][0][1]["amount"] = 299  # tampered with, without fixing the hash
-    monkeypatch.setattr(
-        reports.store, "all_chains",
-        lambda: iter([(PAYER, *payer_chain), (PAYEE, *payee_chain)]),
-    )  # fmt: skip
     balances = [(PAYER, "USD", 700), (PAYEE, "USD", 300), (PAYEE, "EUR", 5)]
-    monkeypatch.setattr(reports.accounts, "all_balances", lambda: iter(balances))
+    fake_stores(monkeypatch, [(PAYER, payer_chain), (PAYEE, payee_chain)], balances, records)
     audit = reports.audit()
     assert (audit.chains, audit.entries) == (2, 3)
     assert not audit.chains_valid and not audit.balances_match
@@ -153,11 +181,15 @@ def test_the_audit_reconciles_each_balance_and_verifies_each_chain(monkeypatch):
 
 def test_a_clean_log_audits_clean(monkeypatch):
     records = [payment_record(1, CARD_HOLDER, PAYER, 10)]
-    monkeypatch.setattr(reports.payments, "all_records", lambda: iter(records))
-    monkeypatch.setattr(
-        reports.store, "all_chains", lambda: iter([(PAYER, *chain_of(PAYER, [("credit", 10)]))])
-    )
-    monkeypatch.setattr(reports.accounts, "all_balances", lambda: iter([(PAYER, "USD", 10)]))
+    chains = [(PAYER, chain_of(PAYER, [("credit", 10)]))]
+    fake_stores(monkeypatch, chains, [(PAYER, "USD", 10)], records)
+
+    def no_second_read(*_: Any) -> None:
+        raise AssertionError("a clean audit reads nothing again")
+
+    for reader in ("_balances_of", "_records_of"):
+        monkeypatch.setattr(reports, reader, no_second_read)
+    monkeypatch.setattr(reports.store, "chain_items", no_second_read)
     audit = reports.audit()
     assert audit.chains_valid and audit.balances_match and audit.discrepancies == []
     assert audit.card_money_explained and audit.pending == []

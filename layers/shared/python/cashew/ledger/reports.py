@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
 
-from cashew import clock
+from cashew import aws, clock, dynamo
 from cashew.accounts import store as accounts
+from cashew.config import get_settings
 from cashew.disputes import store as disputes
 from cashew.ledger import chain, service, store
 from cashew.ledger.models import Entry, balance_change
@@ -123,18 +126,35 @@ def csv_page(filters: service.Filters, limit: int, cursor: str | None) -> tuple[
     return out.getvalue(), next_cursor
 
 
+HORIZON = timedelta(hours=24)
+"""How long DynamoDB Streams keeps a committed change. An outcome whose change is older than
+this and still not in the log can no longer reach it by the stream (the publisher's mapping
+gives up on a record after 23 h and describes it on `PublishFailuresQueue`): it is missing
+(`missing_from_log`, PROPERTIES 14; `make republish` publishes it), not in flight."""
+RECHECKS = 3
+"""How many times at most a candidate discrepancy is read again before it is reported."""
+RECHECK_PAUSE = 0.2
+"""Seconds before each re-check after the first (an index catches up with its table)."""
+
+
 class Discrepancy(BaseModel):
     """Something the audit found wrong, by `kind`:
 
     - `chain`: a chain that does not verify (`first_bad_seq`, `problem`);
     - `balance`: a balance (`balance`) that is not what the user's entries add up to
-      (`log_balance`) plus the outcomes still on their way to the log (`pending`);
+      (`log_balance`) plus the outcomes committed and not yet in the log (`pending`);
     - `unexplained_money`: money credited that no charge explains (`payment_id`, `problem`:
       `captured_above_authorised`, `refunded_above_captured`, `refunds_above_captured`, a
       log credit with `no_payment`, `payment_not_succeeded`, `amount_differs` or
       `currency_differs`; `amount` is the money at stake);
-    - `conservation`: in a currency, the sum of all balances (`balance`) is not the money in
-      by card minus card refunds (`card_balance`);
+    - `conservation`: in a currency, the sum of all balances (`balance`; less any gap of a
+      balance that was only lag: a payment committing while the audit read) is not the
+      money in by card minus card refunds (`card_balance`);
+    - `missing_from_log`: an outcome (`outcome_id`, of `payment_id`) committed longer ago
+      than the stream keeps changes (`since`: the latest time its change can have been
+      committed) and still not in the chain of `user_id`; `amount` is what it changes in
+      their balance in `currency` (0 for one that moves none). It will not arrive by
+      itself: republish it (`make republish`, `scripts.republish`);
     - `record`: an item of the payments table that cannot be read (`payment_id` is its key,
       `problem`: `unreadable`)."""
 
@@ -149,6 +169,8 @@ class Discrepancy(BaseModel):
     payment_id: str | None = None
     amount: int | None = None
     card_balance: int | None = None
+    outcome_id: str | None = None
+    since: str | None = None
 
 
 class PendingOutcome(BaseModel):
@@ -173,7 +195,7 @@ class Audit(BaseModel):
     pending: list[PendingOutcome]
 
 
-_DRIFT = ("balance", "unexplained_money", "conservation")
+_DRIFT = ("balance", "unexplained_money", "conservation", "missing_from_log")
 _CARD = ("unexplained_money", "conservation")
 
 
@@ -188,26 +210,78 @@ class _Log:
     entries: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Unlogged:
+    """An outcome the tables hold that a user's chain does not, and the latest time its
+    change can have been committed."""
+
+    outcome: PendingOutcome
+    since: datetime
+
+
 def audit() -> Audit:
     """Every chain verified; every balance equal to the sum of the balance changes of its
     owner's entries plus the outcomes still on their way (`pending`, not a discrepancy);
     every credit from a payment or top-up explained by a payment that captured it, within
     what it authorised; and, per currency, the sum of balances equal to the money in by card
     minus card refunds. The log is read first, then the balances, then the payments, so an
-    outcome committed meanwhile is seen as pending. `balances_match` is false only for drift:
-    a balance the log and the pending outcomes do not explain, or card money no charge
-    explains (`card_money_explained` false)."""
+    outcome committed meanwhile is seen as pending. An outcome not in the log whose change
+    is older than the stream keeps changes (`HORIZON`) is not on its way: it is
+    `missing_from_log`.
+
+    A payment committed between the read of the balances and the read of the payments (or
+    logged meanwhile) makes a balance, and its currency's conservation, look wrong for a
+    moment. So a `balance` or `missing_from_log` discrepancy is only a candidate: the
+    user's chain, balances and payments are read again, up to `RECHECKS` times, and only
+    one found again on every re-read is reported. A currency's `conservation` gap is
+    reported only if the gaps of the balances found to be lag do not add up to it. A clean
+    audit reads nothing twice.
+
+    `balances_match` is false only for drift: a balance the log and the pending outcomes do
+    not explain, an outcome missing from the log, or card money no charge explains
+    (`card_money_explained` false)."""
     found: list[Discrepancy] = []
     log = _read_log(found)
     balances = {
         (user, currency): available for user, currency, available in accounts.all_balances()
     }
     records = _readable(payments.all_records(), found)
-    pending = _pending(records, log.logged)
+    now = clock.now()
+    drift, unlogged = _user_drift(log, balances, records, now, None)
+    found.extend(_unexplained(records, log.credits))
+    persisting = _recheck(drift, now)
+    found.extend(persisting)
+    found.extend(_conserved_but_for_lag(_conservation(records, balances), drift, persisting))
+    return Audit(
+        chains_valid=not any(d.kind == "chain" for d in found),
+        balances_match=not any(d.kind in _DRIFT for d in found),
+        card_money_explained=not any(d.kind in _CARD for d in found),
+        chains=log.chains,
+        entries=log.entries,
+        discrepancies=found,
+        pending=[u.outcome for u in unlogged if u.outcome.amount and u.since >= now - HORIZON],
+    )
+
+
+def _user_drift(
+    log: _Log,
+    balances: dict[tuple[str, str], int],
+    records: list[dict[str, Any]],
+    now: datetime,
+    users: set[str] | None,
+) -> tuple[list[Discrepancy], list[_Unlogged]]:
+    """The `balance` and `missing_from_log` discrepancies of `users` (of everyone for None),
+    and the outcomes not yet logged."""
+    unlogged = [
+        u for u in _pending(records, log.logged) if users is None or u.outcome.user_id in users
+    ]
     in_flight: Counter[tuple[str, str]] = Counter()
-    for outcome in pending:
-        in_flight[outcome.user_id, outcome.currency] += outcome.amount
+    for u in unlogged:
+        in_flight[u.outcome.user_id, u.outcome.currency] += u.outcome.amount
+    found = []
     for user_id, currency in sorted(set(balances) | set(log.balances) | set(in_flight)):
+        if users is not None and user_id not in users:
+            continue
         actual, expected = balances.get((user_id, currency), 0), log.balances[user_id, currency]
         if actual != expected + in_flight[user_id, currency]:
             found.append(
@@ -216,44 +290,155 @@ def audit() -> Audit:
                     log_balance=expected, pending=in_flight[user_id, currency],
                 )
             )  # fmt: skip
-    found.extend(_unexplained(records, log.credits))
-    found.extend(_conservation(records, balances))
-    return Audit(
-        chains_valid=not any(d.kind == "chain" for d in found),
-        balances_match=not any(d.kind in _DRIFT for d in found),
-        card_money_explained=not any(d.kind in _CARD for d in found),
-        chains=log.chains,
-        entries=log.entries,
-        discrepancies=found,
-        pending=[p for p in pending if p.amount],
-    )
+    for u in unlogged:
+        if u.since < now - HORIZON:
+            found.append(
+                Discrepancy(
+                    kind="missing_from_log", user_id=u.outcome.user_id,
+                    currency=u.outcome.currency, outcome_id=u.outcome.outcome_id,
+                    payment_id=u.outcome.payment_id, amount=u.outcome.amount,
+                    since=clock.rfc3339(u.since),
+                )
+            )  # fmt: skip
+    return found, unlogged
+
+
+def _identity(d: Discrepancy) -> tuple[str | None, ...]:
+    return (d.kind, d.user_id, d.currency, d.outcome_id)
+
+
+def _recheck(candidates: list[Discrepancy], now: datetime) -> list[Discrepancy]:
+    """The candidates found again on each of up to `RECHECKS` re-reads of the chain,
+    balances and payments of each user concerned (with the latest read's figures)."""
+    for attempt in range(RECHECKS):
+        if not candidates:
+            break
+        if attempt:
+            time.sleep(RECHECK_PAUSE)
+        users = {d.user_id for d in candidates if d.user_id is not None}
+        log = _Log()
+        ignored: list[Discrepancy] = []  # chains and records: the first read reported them
+        balances: dict[tuple[str, str], int] = {}
+        items: dict[str, dict[str, Any]] = {}
+        for user_id in sorted(users):  # the same order as the first read: log, balances, payments
+            _add_chain(log, user_id, *store.chain_items(user_id), ignored)
+            balances.update(_balances_of(user_id))
+            items.update((str(i["pk"]), i) for i in _records_of(user_id))
+        again, _ = _user_drift(log, balances, _readable(iter(items.values()), ignored), now, users)
+        wanted = {_identity(d) for d in candidates}
+        candidates = [d for d in again if _identity(d) in wanted]
+    return candidates
+
+
+def _conserved_but_for_lag(
+    gaps: Iterator[Discrepancy], first: list[Discrepancy], persisting: list[Discrepancy]
+) -> Iterator[Discrepancy]:
+    """The conservation gaps that balances found to be lag do not explain.
+
+    In a currency, sum of balances - card money = the sum over users of (balance - their
+    log - their pending outcomes) + (the log and pending outcomes of everyone - card money).
+    A payment committed between the read of the balances and the read of the payments
+    moves one user's first term and not the second: the gap it opens is exactly that of a
+    `balance` candidate the re-check clears. So a gap is reported only if, less the gaps of
+    the balances the re-check cleared, it is still not 0 (no further read is needed), and
+    its `balance` is the sum of balances less those gaps (as if what was committing while
+    the audit read had been read)."""
+    kept = {_identity(d) for d in persisting}
+    lag: Counter[str | None] = Counter()
+    for d in first:
+        if d.kind == "balance" and _identity(d) not in kept:
+            lag[d.currency] += (d.balance or 0) - (d.log_balance or 0) - (d.pending or 0)
+    for gap in gaps:
+        if (gap.balance or 0) - (gap.card_balance or 0) != lag[gap.currency]:
+            yield gap.model_copy(update={"balance": (gap.balance or 0) - lag[gap.currency]})
 
 
 def _read_log(found: list[Discrepancy]) -> _Log:
     log = _Log()
     for user_id, items, markers in store.all_chains():
-        check = chain.verify(user_id, items, markers)
-        log.chains += 1
-        log.entries += len(items)
-        if not check.valid:
-            found.append(
-                Discrepancy(
-                    kind="chain",
-                    user_id=user_id,
-                    first_bad_seq=check.first_bad_seq,
-                    problem=check.problem,
-                )
-            )
-        log.logged.update((user_id, marker.outcome_id) for marker in markers)
-        for _, fields in items:
-            entry = _entry(fields)
-            if entry is None:
-                continue
-            log.logged.add((user_id, entry.outcome_id))
-            log.balances[user_id, entry.currency] += entry.balance_change
-            if entry.type in ("top_up", "payment") and entry.balance_change > 0:
-                log.credits.append(entry)
+        _add_chain(log, user_id, items, markers, found)
     return log
+
+
+def _add_chain(
+    log: _Log,
+    user_id: str,
+    items: list[tuple[int, dict[str, Any]]],
+    markers: list[chain.Marker],
+    found: list[Discrepancy],
+) -> None:
+    check = chain.verify(user_id, items, markers)
+    log.chains += 1
+    log.entries += len(items)
+    if not check.valid:
+        found.append(
+            Discrepancy(
+                kind="chain",
+                user_id=user_id,
+                first_bad_seq=check.first_bad_seq,
+                problem=check.problem,
+            )
+        )
+    log.logged.update((user_id, marker.outcome_id) for marker in markers)
+    for _, fields in items:
+        entry = _entry(fields)
+        if entry is None:
+            continue
+        log.logged.add((user_id, entry.outcome_id))
+        log.balances[user_id, entry.currency] += entry.balance_change
+        if entry.type in ("top_up", "payment") and entry.balance_change > 0:
+            log.credits.append(entry)
+
+
+def _balances_of(user_id: str) -> dict[tuple[str, str], int]:
+    """The user's balances (strongly consistent), reading only the attributes the audit may
+    read (see `accounts.all_balances`)."""
+    request: dict[str, Any] = {
+        "TableName": get_settings().accounts_table,
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "ExpressionAttributeValues": dynamo.serialize(
+            {":pk": f"USER#{user_id}", ":prefix": "BALANCE#"}
+        ),
+        "ProjectionExpression": "pk, sk, currency, available",
+        "Select": "SPECIFIC_ATTRIBUTES",
+        "ConsistentRead": True,
+    }
+    found = {}
+    for item in _query(request):
+        found[user_id, str(item["currency"])] = int(item["available"])
+    return found
+
+
+def _records_of(user_id: str) -> Iterator[dict[str, Any]]:
+    """The payments the user paid or was paid (PayerIndex, PayeeIndex) and the refunds of
+    those that refunded anything (RefundIndex). Indexes are eventually consistent: a change
+    they do not show yet is seen by a later re-check."""
+    table = get_settings().payments_table
+    for index, key in (("PayerIndex", "payer_id"), ("PayeeIndex", "payee_id")):
+        request = {
+            "TableName": table,
+            "IndexName": index,
+            "KeyConditionExpression": f"{key} = :user",
+            "ExpressionAttributeValues": dynamo.serialize({":user": user_id}),
+        }
+        for item in _query(request):
+            yield item
+            if item.get("amount_refunded"):
+                yield from _query({
+                    "TableName": table,
+                    "IndexName": "RefundIndex",
+                    "KeyConditionExpression": "payment_id = :payment",
+                    "ExpressionAttributeValues": dynamo.serialize({":payment": item["pk"]}),
+                })  # fmt: skip
+
+
+def _query(request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    while True:
+        response = aws.dynamodb().query(**request)
+        yield from (dynamo.deserialize(raw) for raw in response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            return
+        request = {**request, "ExclusiveStartKey": response["LastEvaluatedKey"]}
 
 
 def _readable(items: Iterator[dict[str, Any]], found: list[Discrepancy]) -> list[dict[str, Any]]:
@@ -276,25 +461,36 @@ def _readable(items: Iterator[dict[str, Any]], found: list[Discrepancy]) -> list
     return readable
 
 
-def _pending(records: list[dict[str, Any]], logged: set[tuple[str, str]]) -> list[PendingOutcome]:
+def _pending(records: list[dict[str, Any]], logged: set[tuple[str, str]]) -> list[_Unlogged]:
     """The outcomes the tables hold that a user's chain does not have yet."""
     found = []
     for item in records:
         for change in outcomes.of_item(item):
             outcome = change.outcome
+            since = _committed_by(item, outcome.status, outcome.occurred_at)
             for user_id, direction, funds in service.affected(outcome):
                 if (user_id, outcome.outcome_id) in logged:
                     continue
                 amount = balance_change(
                     outcome.type, outcome.status, funds, direction, outcome.amount
                 )
-                found.append(
-                    PendingOutcome(
-                        outcome_id=outcome.outcome_id, payment_id=outcome.payment_id,
-                        user_id=user_id, currency=outcome.currency, amount=amount,
-                    )
+                pending = PendingOutcome(
+                    outcome_id=outcome.outcome_id, payment_id=outcome.payment_id,
+                    user_id=user_id, currency=outcome.currency, amount=amount,
                 )  # fmt: skip
+                found.append(_Unlogged(pending, since))
     return found
+
+
+def _committed_by(item: dict[str, Any], status: str, occurred_at: str) -> datetime:
+    """The latest time the change to `status` can have been committed: the outcome's time;
+    for a card refund's settlement (which records no time), its creation plus an
+    idempotency lifetime (the client's retry with the same key is what settles it)."""
+    at = clock.to_utc(datetime.fromisoformat(occurred_at))
+    card_refund = str(item.get("pk", "")).startswith("re_") and item.get("payment_source") == "card"
+    if card_refund and status == "succeeded":
+        at += timedelta(seconds=get_settings().idempotency_ttl)
+    return at
 
 
 def _unexplained(records: list[dict[str, Any]], credits: list[Entry]) -> Iterator[Discrepancy]:
