@@ -89,10 +89,12 @@ def test_a_forged_over_amount_webhook_credits_nothing(stack, new_user, webhook_s
         headers={"Content-Type": "application/json",
                  "Gateway-Signature": sign_webhook(body, webhook_secret, int(time.time()))},
     )  # fmt: skip
-    # Then it is accepted (a valid signature) and credits nothing
+    # Then it is accepted (a valid signature) and credits nothing: the payee has nothing, or
+    # (on a slow machine the sandbox's own webhook, a few seconds after the charge, may have
+    # come first) exactly what was authorised
     assert answer.status_code == 200, answer.text
-    assert balance(stack, payee) == 0
-    assert payment(stack, payer.token, paid["id"])["amount_captured"] == 0
+    assert balance(stack, payee) in (0, AUTHORISED)
+    assert payment(stack, payer.token, paid["id"])["amount_captured"] in (0, AUTHORISED)
     # ... and the gateway's own event settles it at the authorised amount, no more
     deadline = time.monotonic() + 30
     while (settled := payment(stack, payer.token, paid["id"]))["status"] == "processing":
