@@ -66,11 +66,10 @@ class TransactionCanceled(Exception):
         self.items = items
         self.names = tuple(names)
 
-    def failed(self, *names: str | int) -> bool:
+    def failed(self, *names: str) -> bool:
         """Whether the condition of any of the named items was false (nothing was written).
         A name the transaction did not hold is a bug, not a False."""
-        positions = [n if isinstance(n, int) else self._position(n) for n in names]
-        return any(self._reason(i) == "ConditionalCheckFailed" for i in positions)
+        return any(self._reason(self._position(n)) == "ConditionalCheckFailed" for n in names)
 
     def _position(self, name: str) -> int:
         if name not in self.names:

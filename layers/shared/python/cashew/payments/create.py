@@ -146,7 +146,7 @@ class BalancePayment:
     def commit(self, answer: None) -> Commit[PaymentResponse]:
         payment = self.payment
         if self.screening.blocked:
-            return self._failure(_failed(payment, "fraud_suspected", BLOCKED_MESSAGE))
+            return self._failure(_with_failure(payment, "fraud_suspected", BLOCKED_MESSAGE))
         payment = payment.model_copy(
             update={"status": "succeeded", "amount_captured": payment.amount}
         )
@@ -163,7 +163,7 @@ class BalancePayment:
         if exc.failed("payee"):
             raise NotFoundError("payee not found") from exc
         if exc.failed("debit"):
-            low = _failed(
+            low = _with_failure(
                 self.payment, "insufficient_funds", "the balance is too low for this payment"
             )
             return self._failure(low)
@@ -269,7 +269,7 @@ class CardCharge:
 
     def commit(self, answer: Charge | None) -> Commit[PaymentResponse]:
         if answer is None:  # blocked: the gateway is never asked
-            payment = _failed(self.payment, "fraud_suspected", BLOCKED_MESSAGE)
+            payment = _with_failure(self.payment, "fraud_suspected", BLOCKED_MESSAGE)
             charge_id = None
         else:
             payment, charge_id = _apply_charge(self.payment, answer), answer.id
@@ -322,7 +322,7 @@ def _payment(
     )
 
 
-def _failed(payment: PaymentResponse, code: str, message: str) -> PaymentResponse:
+def _with_failure(payment: PaymentResponse, code: str, message: str) -> PaymentResponse:
     return payment.model_copy(
         update={"status": "failed", "failure_code": code, "failure_message": message}
     )
@@ -339,7 +339,7 @@ def _screening_of(record: Mapping[str, Any], fresh: fraud.Screening) -> fraud.Sc
 
 def _apply_charge(payment: PaymentResponse, charge: Charge) -> PaymentResponse:
     if charge.status == "failed":
-        return _failed(
+        return _with_failure(
             payment, charge.failure_code or "card_declined", charge.failure_message or "declined"
         )
     captured = payment.amount if charge.status == "succeeded" else 0
