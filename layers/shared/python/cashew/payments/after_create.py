@@ -256,7 +256,7 @@ class Refund:
     def prepare(self, work_id: str, resumed: Mapping[str, Any] | None) -> None:
         existing = payments.get_refund(work_id)
         if existing is not None:  # an earlier attempt moved the money; settle the card part
-            self.refund = existing
+            self.refund, self.by_card = existing, True
             return
         payment = self.payment
         if not states.refundable(payment.status):

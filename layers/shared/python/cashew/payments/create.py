@@ -10,6 +10,7 @@ replayable. A failed attempt is a payment too, recorded with its key.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -47,9 +48,7 @@ def create_payment(caller: Caller, request: PaymentRequest, key: str) -> Outcome
     )
     if isinstance(request.source, BalanceSource):
         return _counted(idempotency.run(BalancePayment(caller, request, scope)))
-    return _card_charge(
-        caller,
-        scope,
+    charge = CardRequest(
         kind="payment",
         payee_id=request.payee_id,
         amount=request.amount,
@@ -58,15 +57,14 @@ def create_payment(caller: Caller, request: PaymentRequest, key: str) -> Outcome
         capture=request.capture,
         description=request.description,
     )
+    return _card_charge(caller, scope, charge)
 
 
 def top_up(caller: Caller, request: TopUpRequest, key: str) -> Outcome[PaymentResponse]:
     scope = idempotency.scope(
         caller.user_id, key, "POST /v1/top-ups", request.model_dump(mode="json")
     )
-    return _card_charge(
-        caller,
-        scope,
+    charge = CardRequest(
         kind="top_up",
         payee_id=caller.user_id,
         amount=request.amount,
@@ -75,18 +73,32 @@ def top_up(caller: Caller, request: TopUpRequest, key: str) -> Outcome[PaymentRe
         capture=True,
         description=None,
     )
+    return _card_charge(caller, scope, charge)
+
+
+@dataclass(frozen=True, slots=True)
+class CardRequest:
+    """What a card charge was asked for: a top-up or a card payment."""
+
+    kind: PaymentType
+    payee_id: str
+    amount: int
+    currency: str
+    method_id: str
+    capture: bool
+    description: str | None
 
 
 def _card_charge(
-    caller: Caller, scope: idempotency.Scope, **charge: Any
+    caller: Caller, scope: idempotency.Scope, charge: CardRequest
 ) -> Outcome[PaymentResponse]:
     """Charge a card and credit the payee (see CardCharge)."""
-    method = accounts.get_payment_method(caller.user_id, charge["method_id"])
+    method = accounts.get_payment_method(caller.user_id, charge.method_id)
     if method is None:
         raise NotFoundError("payment method not found")
-    if charge["payee_id"] != caller.user_id and not accounts.user_exists(charge["payee_id"]):
+    if charge.payee_id != caller.user_id and not accounts.user_exists(charge.payee_id):
         raise NotFoundError("payee not found")
-    return _counted(idempotency.run(CardCharge(caller, scope, method, **charge)))
+    return _counted(idempotency.run(CardCharge(caller, scope, method, charge)))
 
 
 def _counted(outcome: Outcome[PaymentResponse]) -> Outcome[PaymentResponse]:
@@ -191,36 +203,19 @@ class CardCharge:
     gateway_refused = GATEWAY_ERROR_CHARGE
 
     def __init__(
-        self,
-        caller: Caller,
-        scope: idempotency.Scope,
-        method: dict[str, Any],
-        *,
-        kind: PaymentType,
-        payee_id: str,
-        amount: int,
-        currency: str,
-        method_id: str,
-        capture: bool,
-        description: str | None,
+        self, caller: Caller, scope: idempotency.Scope, method: dict[str, Any], charge: CardRequest
     ) -> None:
         self.scope = scope
         self.caller = caller
         self.method = method
-        self.kind: PaymentType = kind
-        self.payee_id = payee_id
-        self.amount = amount
-        self.currency = currency
-        self.method_id = method_id
-        self.capture = capture
-        self.description = description
+        self.charge = charge
         self.payment_id = ids.new_id("pay")
 
     def admit(self) -> Admission:
         history = velocity.read(self.scope.user_id)
         self.screening = fraud.screen(
-            self.amount,
-            self.currency,
+            self.charge.amount,
+            self.charge.currency,
             history=history,
             card_added_at=self.method["created_at"],
             card_risk_flag=bool(self.method.get("gateway_risk_flag")),
@@ -228,7 +223,7 @@ class CardCharge:
         kept = {"risk_score": self.screening.score, "fired_rules": self.screening.fired}
         if self.screening.blocked:
             return Admission(self.payment_id, kept)
-        attempt = history.record_item(self.amount, self.currency)
+        attempt = history.record_item(self.charge.amount, self.charge.currency)
         return Admission(self.payment_id, kept, dynamo.Transaction().add("history", attempt))
 
     def prepare(self, work_id: str, resumed: Mapping[str, Any] | None) -> None:
@@ -237,16 +232,17 @@ class CardCharge:
             logger.info(
                 "resuming a request whose outcome is unknown", extra={"payment_id": work_id}
             )
+        charge = self.charge
         self.payment = _payment(
             payment_id=work_id,
-            kind=self.kind,
+            kind=charge.kind,
             payer_id=self.caller.user_id,
-            payee_id=self.payee_id,
-            amount=self.amount,
-            currency=self.currency,
-            source={"type": "card", "payment_method_id": self.method_id},
+            payee_id=charge.payee_id,
+            amount=charge.amount,
+            currency=charge.currency,
+            source={"type": "card", "payment_method_id": charge.method_id},
             screening=self.screening,
-            description=self.description,
+            description=charge.description,
         )
 
     def gateway(self, key: str) -> Callable[[], Charge] | None:
@@ -257,13 +253,13 @@ class CardCharge:
             nonce=self.method["token_nonce"],
             data_key=self.method["token_data_key"],
         )
-        token = cards.unseal(sealed, self.caller.user_id, self.method_id)
+        token = cards.unseal(sealed, self.caller.user_id, self.charge.method_id)
         return lambda: get_gateway().authorise(
             token,
-            self.amount,
-            self.currency,
+            self.charge.amount,
+            self.charge.currency,
             idempotency_key=key,
-            capture=self.capture,
+            capture=self.charge.capture,
             metadata={"payment_id": self.payment.id},
         )
 
