@@ -7,9 +7,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cashew.http import CashewResolver, IdempotencyKey, caller
 from cashew.observability import logger, metrics
-from cashew.payments import lifecycle
-from cashew.payments.api import payment_response
+from cashew.payments import after_create
 from cashew.payments.models import CaptureRequest, PaymentResponse
+from cashew.payments.responses import response
 
 app = CashewResolver()
 
@@ -18,7 +18,7 @@ app = CashewResolver()
 def capture_payment(
     id: Annotated[str, Path(max_length=64)], body: CaptureRequest, key: IdempotencyKey
 ) -> Response[PaymentResponse]:
-    return payment_response(lifecycle.capture(caller(app), id, body, key))
+    return response(after_create.capture(caller(app), id, body, key))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

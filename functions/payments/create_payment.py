@@ -6,17 +6,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cashew.http import CashewResolver, IdempotencyKey, caller
 from cashew.observability import logger, metrics
-from cashew.payments import service
-from cashew.payments.api import payment_response
+from cashew.payments import create
 from cashew.payments.models import PaymentRequest, PaymentResponse
+from cashew.payments.responses import response
 
 app = CashewResolver()
 
 
 @app.post("/v1/payments", status_code=201)
 def create_payment(body: PaymentRequest, key: IdempotencyKey) -> Response[PaymentResponse]:
-    result = service.create_payment(caller(app), body, key)
-    return payment_response(result)
+    return response(create.create_payment(caller(app), body, key))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

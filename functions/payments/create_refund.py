@@ -7,9 +7,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cashew.http import CashewResolver, IdempotencyKey, caller
 from cashew.observability import logger, metrics
-from cashew.payments import lifecycle
-from cashew.payments.api import refund_response
+from cashew.payments import after_create
 from cashew.payments.models import RefundRequest, RefundResponse
+from cashew.payments.responses import response
 
 app = CashewResolver()
 
@@ -18,7 +18,7 @@ app = CashewResolver()
 def create_refund(
     id: Annotated[str, Path(max_length=64)], body: RefundRequest, key: IdempotencyKey
 ) -> Response[RefundResponse]:
-    return refund_response(lifecycle.refund(caller(app), id, body, key))
+    return response(after_create.refund(caller(app), id, body, key))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

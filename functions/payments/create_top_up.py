@@ -6,17 +6,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cashew.http import CashewResolver, IdempotencyKey, caller
 from cashew.observability import logger, metrics
-from cashew.payments import service
-from cashew.payments.api import payment_response
+from cashew.payments import create
 from cashew.payments.models import PaymentResponse, TopUpRequest
+from cashew.payments.responses import response
 
 app = CashewResolver()
 
 
 @app.post("/v1/top-ups", status_code=201)
 def create_top_up(body: TopUpRequest, key: IdempotencyKey) -> Response[PaymentResponse]:
-    result = service.top_up(caller(app), body, key)
-    return payment_response(result)
+    return response(create.top_up(caller(app), body, key))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cashew.http import CashewResolver, caller
 from cashew.observability import logger
-from cashew.payments import lifecycle
+from cashew.payments import after_create
 from cashew.payments.models import PaymentResponse
 
 app = CashewResolver()
@@ -14,7 +14,7 @@ app = CashewResolver()
 
 @app.get("/v1/payments/<id>")
 def get_payment(id: Annotated[str, Path(max_length=64)]) -> PaymentResponse:
-    return lifecycle.get_payment(caller(app), id)
+    return after_create.get_payment(caller(app), id)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

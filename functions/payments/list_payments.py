@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cashew.http import CashewResolver, caller
 from cashew.observability import logger
-from cashew.payments import lifecycle
+from cashew.payments import after_create
 from cashew.payments.models import PaymentList, PaymentStatus
 
 app = CashewResolver()
@@ -19,7 +19,7 @@ def list_payments(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> PaymentList:
-    return lifecycle.list_payments(caller(app), role, status, limit, cursor)
+    return after_create.list_payments(caller(app), role, status, limit, cursor)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cashew.http import CashewResolver, caller
 from cashew.observability import logger
-from cashew.payments import lifecycle
+from cashew.payments import after_create
 from cashew.payments.models import RefundList
 
 app = CashewResolver()
@@ -18,7 +18,7 @@ def list_refunds(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> RefundList:
-    return lifecycle.list_refunds(caller(app), id, limit, cursor)
+    return after_create.list_refunds(caller(app), id, limit, cursor)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -3,13 +3,16 @@ the payer through the payments module, and every step reaches both users' logs."
 
 from __future__ import annotations
 
+import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
+from cashew import dynamo
 from cashew.disputes import store as disputes_store
+from cashew.payments import idempotency
 from tests.integration.conftest import Died, add_card, balance, pay, top_up
 
 
@@ -147,6 +150,24 @@ def test_a_won_dispute_refunds_the_payer_once_and_is_logged(stack, paid, new_adm
     refunds = stack.call("ListRefundsFunction", "payments/list_refunds.json",
         authorizer=payee.authorizer, path={"id": payment["id"]}).body["data"]  # fmt: skip
     assert [(r["id"], r["reason"]) for r in refunds] == [(won.body["refund_id"], "dispute_won")]
+    # ... made under the disputes' own idempotency scope, keyed by the dispute, as a refund
+    # request of the whole remaining amount (what a retried resolution replays)
+    path = f"POST /v1/payments/{payment['id']}/refunds"
+    scope = idempotency.scope(
+        "disputes", dispute["id"], path, {"amount": None, "reason": "dispute_won"}
+    )
+    table = stack.env["CASHEW_IDEMPOTENCY_TABLE"]
+    key = {"pk": {"S": scope.pk}}
+    record = dynamo.deserialize(
+        stack.clients("dynamodb").get_item(TableName=table, Key=key)["Item"]
+    )
+    assert (record["pk"], record["status"], record["status_code"]) == (
+        f"disputes#{dispute['id']}",
+        "completed",
+        201,
+    )
+    assert record["request_hash"] == scope.request_hash
+    assert json.loads(record["response_body"])["id"] == won.body["refund_id"]
     # ... and the payment, refunded in full, cannot be disputed again
     assert open_dispute(stack, payer, entry["id"]).status == 409
 

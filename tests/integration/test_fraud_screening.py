@@ -10,7 +10,7 @@ import pytest
 
 from cashew.config import get_settings
 from cashew.identity import Caller
-from cashew.payments import service
+from cashew.payments import create
 from cashew.payments.models import PaymentRequest
 from tests.integration.conftest import add_card, balance, call_with_id, pay, top_up
 
@@ -71,10 +71,10 @@ def test_concurrent_payments_cannot_slip_past_the_count(stack, new_user, limits)
     # When 8 payments race, each with its own key
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(
-            pool.map(lambda i: service.create_payment(caller, request, f"velocity-{i}"), range(8))
+            pool.map(lambda i: create.create_payment(caller, request, f"velocity-{i}"), range(8))
         )
     # Then exactly 3 were admitted, the others blocked, and exactly 3 moved money
-    bodies = [r.body for r in results]
+    bodies = [r.model.model_dump_json() for r in results]
     assert sum('"status":"succeeded"' in b for b in bodies) == 3
     assert sum('"failure_code":"fraud_suspected"' in b for b in bodies) == 5
     assert balance(stack, payer) == 4_700 and balance(stack, payee) == 300

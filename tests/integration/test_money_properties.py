@@ -66,10 +66,10 @@ from cashew.errors import (
     NotFoundError,
 )
 from cashew.identity import Caller
-from cashew.payments import lifecycle, service
+from cashew.payments import after_create, create, responses
 from cashew.payments import store as payment_store
+from cashew.payments.idempotency import Outcome
 from cashew.payments.models import CaptureRequest, PaymentRequest, RefundRequest, TopUpRequest
-from cashew.payments.results import Result
 from tests.integration.conftest import Stack, add_card, running_stack
 
 USERS = 3
@@ -120,15 +120,20 @@ class Modelled:
 
 @dataclass(frozen=True)
 class Sent:
-    """A request as sent, with its key and what it returned (a Result or the error)."""
+    """A request as sent, with its key and what it returned (an Outcome or the error)."""
 
     op: str
     key: str
     args: dict[str, Any]
-    outcome: Result | CashewError
+    outcome: Outcome[Any] | CashewError
 
 
-def _attempt(call: Callable[[], Result]) -> Result | CashewError:
+def _answer(outcome: Outcome[Any]) -> tuple[int, str]:
+    """What the handler sends for an outcome: its status code and JSON body."""
+    return responses.status_code(outcome), outcome.model.model_dump_json()
+
+
+def _attempt(call: Callable[[], Outcome[Any]]) -> Outcome[Any] | CashewError:
     try:
         return call()
     except CashewError as error:
@@ -316,19 +321,16 @@ class MoneyMachine(RuleBasedStateMachine):
         or, if it was refused (which frees the key), a new attempt."""
         sent = self.sent[pick % len(self.sent)]
         answered = next(
-            (s for s in self.sent if s.key == sent.key and isinstance(s.outcome, Result)), None
+            (s for s in self.sent if s.key == sent.key and isinstance(s.outcome, Outcome)), None
         )
         if answered is None:
             self._send(sent.op, sent.key, **sent.args)
             return
         again = _attempt(lambda: self._call(answered.op, answered.key, answered.args))
-        assert isinstance(again, Result), f"retry of {answered}: {again!r}"
+        assert isinstance(again, Outcome), f"retry of {answered}: {again!r}"
         assert again.replayed, f"retry of {answered} was not a replay"
-        assert isinstance(answered.outcome, Result)
-        assert (again.status_code, again.body) == (
-            answered.outcome.status_code,
-            answered.outcome.body,
-        )
+        assert isinstance(answered.outcome, Outcome)
+        assert _answer(again) == _answer(answered.outcome)
 
     @precondition(lambda self: self._answered_with_a_body())
     @rule(pick=PICK, more=st.integers(1, 100))
@@ -411,7 +413,7 @@ class MoneyMachine(RuleBasedStateMachine):
         return p.captured - p.refunded or p.amount
 
     def _answered_with_a_body(self) -> list[Sent]:
-        return [s for s in self.sent if isinstance(s.outcome, Result) and s.op != "cancel"]
+        return [s for s in self.sent if isinstance(s.outcome, Outcome) and s.op != "cancel"]
 
     def _created(self, op: str, **args: Any) -> Any:
         body = self._send(op, **args)
@@ -430,16 +432,17 @@ class MoneyMachine(RuleBasedStateMachine):
                 f"{op} {args}: want {refusal.__name__}, got {outcome!r}"
             )
             return None
-        assert isinstance(outcome, Result), f"{op} {args}: want success, got {outcome!r}"
-        assert (outcome.status_code, outcome.replayed) == (STATUS[op], False), outcome
-        body: dict[str, Any] = json.loads(outcome.body)
+        assert isinstance(outcome, Outcome), f"{op} {args}: want success, got {outcome!r}"
+        status, text = _answer(outcome)
+        assert (status, outcome.replayed) == (STATUS[op], False), outcome
+        body: dict[str, Any] = json.loads(text)
         getattr(self, f"_apply_{op}")(body, **args)
         return body
 
-    def _call(self, op: str, key: str, args: dict[str, Any]) -> Result:
+    def _call(self, op: str, key: str, args: dict[str, Any]) -> Outcome[Any]:
         if "payment" in args:
             self.touched.add(args["payment"])
-        result: Result = getattr(self, f"_call_{op}")(key, **args)
+        result: Outcome[Any] = getattr(self, f"_call_{op}")(key, **args)
         return result
 
     def _acting(self, payment: Modelled, who: str) -> int:
@@ -497,12 +500,12 @@ class MoneyMachine(RuleBasedStateMachine):
 
     # top-ups
 
-    def _call_top_up(self, key: str, *, user: int, card: int, amount: int) -> Result:
+    def _call_top_up(self, key: str, *, user: int, card: int, amount: int) -> Outcome[Any]:
         member = self.members[user]
         request = TopUpRequest(
             amount=amount, currency=CURRENCY, payment_method_id=member.cards[card]
         )
-        return service.top_up(member.caller, request, key)
+        return create.top_up(member.caller, request, key)
 
     def _refusal_top_up(self, **_: Any) -> type[CashewError] | None:
         return None  # top-ups and payments are always answered (failed, at worst)
@@ -515,13 +518,15 @@ class MoneyMachine(RuleBasedStateMachine):
 
     # payments from the balance
 
-    def _call_balance_payment(self, key: str, *, parties: tuple[int, int], amount: int) -> Result:
+    def _call_balance_payment(
+        self, key: str, *, parties: tuple[int, int], amount: int
+    ) -> Outcome[Any]:
         payer, payee = (self.members[i] for i in parties)
         request = PaymentRequest.model_validate(
             {"amount": amount, "currency": CURRENCY, "payee_id": payee.id,
              "source": {"type": "balance"}}
         )  # fmt: skip
-        return service.create_payment(payer.caller, request, key)
+        return create.create_payment(payer.caller, request, key)
 
     def _apply_balance_payment(
         self, body: dict[str, Any], *, parties: tuple[int, int], amount: int
@@ -537,13 +542,13 @@ class MoneyMachine(RuleBasedStateMachine):
 
     def _call_card_payment(
         self, key: str, *, parties: tuple[int, int], card: int, amount: int, capture: bool
-    ) -> Result:
+    ) -> Outcome[Any]:
         payer, payee = (self.members[i] for i in parties)
         request = PaymentRequest.model_validate(
             {"amount": amount, "currency": CURRENCY, "payee_id": payee.id, "capture": capture,
              "source": {"type": "card", "payment_method_id": payer.cards[card]}}
         )  # fmt: skip
-        return service.create_payment(payer.caller, request, key)
+        return create.create_payment(payer.caller, request, key)
 
     def _apply_card_payment(
         self, body: dict[str, Any], *, parties: tuple[int, int], card: int, amount: int,
@@ -558,10 +563,10 @@ class MoneyMachine(RuleBasedStateMachine):
 
     def _call_capture(
         self, key: str, *, payment: str, who: str, amount: int | None, stale: Any = None
-    ) -> Result:
+    ) -> Outcome[Any]:
         with _reading(stale):
             request = CaptureRequest(amount=amount)
-            return lifecycle.capture(self._caller(payment, who), payment, request, key)
+            return after_create.capture(self._caller(payment, who), payment, request, key)
 
     def _refusal_capture(
         self, *, payment: str, who: str, amount: int | None, stale: Any = None
@@ -594,9 +599,9 @@ class MoneyMachine(RuleBasedStateMachine):
         self.balances[p.payee] += captured
         self.money_in += body["amount_captured"]
 
-    def _call_cancel(self, key: str, *, payment: str, who: str, stale: Any = None) -> Result:
+    def _call_cancel(self, key: str, *, payment: str, who: str, stale: Any = None) -> Outcome[Any]:
         with _reading(stale):
-            return lifecycle.cancel(self._caller(payment, who), payment, key)
+            return after_create.cancel(self._caller(payment, who), payment, key)
 
     def _refusal_cancel(self, *, payment: str, who: str, stale: Any = None) -> Any:
         now, seen = self.model[payment], self._seen(payment, stale)
@@ -617,10 +622,10 @@ class MoneyMachine(RuleBasedStateMachine):
 
     def _call_refund(
         self, key: str, *, payment: str, who: str, amount: int | None, stale: Any = None
-    ) -> Result:
+    ) -> Outcome[Any]:
         with _reading(stale):
             request = RefundRequest(amount=amount)
-            return lifecycle.refund(self._caller(payment, who), payment, request, key)
+            return after_create.refund(self._caller(payment, who), payment, request, key)
 
     def _refusal_refund(  # noqa: PLR0911 - one return per refusal the contract defines
         self, *, payment: str, who: str, amount: int | None, stale: Any = None

@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from cashew import aws
+from cashew import aws, dynamo
 from cashew.config import get_settings
-from cashew.payments import results, service
 from local.consumers import StreamPoller
 from tests.integration.conftest import Died, add_card, pay, top_up
 
@@ -144,11 +143,13 @@ def test_a_payment_function_that_dies_right_after_commit_loses_no_outcome(
     top_up(stack, payer, add_card(stack, payer), 1_000)
     stack.settle()
 
-    def commit_then_die(items):
-        results.transact(items)
+    commit = dynamo.Transaction.write_retrying
+
+    def commit_then_die(tx):
+        commit(tx)
         raise Died
 
-    monkeypatch.setattr(service, "transact", commit_then_die)
+    monkeypatch.setattr(dynamo.Transaction, "write_retrying", commit_then_die)
     key = str(uuid.uuid4())
     # When the payer pays
     with pytest.raises(Died):

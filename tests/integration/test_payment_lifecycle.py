@@ -9,7 +9,7 @@ import pytest
 
 from cashew.errors import CashewError
 from cashew.identity import Caller
-from cashew.payments import lifecycle
+from cashew.payments import after_create
 from cashew.payments.models import CaptureRequest, RefundRequest
 from tests.integration.conftest import add_card, balance, pay, top_up
 
@@ -138,7 +138,7 @@ def test_concurrent_captures_of_one_authorisation_capture_once(stack, new_user):
 
     def attempt(i):
         try:
-            return lifecycle.capture(caller, authorised["id"], CaptureRequest(), f"capture-{i}")
+            return after_create.capture(caller, authorised["id"], CaptureRequest(), f"capture-{i}")
         except CashewError as error:
             return error
 
@@ -194,7 +194,7 @@ def test_six_racing_refunds_never_exceed_the_capture(stack, new_user):
 
     def attempt(i):
         try:
-            return lifecycle.refund(caller, paid["id"], RefundRequest(amount=300), f"refund-{i}")
+            return after_create.refund(caller, paid["id"], RefundRequest(amount=300), f"refund-{i}")
         except CashewError as error:
             return error
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
 from cashew import dynamo
 from cashew.errors import IdempotencyInProgressError
 from cashew.identity import Caller
-from cashew.payments import idempotency, service
+from cashew.payments import create, idempotency, responses
 from cashew.payments.gateways import get_gateway
 from cashew.payments.gateways.base import GatewayOutcomeUnknownError
 from cashew.payments.models import PaymentRequest, TopUpRequest
@@ -173,10 +174,10 @@ def test_concurrent_balance_payments_never_overdraw(stack, new_user):
     # When 15 payments of 100 race, each with its own key
     with ThreadPoolExecutor(max_workers=15) as pool:
         results = list(
-            pool.map(lambda i: service.create_payment(caller, request, f"race-{i}"), range(15))
+            pool.map(lambda i: create.create_payment(caller, request, f"race-{i}"), range(15))
         )
     # Then exactly 10 succeed and the balance is exactly 0
-    statuses = sorted(r.body.count('"status":"succeeded"') for r in results)
+    statuses = sorted(r.model.model_dump_json().count('"status":"succeeded"') for r in results)
     assert statuses.count(1) == 10
     assert balance(stack, payer) == 0
     assert balance(stack, payee) == 1_000
@@ -191,9 +192,9 @@ def test_same_key_in_parallel_has_one_effect(stack, new_user):
     )
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(
-            pool.map(lambda _: service.create_payment(caller, request, "same-key"), range(8))
+            pool.map(lambda _: create.create_payment(caller, request, "same-key"), range(8))
         )
-    assert len({r.body for r in results}) == 1
+    assert len({r.model.model_dump_json() for r in results}) == 1
     assert sum(not r.replayed for r in results) == 1
     assert balance(stack, payer) == 700
     assert balance(stack, payee) == 300
@@ -214,7 +215,7 @@ def test_top_up_interrupted_after_the_record_is_resumed_by_asking_the_gateway(st
     caller = Caller(user.id, user.session_id, "user")
     # While its lease runs, the first attempt may still be running: a retry is told so
     with pytest.raises(IdempotencyInProgressError):
-        service.top_up(caller, request, "crashed")
+        create.top_up(caller, request, "crashed")
     assert balance(stack, user) == 0
     # When the lease has passed (the first attempt's function has certainly stopped) and
     # the client retries with the same key
@@ -224,14 +225,14 @@ def test_top_up_interrupted_after_the_record_is_resumed_by_asking_the_gateway(st
         UpdateExpression="SET lease_until = :past",
         ExpressionAttributeValues={":past": {"N": "0"}},
     )
-    retried = service.top_up(caller, request, "crashed")
+    retried = create.top_up(caller, request, "crashed")
     # Then the gateway is asked again with the same key, and the money moves exactly once,
     # under the payment id the first attempt reserved
-    assert retried.status_code == 201 and not retried.replayed
-    assert '"id":"pay_01JCRASHEDCRASHEDCRASHED00"' in retried.body
+    assert responses.status_code(retried) == 201 and not retried.replayed
+    assert '"id":"pay_01JCRASHEDCRASHEDCRASHED00"' in retried.model.model_dump_json()
     assert balance(stack, user) == 4_200
-    again = service.top_up(caller, request, "crashed")
-    assert again.replayed and again.body == retried.body
+    again = create.top_up(caller, request, "crashed")
+    assert again.replayed and again.model.model_dump_json() == retried.model.model_dump_json()
     assert balance(stack, user) == 4_200
 
 
@@ -243,17 +244,17 @@ def test_same_top_up_key_in_parallel_charges_and_credits_once(stack, new_user):
         {"amount": 900, "currency": "USD", "payment_method_id": method}
     )
 
-    def attempt(_: int) -> service.Result | IdempotencyInProgressError:
+    def attempt(_: int) -> idempotency.Outcome[Any] | IdempotencyInProgressError:
         try:
-            return service.top_up(caller, request, "parallel")
+            return create.top_up(caller, request, "parallel")
         except IdempotencyInProgressError as busy:  # the first one is still running
             return busy
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         results = list(pool.map(attempt, range(6)))
-    answered = [r for r in results if isinstance(r, service.Result)]
+    answered = [r for r in results if isinstance(r, idempotency.Outcome)]
     assert answered
-    assert len({r.body for r in answered}) == 1
+    assert len({r.model.model_dump_json() for r in answered}) == 1
     assert sum(not r.replayed for r in answered) == 1
     assert balance(stack, user) == 900
 
@@ -293,7 +294,7 @@ def test_an_unknown_gateway_outcome_is_never_recorded_as_failed(stack, new_user,
     user = new_user()
     method = add_card(stack, user)
     gateway = _UnknownOutcomeGateway(get_gateway())
-    monkeypatch.setattr("cashew.payments.service.get_gateway", lambda: gateway)
+    monkeypatch.setattr("cashew.payments.create.get_gateway", lambda: gateway)
     key = str(uuid.uuid4())
     # When the top-up is attempted, Then the client is told to retry, and nothing is final
     first = top_up(stack, user, method, 800, key)

@@ -13,7 +13,7 @@ from cashew.disputes.models import DisputeRequest, ResolveRequest
 from cashew.errors import ConflictError, IdempotencyInProgressError, NotFoundError
 from cashew.identity import Caller
 from cashew.ledger.models import Entry
-from cashew.payments.results import Result
+from cashew.payments.models import RefundResponse
 
 PAYER = Caller("usr_01JCQ3F6Z4V8T2K9M1N5P7R3S6", "ses_1", "user")
 PAYEE = Caller("usr_01JCQ3H1J3K5M7N9P1Q3R5S7T9", "ses_2", "user")
@@ -93,16 +93,20 @@ class FakeDisputes:
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     disputes, payment = FakeDisputes(), FakePayment()
-    refunds: list[tuple[Caller, str, str]] = []
+    refunds: list[tuple[str, str]] = []
     state: dict[str, Any] = {"disputes": disputes, "payment": payment, "refunds": refunds,
                              "refuse": None, "entry": entry()}  # fmt: skip
 
-    def refund(caller: Caller, payment_id: str, request: Any, key: str) -> Result:
+    def refund_for_dispute(dispute_id: str, payment_id: str) -> RefundResponse:
         if state["refuse"] is not None:
             raise state["refuse"]
-        refunds.append((caller, payment_id, key))
+        refunds.append((dispute_id, payment_id))
         payment.amount_refunded = payment.amount_captured
-        return Result(201, '{"id": "re_01JCQ3K2K4M6N8P0Q2R4S6T8V9"}')
+        return RefundResponse(
+            id="re_01JCQ3K2K4M6N8P0Q2R4S6T8V9", payment_id=payment_id, amount=600,
+            currency="USD", status="succeeded", reason="dispute_won",
+            created_at="2026-11-30T10:00:00.000Z",
+        )  # fmt: skip
 
     def transaction(caller: Caller, entry_id: str) -> Entry:
         found: Entry = state["entry"]
@@ -112,7 +116,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     monkeypatch.setattr(service, "store", disputes)
     monkeypatch.setattr(service.payments, "get", lambda _: FakeStored(payment))
-    monkeypatch.setattr(service.lifecycle, "refund", refund)
+    monkeypatch.setattr(service.after_create, "refund_for_dispute", refund_for_dispute)
     monkeypatch.setattr(service.ledger, "get_transaction", transaction)
     return state
 
@@ -156,13 +160,8 @@ def test_won_refunds_once_under_the_disputes_own_key_and_closes(world):
     won = service.resolve(ADMIN, dispute_id, ResolveRequest(outcome="won", note="ok"))
     again = service.resolve(ADMIN, dispute_id, ResolveRequest(outcome="won"))
     assert (won.status, won.refund_id, won.resolved_by) == ("won", again.refund_id, ADMIN.user_id)
-    [(caller, payment_id, key)] = world["refunds"]
-    assert (caller.user_id, caller.role, payment_id, key) == (
-        "disputes",
-        "admin",
-        PAYMENT,
-        dispute_id,
-    )
+    assert won.refund_id == "re_01JCQ3K2K4M6N8P0Q2R4S6T8V9"
+    assert world["refunds"] == [(dispute_id, PAYMENT)]
     with pytest.raises(ConflictError, match="already resolved as won"):
         service.resolve(ADMIN, dispute_id, ResolveRequest(outcome="lost"))
 

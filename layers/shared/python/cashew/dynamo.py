@@ -1,15 +1,19 @@
 """DynamoDB plumbing shared by the store modules: (de)serialisation and transactions.
 
-Store modules build the expressions; this module only runs them and classifies failures.
+Store modules build the expressions; this module only runs them and classifies failures. A
+TransactWriteItems is a `Transaction` of named items, and its cancellation is read by name.
 """
 
 from __future__ import annotations
 
 import functools
+import random
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cashew import aws
+from cashew.errors import ConflictError, RateLimitedError
 
 Item = dict[str, Any]
 
@@ -47,18 +51,33 @@ class ConditionFailed(Exception):
 
 
 _THROTTLED = ("ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded")
+TRANSACTION_ATTEMPTS = 4
 
 
 class TransactionCanceled(Exception):
-    """A TransactWriteItems was cancelled; `reasons[i]` is the code of item i ('None' if ok)."""
+    """A TransactWriteItems was cancelled; `reasons[i]` is the code of item i ('None' if ok).
+    Raised by a `Transaction`, it also knows each item's name: ask `failed("debit")`."""
 
-    def __init__(self, reasons: list[str], items: list[Item | None]) -> None:
+    def __init__(
+        self, reasons: list[str], items: list[Item | None], names: Sequence[str] = ()
+    ) -> None:
         super().__init__(", ".join(reasons))
         self.reasons = reasons
         self.items = items
+        self.names = tuple(names)
 
-    def failed(self, index: int) -> bool:
-        return self.reasons[index] == "ConditionalCheckFailed"
+    def failed(self, *names: str) -> bool:
+        """Whether the condition of any of the named items was false (nothing was written).
+        A name the transaction did not hold is a bug, not a False."""
+        return any(self._reason(self._position(n)) == "ConditionalCheckFailed" for n in names)
+
+    def _position(self, name: str) -> int:
+        if name not in self.names:
+            raise ValueError(f"not in the transaction: {name} (it holds {list(self.names)})")
+        return self.names.index(name)
+
+    def _reason(self, index: int) -> str:
+        return self.reasons[index] if index < len(self.reasons) else "None"
 
     @property
     def conflict(self) -> bool:
@@ -76,7 +95,8 @@ class TransactionCanceled(Exception):
 
 
 def transact_write(items: Sequence[Mapping[str, Any]]) -> None:
-    """Run one all-or-nothing TransactWriteItems; raise TransactionCanceled with reasons."""
+    """Run one all-or-nothing TransactWriteItems; raise TransactionCanceled with reasons.
+    Code builds a `Transaction` instead, which names its items."""
     client = aws.dynamodb()
     try:
         client.transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
@@ -85,6 +105,69 @@ def transact_write(items: Sequence[Mapping[str, Any]]) -> None:
         reasons = [r.get("Code", "None") for r in raw]
         olds = [deserialize(r["Item"]) if r.get("Item") else None for r in raw]
         raise TransactionCanceled(reasons, olds) from exc
+
+
+class Transaction:
+    """One TransactWriteItems built by name, whose cancellation is read by name:
+
+        tx = Transaction().add("debit", debit_item).add("credit", credit_item)
+        try:
+            tx.write()
+        except TransactionCanceled as exc:
+            if exc.failed("debit"): ...
+
+    The order of the items is the order they were added in; no outcome depends on it."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Mapping[str, Any]] = {}
+
+    def add(self, name: str, item: Mapping[str, Any]) -> Transaction:
+        if name in self._items:
+            raise ValueError(f"{name} is already in the transaction")
+        self._items[name] = item
+        return self
+
+    def extend(self, other: Transaction) -> Transaction:
+        for name, item in other._items.items():
+            self.add(name, item)
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def write(self) -> None:
+        """Run it once, all or nothing; TransactionCanceled names the items that failed."""
+        try:
+            transact_write(list(self._items.values()))
+        except TransactionCanceled as exc:
+            exc.names = self.names
+            raise
+
+    def write_retrying(self) -> None:
+        """`write`, retrying contention and throttling (never condition failures); when they
+        persist, 409 or 429 rather than a 5xx. Nothing was written in either case."""
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            try:
+                self.write()
+                return
+            except TransactionCanceled as exc:
+                if not exc.retryable:
+                    raise
+                if attempt + 1 == TRANSACTION_ATTEMPTS:
+                    if exc.throttled:
+                        raise RateLimitedError(
+                            "too many requests for this account; retry shortly",
+                            headers={"Retry-After": "1"},
+                        ) from exc
+                    raise ConflictError("the account is busy; retry the request") from exc
+                time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 # nosec B311 # jitter
 
 
 def get_item(table: str, key: Mapping[str, Any], *, consistent: bool = True) -> Item | None:

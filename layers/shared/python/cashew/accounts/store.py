@@ -45,28 +45,29 @@ def create_user(profile: dict[str, Any], password_hash: str) -> None:
         "role": profile["role"],
     }
     try:
-        dynamo.transact_write(
-            [
-                {
-                    "Put": {
-                        "TableName": table,
-                        "Item": dynamo.serialize(credentials),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": table,
-                        "Item": dynamo.serialize(
-                            {"pk": _user(profile["id"]), "sk": "PROFILE", **profile}
-                        ),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-            ]
-        )
+        dynamo.Transaction().add(
+            "credentials",
+            {
+                "Put": {
+                    "TableName": table,
+                    "Item": dynamo.serialize(credentials),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ).add(
+            "profile",
+            {
+                "Put": {
+                    "TableName": table,
+                    "Item": dynamo.serialize(
+                        {"pk": _user(profile["id"]), "sk": "PROFILE", **profile}
+                    ),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ).write()
     except dynamo.TransactionCanceled as exc:
-        if exc.failed(0):
+        if exc.failed("credentials"):
             raise EmailTakenError("an account with this email already exists") from exc
         raise
 
@@ -303,11 +304,13 @@ def set_role(user_id: str, email: str, role: str) -> None:
     """Change a user's role on both its credentials and its profile, in one transaction."""
     table = _table()
     items = [
-        (f"EMAIL#{email}", "CREDENTIALS", "user_id = :user"),
-        (_user(user_id), "PROFILE", "attribute_exists(pk)"),
+        ("credentials", f"EMAIL#{email}", "CREDENTIALS", "user_id = :user"),
+        ("profile", _user(user_id), "PROFILE", "attribute_exists(pk)"),
     ]
-    dynamo.transact_write(
-        [
+    tx = dynamo.Transaction()
+    for name, pk, sk, condition in items:
+        tx.add(
+            name,
             {
                 "Update": {
                     "TableName": table,
@@ -319,7 +322,6 @@ def set_role(user_id: str, email: str, role: str) -> None:
                         {":role": role, **({":user": user_id} if ":user" in condition else {})}
                     ),
                 }
-            }
-            for pk, sk, condition in items
-        ]
-    )
+            },
+        )
+    tx.write()

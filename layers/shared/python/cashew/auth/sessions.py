@@ -80,20 +80,18 @@ def create(session: Session, *, unless: dict[str, Any]) -> bool:
     """Store a new session in one transaction with the `unless` condition check (the
     password it was granted under is still current); False if that check failed."""
     try:
-        dynamo.transact_write(
-            [
-                {
-                    "Put": {
-                        "TableName": _table(),
-                        "Item": dynamo.serialize(_to_item(session)),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                unless,
-            ]
-        )
+        dynamo.Transaction().add(
+            "session",
+            {
+                "Put": {
+                    "TableName": _table(),
+                    "Item": dynamo.serialize(_to_item(session)),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ).add("unless", unless).write()
     except dynamo.TransactionCanceled as exc:
-        if exc.failed(1):
+        if exc.failed("unless"):
             return False
         raise
     return True
@@ -111,41 +109,42 @@ def rotate(session: Session, new_hash: str) -> bool:
     refreshes with one token cannot both succeed) and the session is live; the old hash is
     kept as rotated away for as long as the session lives."""
     try:
-        dynamo.transact_write(
-            [
-                {
-                    "Update": {
-                        "TableName": _table(),
-                        "Key": dynamo.serialize({"pk": session.id}),
-                        "UpdateExpression": "SET refresh_hash = :new, last_used_at = :now",
-                        "ConditionExpression": "refresh_hash = :old AND revoked = :false",
-                        "ExpressionAttributeValues": dynamo.serialize(
-                            {
-                                ":new": new_hash,
-                                ":now": clock.utcnow_str(),
-                                ":old": session.refresh_hash,
-                                ":false": False,
-                            }
-                        ),
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": _table(),
-                        "Item": dynamo.serialize(
-                            {
-                                "pk": f"RT#{session.refresh_hash}",
-                                "session_id": session.id,
-                                "expires_at": session.expires_at,
-                            }
-                        ),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-            ]
-        )
+        dynamo.Transaction().add(
+            "session",
+            {
+                "Update": {
+                    "TableName": _table(),
+                    "Key": dynamo.serialize({"pk": session.id}),
+                    "UpdateExpression": "SET refresh_hash = :new, last_used_at = :now",
+                    "ConditionExpression": "refresh_hash = :old AND revoked = :false",
+                    "ExpressionAttributeValues": dynamo.serialize(
+                        {
+                            ":new": new_hash,
+                            ":now": clock.utcnow_str(),
+                            ":old": session.refresh_hash,
+                            ":false": False,
+                        }
+                    ),
+                }
+            },
+        ).add(
+            "rotated",
+            {
+                "Put": {
+                    "TableName": _table(),
+                    "Item": dynamo.serialize(
+                        {
+                            "pk": f"RT#{session.refresh_hash}",
+                            "session_id": session.id,
+                            "expires_at": session.expires_at,
+                        }
+                    ),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ).write()
     except dynamo.TransactionCanceled as exc:
-        if exc.failed(0) or exc.failed(1):
+        if exc.failed("session", "rotated"):
             return False
         raise
     return True

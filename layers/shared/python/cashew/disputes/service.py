@@ -10,7 +10,6 @@ interrupted resolution without refunding twice.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any, Literal
 
@@ -34,13 +33,8 @@ from cashew.errors import (
 )
 from cashew.identity import Caller
 from cashew.ledger import service as ledger
-from cashew.payments import lifecycle
+from cashew.payments import after_create
 from cashew.payments import store as payments
-from cashew.payments.models import RefundRequest
-
-# Refunds of won disputes are made under this caller: its idempotency keys (the dispute ids)
-# belong to no user, so no client request can collide with them.
-DISPUTES = "disputes"
 
 
 def open_dispute(caller: Caller, transaction_id: str, request: DisputeRequest) -> Dispute:
@@ -121,12 +115,9 @@ def resolve(admin: Caller, dispute_id: str, request: ResolveRequest) -> AdminDis
 def _refund(item: dict[str, Any], attempt: str) -> str | None:
     """Refund the payer what is left of the payment; None if nothing was left. A refund the
     payments module refuses (the payee's balance is too low) leaves the dispute open."""
-    system = Caller(user_id=DISPUTES, session_id=str(item["id"]), role="admin")
     payment_id = str(item["payment_id"])
     try:
-        result = lifecycle.refund(
-            system, payment_id, RefundRequest(reason="dispute_won"), str(item["id"])
-        )
+        refund = after_create.refund_for_dispute(str(item["id"]), payment_id)
     except IdempotencyInProgressError:
         raise ConflictError(
             "the refund waits for the gateway; resolve the dispute again to complete it"
@@ -142,7 +133,7 @@ def _refund(item: dict[str, Any], attempt: str) -> str | None:
         raise ConflictError(
             f"the payer cannot be refunded ({error}); the dispute stays open"
         ) from None
-    return str(json.loads(result.body)["id"])
+    return refund.id
 
 
 def _close(

@@ -46,27 +46,20 @@ def open_dispute(item: dict[str, Any]) -> None:
     """The new dispute and its payment's open-dispute lock, together or not at all."""
     table = _table()
     lock = {**_lock(str(item["payment_id"])), "dispute_id": item["id"]}
+    new_only = "attribute_not_exists(pk)"
+    dispute = {"pk": item["id"], "kind": "dispute", **item}
     try:
-        dynamo.transact_write(
-            [
-                {
-                    "Put": {
-                        "TableName": table,
-                        "Item": dynamo.serialize(lock),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": table,
-                        "Item": dynamo.serialize({"pk": item["id"], "kind": "dispute", **item}),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-            ]
-        )
+        dynamo.Transaction().add(
+            "lock",
+            {"Put": {"TableName": table, "Item": dynamo.serialize(lock),
+                     "ConditionExpression": new_only}},
+        ).add(
+            "dispute",
+            {"Put": {"TableName": table, "Item": dynamo.serialize(dispute),
+                     "ConditionExpression": new_only}},
+        ).write()  # fmt: skip
     except dynamo.TransactionCanceled as exc:
-        if exc.failed(0):
+        if exc.failed("lock"):
             raise AlreadyOpen(item["payment_id"]) from exc
         raise
 
@@ -122,31 +115,32 @@ def resolve(item: dict[str, Any], outcome: str, changes: dict[str, Any]) -> None
     values = {":outcome": outcome, ":open": "open", **{f":{k}": v for k, v in changes.items()}}
     assignments = ", ".join(f"{k} = :{k}" for k in changes)
     try:
-        dynamo.transact_write(
-            [
-                {
-                    "Update": {
-                        "TableName": table,
-                        "Key": dynamo.serialize({"pk": item["id"]}),
-                        "UpdateExpression": f"SET #status = :outcome, {assignments} "
-                        "REMOVE pending_outcome, pending_attempt",
-                        "ConditionExpression": f"#status = :open AND {claimed}",
-                        "ExpressionAttributeNames": {"#status": "status"},
-                        "ExpressionAttributeValues": dynamo.serialize(values),
-                    }
-                },
-                {
-                    "Delete": {
-                        "TableName": table,
-                        "Key": dynamo.serialize(_lock(str(item["payment_id"]))),
-                        "ConditionExpression": "dispute_id = :id",
-                        "ExpressionAttributeValues": dynamo.serialize({":id": item["id"]}),
-                    }
-                },
-            ]
-        )
+        dynamo.Transaction().add(
+            "dispute",
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": dynamo.serialize({"pk": item["id"]}),
+                    "UpdateExpression": f"SET #status = :outcome, {assignments} "
+                    "REMOVE pending_outcome, pending_attempt",
+                    "ConditionExpression": f"#status = :open AND {claimed}",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": dynamo.serialize(values),
+                }
+            },
+        ).add(
+            "lock",
+            {
+                "Delete": {
+                    "TableName": table,
+                    "Key": dynamo.serialize(_lock(str(item["payment_id"]))),
+                    "ConditionExpression": "dispute_id = :id",
+                    "ExpressionAttributeValues": dynamo.serialize({":id": item["id"]}),
+                }
+            },
+        ).write()
     except dynamo.TransactionCanceled as exc:
-        if exc.failed(0):
+        if exc.failed("dispute"):
             raise Changed(item["id"]) from exc
         raise
 

@@ -74,29 +74,21 @@ def append(new: Entry) -> None:
         "day": new.occurred_at[:10],
         **new.model_dump(mode="json"),
     }
+    new_only = "attribute_not_exists(pk)"
     try:
-        dynamo.transact_write(
-            [
-                {
-                    "Put": {
-                        "TableName": table,
-                        "Item": dynamo.serialize(marker),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": table,
-                        "Item": dynamo.serialize(item),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-            ]
-        )
+        dynamo.Transaction().add(
+            "marker",
+            {"Put": {"TableName": table, "Item": dynamo.serialize(marker),
+                     "ConditionExpression": new_only}},
+        ).add(
+            "entry",
+            {"Put": {"TableName": table, "Item": dynamo.serialize(item),
+                     "ConditionExpression": new_only}},
+        ).write()  # fmt: skip
     except dynamo.TransactionCanceled as exc:
-        if exc.failed(0):
+        if exc.failed("marker"):
             raise AlreadyAppended(new.outcome_id) from exc
-        if exc.failed(1) or exc.conflict:
+        if exc.failed("entry") or exc.conflict:
             raise ChainMoved(new.user_id) from exc
         raise
 

@@ -1,14 +1,30 @@
-"""Idempotency records for money-moving requests (Stripe's semantics).
+"""The idempotency protocol every money operation runs through, and its records.
 
-A record is keyed by caller and key, holds a hash of the request and, once complete, the
-response to replay. It is written in the same TransactWriteItems as the money, so a request
-either moved money and recorded its response, or did neither.
+An operation (top-up, payment, capture, cancel, refund) is only its own steps, an
+`Operation`; `run` drives every one of them through the same sequence:
 
-    pk = <user id>#<key>   status = in_progress | completed
-    request_hash, payment_id, status_code, response_body, created_at, expires_at (TTL),
+    admit      write the request's in-progress record, together with what the operation
+               writes on admission (the payer's screened attempt: if that changed meanwhile,
+               the operation is admitted again). An earlier record for the key is then
+    check        replayed if it is complete (422 if it belonged to another request), or
+    take over    claimed once its lease has run out (409 while its request may still run);
+    prepare    the operation's preconditions: a `Refused` step did nothing, so the record
+               is dropped (abandon) and the key is free again;
+    gateway    the gateway call, with bounded retries under the key the gateway sees; an
+               unknown outcome (or a step answering 409 in progress) keeps the record in
+               progress and ends the lease early (release), so that a retry asks again;
+    complete   the record, with the response to replay, in one transaction with the money;
+               when another request completed it first, its response is replayed.
+An operation whose money moves in one transaction and with no gateway (a balance payment) is
+admitted `at_once`: its record is written complete in that transaction.
+
+Records: pk = <user id>#<key>   status = in_progress | completed
+    request_hash, payment_id (the payment or refund the request works under), status_code,
+    response_body, created_at, expires_at (TTL), and what the admission kept (the screening);
     lease_until: while it is in the future, the request that wrote the record may still be
     running (the lease outlives the function's timeout), so a duplicate gets 409. Once it has
     passed, a retry takes the record over and settles the outcome by asking the gateway.
+Status codes and response JSON exist only in the record; an operation answers an `Outcome`.
 """
 
 from __future__ import annotations
@@ -16,12 +32,231 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from dataclasses import dataclass
-from typing import Any
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel
 
 from cashew import clock, dynamo
 from cashew.config import get_settings
-from cashew.errors import IdempotencyInProgressError, IdempotencyKeyReusedError
+from cashew.errors import (
+    CashewError,
+    ConflictError,
+    IdempotencyInProgressError,
+    IdempotencyKeyReusedError,
+    RateLimitedError,
+)
+from cashew.payments.gateways.base import GatewayOutcomeUnknownError, with_retries
+
+# Admit again at most this many times when other attempts of the payer keep being recorded
+# between reading the payer's history and writing (each round, one of the racing attempts
+# is recorded, so N concurrent attempts of one payer need at most N rounds).
+ADMISSION_ATTEMPTS = 16
+BUSY_MESSAGE = "other payments of this account are in progress; retry the request"
+GATEWAY_UNKNOWN = (
+    "the gateway has not confirmed the outcome yet; retry with the same Idempotency-Key"
+)
+_CREATED, _OK = 201, 200  # the status codes a record keeps; handlers map Outcome.created too
+
+
+# ------------------------------------------------------------------------ the protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome[M: BaseModel]:
+    """What a money operation answered: its model, whether it created it (a new payment or
+    refund) rather than changed one, and whether this is the replay of an earlier answer."""
+
+    model: M
+    created: bool
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """How an operation is admitted: the id it works under (unless it resumes another
+    request's), what its in-progress record keeps, the items written along with the record
+    (their failure means: admit again), and whether it completes `at_once`."""
+
+    work_id: str
+    kept: Mapping[str, Any] = field(default_factory=dict)
+    along: dynamo.Transaction | None = None
+    at_once: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Commit[M: BaseModel]:
+    """The answer and the money items completing the record; the failure of an item named
+    in `replay_if` means another request completed this one first."""
+
+    model: M
+    items: dynamo.Transaction
+    replay_if: tuple[str, ...] = ()
+
+
+class Refused(Exception):
+    """Raised by a step, with the client's error as its argument: nothing was done."""
+
+
+class Operation[M: BaseModel, G](Protocol):
+    """One money operation's own steps, in the order `run` calls them."""
+
+    @property
+    def scope(self) -> Scope: ...
+
+    @property
+    def answer(self) -> type[M]:
+        """The model a recorded response is read back into."""
+
+    @property
+    def creates(self) -> bool:
+        """Whether its answer is a new payment or refund (201) rather than a changed one."""
+
+    @property
+    def gateway_refused(self) -> G:
+        """What the gateway call gives when every attempt was refused."""
+
+    def admit(self) -> Admission: ...
+
+    def prepare(self, work_id: str, resumed: Mapping[str, Any] | None) -> None:
+        """Check the preconditions (raise Refused); `resumed` is the record taken over."""
+
+    def gateway(self, key: str) -> Callable[[], G] | None:
+        """The gateway call under `key`, or None when there is none to make."""
+
+    def commit(self, answer: G | None) -> Commit[M]:
+        """The answer and the money, given what the gateway answered (None: not called)."""
+
+    def canceled(self, exc: dynamo.TransactionCanceled) -> Commit[M] | None:
+        """What a cancelled commit means (beyond the record and `replay_if`): raise the
+        client's error or Refused, return another commit to write instead, or None."""
+
+
+def run[M: BaseModel, G](op: Operation[M, G]) -> Outcome[M]:
+    """Run `op` through the protocol (see the module's docstring)."""
+    admitted = _admit(op)
+    if isinstance(admitted, Outcome):
+        return admitted
+    work_id, resumed = admitted
+    try:
+        op.prepare(work_id, resumed)
+        call = op.gateway(op.scope.gateway_key)
+        answer = None
+        if call is not None:
+            attempts = get_settings().gateway_max_attempts
+            answer = with_retries(call, attempts=attempts, failure=op.gateway_refused)
+        commit = op.commit(answer)
+    except Refused as refused:
+        raise _abandoned(op.scope, refused) from None
+    except GatewayOutcomeUnknownError as exc:
+        release(op.scope)
+        raise IdempotencyInProgressError(GATEWAY_UNKNOWN) from exc
+    except IdempotencyInProgressError:
+        release(op.scope)
+        raise
+    return _complete(op, commit, work_id)
+
+
+class _AdmitAgain(Exception):
+    """What the admission wrote along changed meanwhile: admit again."""
+
+
+def _admit[M: BaseModel, G](
+    op: Operation[M, G],
+) -> Outcome[M] | tuple[str, dict[str, Any] | None]:
+    """admit → check → take over: the id to work under and the record taken over (None if
+    this request wrote it), or the outcome (a replay, or the whole of an `at_once`)."""
+    throttled = False
+    for attempt in range(ADMISSION_ATTEMPTS):
+        _back_off(attempt)
+        admission = op.admit()
+        if admission.at_once:
+            commit = op.commit(None)
+            try:
+                return _complete(op, commit, admission.work_id, True, admission.along)
+            except _AdmitAgain:
+                continue
+        try:
+            existing = begin(
+                op.scope, admission.work_id, extra=admission.kept, along=admission.along
+            )
+        except dynamo.TransactionCanceled as exc:
+            along = admission.along
+            if (along is not None and exc.failed(*along.names)) or exc.retryable:
+                throttled = exc.throttled  # the payer's history changed meanwhile
+                continue
+            raise
+        if existing is None:
+            return admission.work_id, None
+        recorded = check(op.scope, existing)
+        if recorded is not None:
+            return _replay(op, recorded)
+        take_over(op.scope, existing)
+        return str(existing["payment_id"]), existing
+    if throttled:
+        raise RateLimitedError(BUSY_MESSAGE, headers={"Retry-After": "1"})
+    raise ConflictError(BUSY_MESSAGE)
+
+
+def _back_off(attempt: int) -> None:
+    """Before admitting again: a short random pause, so racing attempts spread out."""
+    if attempt:
+        time.sleep(random.uniform(0, 0.005 * min(attempt, 8)))  # noqa: S311 # nosec B311 # jitter
+
+
+def _complete[M: BaseModel, G](
+    op: Operation[M, G],
+    commit: Commit[M],
+    work_id: str,
+    at_once: bool = False,
+    along: dynamo.Transaction | None = None,
+) -> Outcome[M]:
+    """Write the record complete with `commit`'s money (and `along`); for an operation
+    admitted `at_once`, the record is new. Whoever completes the record first wins; the
+    others replay its response."""
+    status_code = _CREATED if op.creates else _OK
+    body = commit.model.model_dump_json()
+    record = (
+        completed_item(op.scope, work_id, status_code, body)
+        if at_once
+        else complete_item(op.scope, status_code, body)
+    )
+    tx = dynamo.Transaction().add("record", record).extend(commit.items)
+    if along is not None:
+        tx.extend(along)
+    try:
+        tx.write_retrying()
+    except dynamo.TransactionCanceled as exc:
+        if exc.failed("record", *commit.replay_if):
+            return _replay(op, replay_existing(op.scope))
+        if along is not None and exc.failed(*along.names):
+            raise _AdmitAgain from exc
+        try:
+            instead = op.canceled(exc)
+        except Refused as refused:
+            raise _abandoned(op.scope, refused) from exc
+        if instead is None:
+            raise
+        return _complete(op, instead, work_id, at_once)
+    return Outcome(commit.model, created=op.creates)
+
+
+def _abandoned(s: Scope, refused: Refused) -> CashewError:
+    abandon(s)
+    error: CashewError = refused.args[0]
+    return error
+
+
+def _replay[M: BaseModel, G](op: Operation[M, G], recorded: Replay) -> Outcome[M]:
+    """The recorded response, as the first request got it."""
+    model = op.answer.model_validate_json(recorded.body)
+    return Outcome(model, created=recorded.status_code == _CREATED, replayed=True)
+
+
+# ----------------------------------------------------------------------------- records
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +349,12 @@ def begin(
     s: Scope,
     payment_id: str,
     *,
-    extra: dict[str, Any] | None = None,
-    with_items: list[dict[str, Any]] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    along: dynamo.Transaction | None = None,
 ) -> dict[str, Any] | None:
     """Write an in-progress record (with `extra` attributes, and in one transaction with
-    `with_items` when there are any); None if written, else the record already there. A
-    failure of one of `with_items` raises dynamo.TransactionCanceled (item 0 is the record)."""
+    `along` when it has items); None if written, else the record already there. A failure
+    of one of `along`'s items raises dynamo.TransactionCanceled."""
     item = {
         "pk": s.pk,
         "status": "in_progress",
@@ -132,33 +367,34 @@ def begin(
     }
     condition = "attribute_not_exists(pk)"
     try:
-        if with_items:
+        if along:
             put = {"TableName": _table(), "Item": dynamo.serialize(item)}
-            dynamo.transact_write([{"Put": {**put, "ConditionExpression": condition}}, *with_items])
+            record = {"Put": {**put, "ConditionExpression": condition}}
+            dynamo.Transaction().add("record", record).extend(along).write()
         else:
             dynamo.put_item(_table(), item, condition)
     except dynamo.ConditionFailed:
-        return _existing(s, payment_id, extra, with_items)
+        return _existing(s, payment_id, extra, along)
     except dynamo.TransactionCanceled as exc:
-        if not exc.failed(0):
+        if not exc.failed("record"):
             raise
-        return _existing(s, payment_id, extra, with_items)
+        return _existing(s, payment_id, extra, along)
     return None
 
 
 def _existing(
     s: Scope,
     payment_id: str,
-    extra: dict[str, Any] | None,
-    with_items: list[dict[str, Any]] | None,
+    extra: Mapping[str, Any] | None,
+    along: dynamo.Transaction | None,
 ) -> dict[str, Any] | None:
     existing = get(s)
     if existing is None:  # expired between the two calls: the key is free again
-        return begin(s, payment_id, extra=extra, with_items=with_items)
+        return begin(s, payment_id, extra=extra, along=along)
     return existing
 
 
-def take_over(s: Scope, record: dict[str, Any]) -> None:
+def take_over(s: Scope, record: Mapping[str, Any]) -> None:
     """Claim an in-progress record whose request can no longer be running; 409 while it may
     still be, or when another retry claimed it first."""
     busy = IdempotencyInProgressError("a request with this Idempotency-Key is in progress")
@@ -210,7 +446,7 @@ def get(s: Scope) -> dict[str, Any] | None:
     return dynamo.get_item(_table(), {"pk": s.pk})
 
 
-def check(s: Scope, record: dict[str, Any]) -> Replay | None:
+def check(s: Scope, record: Mapping[str, Any]) -> Replay | None:
     """The replay of a completed record for the same request; raise for a different request
     with the same key. None means the record is still in progress."""
     if record["request_hash"] != s.request_hash:

@@ -84,10 +84,6 @@ class CaptureRequest(StrictRequest):
     amount: Amount | None = None
 
 
-class CancelRequest(StrictRequest):
-    pass
-
-
 class RefundRequest(StrictRequest):
     amount: Amount | None = None
     reason: RefundReason | None = None

@@ -26,10 +26,6 @@ COUNT_WINDOW_MS = 10 * 60 * 1000
 SK = "VELOCITY"
 
 
-class HistoryChangedError(Exception):
-    """Another attempt of the payer was recorded since the history was read."""
-
-
 @dataclass(frozen=True, slots=True)
 class History:
     user_id: str

@@ -20,8 +20,6 @@ a refusal means a forged or broken event, or a leaked webhook secret.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import clock, dynamo
@@ -33,7 +31,6 @@ from cashew.payments import store as payments
 from cashew.payments.gateways import get_gateway
 from cashew.payments.gateways.base import WebhookError, WebhookEvent
 from cashew.payments.models import PaymentResponse
-from cashew.payments.results import transact
 
 DEDUPE_SECONDS = 30 * 86400
 
@@ -59,14 +56,14 @@ def handle(payload: bytes, signature: str | None) -> None:
     if effect is None:
         return
     marker = payments.webhook_seen_item(event.id, clock.epoch() + DEDUPE_SECONDS)
-    items = [marker, *effect]
+    tx = dynamo.Transaction().add("marker", marker).extend(effect)
     try:
-        transact(items)
+        tx.write_retrying()
     except dynamo.TransactionCanceled as exc:
-        if exc.failed(0):
+        if exc.failed("marker"):
             logger.info("webhook seen before", extra={"event_id": event.id})
             return
-        if any(exc.failed(i) for i in range(1, len(items))):  # the payment moved on meanwhile
+        if exc.failed(*effect.names):  # the payment moved on meanwhile
             logger.info("webhook too late to change the payment", extra={"event_id": event.id})
             return
         raise
@@ -89,18 +86,18 @@ def refusal(event: WebhookEvent, payment: PaymentResponse, status: str) -> str |
     return None
 
 
-def _effect(event: WebhookEvent) -> list[dict[str, Any]] | None:
+def _effect(event: WebhookEvent) -> dynamo.Transaction | None:
     """The payment's move this event causes; none for an unknown or already settled one,
     and None (nothing at all is written) for an event `refusal` refuses."""
     stored = payments.get(event.payment_id) if event.payment_id else None
     if stored is None or stored.charge_id != event.charge_id or event.status not in _EVENTS:
         logger.info("webhook for no payment of ours", extra={"event_id": event.id})
-        return []
+        return dynamo.Transaction()
     payment = stored.payment
     try:
         status = states.after(payment.status, _EVENTS[event.status])
     except ConflictError:
-        return []
+        return dynamo.Transaction()
     reason = refusal(event, payment, status)
     if reason is not None:
         metrics.add_metric(name="WebhookAmountRefused", unit=MetricUnit.Count, value=1)
@@ -118,15 +115,14 @@ def _effect(event: WebhookEvent) -> list[dict[str, Any]] | None:
     now = clock.utcnow_str()
     if status == "failed":
         code = event.failure_code or "card_declined"
-        return [
-            payments.transition_item(
-                payment, status, failure_code=code, failure_message="the card was declined",
-                updated_at=now,
-            )
-        ]  # fmt: skip
+        return dynamo.Transaction().add("transition", payments.transition_item(
+            payment, status, failure_code=code, failure_message="the card was declined",
+            updated_at=now,
+        ))  # fmt: skip
     captured = payment.amount if event.amount_captured is None else event.amount_captured
     captured = captured if status == "succeeded" else 0
-    items = [payments.transition_item(payment, status, amount_captured=captured, updated_at=now)]
+    transition = payments.transition_item(payment, status, amount_captured=captured, updated_at=now)
+    tx = dynamo.Transaction().add("transition", transition)
     if status == "succeeded":
-        items.append(accounts.credit_item(payment.payee_id, payment.currency, captured))
-    return items
+        tx.add("credit", accounts.credit_item(payment.payee_id, payment.currency, captured))
+    return tx

@@ -1,0 +1,342 @@
+"""Creating payments: top-ups and payments, from the balance or by card.
+
+Each is an operation of the idempotency protocol (cashew.payments.idempotency): these are
+only its own steps. A payment is screened against the payer's recent attempts when it is
+admitted, and its money moves in the one conditional TransactWriteItems that completes the
+request's idempotency record, so money moves at most once per key and its response is
+replayable. A failed attempt is a payment too, recorded with its key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from cashew import clock, dynamo, ids
+from cashew.accounts import cards
+from cashew.accounts import store as accounts
+from cashew.errors import InvalidRequestError, NotFoundError
+from cashew.identity import Caller
+from cashew.observability import logger, metrics
+from cashew.payments import fraud, idempotency, velocity
+from cashew.payments import store as payments
+from cashew.payments.gateways import get_gateway
+from cashew.payments.gateways.base import GATEWAY_ERROR_CHARGE, Charge
+from cashew.payments.idempotency import Admission, Commit, Outcome
+from cashew.payments.models import (
+    BalanceSource,
+    PaymentRequest,
+    PaymentResponse,
+    PaymentType,
+    TopUpRequest,
+)
+
+BLOCKED_MESSAGE = "the payment was blocked by risk screening"
+
+
+def create_payment(caller: Caller, request: PaymentRequest, key: str) -> Outcome[PaymentResponse]:
+    if request.payee_id == caller.user_id:
+        raise InvalidRequestError(
+            "the payee must be another user",
+            errors=[{"field": "payee_id", "message": "must not be the payer"}],
+        )
+    scope = idempotency.scope(
+        caller.user_id, key, "POST /v1/payments", request.model_dump(mode="json")
+    )
+    if isinstance(request.source, BalanceSource):
+        return _counted(idempotency.run(BalancePayment(caller, request, scope)))
+    charge = CardRequest(
+        kind="payment",
+        payee_id=request.payee_id,
+        amount=request.amount,
+        currency=request.currency,
+        method_id=request.source.payment_method_id,
+        capture=request.capture,
+        description=request.description,
+    )
+    return _card_charge(caller, scope, charge)
+
+
+def top_up(caller: Caller, request: TopUpRequest, key: str) -> Outcome[PaymentResponse]:
+    scope = idempotency.scope(
+        caller.user_id, key, "POST /v1/top-ups", request.model_dump(mode="json")
+    )
+    charge = CardRequest(
+        kind="top_up",
+        payee_id=caller.user_id,
+        amount=request.amount,
+        currency=request.currency,
+        method_id=request.payment_method_id,
+        capture=True,
+        description=None,
+    )
+    return _card_charge(caller, scope, charge)
+
+
+@dataclass(frozen=True, slots=True)
+class CardRequest:
+    """What a card charge was asked for: a top-up or a card payment."""
+
+    kind: PaymentType
+    payee_id: str
+    amount: int
+    currency: str
+    method_id: str
+    capture: bool
+    description: str | None
+
+
+def _card_charge(
+    caller: Caller, scope: idempotency.Scope, charge: CardRequest
+) -> Outcome[PaymentResponse]:
+    """Charge a card and credit the payee (see CardCharge)."""
+    method = accounts.get_payment_method(caller.user_id, charge.method_id)
+    if method is None:
+        raise NotFoundError("payment method not found")
+    if charge.payee_id != caller.user_id and not accounts.user_exists(charge.payee_id):
+        raise NotFoundError("payee not found")
+    return _counted(idempotency.run(CardCharge(caller, scope, method, charge)))
+
+
+def _counted(outcome: Outcome[PaymentResponse]) -> Outcome[PaymentResponse]:
+    """Count what this request recorded (its outcome is published from the payments table's
+    stream, cashew.payments.outcomes); a replay was counted by the request it replays."""
+    if not outcome.replayed:
+        metrics.add_metric(name=f"Payment_{outcome.model.status}", unit=MetricUnit.Count, value=1)
+    return outcome
+
+
+# ------------------------------------------------------------------ balance payments
+
+
+class BalancePayment:
+    """A payment from the balance, admitted at once: one GetItem (the payer's recent
+    attempts, for screening) and one TransactWriteItems on its success path, which records
+    the attempt, the payment, the payer's debit (never below zero), a check that the payee
+    exists and the payee's credit, with the completed idempotency record."""
+
+    answer = PaymentResponse
+    creates = True
+    gateway_refused = None
+
+    def __init__(self, caller: Caller, request: PaymentRequest, scope: idempotency.Scope) -> None:
+        self.scope = scope
+        self.caller = caller
+        self.request = request
+        self.payment_id = ids.new_id("pay")
+
+    def admit(self) -> Admission:
+        history = velocity.read(self.caller.user_id)
+        self.screening = fraud.screen(self.request.amount, self.request.currency, history=history)
+        self.payment = _payment(
+            payment_id=self.payment_id,
+            kind="payment",
+            payer_id=self.caller.user_id,
+            payee_id=self.request.payee_id,
+            amount=self.request.amount,
+            currency=self.request.currency,
+            source={"type": "balance"},
+            screening=self.screening,
+            description=self.request.description,
+        )
+        if self.screening.blocked:  # recorded as failed; a blocked attempt is not counted
+            return Admission(self.payment_id, at_once=True)
+        attempt = history.record_item(self.request.amount, self.request.currency)
+        return Admission(
+            self.payment_id, at_once=True, along=dynamo.Transaction().add("history", attempt)
+        )
+
+    def prepare(self, work_id: str, resumed: Mapping[str, Any] | None) -> None:
+        """Nothing to check: admitted at once."""
+
+    def gateway(self, key: str) -> None:
+        return None
+
+    def commit(self, answer: None) -> Commit[PaymentResponse]:
+        payment = self.payment
+        if self.screening.blocked:
+            return self._failure(_with_failure(payment, "fraud_suspected", BLOCKED_MESSAGE))
+        payment = payment.model_copy(
+            update={"status": "succeeded", "amount_captured": payment.amount}
+        )
+        items = (
+            dynamo.Transaction()
+            .add("payment", payments.put_item(payment, self.screening.fired))
+            .add("debit", accounts.debit_item(payment.payer_id, payment.currency, payment.amount))
+            .add("payee", accounts.user_exists_check(payment.payee_id))
+            .add("credit", accounts.credit_item(payment.payee_id, payment.currency, payment.amount))
+        )
+        return Commit(payment, items)
+
+    def canceled(self, exc: dynamo.TransactionCanceled) -> Commit[PaymentResponse] | None:
+        if exc.failed("payee"):
+            raise NotFoundError("payee not found") from exc
+        if exc.failed("debit"):
+            low = _with_failure(
+                self.payment, "insufficient_funds", "the balance is too low for this payment"
+            )
+            return self._failure(low)
+        return None
+
+    def _failure(self, payment: PaymentResponse) -> Commit[PaymentResponse]:
+        """A failed attempt is a payment too: recorded with its key, so a retry replays it."""
+        put = payments.put_item(payment, self.screening.fired)
+        return Commit(payment, dynamo.Transaction().add("payment", put))
+
+
+# ------------------------------------------------------------------------ card charges
+
+
+class CardCharge:
+    """A card charge crediting the payee. Its in-progress record is written before the
+    gateway is called, with the screening (a resumed request uses it) and, unless it is
+    blocked, the attempt recorded in the payer's history. The gateway sees the request's
+    key, so a retry of a request whose outcome is unknown asks again (the gateway returns
+    the same charge), then completes the record and moves the money in one transaction:
+    whoever completes first wins, the other replays."""
+
+    answer = PaymentResponse
+    creates = True
+    gateway_refused = GATEWAY_ERROR_CHARGE
+
+    def __init__(
+        self, caller: Caller, scope: idempotency.Scope, method: dict[str, Any], charge: CardRequest
+    ) -> None:
+        self.scope = scope
+        self.caller = caller
+        self.method = method
+        self.charge = charge
+        self.payment_id = ids.new_id("pay")
+
+    def admit(self) -> Admission:
+        history = velocity.read(self.scope.user_id)
+        self.screening = fraud.screen(
+            self.charge.amount,
+            self.charge.currency,
+            history=history,
+            card_added_at=self.method["created_at"],
+            card_risk_flag=bool(self.method.get("gateway_risk_flag")),
+        )
+        kept = {"risk_score": self.screening.score, "fired_rules": self.screening.fired}
+        if self.screening.blocked:
+            return Admission(self.payment_id, kept)
+        attempt = history.record_item(self.charge.amount, self.charge.currency)
+        return Admission(self.payment_id, kept, dynamo.Transaction().add("history", attempt))
+
+    def prepare(self, work_id: str, resumed: Mapping[str, Any] | None) -> None:
+        if resumed is not None:
+            self.screening = _screening_of(resumed, self.screening)
+            logger.info(
+                "resuming a request whose outcome is unknown", extra={"payment_id": work_id}
+            )
+        charge = self.charge
+        self.payment = _payment(
+            payment_id=work_id,
+            kind=charge.kind,
+            payer_id=self.caller.user_id,
+            payee_id=charge.payee_id,
+            amount=charge.amount,
+            currency=charge.currency,
+            source={"type": "card", "payment_method_id": charge.method_id},
+            screening=self.screening,
+            description=charge.description,
+        )
+
+    def gateway(self, key: str) -> Callable[[], Charge] | None:
+        if self.screening.blocked:
+            return None
+        sealed = cards.SealedToken(
+            ciphertext=self.method["token_ciphertext"],
+            nonce=self.method["token_nonce"],
+            data_key=self.method["token_data_key"],
+        )
+        token = cards.unseal(sealed, self.caller.user_id, self.charge.method_id)
+        return lambda: get_gateway().authorise(
+            token,
+            self.charge.amount,
+            self.charge.currency,
+            idempotency_key=key,
+            capture=self.charge.capture,
+            metadata={"payment_id": self.payment.id},
+        )
+
+    def commit(self, answer: Charge | None) -> Commit[PaymentResponse]:
+        if answer is None:  # blocked: the gateway is never asked
+            payment = _with_failure(self.payment, "fraud_suspected", BLOCKED_MESSAGE)
+            charge_id = None
+        else:
+            payment, charge_id = _apply_charge(self.payment, answer), answer.id
+        items = dynamo.Transaction().add(
+            "payment", payments.put_item(payment, self.screening.fired, charge_id)
+        )
+        if payment.status == "succeeded":
+            items.add(
+                "credit", accounts.credit_item(payment.payee_id, payment.currency, payment.amount)
+            )
+        return Commit(payment, items, replay_if=("payment",))
+
+    def canceled(self, exc: dynamo.TransactionCanceled) -> None:
+        return None
+
+
+# ------------------------------------------------------------------------- the payment
+
+
+def _payment(
+    *,
+    payment_id: str,
+    kind: PaymentType,
+    payer_id: str,
+    payee_id: str,
+    amount: int,
+    currency: str,
+    source: dict[str, str],
+    screening: fraud.Screening,
+    description: str | None = None,
+) -> PaymentResponse:
+    now = clock.utcnow_str()
+    return PaymentResponse(
+        id=payment_id,
+        type=kind,
+        status="processing",
+        amount=amount,
+        currency=currency,
+        payer_id=payer_id,
+        payee_id=payee_id,
+        source=source,
+        amount_captured=0,
+        amount_refunded=0,
+        failure_code=None,
+        failure_message=None,
+        risk=screening.risk(),
+        description=description,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _with_failure(payment: PaymentResponse, code: str, message: str) -> PaymentResponse:
+    return payment.model_copy(
+        update={"status": "failed", "failure_code": code, "failure_message": message}
+    )
+
+
+def _screening_of(record: Mapping[str, Any], fresh: fraud.Screening) -> fraud.Screening:
+    """The screening an in-progress record kept (`fresh` for a record that kept none)."""
+    if "risk_score" not in record:
+        return fresh
+    return fraud.Screening(
+        score=int(record["risk_score"]), fired=list(record.get("fired_rules") or [])
+    )
+
+
+def _apply_charge(payment: PaymentResponse, charge: Charge) -> PaymentResponse:
+    if charge.status == "failed":
+        return _with_failure(
+            payment, charge.failure_code or "card_declined", charge.failure_message or "declined"
+        )
+    captured = payment.amount if charge.status == "succeeded" else 0
+    return payment.model_copy(update={"status": charge.status, "amount_captured": captured})
