@@ -387,12 +387,14 @@ def without_success(found: Mapping[str, Counter[int]]) -> list[str]:
     ]
 
 
-def test_schemathesis_finds_nothing(
-    stack: Stack, new_user: Callable[..., User], tmp_path: Path
-) -> None:
-    data = seed(stack, new_user)
-    config_path = tmp_path / "schemathesis.toml"
-    config_path.write_text(config(data, tmp_path / "report"), encoding="utf-8")
+def _schemathesis(
+    stack: Stack, data: Mapping[str, Any], work: Path, *extra: str
+) -> tuple[dict[str, Counter[int]], dict[str, Any]]:
+    """One schemathesis run over the stack (its own config and reports in `work`); fails the
+    test on any finding. The statuses each documented operation got, and the run's totals."""
+    work.mkdir(parents=True, exist_ok=True)
+    config_path = work / "schemathesis.toml"
+    config_path.write_text(config(data, work / "report"), encoding="utf-8")
     executable = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert executable, "schemathesis is not installed (requirements-dev.txt)"
     command = [
@@ -413,20 +415,27 @@ def test_schemathesis_finds_nothing(
         # GatewayResponses), never 405, and the local stack does as it does.
         "--exclude-checks",
         "unsupported_method",
+        # Each operation that spends data acts as a user of its own (the card holder deletes
+        # cards, the payee captures and refunds), so that no link spends the payer's card or
+        # session: a card the payer adds is rightly 404 to the holder's DELETE (PROPERTIES 25),
+        # which this check would call a created resource that cannot be found.
+        "--exclude-checks",
+        "ensure_resource_availability",
+        *extra,
     ]
     started = time.monotonic()
     run = subprocess.run(
-        command, cwd=tmp_path, capture_output=True, text=True, timeout=MAX_TIME + 240, check=False
+        command, cwd=work, capture_output=True, text=True, timeout=MAX_TIME + 240, check=False
     )
     elapsed = time.monotonic() - started
-    (tmp_path / "schemathesis.out").write_text(run.stdout + run.stderr, encoding="utf-8")
+    (work / "schemathesis.out").write_text(run.stdout + run.stderr, encoding="utf-8")
     print(run.stdout)
     print(run.stderr, file=sys.stderr)
-    print(f"schemathesis ran for {elapsed:.0f} s: {' '.join(command[1:3])} ...")
+    print(f"schemathesis ran for {elapsed:.0f} s: {' '.join(command[1:3])} ... {' '.join(extra)}")
     assert run.returncode == 0, f"schemathesis found problems (exit {run.returncode}); see above"
-    summary = json.loads((tmp_path / "report" / SUMMARY).read_text(encoding="utf-8"))
+    summary = json.loads((work / "report" / SUMMARY).read_text(encoding="utf-8"))
     found = statuses(
-        tmp_path / "report" / EVENTS,
+        work / "report" / EVENTS,
         documented_operations(json.loads(DOCUMENT.read_text(encoding="utf-8"))),
     )
     print(table(found))
@@ -436,6 +445,31 @@ def test_schemathesis_finds_nothing(
         f"with failures: {summary['test_cases']['with_failures']}, "
         f"requests: {sum(counts.total() for counts in found.values())}"
     )
+    return found, summary
+
+
+# A second, shorter run for the operations the first left without a 2xx (those that spend
+# scarce state, such as a refund's remainder or a held payment, can miss it by the draw):
+# its findings fail the gate too, and the two runs together must give each operation a 2xx.
+SECOND_CHANCE_SECONDS = 60
+
+
+def test_schemathesis_finds_nothing(
+    stack: Stack, new_user: Callable[..., User], tmp_path: Path
+) -> None:
+    data = seed(stack, new_user)
+    found, _ = _schemathesis(stack, data, tmp_path / "run")
+    missing = [op for op in without_success(found) if op not in NO_SUCCESS_EXPECTED]
+    if missing:
+        print(f"no 2xx yet for {missing}: a second run of those operations")
+        again = [f"--max-time={SECOND_CHANCE_SECONDS}"]
+        if SEED != "random":
+            again.append(f"--seed={int(SEED) + 1}")
+        for operation in missing:
+            again += ["--include-name", operation]
+        second, _ = _schemathesis(stack, seed(stack, new_user), tmp_path / "again", *again)
+        for operation, counts in second.items():
+            found[operation] = found.get(operation, Counter()) + counts
     unexplained = [op for op in without_success(found) if op not in NO_SUCCESS_EXPECTED]
     assert not unexplained, f"no 2xx, so the fuzzer did no real work on: {unexplained}"
     succeeded = [op for op in NO_SUCCESS_EXPECTED if op not in without_success(found)]
