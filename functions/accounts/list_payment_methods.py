@@ -15,7 +15,7 @@ app = CashewResolver()
 @app.get("/v1/users/me/payment-methods")
 def list_payment_methods(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
 ) -> PaymentMethodList:
     return payment_methods.list_payment_methods(caller(app), limit, cursor)
 

@@ -15,7 +15,7 @@ app = CashewResolver()
 @app.get("/v1/auth/sessions")
 def list_sessions(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
 ) -> SessionList:
     return service.list_sessions(caller(app), limit, cursor)
 

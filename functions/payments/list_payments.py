@@ -17,7 +17,7 @@ def list_payments(
     role: Annotated[Literal["payer", "payee"], Query()] = "payer",
     status: Annotated[PaymentStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
 ) -> PaymentList:
     return after_create.list_payments(caller(app), role, status, limit, cursor)
 

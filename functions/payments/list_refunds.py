@@ -16,7 +16,7 @@ app = CashewResolver()
 def list_refunds(
     id: Annotated[str, Path(max_length=64)],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
 ) -> RefundList:
     return after_create.list_refunds(caller(app), id, limit, cursor)
 

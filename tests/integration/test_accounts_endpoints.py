@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
 from tests.integration.conftest import add_card, call_with_id
 from tests.support.lambda_runtime import Reply
 
@@ -340,3 +342,23 @@ def test_jpy_and_eur_top_ups_are_separate_balances_in_their_own_minor_units(stac
         {"currency": "EUR", "available": 2500},
         {"currency": "JPY", "available": 1500},
     ]
+
+
+@pytest.mark.parametrize(
+    ("function_id", "sample"),
+    [
+        ("ListPaymentMethodsFunction", "accounts/list_payment_methods.json"),
+        ("ListSessionsFunction", "auth/list_sessions.json"),
+        ("ListPaymentsFunction", "payments/list_payments.json"),
+        ("ListTransactionsFunction", "ledger/list_transactions.json"),
+        ("ListDisputesFunction", "disputes/list_disputes.json"),
+    ],
+)
+def test_an_empty_cursor_is_no_cursor_any_list_gave_422(stack, new_user, function_id, sample):
+    # `?cursor=` is not the first page: no list ever gives an empty cursor (schemathesis
+    # found `cursor=` answered 200 where the document's rule made it a violation)
+    user = new_user()
+    listed = stack.call(function_id, sample, authorizer=user.authorizer, query={"cursor": ""})
+    assert listed.status == 422, listed.body
+    assert listed.body["code"] == "validation_error"
+    assert listed.body["errors"][0]["field"] == "cursor"

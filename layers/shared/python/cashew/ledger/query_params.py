@@ -33,4 +33,4 @@ Until = Annotated[
 TypeFilter = Annotated[EntryType | None, Query()]
 StatusFilter = Annotated[EntryStatus | None, Query()]
 Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=1024)]
+Cursor = Annotated[str | None, Query(min_length=1, max_length=1024)]
