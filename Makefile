@@ -18,7 +18,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SAM = PATH="$$(dirname "$$(scripts/find-python313)"):$$PATH" $(SAM_VENV)/bin/sam
 
 .PHONY: help dev test lint types unit integration e2e tests validate build check-layer \
-        fuzz bandit cfn-lint checkov \
+        imports fuzz bandit cfn-lint checkov \
         invoke redrive republish bench openapi create-admin format clean
 
 help: ## this list
@@ -48,7 +48,7 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 dev: $(VENV)/.installed ## run the whole system on 127.0.0.1:3000 (Ctrl-C stops it)
 	exec $(PY) -m local.dev
 
-test: lint types bandit tests fuzz validate cfn-lint checkov build check-layer ## every check: lint, types, bandit, tests, fuzzing, sam validate --lint, cfn-lint, checkov, sam build
+test: lint types imports bandit tests fuzz validate cfn-lint checkov build check-layer ## every check: lint, types, import contracts, bandit, tests, fuzzing, sam validate --lint, cfn-lint, checkov, sam build
 	@echo "make test: all checks passed"
 
 lint: $(VENV)/.installed ## ruff
@@ -61,6 +61,9 @@ format: $(VENV)/.installed ## apply ruff's formatting and fixes
 
 types: $(VENV)/.installed ## mypy (strict) on the layer and the local stack
 	$(VENV)/bin/mypy
+
+imports: $(VENV)/.installed ## import-linter: no cycle between cashew's packages, the layers, stores only through their module
+	$(VENV)/bin/lint-imports
 
 bandit: $(VENV)/.installed ## bandit on all non-test code; each suppression is a `# nosec BXXX # reason`
 	$(VENV)/bin/bandit -q -c pyproject.toml -r layers functions local scripts tools bench

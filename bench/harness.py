@@ -412,8 +412,8 @@ class Driver:
     def webhook_request(self, payment_id: str) -> Request:
         """The sandbox gateway's signed `charge.succeeded` webhook for a processing card
         payment; the payment must be settled (succeeded) afterwards."""
+        from cashew.gateways.base import sign_webhook
         from cashew.payments import store  # after the stack's environment is set
-        from cashew.payments.gateways.base import sign_webhook
 
         stored = store.get(payment_id)
         if stored is None or stored.payment.status != "processing":
@@ -539,7 +539,7 @@ class Driver:
 
     def new_admin(self) -> Account:
         """An admin, made as the operator's command makes one, and signed in."""
-        from cashew.accounts.admins import create_admin
+        from cashew.auth.admins import create_admin
 
         email = unique_email()
         create_admin(email, PASSWORD, "Bench Admin")

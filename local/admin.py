@@ -30,7 +30,7 @@ def create_from_env(env: Mapping[str, str], layer_dirs: list[Path]) -> str | Non
         if str(layer) not in sys.path:
             sys.path.insert(0, str(layer))
     with _environment(env):
-        from cashew.accounts.admins import create_admin  # noqa: PLC0415 - the layer's code
+        from cashew.auth.admins import create_admin  # noqa: PLC0415 - the layer's code
 
         admin, _ = create_admin(email, password)
     return admin.email

@@ -1,5 +1,5 @@
 """Republish: publish again the payment and dispute changes that `PublishFailuresQueue`
-describes, from the tables, through the publisher's own code (cashew.payments.republish).
+describes, from the tables, through the publisher's own code (cashew.republish).
 The log and the bus's consumers deduplicate on `outcome_id`, so running it twice, or on a
 change that was published after all, applies nothing twice.
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot reach the stack at {args.endpoint} (is `make dev` running?): {exc}")
         return 1
     os.environ.update(function_env(functions(template)[PUBLISHER], resources, args.endpoint))
-    from cashew.payments import republish  # noqa: PLC0415 - needs the environment
+    from cashew import republish  # noqa: PLC0415 - needs the environment
 
     report = republish.run(wait=LOCAL_WAIT)
     print(report.summary())

@@ -65,8 +65,8 @@ class WebhookScheduler:
         timer.start()
 
     def deliver(self, event: dict[str, Any]) -> int:
-        from cashew.payments.gateways.base import SIGNATURE_HEADER  # noqa: PLC0415
-        from cashew.payments.gateways.sandbox import signed_delivery  # noqa: PLC0415
+        from cashew.gateways.base import SIGNATURE_HEADER  # noqa: PLC0415
+        from cashew.gateways.sandbox import signed_delivery  # noqa: PLC0415
 
         body, signature = signed_delivery(event, self._secret(), int(time.time()))
         request = urllib.request.Request(  # noqa: S310 - our own API on loopback

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     password = os.environ.get("CASHEW_ADMIN_PASSWORD") or getpass.getpass("admin password: ")
     os.environ.update(stack_environment(args.stack, args.region))
 
-    from cashew.accounts.admins import create_admin  # noqa: PLC0415 - needs the environment
+    from cashew.auth.admins import create_admin  # noqa: PLC0415 - needs the environment
     from cashew.errors import CashewError  # noqa: PLC0415
 
     try:

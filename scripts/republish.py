@@ -2,7 +2,7 @@
 
     python -m scripts.republish --stack cashew-prod [--region eu-west-1]
 
-Runs the publisher's own code (cashew.payments.republish) with the publisher function's own
+Runs the publisher's own code (cashew.republish) with the publisher function's own
 environment (read with lambda:GetFunctionConfiguration), using your AWS credentials: they
 need cloudformation:DescribeStackResource, lambda:GetFunctionConfiguration, sqs:ReceiveMessage
 and sqs:DeleteMessage on the failures queue, dynamodb:Scan and dynamodb:GetItem (a set-aside
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.region:
         os.environ.setdefault("AWS_DEFAULT_REGION", args.region)
 
-    from cashew.payments import republish  # noqa: PLC0415 - needs the environment
+    from cashew import republish  # noqa: PLC0415 - needs the environment
 
     report = republish.run()
     print(report.summary())

@@ -3,8 +3,8 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import reports
 from cashew.http import CashewResolver, admin
-from cashew.ledger import reports
 from cashew.observability import logger
 
 app = CashewResolver(admin_only=True)

@@ -6,9 +6,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cashew import clock
+from cashew import clock, reports
 from cashew.http import CashewResolver, admin
-from cashew.ledger import reports, service
+from cashew.ledger import service
 from cashew.ledger.query_params import Cursor, Since, Until
 from cashew.observability import logger
 

@@ -3,8 +3,9 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import reports
 from cashew.http import CashewResolver, admin
-from cashew.ledger import reports, service
+from cashew.ledger import service
 from cashew.ledger.query_params import Since, Until
 from cashew.observability import logger
 

@@ -1,7 +1,7 @@
 """PublishOutcomesFunction: the payments table's stream -> the log's queue and the bus.
 
 Each record is a committed change of the payments table; a change of a payment's or a
-refund's status is published (cashew.payments.outcomes). A record whose publish fails is
+refund's status is published (cashew.outcomes). A record whose publish fails is
 reported as a batch item failure, and Lambda delivers it (and those after it) again. A record
 that cannot be read at all is set aside on the failures queue instead of holding the stream.
 """
@@ -21,8 +21,8 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import outcomes
 from cashew.observability import logger, metrics
-from cashew.payments import outcomes
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 

@@ -83,7 +83,7 @@ def _webhook(payment_id: str) -> bytes:
 
 
 def _signed(body: bytes, secret: str) -> dict[str, str]:
-    from cashew.payments.gateways.base import sign_webhook
+    from cashew.gateways.base import sign_webhook
 
     return {
         "Content-Type": "application/json",

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from cashew.payments.gateways.base import sign_webhook
+from cashew.gateways.base import sign_webhook
 from tests.e2e.conftest import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,

@@ -236,7 +236,7 @@ def signed_in(stack: Stack, user_id: str, email: str) -> User:
 @pytest.fixture
 def new_admin(stack: Stack) -> Callable[[], User]:
     """Creates an admin (as the operator's command does) and logs them in."""
-    from cashew.accounts.admins import create_admin
+    from cashew.auth.admins import create_admin
 
     def make() -> User:
         email = f"ops-{uuid.uuid4().hex[:12]}@example.com"

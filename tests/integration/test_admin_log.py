@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from cashew import aws, dynamo
+from cashew import aws, dynamo, reports
 from cashew.config import get_settings
-from cashew.ledger import reports
 from local.cfn import load_template
 from local.events import api_event
 from tests.integration.conftest import add_card, pay, top_up

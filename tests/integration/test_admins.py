@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from cashew.accounts.admins import create_admin
+from cashew.auth.admins import create_admin
 from tests.integration.conftest import PASSWORD, authorize
 
 

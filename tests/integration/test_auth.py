@@ -6,7 +6,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from cashew import dynamo
-from cashew.auth import passwords
+from cashew.accounts import passwords
 from tests.integration.conftest import PASSWORD, authorize
 
 

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from cashew.accounts.admins import create_admin
 from cashew.auth import lockout, service, sessions
+from cashew.auth.admins import create_admin
 from cashew.config import get_settings
 from cashew.errors import ConflictError
 from cashew.identity import Caller

@@ -6,8 +6,8 @@ import json
 import time
 import uuid
 
+from cashew.gateways.base import sign_webhook
 from cashew.payments import store
-from cashew.payments.gateways.base import sign_webhook
 from local.events import api_event
 from tests.integration.conftest import add_card, balance, pay
 from tests.support.lambda_runtime import reply

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from cashew.payments.gateways.base import sign_webhook
+from cashew.gateways.base import sign_webhook
 from local.events import api_event
 from tests.integration.conftest import PASSWORD, add_card, balance
 from tests.support.lambda_runtime import reply

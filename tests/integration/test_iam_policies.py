@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from cashew import aws, dynamo
+from cashew.gateways.base import sign_webhook
 from cashew.payments import store as payments_store
-from cashew.payments.gateways.base import sign_webhook
 from local.cfn import Resources, load_template
 from tests.integration.conftest import PASSWORD, add_card, authorize, call_with_id, pay, top_up
 

@@ -10,10 +10,10 @@ import pytest
 
 from cashew import dynamo
 from cashew.errors import IdempotencyInProgressError
+from cashew.gateways import get_gateway
+from cashew.gateways.base import GatewayOutcomeUnknownError
 from cashew.identity import Caller
 from cashew.payments import create, idempotency, responses
-from cashew.payments.gateways import get_gateway
-from cashew.payments.gateways.base import GatewayOutcomeUnknownError
 from cashew.payments.models import PaymentRequest, TopUpRequest
 from tests.integration.conftest import add_card, balance, pay, top_up
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from cashew.errors import IdempotencyInProgressError
+from cashew.gateways import get_gateway
+from cashew.gateways.base import GatewayOutcomeUnknownError
 from cashew.identity import Caller
 from cashew.payments import create, idempotency
-from cashew.payments.gateways import get_gateway
-from cashew.payments.gateways.base import GatewayOutcomeUnknownError
 from cashew.payments.models import TopUpRequest
 from tests.integration.conftest import add_card, balance
 

@@ -10,9 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cashew import aws, clock
+from cashew import aws, clock, republish
 from cashew.config import get_settings
-from cashew.payments import republish
 from tests.integration.conftest import add_card, call_with_id, pay, top_up
 from tests.integration.test_admin_log import ADMIN
 from tests.integration.test_outcomes import _entries

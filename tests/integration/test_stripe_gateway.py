@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import stripe
 
-from cashew.payments.gateways.base import (
+from cashew.gateways.base import (
     CardRejectedError,
     GatewayOutcomeUnknownError,
     GatewayRefund,
@@ -29,7 +29,7 @@ from cashew.payments.gateways.base import (
     WebhookSignatureError,
     with_retries,
 )
-from cashew.payments.gateways.stripe_gateway import StripeGateway
+from cashew.gateways.stripe_gateway import StripeGateway
 
 API_KEY = "sk_test_cashew"
 WEBHOOK_SECRET = "whsec_stripe_test"

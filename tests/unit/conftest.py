@@ -12,10 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from cashew import aws
+from cashew import aws, gateways
 from cashew.auth import keys
 from cashew.config import get_settings
-from cashew.payments import gateways
 
 # Every variable cashew.config.Settings requires (fields without a default).
 REQUIRED_ENV = {

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cashew.ledger import reports
+from cashew import reports
 from tests.unit.test_ledger_reports import (
     CARD_HOLDER,
     PAYEE,

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from cashew import clock
+from cashew.accounts import passwords
 from cashew.accounts.store import Credentials
-from cashew.auth import lockout, login_attempts, passwords, service, sessions
+from cashew.auth import lockout, login_attempts, service, sessions
 from cashew.errors import (
     InvalidCredentialsError,
     InvalidRequestError,

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cashew import clock
+from cashew.accounts.velocity import History
 from cashew.config import get_settings
 from cashew.payments.fraud import Screening, screen
-from cashew.payments.velocity import History
 
 NOW = datetime(2026, 11, 30, 9, 30, tzinfo=UTC)
 DEFAULT_MAX = 500_000

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from cashew import aws
-from cashew.payments.gateways import base, get_gateway
-from cashew.payments.gateways.base import Charge, GatewayUnavailableError, with_retries
-from cashew.payments.gateways.sandbox import SandboxGateway
+from cashew.gateways import base, get_gateway
+from cashew.gateways.base import Charge, GatewayUnavailableError, with_retries
+from cashew.gateways.sandbox import SandboxGateway
 
 APPROVED = ["4242424242424242", "5555555555554444", "4100000000000019"]
 DECLINED = {

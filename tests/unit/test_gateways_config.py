@@ -17,10 +17,10 @@ from aws_lambda_powertools.utilities.parameters import base as powertools_parame
 
 from cashew import aws
 from cashew.config import get_settings
+from cashew.gateways import GatewayConfigurationError, get_gateway
+from cashew.gateways.base import WebhookError, sign_webhook
+from cashew.gateways.sandbox import DEFAULT_WEBHOOK_SECRET
 from cashew.observability import logger
-from cashew.payments.gateways import GatewayConfigurationError, get_gateway
-from cashew.payments.gateways.base import WebhookError, sign_webhook
-from cashew.payments.gateways.sandbox import DEFAULT_WEBHOOK_SECRET
 
 NOW = 1_750_000_000
 SECRET_ID = "arn:aws:secretsmanager:us-east-1:123456789012:secret:cashew-GatewaySecret"

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from cashew.payments.gateways import base
-from cashew.payments.gateways.base import (
+from cashew.gateways import base
+from cashew.gateways.base import (
     GATEWAY_ERROR_CHARGE,
     GatewayOutcomeUnknownError,
     GatewayRefund,

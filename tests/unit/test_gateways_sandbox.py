@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from cashew import aws
-from cashew.payments import gateways
-from cashew.payments.gateways import get_gateway, sandbox
-from cashew.payments.gateways.base import (
+from cashew import aws, gateways
+from cashew.gateways import get_gateway, sandbox
+from cashew.gateways.base import (
     Charge,
     GatewayRefund,
     GatewayUnavailableError,
@@ -20,8 +19,8 @@ from cashew.payments.gateways.base import (
     sign_webhook,
     with_retries,
 )
-from cashew.payments.gateways.sandbox import SandboxGateway, signed_delivery
-from cashew.payments.gateways.stripe_gateway import StripeGateway
+from cashew.gateways.sandbox import SandboxGateway, signed_delivery
+from cashew.gateways.stripe_gateway import StripeGateway
 
 APPROVED = ["4242424242424242", "5555555555554444", "4100000000000019"]
 DECLINED = {

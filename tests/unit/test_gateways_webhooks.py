@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from cashew.payments.gateways import base
-from cashew.payments.gateways.base import (
+from cashew.gateways import base
+from cashew.gateways.base import (
     WebhookError,
     WebhookPayloadError,
     WebhookSignatureError,
     sign_webhook,
     verify_signature,
 )
-from cashew.payments.gateways.sandbox import SandboxGateway, signed_delivery
+from cashew.gateways.sandbox import SandboxGateway, signed_delivery
 
 SECRET = "whsec_sandbox_local"
 NOW = 1_750_000_000

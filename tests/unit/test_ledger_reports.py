@@ -1,4 +1,4 @@
-"""The admin reports on in-memory fakes of the stores (cashew.ledger.reports): the summary
+"""The admin reports on in-memory fakes of the stores (cashew.reports): the summary
 counts outcomes once, the CSV page is what the contract lists, the audit names what is off."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from cashew.ledger import chain, reports, service
+from cashew import reports
+from cashew.ledger import chain, service
 
 PAYER = "usr_01JCQ3F6Z4V8T2K9M1N5P7R3S6"
 PAYEE = "usr_01JCQ3H1J3K5M7N9P1Q3R5S7T9"
@@ -133,8 +134,8 @@ def fake_stores(
         parties = ("payer_id", "payee_id", "payment_payer_id", "payment_payee_id")
         return user in (record.get(p) for p in parties)
 
-    monkeypatch.setattr(reports.store, "all_chains", lambda: iter([(u, *c) for u, c in chains]))
-    monkeypatch.setattr(reports.store, "chain_items", lambda u: dict(chains).get(u, ([], [])))
+    monkeypatch.setattr(reports.ledger, "all_chains", lambda: iter([(u, *c) for u, c in chains]))
+    monkeypatch.setattr(reports.ledger, "chain_items", lambda u: dict(chains).get(u, ([], [])))
     monkeypatch.setattr(reports.accounts, "all_balances", lambda: iter(list(balances)))
     monkeypatch.setattr(
         reports, "_balances_of", lambda u: {(b[0], b[1]): b[2] for b in balances if b[0] == u},
@@ -189,7 +190,7 @@ def test_a_clean_log_audits_clean(monkeypatch):
 
     for reader in ("_balances_of", "_records_of"):
         monkeypatch.setattr(reports, reader, no_second_read)
-    monkeypatch.setattr(reports.store, "chain_items", no_second_read)
+    monkeypatch.setattr(reports.ledger, "chain_items", no_second_read)
     audit = reports.audit()
     assert audit.chains_valid and audit.balances_match and audit.discrepancies == []
     assert audit.card_money_explained and audit.pending == []

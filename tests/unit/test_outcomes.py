@@ -1,4 +1,4 @@
-"""Which change of the payments table publishes what (cashew.payments.outcomes)."""
+"""Which change of the payments table publishes what (cashew.outcomes)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from cashew import dynamo
-from cashew.payments import outcomes
+from cashew import dynamo, outcomes
 
 PAYER, PAYEE = "usr_01J0000000000000000000PAYR", "usr_01J0000000000000000000PAYE"
 

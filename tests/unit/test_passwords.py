@@ -10,8 +10,8 @@ import re
 import pytest
 from argon2 import PasswordHasher
 
-from cashew.auth import passwords
-from cashew.auth.passwords import hash_password, needs_rehash, verify_password
+from cashew.accounts import passwords
+from cashew.accounts.passwords import hash_password, needs_rehash, verify_password
 
 PASSWORD = "correct horse battery staple"
 PHC = re.compile(

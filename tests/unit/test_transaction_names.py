@@ -15,9 +15,10 @@ import pytest
 from moto import mock_aws
 
 from cashew import aws, dynamo, ids
+from cashew.accounts import velocity
 from cashew.errors import CashewError
 from cashew.identity import Caller
-from cashew.payments import after_create, create, velocity
+from cashew.payments import after_create, create
 from cashew.payments.models import PaymentRequest, RefundRequest
 
 TABLES = {"test-accounts": ("pk", "sk"), "test-payments": ("pk",), "test-idempotency": ("pk",)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cashew.payments.gateways.base import WebhookEvent
+from cashew.gateways.base import WebhookEvent
 from cashew.payments.models import PaymentResponse, Risk
 from cashew.payments.webhooks import refusal
 

@@ -44,7 +44,7 @@ def add_payment_method(caller: Caller, request: AddPaymentMethodRequest) -> Paym
     # Card encryption and the gateway are imported here, by the one operation that uses
     # them: listing, reading and deleting payment methods do not pay for them at cold start.
     from cashew.accounts import cards  # noqa: PLC0415
-    from cashew.payments.gateways import get_gateway  # noqa: PLC0415
+    from cashew.gateways import get_gateway  # noqa: PLC0415
 
     card = request.card
     number = card.number.get_secret_value()

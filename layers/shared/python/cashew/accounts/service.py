@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import clock, ids
-from cashew.accounts import store
+from cashew.accounts import passwords, store
 from cashew.accounts.models import (
     Balance,
     BalancesResponse,
@@ -16,7 +16,6 @@ from cashew.accounts.models import (
     UserResponse,
     UserSettings,
 )
-from cashew.auth import passwords
 from cashew.errors import NotFoundError
 from cashew.identity import Caller
 from cashew.observability import logger, metrics

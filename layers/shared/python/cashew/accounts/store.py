@@ -220,6 +220,32 @@ def user_exists_check(user_id: str) -> dict[str, Any]:
     }
 
 
+def velocity_item(user_id: str, version: int, attempts: list[list[Any]]) -> dict[str, Any]:
+    """The write of a payer's attempt history (USER#<id> / VELOCITY, see accounts.velocity),
+    valid only if its version is still `version` (0: never written)."""
+    values: dict[str, Any] = {":attempts": attempts, ":next": version + 1}
+    if version:
+        condition = "#version = :current"
+        values[":current"] = version
+    else:
+        condition = "attribute_not_exists(#version)"
+    return {
+        "Update": {
+            "TableName": _table(),
+            "Key": dynamo.serialize({"pk": _user(user_id), "sk": "VELOCITY"}),
+            "UpdateExpression": "SET attempts = :attempts, #version = :next",
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#version": "version"},
+            "ExpressionAttributeValues": dynamo.serialize(values),
+        }
+    }
+
+
+def get_velocity(user_id: str) -> dict[str, Any] | None:
+    """The payer's attempt history item (one strongly consistent GetItem)."""
+    return dynamo.get_item(_table(), {"pk": _user(user_id), "sk": "VELOCITY"})
+
+
 # -- profile updates; reading and deleting payment methods ----------------------------------
 
 # What a profile update may write, whoever calls it: never role, email, id or balances.

@@ -10,8 +10,9 @@ import secrets
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import clock, ids
-from cashew.accounts import store as accounts
-from cashew.auth import lockout, passwords, sessions, tokens
+from cashew.accounts import face as accounts
+from cashew.accounts import passwords
+from cashew.auth import lockout, sessions, tokens
 from cashew.auth.models import LoginResponse, SessionList, SessionResponse
 from cashew.config import get_settings
 from cashew.errors import (

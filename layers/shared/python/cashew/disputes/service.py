@@ -34,7 +34,7 @@ from cashew.errors import (
 from cashew.identity import Caller
 from cashew.ledger import service as ledger
 from cashew.payments import after_create
-from cashew.payments import store as payments
+from cashew.payments import face as payments
 
 
 def open_dispute(caller: Caller, transaction_id: str, request: DisputeRequest) -> Dispute:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cashew import clock, dynamo, ids
-from cashew.accounts import store as accounts
+from cashew.accounts import face as accounts
 from cashew.errors import (
     ConflictError,
     ForbiddenError,
@@ -22,11 +22,11 @@ from cashew.errors import (
     InvalidRequestError,
     NotFoundError,
 )
+from cashew.gateways import get_gateway
+from cashew.gateways.base import Charge, GatewayRefund
 from cashew.identity import Caller
 from cashew.payments import idempotency, states
 from cashew.payments import store as payments
-from cashew.payments.gateways import get_gateway
-from cashew.payments.gateways.base import Charge, GatewayRefund
 from cashew.payments.idempotency import Admission, Commit, Outcome, Refused
 from cashew.payments.models import (
     CaptureRequest,

@@ -16,15 +16,15 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import clock, dynamo, ids
-from cashew.accounts import cards
-from cashew.accounts import store as accounts
+from cashew.accounts import cards, velocity
+from cashew.accounts import face as accounts
 from cashew.errors import InvalidRequestError, NotFoundError
+from cashew.gateways import get_gateway
+from cashew.gateways.base import GATEWAY_ERROR_CHARGE, Charge
 from cashew.identity import Caller
 from cashew.observability import logger, metrics
-from cashew.payments import fraud, idempotency, velocity
+from cashew.payments import fraud, idempotency
 from cashew.payments import store as payments
-from cashew.payments.gateways import get_gateway
-from cashew.payments.gateways.base import GATEWAY_ERROR_CHARGE, Charge
 from cashew.payments.idempotency import Admission, Commit, Outcome
 from cashew.payments.models import (
     BalanceSource,
@@ -103,7 +103,7 @@ def _card_charge(
 
 def _counted(outcome: Outcome[PaymentResponse]) -> Outcome[PaymentResponse]:
     """Count what this request recorded (its outcome is published from the payments table's
-    stream, cashew.payments.outcomes); a replay was counted by the request it replays."""
+    stream, cashew.outcomes); a replay was counted by the request it replays."""
     if not outcome.replayed:
         metrics.add_metric(name=f"Payment_{outcome.model.status}", unit=MetricUnit.Count, value=1)
     return outcome
@@ -166,7 +166,7 @@ class BalancePayment:
             dynamo.Transaction()
             .add("payment", payments.put_item(payment, self.screening.fired))
             .add("debit", accounts.debit_item(payment.payer_id, payment.currency, payment.amount))
-            .add("payee", accounts.user_exists_check(payment.payee_id))
+            .add("payee", accounts.payee_check(payment.payee_id))
             .add("credit", accounts.credit_item(payment.payee_id, payment.currency, payment.amount))
         )
         return Commit(payment, items)

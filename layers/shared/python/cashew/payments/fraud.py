@@ -12,7 +12,7 @@ Each rule that fires adds to a score; 100 or more blocks the attempt (`fraud_sus
 - `new_card_large_amount` (50): the card was added less than an hour ago and amount >
   CASHEW_FRAUD_NEW_CARD_AMOUNT.
 
-The windows slide: they end now. The payer's history is cashew.payments.velocity's.
+The windows slide: they end now. The payer's history is cashew.accounts.velocity's.
 Which rules fired is stored on the payment for admins (`fired_rules`), never shown to payers.
 """
 
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cashew import clock
+from cashew.accounts.velocity import COUNT_WINDOW_MS, DAY_MS, History
 from cashew.config import get_settings
 from cashew.payments.models import Risk
-from cashew.payments.velocity import COUNT_WINDOW_MS, DAY_MS, History
 
 BLOCK, ELEVATED = 100, 50
 

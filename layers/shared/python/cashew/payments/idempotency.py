@@ -49,7 +49,7 @@ from cashew.errors import (
     IdempotencyKeyReusedError,
     RateLimitedError,
 )
-from cashew.payments.gateways.base import GatewayOutcomeUnknownError, with_retries
+from cashew.gateways.base import GatewayOutcomeUnknownError, with_retries
 
 # Admit again at most this many times when other attempts of the payer keep being recorded
 # between reading the payer's history and writing (each round, one of the racing attempts

@@ -23,13 +23,13 @@ from __future__ import annotations
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import clock, dynamo
-from cashew.accounts import store as accounts
+from cashew.accounts import face as accounts
 from cashew.errors import ConflictError, WebhookRejectedError
+from cashew.gateways import get_gateway
+from cashew.gateways.base import WebhookError, WebhookEvent
 from cashew.observability import logger, metrics
 from cashew.payments import states
 from cashew.payments import store as payments
-from cashew.payments.gateways import get_gateway
-from cashew.payments.gateways.base import WebhookError, WebhookEvent
 from cashew.payments.models import PaymentResponse
 
 DEDUPE_SECONDS = 30 * 86400

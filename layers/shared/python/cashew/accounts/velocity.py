@@ -18,12 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cashew import clock, dynamo
-from cashew.config import get_settings
+from cashew import clock
+from cashew.accounts import store
 
 DAY_MS = 24 * 3600 * 1000
 COUNT_WINDOW_MS = 10 * 60 * 1000
-SK = "VELOCITY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,31 +47,14 @@ class History:
         """The write that records one more attempt (and forgets those over a day old), valid
         only if nobody recorded one since this history was read."""
         kept = [list(a) for a in self.attempts if a[0] > self.now_ms - DAY_MS]
-        names = {"#version": "version"}
-        values: dict[str, Any] = {
-            ":attempts": [*kept, [self.now_ms, amount, currency]],
-            ":next": self.version + 1,
-        }
-        if self.version:
-            condition = "#version = :current"
-            values[":current"] = self.version
-        else:
-            condition = "attribute_not_exists(#version)"
-        return {
-            "Update": {
-                "TableName": get_settings().accounts_table,
-                "Key": dynamo.serialize({"pk": f"USER#{self.user_id}", "sk": SK}),
-                "UpdateExpression": "SET attempts = :attempts, #version = :next",
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": dynamo.serialize(values),
-            }
-        }
+        return store.velocity_item(
+            self.user_id, self.version, [*kept, [self.now_ms, amount, currency]]
+        )
 
 
 def read(user_id: str) -> History:
     """The payer's attempts (one strongly consistent GetItem)."""
-    item = dynamo.get_item(get_settings().accounts_table, {"pk": f"USER#{user_id}", "sk": SK})
+    item = store.get_velocity(user_id)
     attempts = tuple(
         (int(at), int(amount), str(currency))
         for at, amount, currency in (item or {}).get("attempts", [])

@@ -30,7 +30,7 @@ from cashew.config import get_settings
 from cashew.disputes.models import Dispute
 from cashew.ledger.models import Outcome
 from cashew.observability import logger, metrics
-from cashew.payments import store
+from cashew.payments import face as payments
 from cashew.payments.models import PaymentResponse
 
 EVENT_SOURCE = "cashew.payments"
@@ -67,7 +67,7 @@ def of_images(old: dict[str, Any] | None, new: dict[str, Any] | None) -> Change 
         return None  # e.g. a refund adding to amount_refunded
     pk = str(new.get("pk", ""))
     if pk.startswith("pay_"):
-        return _payment_change(before, store.stored(new).payment)
+        return _payment_change(before, payments.stored(new).payment)
     if pk.startswith("re_"):
         return _refund_change(new)
     if pk.startswith("dsp_"):
@@ -118,7 +118,7 @@ def _refund_change(item: dict[str, Any]) -> Change:
     """A card refund is `pending` once the money has left the payee's balance and until the
     gateway has credited the card, then `succeeded`: two outcomes. A balance refund is
     `succeeded` at once."""
-    refund = store.refund(item)
+    refund = payments.refund(item)
     outcome = Outcome(
         outcome_id=f"{refund.id}:{refund.status}",
         payment_id=refund.payment_id,

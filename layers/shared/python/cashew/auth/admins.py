@@ -4,9 +4,9 @@ public API."""
 
 from __future__ import annotations
 
-from cashew.accounts import service, store
+from cashew.accounts import face, passwords, service
 from cashew.accounts.models import RegisterRequest, UserResponse
-from cashew.auth import passwords, sessions
+from cashew.auth import sessions
 from cashew.errors import ConflictError, EmailTakenError
 
 
@@ -21,15 +21,15 @@ def create_admin(
     try:
         return service.register(request, role="admin"), True
     except EmailTakenError:
-        credentials = store.get_credentials(request.email)
+        credentials = face.get_credentials(request.email)
         if credentials is None or not passwords.verify_password(
             credentials.password_hash, request.password.get_secret_value()
         ):
             raise ConflictError(
                 "a user with this email exists and the password given is not theirs"
             ) from None
-        store.set_role(credentials.user_id, request.email, "admin")
+        face.set_role(credentials.user_id, request.email, "admin")
         sessions.revoke_all_except(credentials.user_id, keep_session_id="")
-        profile = store.get_profile(credentials.user_id)
+        profile = face.get_profile(credentials.user_id)
         assert profile is not None  # nosec B101 # narrows the type; the put above made it
         return service.user_response(profile), False

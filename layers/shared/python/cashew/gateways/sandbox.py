@@ -21,8 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from cashew.observability import logger
-from cashew.payments.gateways.base import (
+from cashew.gateways.base import (
     SIGNATURE_HEADER,
     Charge,
     ChargeStatus,
@@ -35,6 +34,7 @@ from cashew.payments.gateways.base import (
     sign_webhook,
     verify_signature,
 )
+from cashew.observability import logger
 
 SCENARIOS = {
     "4000000000000002": "declined",

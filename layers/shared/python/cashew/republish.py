@@ -42,12 +42,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from cashew import aws, clock, dynamo
+from cashew import aws, clock, dynamo, outcomes
 from cashew.config import get_settings
-from cashew.disputes import store as disputes
+from cashew.disputes import face as disputes
 from cashew.observability import logger
-from cashew.payments import outcomes
-from cashew.payments import store as payments
+from cashew.payments import face as payments
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from cashew import aws
 from cashew.config import Settings, get_settings
+from cashew.gateways.base import Gateway
 from cashew.observability import logger
-from cashew.payments.gateways.base import Gateway
 
 MIN_WEBHOOK_SECRET_LENGTH = 32
 DOCUMENTED_WEBHOOK_SECRETS = frozenset({"whsec_sandbox_local"})
@@ -45,13 +45,13 @@ class GatewayKeys:
 
 
 def _sandbox(settings: Settings, keys: GatewayKeys) -> Gateway:
-    from cashew.payments.gateways.sandbox import SandboxGateway  # noqa: PLC0415
+    from cashew.gateways.sandbox import SandboxGateway  # noqa: PLC0415
 
     return SandboxGateway(webhook_url=settings.sandbox_webhook_url, secret=keys.webhook_secret)
 
 
 def _stripe(settings: Settings, keys: GatewayKeys) -> Gateway:
-    from cashew.payments.gateways.stripe_gateway import StripeGateway  # noqa: PLC0415
+    from cashew.gateways.stripe_gateway import StripeGateway  # noqa: PLC0415
 
     return StripeGateway(
         api_key=keys.api_key,

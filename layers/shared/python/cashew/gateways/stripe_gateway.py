@@ -24,8 +24,7 @@ import requests
 import stripe
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
-from cashew.observability import logger
-from cashew.payments.gateways.base import (
+from cashew.gateways.base import (
     WEBHOOK_TOLERANCE,
     CardRejectedError,
     Charge,
@@ -40,6 +39,7 @@ from cashew.payments.gateways.base import (
     WebhookPayloadError,
     WebhookSignatureError,
 )
+from cashew.observability import logger
 
 if TYPE_CHECKING:
     from stripe.params import PaymentIntentCreateParams

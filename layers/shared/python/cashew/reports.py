@@ -13,14 +13,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cashew import aws, clock, dynamo
-from cashew.accounts import store as accounts
+from cashew import aws, clock, dynamo, outcomes
+from cashew.accounts import face as accounts
 from cashew.config import get_settings
-from cashew.disputes import store as disputes
-from cashew.ledger import chain, service, store
+from cashew.disputes import face as disputes
+from cashew.ledger import chain, service
+from cashew.ledger import face as ledger
 from cashew.ledger.models import Entry, balance_change
-from cashew.payments import outcomes
-from cashew.payments import store as payments
+from cashew.payments import face as payments
 from cashew.payments.models import PaymentResponse
 
 # A page of CSV is at most ~170 bytes a row: 5,000 rows stay far below Lambda's 6 MB response.
@@ -71,7 +71,7 @@ def _outcomes(filters: service.Filters) -> Iterator[Entry]:
         outcome_id = str(item.get("outcome_id"))
         if outcome_id not in seen:
             seen.add(outcome_id)
-            yield store.entry(item)
+            yield ledger.entry(item)
 
 
 def summary(filters: service.Filters) -> Summary:
@@ -115,7 +115,7 @@ def csv_page(filters: service.Filters, limit: int, cursor: str | None) -> tuple[
         lambda wanted: service.everyone_items(filters, cursor, wanted),
         lambda _: True,
         limit,
-        tuple(store.DAY_CURSOR),
+        tuple(ledger.DAY_CURSOR),
         filtered=False,
     )
     out = io.StringIO()
@@ -321,7 +321,7 @@ def _recheck(candidates: list[Discrepancy], now: datetime) -> list[Discrepancy]:
         balances: dict[tuple[str, str], int] = {}
         items: dict[str, dict[str, Any]] = {}
         for user_id in sorted(users):  # the same order as the first read: log, balances, payments
-            _add_chain(log, user_id, *store.chain_items(user_id), ignored)
+            _add_chain(log, user_id, *ledger.chain_items(user_id), ignored)
             balances.update(_balances_of(user_id))
             items.update((str(i["pk"]), i) for i in _records_of(user_id))
         again, _ = _user_drift(log, balances, _readable(iter(items.values()), ignored), now, users)
@@ -355,7 +355,7 @@ def _conserved_but_for_lag(
 
 def _read_log(found: list[Discrepancy]) -> _Log:
     log = _Log()
-    for user_id, items, markers in store.all_chains():
+    for user_id, items, markers in ledger.all_chains():
         _add_chain(log, user_id, items, markers, found)
     return log
 

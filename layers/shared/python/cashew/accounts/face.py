@@ -1,0 +1,89 @@
+"""What the other modules may do with accounts (the only module of accounts they import besides
+its models, passwords, cards and velocity): the store stays accounts' own.
+
+Payments take their debit, credit and payee check as transaction items for their own
+TransactWriteItems; auth reads and replaces credentials; the audit reads every balance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from cashew.accounts import store
+from cashew.accounts.store import Credentials
+
+__all__ = [
+    "Credentials",
+    "all_balances",
+    "credit_item",
+    "debit_item",
+    "get_credentials",
+    "get_payment_method",
+    "get_profile",
+    "password_unchanged_check",
+    "payee_check",
+    "replace_password_hash",
+    "set_role",
+    "user_exists",
+]
+
+
+# -- money: transaction items and reads for payments and the audit --------------------------
+
+
+def credit_item(user_id: str, currency: str, amount: int) -> dict[str, Any]:
+    """The transaction item that adds `amount` to the user's balance in `currency`."""
+    return store.credit_item(user_id, currency, amount)
+
+
+def debit_item(user_id: str, currency: str, amount: int) -> dict[str, Any]:
+    """The transaction item that takes `amount` off, failing rather than go below zero."""
+    return store.debit_item(user_id, currency, amount)
+
+
+def payee_check(user_id: str) -> dict[str, Any]:
+    """The transaction item that fails unless the user exists."""
+    return store.user_exists_check(user_id)
+
+
+def user_exists(user_id: str) -> bool:
+    return store.user_exists(user_id)
+
+
+def get_payment_method(user_id: str, method_id: str) -> dict[str, Any] | None:
+    """The user's stored payment method (its card sealed), for a card charge."""
+    return store.get_payment_method(user_id, method_id)
+
+
+def all_balances() -> Iterator[tuple[str, str, int]]:
+    """Every (user id, currency, available), for the audit: one Scan."""
+    return store.all_balances()
+
+
+# -- credentials and roles: for auth --------------------------------------------------------
+
+
+def get_credentials(email: str) -> Credentials | None:
+    return store.get_credentials(email)
+
+
+def replace_password_hash(
+    email: str, old_hash: str, new_hash: str, *, new_password: bool = False
+) -> bool:
+    """A new hash unless the password changed meanwhile (then False, nothing written)."""
+    return store.replace_password_hash(email, old_hash, new_hash, new_password=new_password)
+
+
+def password_unchanged_check(email: str, version: int) -> dict[str, Any]:
+    """The transaction item that fails if the password changed since `version` was read."""
+    return store.password_unchanged_check(email, version)
+
+
+def get_profile(user_id: str) -> dict[str, Any] | None:
+    return store.get_profile(user_id)
+
+
+def set_role(user_id: str, email: str, role: str) -> None:
+    """The user's role on its credentials and profile, in one transaction."""
+    store.set_role(user_id, email, role)
