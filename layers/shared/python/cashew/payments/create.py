@@ -172,6 +172,8 @@ class BalancePayment:
         return Commit(payment, items)
 
     def canceled(self, exc: dynamo.TransactionCanceled) -> Commit[PaymentResponse] | None:
+        if "debit" not in exc.names:  # the failed attempt's own record: raised as it is
+            return None
         if exc.failed("payee"):
             raise NotFoundError("payee not found") from exc
         if exc.failed("debit"):
