@@ -5,8 +5,11 @@ handler whose logic counts nothing is not wrapped."""
 from __future__ import annotations
 
 import json
+import time
+import uuid
 import warnings
 
+from cashew.gateways.base import sign_webhook
 from tests.integration.conftest import add_card, pay, top_up
 from tests.integration.test_disputes import open_dispute, paid_entry, resolve
 
@@ -72,3 +75,49 @@ def test_resolving_a_dispute_publishes_no_empty_metrics(stack, new_user, new_adm
     # Then no empty metrics were flushed (the handler is not wrapped in log_metrics)
     assert answer.status == 200, answer.body
     assert not [w for w in caught if "No application metrics" in str(w.message)]
+
+
+def test_capture_cancel_and_refund_count_what_they_did(stack, new_user, capsys):
+    # Given two card payments held for capture, and a balance payment
+    payer, payee = new_user(), new_user()
+    card = add_card(stack, payer)
+    top_up(stack, payer, card, 2_000)
+    source = {"type": "card", "payment_method_id": card}
+    held = pay(stack, payer, payee.id, 500, source=source, capture=False).body
+    to_cancel = pay(stack, payer, payee.id, 300, source=source, capture=False).body
+    paid = pay(stack, payer, payee.id, 400).body
+    capsys.readouterr()
+
+    def call(function_id, sample, user, payment_id, **body):
+        return stack.call(
+            function_id, sample, authorizer=user.authorizer, path={"id": payment_id},
+            body=body, headers={"Idempotency-Key": str(uuid.uuid4())},
+        )  # fmt: skip
+
+    # When the payee captures one, the payer cancels the other, and the payee refunds
+    assert call("CapturePaymentFunction", "payments/capture_payment.json", payee,
+        held["id"]).status == 200  # fmt: skip
+    assert emitted(capsys) == ["PaymentCaptured"]
+    assert call("CancelPaymentFunction", "payments/cancel_payment.json", payer,
+        to_cancel["id"]).status == 200  # fmt: skip
+    assert emitted(capsys) == ["PaymentCanceled"]
+    assert call("CreateRefundFunction", "payments/create_refund.json", payee, paid["id"],
+        amount=100).status == 201  # fmt: skip
+    # Then each is counted by what it did
+    assert emitted(capsys) == ["Refund_succeeded"]
+
+
+def test_every_verified_webhook_is_counted(stack, capsys):
+    # Given a signed event for no payment of ours
+    body = json.dumps({"id": f"evt_sbx_{uuid.uuid4().hex[:24]}", "type": "charge.succeeded",
+        "data": {"charge_id": "ch_sbx_x", "payment_id": "pay_01JCQ3A0B1C2D3E4F5G6H7J8K9",
+                 "status": "succeeded", "failure_code": None, "amount_captured": 1}})  # fmt: skip
+    signature = sign_webhook(body.encode(), stack.gateway_webhook_secret(), int(time.time()))
+    capsys.readouterr()
+    # When it is delivered, then it is accepted and counted as ignored
+    answer = stack.call(
+        "GatewayWebhookFunction", "payments/gateway_webhook.json", raw_body=body,
+        headers={"Gateway-Signature": signature},
+    )  # fmt: skip
+    assert answer.status == 200, answer.body
+    assert emitted(capsys) == ["WebhookIgnored"]

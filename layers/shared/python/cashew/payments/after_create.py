@@ -13,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel
+
 from cashew import clock, dynamo, ids
 from cashew.accounts import face as accounts
 from cashew.errors import (
@@ -25,6 +28,7 @@ from cashew.errors import (
 from cashew.gateways import get_gateway
 from cashew.gateways.base import Charge, GatewayRefund
 from cashew.identity import Caller
+from cashew.observability import metrics
 from cashew.payments import idempotency, states
 from cashew.payments import store as payments
 from cashew.payments.idempotency import Admission, Commit, Outcome, Refused
@@ -98,13 +102,13 @@ def capture(
         f"POST /v1/payments/{payment_id}/capture",
         request.model_dump(mode="json"),
     )
-    return idempotency.run(Capture(scope, stored, request.amount))
+    return _counted("PaymentCaptured", idempotency.run(Capture(scope, stored, request.amount)))
 
 
 def cancel(caller: Caller, payment_id: str, key: str) -> Outcome[PaymentResponse]:
     stored = _visible(caller, payment_id)
     scope = idempotency.scope(caller.user_id, key, f"POST /v1/payments/{payment_id}/cancel", {})
-    return idempotency.run(Cancel(scope, stored))
+    return _counted("PaymentCanceled", idempotency.run(Cancel(scope, stored)))
 
 
 class _Resolution:
@@ -208,7 +212,15 @@ def refund(
     if caller.user_id != stored.payment.payee_id and caller.role != "admin":
         raise ForbiddenError("only the payee can refund a payment")
     scope = _refund_scope(caller.user_id, key, payment_id, request)
-    return idempotency.run(Refund(scope, stored, request))
+    outcome = idempotency.run(Refund(scope, stored, request))
+    return _counted(f"Refund_{outcome.model.status}", outcome)
+
+
+def _counted[M: BaseModel](name: str, outcome: Outcome[M]) -> Outcome[M]:
+    """Count what this request did; a replay was counted by the request it replays."""
+    if not outcome.replayed:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    return outcome
 
 
 def refund_for_dispute(dispute_id: str, payment_id: str) -> RefundResponse:

@@ -51,10 +51,11 @@ def handle(payload: bytes, signature: str | None) -> None:
     except WebhookError as exc:
         raise WebhookRejectedError(str(exc) or "the webhook signature is invalid") from exc
     if event is None:
+        _count("WebhookIgnored")
         return
     effect = _effect(event)
     if effect is None:
-        return
+        return  # refused, and counted as WebhookAmountRefused
     marker = payments.webhook_seen_item(event.id, clock.epoch() + DEDUPE_SECONDS)
     tx = dynamo.Transaction().add("marker", marker).extend(effect)
     try:
@@ -62,11 +63,18 @@ def handle(payload: bytes, signature: str | None) -> None:
     except dynamo.TransactionCanceled as exc:
         if exc.failed("marker"):
             logger.info("webhook seen before", extra={"event_id": event.id})
+            _count("WebhookIgnored")
             return
         if exc.failed(*effect.names):  # the payment moved on meanwhile
             logger.info("webhook too late to change the payment", extra={"event_id": event.id})
+            _count("WebhookIgnored")
             return
         raise
+    _count("WebhookApplied" if effect.names else "WebhookIgnored")
+
+
+def _count(name: str) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
 
 
 def refusal(event: WebhookEvent, payment: PaymentResponse, status: str) -> str | None:
