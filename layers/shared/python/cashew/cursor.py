@@ -9,7 +9,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from cashew import clock, ids
 from cashew.errors import InvalidRequestError
 
 
@@ -36,9 +35,3 @@ def decode(cursor: str, fields: Mapping[str, re.Pattern[str]], **fixed: str) -> 
     if any(key.get(name) != value for name, value in fixed.items()):
         raise invalid
     return key
-
-
-# Kept for payments/store.py only, which reads the id and time patterns from here; once it
-# reads `ids.PATTERNS` and `clock.RFC3339` itself, these two names go.
-ID = ids.PATTERNS
-TIMESTAMP = clock.RFC3339

@@ -78,12 +78,12 @@ def add_payment_method(caller: Caller, request: AddPaymentMethodRequest) -> Paym
 
 
 def _is_method_id(value: str) -> bool:
-    return cursor_codec.ID["pm"].fullmatch(value) is not None
+    return ids.PATTERNS["pm"].fullmatch(value) is not None
 
 
 def list_payment_methods(caller: Caller, limit: int, cursor: str | None) -> PaymentMethodList:
     """The caller's payment methods, newest first, `limit` per page."""
-    after = cursor_codec.decode(cursor, {"id": cursor_codec.ID["pm"]})["id"] if cursor else None
+    after = cursor_codec.decode(cursor, {"id": ids.PATTERNS["pm"]})["id"] if cursor else None
     items, has_more = store.list_payment_methods(caller.user_id, limit, after)
     return PaymentMethodList(
         data=[_method_response(item) for item in items],

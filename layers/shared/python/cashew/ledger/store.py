@@ -15,8 +15,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from cashew import aws, dynamo
-from cashew import cursor as cursor_codec
+from cashew import aws, clock, dynamo
 from cashew.config import get_settings
 from cashew.ledger.chain import UNREADABLE, Marker
 from cashew.ledger.models import Entry
@@ -194,7 +193,7 @@ USER_CURSOR = {"pk": re.compile(r"USER#usr_[0-9A-Z]{26}"), "sk": re.compile(r"SE
 DAY_CURSOR = {
     **USER_CURSOR,
     "day": re.compile(r"\d{4}-\d\d-\d\d"),
-    "occurred_at": cursor_codec.TIMESTAMP,
+    "occurred_at": clock.RFC3339,
 }
 
 

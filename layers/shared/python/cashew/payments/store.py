@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from cashew import aws, cursor, dynamo
+from cashew import aws, clock, cursor, dynamo, ids
 from cashew.config import get_settings
 from cashew.payments.models import PaymentResponse, PaymentStatus, RefundResponse
 
@@ -73,7 +73,7 @@ def stored(item: dict[str, Any]) -> StoredPayment:
 
 
 def get(payment_id: str) -> StoredPayment | None:
-    if not cursor.ID["pay"].fullmatch(payment_id):
+    if not ids.PATTERNS["pay"].fullmatch(payment_id):
         return None
     item = dynamo.get_item(_table(), {"pk": payment_id})
     return stored(item) if item and item["pk"].startswith("pay_") else None
@@ -154,7 +154,7 @@ def webhook_seen_item(event_id: str, expires_at: int) -> dict[str, Any]:
 
 
 def get_refund(refund_id: str) -> RefundResponse | None:
-    if not cursor.ID["re"].fullmatch(refund_id):
+    if not ids.PATTERNS["re"].fullmatch(refund_id):
         return None
     item = dynamo.get_item(_table(), {"pk": refund_id})
     return refund(item) if item else None
@@ -218,7 +218,7 @@ def list_payments(
 ) -> tuple[list[StoredPayment], str | None]:
     """The user's payments as payer (or payee), newest first."""
     key_name = f"{role}_id"
-    fields = {"pk": cursor.ID["pay"], key_name: cursor.ID["usr"], "created_at": cursor.TIMESTAMP}
+    fields = {"pk": ids.PATTERNS["pay"], key_name: ids.PATTERNS["usr"], "created_at": clock.RFC3339}
     items, next_start = _page(
         index=_INDEX[role], key_name=key_name, key_value=user_id, limit=limit, start=start,
         key_fields=fields, status=status,
@@ -229,7 +229,11 @@ def list_payments(
 def list_refunds(
     payment_id: str, limit: int, start: str | None
 ) -> tuple[list[RefundResponse], str | None]:
-    fields = {"pk": cursor.ID["re"], "payment_id": cursor.ID["pay"], "created_at": cursor.TIMESTAMP}
+    fields = {
+        "pk": ids.PATTERNS["re"],
+        "payment_id": ids.PATTERNS["pay"],
+        "created_at": clock.RFC3339,
+    }
     items, next_start = _page(
         index="RefundIndex", key_name="payment_id", key_value=payment_id, limit=limit,
         start=start, key_fields=fields,
