@@ -282,6 +282,10 @@ def config(data: Mapping[str, Any], report_dir: Path) -> str:
         "",
         "[generation]",
         f"max-examples = {MAX_EXAMPLES}",
+        # A query parameter an operation does not declare is ignored, by API Gateway and by
+        # the handlers alike (bodies are different: an unknown field there is 422); so an
+        # undeclared query parameter is not invalid input that must be refused.
+        "allow-extra-parameters = false",
         "",
         "[checks]",
         "enabled = true",
