@@ -24,26 +24,24 @@ SAM = PATH="$$(dirname "$$(scripts/find-python313)"):$$PATH" $(SAM_VENV)/bin/sam
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
+# One virtualenv per tool set (their pins differ): created with Python 3.13, then its
+# requirements file (the first prerequisite) installed; rebuilt when that file changes.
+define venv
+@python313="$$(scripts/find-python313)"; \
+  echo "creating $(@D) with $$python313"; rm -rf $(@D); "$$python313" -m venv $(@D)
+$(@D)/bin/pip install --quiet --upgrade pip
+$(@D)/bin/pip install --quiet -r $<
+@touch $@
+endef
+
 $(VENV)/.installed: requirements-dev.txt layers/shared/python/requirements.txt
-	@python313="$$(scripts/find-python313)"; \
-	  echo "creating $(VENV) with $$python313"; rm -rf $(VENV); "$$python313" -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
-	@touch $@
+	$(venv)
 
 $(SAM_VENV)/.installed: requirements-sam.txt
-	@python313="$$(scripts/find-python313)"; \
-	  echo "creating $(SAM_VENV) with $$python313"; rm -rf $(SAM_VENV); "$$python313" -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
-	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
-	@touch $@
+	$(venv)
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
-	@python313="$$(scripts/find-python313)"; \
-	  echo "creating $(CHECKOV_VENV) with $$python313"; rm -rf $(CHECKOV_VENV); "$$python313" -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements-checkov.txt
-	@touch $@
+	$(venv)
 
 dev: $(VENV)/.installed ## run the whole system on 127.0.0.1:3000 (Ctrl-C stops it)
 	exec $(PY) -m local.dev
