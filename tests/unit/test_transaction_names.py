@@ -49,19 +49,38 @@ def tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         aws.reset()
 
 
-def _put(table: str, key: dict[str, str]) -> dict[str, Any]:
-    item = {**key, "n": 1}
-    return {"Put": {"TableName": table, "Item": dynamo.serialize(item)}}
+def _put(table: str, key: dict[str, str]) -> dynamo.Write:
+    return dynamo.put(table, {**key, "n": 1})
 
 
-def _must_exist(table: str, key: dict[str, str]) -> dict[str, Any]:
-    return {
+def _must_exist(table: str, key: dict[str, str]) -> dynamo.Write:
+    return dynamo.check(table, key, "attribute_exists(pk)")
+
+
+def test_the_item_builders_write_what_transact_write_items_takes():
+    assert dynamo.update(
+        "t", {"pk": "a"}, "SET #s = :s", condition="#s <> :s", names={"#s": "status"},
+        values={":s": "x"},
+    ) == {"Update": {
+        "TableName": "t", "Key": {"pk": {"S": "a"}}, "UpdateExpression": "SET #s = :s",
+        "ConditionExpression": "#s <> :s", "ExpressionAttributeNames": {"#s": "status"},
+        "ExpressionAttributeValues": {":s": {"S": "x"}},
+    }}  # fmt: skip
+    assert dynamo.put("t", {"pk": "a", "n": 1}) == {
+        "Put": {"TableName": "t", "Item": {"pk": {"S": "a"}, "n": {"N": "1"}}}
+    }
+    assert dynamo.check("t", {"pk": "a"}, "attribute_exists(pk)") == {
         "ConditionCheck": {
-            "TableName": table,
-            "Key": dynamo.serialize(key),
+            "TableName": "t", "Key": {"pk": {"S": "a"}},
             "ConditionExpression": "attribute_exists(pk)",
         }
-    }
+    }  # fmt: skip
+    assert dynamo.delete("t", {"pk": "a"}, condition="v = :v", values={":v": 2}) == {
+        "Delete": {
+            "TableName": "t", "Key": {"pk": {"S": "a"}}, "ConditionExpression": "v = :v",
+            "ExpressionAttributeValues": {":v": {"N": "2"}},
+        }
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(["first", "missing", "last"])))

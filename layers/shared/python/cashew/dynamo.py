@@ -10,12 +10,16 @@ import functools
 import random
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NewType
 
 from cashew import aws
 from cashew.errors import ConflictError, RateLimitedError
 
 Item = dict[str, Any]
+
+# One item of a TransactWriteItems, built by the store that owns its table with `put`,
+# `update`, `check` or `delete`; other modules hand it to a `Transaction` unread.
+Write = NewType("Write", dict[str, Any])
 
 
 @functools.cache
@@ -107,6 +111,74 @@ def transact_write(items: Sequence[Mapping[str, Any]]) -> None:
         raise TransactionCanceled(reasons, olds) from exc
 
 
+def _write(
+    action: str,
+    request: dict[str, Any],
+    condition: str | None,
+    names: Mapping[str, str] | None,
+    values: Mapping[str, Any] | None,
+) -> Write:
+    if condition:
+        request["ConditionExpression"] = condition
+    if names:
+        request["ExpressionAttributeNames"] = dict(names)
+    if values:
+        request["ExpressionAttributeValues"] = serialize(values)
+    return Write({action: request})
+
+
+def put(
+    table: str,
+    item: Mapping[str, Any],
+    *,
+    condition: str | None = None,
+    names: Mapping[str, str] | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> Write:
+    """A Put of `item` for a `Transaction`."""
+    return _write("Put", {"TableName": table, "Item": serialize(item)}, condition, names, values)
+
+
+def update(
+    table: str,
+    key: Mapping[str, Any],
+    expression: str,
+    *,
+    condition: str | None = None,
+    names: Mapping[str, str] | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> Write:
+    """An Update of the item at `key` for a `Transaction`."""
+    request = {"TableName": table, "Key": serialize(key), "UpdateExpression": expression}
+    return _write("Update", request, condition, names, values)
+
+
+def check(
+    table: str,
+    key: Mapping[str, Any],
+    condition: str,
+    *,
+    names: Mapping[str, str] | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> Write:
+    """A ConditionCheck of the item at `key`: the transaction fails unless `condition` holds."""
+    return _write(
+        "ConditionCheck", {"TableName": table, "Key": serialize(key)}, condition, names, values
+    )
+
+
+def delete(
+    table: str,
+    key: Mapping[str, Any],
+    *,
+    condition: str | None = None,
+    names: Mapping[str, str] | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> Write:
+    """A Delete of the item at `key` for a `Transaction`."""
+    return _write("Delete", {"TableName": table, "Key": serialize(key)}, condition, names, values)
+
+
 class Transaction:
     """One TransactWriteItems built by name, whose cancellation is read by name:
 
@@ -119,9 +191,9 @@ class Transaction:
     The order of the items is the order they were added in; no outcome depends on it."""
 
     def __init__(self) -> None:
-        self._items: dict[str, Mapping[str, Any]] = {}
+        self._items: dict[str, Write] = {}
 
-    def add(self, name: str, item: Mapping[str, Any]) -> Transaction:
+    def add(self, name: str, item: Write) -> Transaction:
         if name in self._items:
             raise ValueError(f"{name} is already in the transaction")
         self._items[name] = item

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from cashew import dynamo
 from cashew.accounts import store
 from cashew.accounts.store import Credentials
 
@@ -32,17 +33,17 @@ __all__ = [
 # -- money: transaction items and reads for payments and the audit --------------------------
 
 
-def credit_item(user_id: str, currency: str, amount: int) -> dict[str, Any]:
+def credit_item(user_id: str, currency: str, amount: int) -> dynamo.Write:
     """The transaction item that adds `amount` to the user's balance in `currency`."""
     return store.credit_item(user_id, currency, amount)
 
 
-def debit_item(user_id: str, currency: str, amount: int) -> dict[str, Any]:
+def debit_item(user_id: str, currency: str, amount: int) -> dynamo.Write:
     """The transaction item that takes `amount` off, failing rather than go below zero."""
     return store.debit_item(user_id, currency, amount)
 
 
-def payee_check(user_id: str) -> dict[str, Any]:
+def payee_check(user_id: str) -> dynamo.Write:
     """The transaction item that fails unless the user exists."""
     return store.user_exists_check(user_id)
 
@@ -75,7 +76,7 @@ def replace_password_hash(
     return store.replace_password_hash(email, old_hash, new_hash, new_password=new_password)
 
 
-def password_unchanged_check(email: str, version: int) -> dict[str, Any]:
+def password_unchanged_check(email: str, version: int) -> dynamo.Write:
     """The transaction item that fails if the password changed since `version` was read."""
     return store.password_unchanged_check(email, version)
 

@@ -45,26 +45,14 @@ def create_user(profile: dict[str, Any], password_hash: str) -> None:
         "role": profile["role"],
     }
     try:
+        new_only = "attribute_not_exists(pk)"
         dynamo.Transaction().add(
-            "credentials",
-            {
-                "Put": {
-                    "TableName": table,
-                    "Item": dynamo.serialize(credentials),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
+            "credentials", dynamo.put(table, credentials, condition=new_only)
         ).add(
             "profile",
-            {
-                "Put": {
-                    "TableName": table,
-                    "Item": dynamo.serialize(
-                        {"pk": _user(profile["id"]), "sk": "PROFILE", **profile}
-                    ),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
+            dynamo.put(
+                table, {"pk": _user(profile["id"]), "sk": "PROFILE", **profile}, condition=new_only
+            ),
         ).write()
     except dynamo.TransactionCanceled as exc:
         if exc.failed("credentials"):
@@ -108,19 +96,13 @@ def replace_password_hash(
     return True
 
 
-def password_unchanged_check(email: str, version: int) -> dict[str, Any]:
+def password_unchanged_check(email: str, version: int) -> dynamo.Write:
     """A transaction item that fails if the password changed since `version` was read."""
     condition = "password_version = :version"
     if version == 0:
         condition = "(attribute_not_exists(password_version) OR password_version = :version)"
-    return {
-        "ConditionCheck": {
-            "TableName": _table(),
-            "Key": dynamo.serialize({"pk": f"EMAIL#{email}", "sk": "CREDENTIALS"}),
-            "ConditionExpression": condition,
-            "ExpressionAttributeValues": dynamo.serialize({":version": version}),
-        }
-    }
+    key = {"pk": f"EMAIL#{email}", "sk": "CREDENTIALS"}
+    return dynamo.check(_table(), key, condition, values={":version": version})
 
 
 def get_profile(user_id: str) -> dict[str, Any] | None:
@@ -184,43 +166,32 @@ def all_balances() -> Iterator[tuple[str, str, int]]:
 # -- items for money transactions (run by the payments module in one TransactWriteItems) --
 
 
-def credit_item(user_id: str, currency: str, amount: int) -> dict[str, Any]:
-    return {
-        "Update": {
-            "TableName": _table(),
-            "Key": dynamo.serialize({"pk": _user(user_id), "sk": f"BALANCE#{currency}"}),
-            "UpdateExpression": "SET currency = :currency ADD available :amount",
-            "ExpressionAttributeValues": dynamo.serialize(
-                {":currency": currency, ":amount": amount}
-            ),
-        }
-    }
+def credit_item(user_id: str, currency: str, amount: int) -> dynamo.Write:
+    return dynamo.update(
+        _table(),
+        {"pk": _user(user_id), "sk": f"BALANCE#{currency}"},
+        "SET currency = :currency ADD available :amount",
+        values={":currency": currency, ":amount": amount},
+    )
 
 
-def debit_item(user_id: str, currency: str, amount: int) -> dict[str, Any]:
+def debit_item(user_id: str, currency: str, amount: int) -> dynamo.Write:
     """Debit that fails (ConditionalCheckFailed) rather than go below zero."""
-    return {
-        "Update": {
-            "TableName": _table(),
-            "Key": dynamo.serialize({"pk": _user(user_id), "sk": f"BALANCE#{currency}"}),
-            "UpdateExpression": "SET available = available - :amount",
-            "ConditionExpression": "available >= :amount",
-            "ExpressionAttributeValues": dynamo.serialize({":amount": amount}),
-        }
-    }
+    return dynamo.update(
+        _table(),
+        {"pk": _user(user_id), "sk": f"BALANCE#{currency}"},
+        "SET available = available - :amount",
+        condition="available >= :amount",
+        values={":amount": amount},
+    )
 
 
-def user_exists_check(user_id: str) -> dict[str, Any]:
-    return {
-        "ConditionCheck": {
-            "TableName": _table(),
-            "Key": dynamo.serialize({"pk": _user(user_id), "sk": "PROFILE"}),
-            "ConditionExpression": "attribute_exists(pk)",
-        }
-    }
+def user_exists_check(user_id: str) -> dynamo.Write:
+    key = {"pk": _user(user_id), "sk": "PROFILE"}
+    return dynamo.check(_table(), key, "attribute_exists(pk)")
 
 
-def velocity_item(user_id: str, version: int, attempts: list[list[Any]]) -> dict[str, Any]:
+def velocity_item(user_id: str, version: int, attempts: list[list[Any]]) -> dynamo.Write:
     """The write of a payer's attempt history (USER#<id> / VELOCITY, see accounts.velocity),
     valid only if its version is still `version` (0: never written)."""
     values: dict[str, Any] = {":attempts": attempts, ":next": version + 1}
@@ -229,16 +200,14 @@ def velocity_item(user_id: str, version: int, attempts: list[list[Any]]) -> dict
         values[":current"] = version
     else:
         condition = "attribute_not_exists(#version)"
-    return {
-        "Update": {
-            "TableName": _table(),
-            "Key": dynamo.serialize({"pk": _user(user_id), "sk": "VELOCITY"}),
-            "UpdateExpression": "SET attempts = :attempts, #version = :next",
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": {"#version": "version"},
-            "ExpressionAttributeValues": dynamo.serialize(values),
-        }
-    }
+    return dynamo.update(
+        _table(),
+        {"pk": _user(user_id), "sk": "VELOCITY"},
+        "SET attempts = :attempts, #version = :next",
+        condition=condition,
+        names={"#version": "version"},
+        values=values,
+    )
 
 
 def get_velocity(user_id: str) -> dict[str, Any] | None:
@@ -337,17 +306,13 @@ def set_role(user_id: str, email: str, role: str) -> None:
     for name, pk, sk, condition in items:
         tx.add(
             name,
-            {
-                "Update": {
-                    "TableName": table,
-                    "Key": dynamo.serialize({"pk": pk, "sk": sk}),
-                    "UpdateExpression": "SET #role = :role",
-                    "ConditionExpression": condition,
-                    "ExpressionAttributeNames": {"#role": "role"},
-                    "ExpressionAttributeValues": dynamo.serialize(
-                        {":role": role, **({":user": user_id} if ":user" in condition else {})}
-                    ),
-                }
-            },
+            dynamo.update(
+                table,
+                {"pk": pk, "sk": sk},
+                "SET #role = :role",
+                condition=condition,
+                names={"#role": "role"},
+                values={":role": role, **({":user": user_id} if ":user" in condition else {})},
+            ),
         )
     tx.write()

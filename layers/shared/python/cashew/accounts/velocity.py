@@ -16,9 +16,8 @@ per currency; the count spans currencies.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from cashew import clock
+from cashew import clock, dynamo
 from cashew.accounts import store
 
 DAY_MS = 24 * 3600 * 1000
@@ -43,7 +42,7 @@ class History:
             if at > self.now_ms - window_ms and cur == currency
         )
 
-    def record_item(self, amount: int, currency: str) -> dict[str, Any]:
+    def record_item(self, amount: int, currency: str) -> dynamo.Write:
         """The write that records one more attempt (and forgets those over a day old), valid
         only if nobody recorded one since this history was read."""
         kept = [list(a) for a in self.attempts if a[0] > self.now_ms - DAY_MS]

@@ -76,19 +76,13 @@ def _from_item(item: dict[str, Any]) -> Session:
     )
 
 
-def create(session: Session, *, unless: dict[str, Any]) -> bool:
+def create(session: Session, *, unless: dynamo.Write) -> bool:
     """Store a new session in one transaction with the `unless` condition check (the
     password it was granted under is still current); False if that check failed."""
     try:
         dynamo.Transaction().add(
             "session",
-            {
-                "Put": {
-                    "TableName": _table(),
-                    "Item": dynamo.serialize(_to_item(session)),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
+            dynamo.put(_table(), _to_item(session), condition="attribute_not_exists(pk)"),
         ).add("unless", unless).write()
     except dynamo.TransactionCanceled as exc:
         if exc.failed("unless"):
@@ -111,37 +105,29 @@ def rotate(session: Session, new_hash: str) -> bool:
     try:
         dynamo.Transaction().add(
             "session",
-            {
-                "Update": {
-                    "TableName": _table(),
-                    "Key": dynamo.serialize({"pk": session.id}),
-                    "UpdateExpression": "SET refresh_hash = :new, last_used_at = :now",
-                    "ConditionExpression": "refresh_hash = :old AND revoked = :false",
-                    "ExpressionAttributeValues": dynamo.serialize(
-                        {
-                            ":new": new_hash,
-                            ":now": clock.utcnow_str(),
-                            ":old": session.refresh_hash,
-                            ":false": False,
-                        }
-                    ),
-                }
-            },
+            dynamo.update(
+                _table(),
+                {"pk": session.id},
+                "SET refresh_hash = :new, last_used_at = :now",
+                condition="refresh_hash = :old AND revoked = :false",
+                values={
+                    ":new": new_hash,
+                    ":now": clock.utcnow_str(),
+                    ":old": session.refresh_hash,
+                    ":false": False,
+                },
+            ),
         ).add(
             "rotated",
-            {
-                "Put": {
-                    "TableName": _table(),
-                    "Item": dynamo.serialize(
-                        {
-                            "pk": f"RT#{session.refresh_hash}",
-                            "session_id": session.id,
-                            "expires_at": session.expires_at,
-                        }
-                    ),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
+            dynamo.put(
+                _table(),
+                {
+                    "pk": f"RT#{session.refresh_hash}",
+                    "session_id": session.id,
+                    "expires_at": session.expires_at,
+                },
+                condition="attribute_not_exists(pk)",
+            ),
         ).write()
     except dynamo.TransactionCanceled as exc:
         if exc.failed("session", "rotated"):

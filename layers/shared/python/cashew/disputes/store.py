@@ -49,15 +49,9 @@ def open_dispute(item: dict[str, Any]) -> None:
     new_only = "attribute_not_exists(pk)"
     dispute = {"pk": item["id"], "kind": "dispute", **item}
     try:
-        dynamo.Transaction().add(
-            "lock",
-            {"Put": {"TableName": table, "Item": dynamo.serialize(lock),
-                     "ConditionExpression": new_only}},
-        ).add(
-            "dispute",
-            {"Put": {"TableName": table, "Item": dynamo.serialize(dispute),
-                     "ConditionExpression": new_only}},
-        ).write()  # fmt: skip
+        dynamo.Transaction().add("lock", dynamo.put(table, lock, condition=new_only)).add(
+            "dispute", dynamo.put(table, dispute, condition=new_only)
+        ).write()
     except dynamo.TransactionCanceled as exc:
         if exc.failed("lock"):
             raise AlreadyOpen(item["payment_id"]) from exc
@@ -117,27 +111,22 @@ def resolve(item: dict[str, Any], outcome: str, changes: dict[str, Any]) -> None
     try:
         dynamo.Transaction().add(
             "dispute",
-            {
-                "Update": {
-                    "TableName": table,
-                    "Key": dynamo.serialize({"pk": item["id"]}),
-                    "UpdateExpression": f"SET #status = :outcome, {assignments} "
-                    "REMOVE pending_outcome, pending_attempt",
-                    "ConditionExpression": f"#status = :open AND {claimed}",
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": dynamo.serialize(values),
-                }
-            },
+            dynamo.update(
+                table,
+                {"pk": item["id"]},
+                f"SET #status = :outcome, {assignments} REMOVE pending_outcome, pending_attempt",
+                condition=f"#status = :open AND {claimed}",
+                names={"#status": "status"},
+                values=values,
+            ),
         ).add(
             "lock",
-            {
-                "Delete": {
-                    "TableName": table,
-                    "Key": dynamo.serialize(_lock(str(item["payment_id"]))),
-                    "ConditionExpression": "dispute_id = :id",
-                    "ExpressionAttributeValues": dynamo.serialize({":id": item["id"]}),
-                }
-            },
+            dynamo.delete(
+                table,
+                _lock(str(item["payment_id"])),
+                condition="dispute_id = :id",
+                values={":id": item["id"]},
+            ),
         ).write()
     except dynamo.TransactionCanceled as exc:
         if exc.failed("dispute"):

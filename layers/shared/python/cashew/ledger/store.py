@@ -75,15 +75,9 @@ def append(new: Entry) -> None:
     }
     new_only = "attribute_not_exists(pk)"
     try:
-        dynamo.Transaction().add(
-            "marker",
-            {"Put": {"TableName": table, "Item": dynamo.serialize(marker),
-                     "ConditionExpression": new_only}},
-        ).add(
-            "entry",
-            {"Put": {"TableName": table, "Item": dynamo.serialize(item),
-                     "ConditionExpression": new_only}},
-        ).write()  # fmt: skip
+        dynamo.Transaction().add("marker", dynamo.put(table, marker, condition=new_only)).add(
+            "entry", dynamo.put(table, item, condition=new_only)
+        ).write()
     except dynamo.TransactionCanceled as exc:
         if exc.failed("marker"):
             raise AlreadyAppended(new.outcome_id) from exc

@@ -296,7 +296,7 @@ def _expiry() -> int:
     return clock.epoch() + get_settings().idempotency_ttl
 
 
-def completed_item(s: Scope, payment_id: str, status_code: int, body: str) -> dict[str, Any]:
+def completed_item(s: Scope, payment_id: str, status_code: int, body: str) -> dynamo.Write:
     """A first-and-final record (requests that complete in one transaction)."""
     item = {
         "pk": s.pk,
@@ -308,37 +308,25 @@ def completed_item(s: Scope, payment_id: str, status_code: int, body: str) -> di
         "created_at": clock.utcnow_str(),
         "expires_at": _expiry(),
     }
-    return {
-        "Put": {
-            "TableName": _table(),
-            "Item": dynamo.serialize(item),
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }
-    }
+    return dynamo.put(_table(), item, condition="attribute_not_exists(pk)")
 
 
-def complete_item(s: Scope, status_code: int, body: str) -> dict[str, Any]:
+def complete_item(s: Scope, status_code: int, body: str) -> dynamo.Write:
     """Completes an in-progress record; fails if someone else completed it first."""
-    return {
-        "Update": {
-            "TableName": _table(),
-            "Key": dynamo.serialize({"pk": s.pk}),
-            "UpdateExpression": (
-                "SET #status = :completed, status_code = :code, response_body = :body"
-            ),
-            "ConditionExpression": "#status = :in_progress AND request_hash = :hash",
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": dynamo.serialize(
-                {
-                    ":completed": "completed",
-                    ":in_progress": "in_progress",
-                    ":code": status_code,
-                    ":body": body,
-                    ":hash": s.request_hash,
-                }
-            ),
-        }
-    }
+    return dynamo.update(
+        _table(),
+        {"pk": s.pk},
+        "SET #status = :completed, status_code = :code, response_body = :body",
+        condition="#status = :in_progress AND request_hash = :hash",
+        names={"#status": "status"},
+        values={
+            ":completed": "completed",
+            ":in_progress": "in_progress",
+            ":code": status_code,
+            ":body": body,
+            ":hash": s.request_hash,
+        },
+    )
 
 
 def _lease() -> int:
@@ -368,8 +356,7 @@ def begin(
     condition = "attribute_not_exists(pk)"
     try:
         if along:
-            put = {"TableName": _table(), "Item": dynamo.serialize(item)}
-            record = {"Put": {**put, "ConditionExpression": condition}}
+            record = dynamo.put(_table(), item, condition=condition)
             dynamo.Transaction().add("record", record).extend(along).write()
         else:
             dynamo.put_item(_table(), item, condition)

@@ -35,6 +35,10 @@ _REFUND_RECORD_ONLY = (
 )
 
 
+_NEW = "attribute_not_exists(pk)"
+_STATUS = {"#status": "status"}
+
+
 @dataclass(frozen=True, slots=True)
 class StoredPayment:
     payment: PaymentResponse
@@ -48,7 +52,7 @@ def _table() -> str:
 
 def put_item(
     payment: PaymentResponse, fired_rules: list[str], charge_id: str | None = None
-) -> dict[str, Any]:
+) -> dynamo.Write:
     """The payment's first write: conditional on its id being new."""
     item = {
         "pk": payment.id,
@@ -56,13 +60,7 @@ def put_item(
         "fired_rules": fired_rules,
         "charge_id": charge_id,
     }
-    return {
-        "Put": {
-            "TableName": _table(),
-            "Item": dynamo.serialize(item),
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }
-    }
+    return dynamo.put(_table(), item, condition=_NEW)
 
 
 def stored(item: dict[str, Any]) -> StoredPayment:
@@ -79,50 +77,42 @@ def get(payment_id: str) -> StoredPayment | None:
     return stored(item) if item and item["pk"].startswith("pay_") else None
 
 
-def transition_item(payment: PaymentResponse, to: PaymentStatus, **changes: Any) -> dict[str, Any]:
+def transition_item(payment: PaymentResponse, to: PaymentStatus, **changes: Any) -> dynamo.Write:
     """Move the payment from its current status to `to` (with `changes`), only if nobody
     moved it meanwhile: one authorisation resolves once."""
     values = {":from": payment.status, ":to": to, **{f":{k}": v for k, v in changes.items()}}
     sets = ", ".join(["#status = :to", *(f"{k} = :{k}" for k in changes)])
-    return {
-        "Update": {
-            "TableName": _table(),
-            "Key": dynamo.serialize({"pk": payment.id}),
-            "UpdateExpression": f"SET {sets}",
-            "ConditionExpression": "#status = :from",
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": dynamo.serialize(values),
-        }
-    }
+    return dynamo.update(
+        _table(),
+        {"pk": payment.id},
+        f"SET {sets}",
+        condition="#status = :from",
+        names=_STATUS,
+        values=values,
+    )
 
 
-def refund_item(payment: PaymentResponse, amount: int, now: str) -> dict[str, Any]:
+def refund_item(payment: PaymentResponse, amount: int, now: str) -> dynamo.Write:
     """Add `amount` to what was refunded, only while the total stays within what was
     captured (DynamoDB conditions cannot add, so: refunded so far <= captured - amount)."""
-    return {
-        "Update": {
-            "TableName": _table(),
-            "Key": dynamo.serialize({"pk": payment.id}),
-            "UpdateExpression": (
-                "SET amount_refunded = amount_refunded + :amount, updated_at = :now"
-            ),
-            "ConditionExpression": "#status = :succeeded AND amount_refunded <= :limit",
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": dynamo.serialize(
-                {
-                    ":amount": amount,
-                    ":now": now,
-                    ":succeeded": "succeeded",
-                    ":limit": payment.amount_captured - amount,
-                }
-            ),
-        }
-    }
+    return dynamo.update(
+        _table(),
+        {"pk": payment.id},
+        "SET amount_refunded = amount_refunded + :amount, updated_at = :now",
+        condition="#status = :succeeded AND amount_refunded <= :limit",
+        names=_STATUS,
+        values={
+            ":amount": amount,
+            ":now": now,
+            ":succeeded": "succeeded",
+            ":limit": payment.amount_captured - amount,
+        },
+    )
 
 
 def put_refund_item(
     refund: RefundResponse, payment: PaymentResponse, gateway_refund_id: str | None
-) -> dict[str, Any]:
+) -> dynamo.Write:
     """A new refund; it names the payment's payer and payee, whom its outcome concerns."""
     item = {
         "pk": refund.id,
@@ -133,24 +123,13 @@ def put_refund_item(
         "payment_payee_id": payment.payee_id,
         "payment_source": payment.source.get("type"),
     }
-    return {
-        "Put": {
-            "TableName": _table(),
-            "Item": dynamo.serialize(item),
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }
-    }
+    return dynamo.put(_table(), item, condition=_NEW)
 
 
-def webhook_seen_item(event_id: str, expires_at: int) -> dict[str, Any]:
+def webhook_seen_item(event_id: str, expires_at: int) -> dynamo.Write:
     """Marks a gateway event as handled; fails if it was handled before."""
-    return {
-        "Put": {
-            "TableName": _table(),
-            "Item": dynamo.serialize({"pk": f"WEBHOOK#{event_id}", "expires_at": expires_at}),
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }
-    }
+    item = {"pk": f"WEBHOOK#{event_id}", "expires_at": expires_at}
+    return dynamo.put(_table(), item, condition=_NEW)
 
 
 def get_refund(refund_id: str) -> RefundResponse | None:
@@ -160,20 +139,16 @@ def get_refund(refund_id: str) -> RefundResponse | None:
     return refund(item) if item else None
 
 
-def settle_refund_item(refund_id: str, gateway_refund_id: str) -> dict[str, Any]:
+def settle_refund_item(refund_id: str, gateway_refund_id: str) -> dynamo.Write:
     """A pending card refund the gateway has confirmed."""
-    return {
-        "Update": {
-            "TableName": _table(),
-            "Key": dynamo.serialize({"pk": refund_id}),
-            "UpdateExpression": "SET #status = :succeeded, gateway_refund_id = :gateway",
-            "ConditionExpression": "#status = :pending",
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": dynamo.serialize(
-                {":succeeded": "succeeded", ":pending": "pending", ":gateway": gateway_refund_id}
-            ),
-        }
-    }
+    return dynamo.update(
+        _table(),
+        {"pk": refund_id},
+        "SET #status = :succeeded, gateway_refund_id = :gateway",
+        condition="#status = :pending",
+        names=_STATUS,
+        values={":succeeded": "succeeded", ":pending": "pending", ":gateway": gateway_refund_id},
+    )
 
 
 def refund(item: dict[str, Any]) -> RefundResponse:
