@@ -158,7 +158,8 @@ def _reading(stale: payment_store.StoredPayment | None) -> Iterator[None]:
 
 def _clear_balances(user_id: str) -> None:
     """Start a sequence from nothing: remove the user's balance items (test users only)."""
-    for item in accounts.list_balances(user_id):
+    for balance in accounts.list_balances(user_id):
+        item = balance.to_item()
         aws.dynamodb().delete_item(
             TableName=get_settings().accounts_table,
             Key=dynamo.serialize({"pk": item["pk"], "sk": item["sk"]}),
@@ -390,8 +391,8 @@ class MoneyMachine(RuleBasedStateMachine):
         untouched = [pid for pid in self.stored if pid not in self.touched]
         assert _stored_payments(untouched) == {pid: self.stored[pid] for pid in untouched}
         for member in self.members:
-            for item in accounts.list_balances(member.id):
-                assert item["currency"] == CURRENCY or item["available"] == 0, item
+            for balance in accounts.list_balances(member.id):
+                assert balance.currency == CURRENCY or balance.available == 0, balance
         self.stack.settle()
         audit = self.stack.call(
             "AuditVerifyFunction", "ledger/audit_verify.json", authorizer=ADMIN

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from cashew.accounts import store
-from cashew.accounts.models import UpdateMeRequest
+from cashew.accounts.models import UpdateMeRequest, UserSettings
 
 
 def errors(body: Any) -> list[tuple[str, str]]:
@@ -176,7 +176,18 @@ def test_the_store_builds_one_conditional_update_of_only_the_given_keys(monkeypa
 
     def update_item(*args: Any, **kwargs: Any) -> dict[str, Any]:
         calls.append((args, kwargs))
-        return {"pk": "USER#usr_1", "sk": "PROFILE", "id": "usr_1"}
+        return {
+            "pk": "USER#usr_1",
+            "sk": "PROFILE",
+            "id": "usr_1",
+            "email": "ada@example.com",
+            "name": "Ada",
+            "phone": None,
+            "role": "user",
+            "settings": {"default_currency": "USD", "notify_email": False},
+            "created_at": "2026-11-30T09:00:00Z",
+            "updated_at": "2026-11-30T09:30:00Z",
+        }
 
     monkeypatch.setattr(store.dynamo, "update_item", update_item)
     # When a name, a cleared phone and one settings key are written
@@ -199,4 +210,13 @@ def test_the_store_builds_one_conditional_update_of_only_the_given_keys(monkeypa
     }
     assert kwargs["condition"] == "attribute_exists(pk)"
     assert kwargs["return_new"] is True
-    assert profile == {"id": "usr_1"}
+    assert profile == store.Profile(
+        id="usr_1",
+        email="ada@example.com",
+        name="Ada",
+        phone=None,
+        role="user",
+        settings=UserSettings(default_currency="USD", notify_email=False),
+        created_at="2026-11-30T09:00:00Z",
+        updated_at="2026-11-30T09:30:00Z",
+    )

@@ -9,7 +9,8 @@ import pytest
 
 from cashew import clock
 from cashew.accounts import passwords
-from cashew.accounts.store import Credentials
+from cashew.accounts.models import UserSettings
+from cashew.accounts.store import Credentials, Profile
 from cashew.auth import lockout, login_attempts, service, sessions
 from cashew.errors import (
     InvalidCredentialsError,
@@ -124,8 +125,18 @@ def test_a_wrong_secret_that_was_never_issued_is_not_a_reuse(monkeypatch):
 @pytest.fixture
 def account(monkeypatch):
     password_hash = passwords.hash_password("current passphrase")
-    credentials = Credentials("usr_01JCQ3F6Z4V8T2K9M1N5P7R3S6", password_hash, "user", 0)
-    monkeypatch.setattr(service.accounts, "get_profile", lambda uid: {"email": "ada@example.com"})
+    user_id = "usr_01JCQ3F6Z4V8T2K9M1N5P7R3S6"
+    credentials = Credentials("ada@example.com", user_id, password_hash, "user", 0)
+    profile = Profile(
+        id=user_id,
+        email="ada@example.com",
+        name="Ada",
+        phone=None,
+        role="user",
+        settings=UserSettings(),
+        created_at="2026-11-30T09:00:00.000Z",
+    )
+    monkeypatch.setattr(service.accounts, "get_profile", lambda uid: profile)
     monkeypatch.setattr(service.accounts, "get_credentials", lambda email: credentials)
     monkeypatch.setattr(lockout, "attempt", lambda email: None)
     monkeypatch.setattr(lockout, "succeeded", lambda email: None)

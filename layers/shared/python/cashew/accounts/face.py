@@ -8,14 +8,15 @@ TransactWriteItems; auth reads and replaces credentials; the audit reads every b
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from cashew import dynamo
 from cashew.accounts import store
-from cashew.accounts.store import Credentials
+from cashew.accounts.store import Credentials, PaymentMethod, Profile
 
 __all__ = [
     "Credentials",
+    "PaymentMethod",
+    "Profile",
     "all_balances",
     "credit_item",
     "debit_item",
@@ -52,7 +53,7 @@ def user_exists(user_id: str) -> bool:
     return store.user_exists(user_id)
 
 
-def get_payment_method(user_id: str, method_id: str) -> dict[str, Any] | None:
+def get_payment_method(user_id: str, method_id: str) -> PaymentMethod | None:
     """The user's stored payment method (its card sealed), for a card charge."""
     return store.get_payment_method(user_id, method_id)
 
@@ -81,7 +82,7 @@ def password_unchanged_check(email: str, version: int) -> dynamo.Write:
     return store.password_unchanged_check(email, version)
 
 
-def get_profile(user_id: str) -> dict[str, Any] | None:
+def get_profile(user_id: str) -> Profile | None:
     return store.get_profile(user_id)
 
 

@@ -7,8 +7,6 @@ explicit model that has no token field.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import clock, ids
@@ -20,23 +18,24 @@ from cashew.accounts.models import (
     PaymentMethodList,
     PaymentMethodResponse,
 )
+from cashew.accounts.store import PaymentMethod
 from cashew.errors import InvalidRequestError, NotFoundError
 from cashew.identity import Caller
 from cashew.observability import logger, metrics
 
 
-def _method_response(method: dict[str, Any]) -> PaymentMethodResponse:
+def _method_response(method: PaymentMethod) -> PaymentMethodResponse:
     return PaymentMethodResponse(
-        id=method["id"],
+        id=method.id,
         card=CardResponse(
-            brand=method["brand"],
-            last4=method["last4"],
-            exp_month=method["exp_month"],
-            exp_year=method["exp_year"],
-            fingerprint=method["fingerprint"],
+            brand=method.brand,
+            last4=method.last4,
+            exp_month=method.exp_month,
+            exp_year=method.exp_year,
+            fingerprint=method.fingerprint,
         ),
-        billing_name=method.get("billing_name"),
-        created_at=method["created_at"],
+        billing_name=method.billing_name,
+        created_at=method.created_at,
     )
 
 
@@ -57,22 +56,22 @@ def add_payment_method(caller: Caller, request: AddPaymentMethodRequest) -> Paym
     )
     method_id = ids.new_id("pm")
     sealed = cards.seal(tokenised.token, caller.user_id, method_id)
-    method = {
-        "id": method_id,
-        "type": "card",
-        "brand": cards.brand(number),
-        "last4": number[-4:],
-        "exp_month": card.exp_month,
-        "exp_year": card.exp_year,
-        "fingerprint": cards.fingerprint(number),
-        "billing_name": request.billing_name,
-        "gateway_risk_flag": tokenised.risk_flag,
-        "token_ciphertext": sealed.ciphertext,
-        "token_nonce": sealed.nonce,
-        "token_data_key": sealed.data_key,
-        "created_at": clock.utcnow_str(),
-    }
-    store.put_payment_method(caller.user_id, method)
+    method = PaymentMethod(
+        user_id=caller.user_id,
+        id=method_id,
+        brand=cards.brand(number),
+        last4=number[-4:],
+        exp_month=card.exp_month,
+        exp_year=card.exp_year,
+        fingerprint=cards.fingerprint(number),
+        billing_name=request.billing_name,
+        gateway_risk_flag=tokenised.risk_flag,
+        token_ciphertext=sealed.ciphertext,
+        token_nonce=sealed.nonce,
+        token_data_key=sealed.data_key,
+        created_at=clock.utcnow_str(),
+    )
+    store.put_payment_method(method)
     metrics.add_metric(name="PaymentMethodAdded", unit=MetricUnit.Count, value=1)
     return _method_response(method)
 
@@ -84,11 +83,11 @@ def _is_method_id(value: str) -> bool:
 def list_payment_methods(caller: Caller, limit: int, cursor: str | None) -> PaymentMethodList:
     """The caller's payment methods, newest first, `limit` per page."""
     after = cursor_codec.decode(cursor, {"id": ids.PATTERNS["pm"]})["id"] if cursor else None
-    items, has_more = store.list_payment_methods(caller.user_id, limit, after)
+    methods, has_more = store.list_payment_methods(caller.user_id, limit, after)
     return PaymentMethodList(
-        data=[_method_response(item) for item in items],
+        data=[_method_response(method) for method in methods],
         has_more=has_more,
-        next_cursor=cursor_codec.encode({"id": items[-1]["id"]}) if has_more else None,
+        next_cursor=cursor_codec.encode({"id": methods[-1].id}) if has_more else None,
     )
 
 

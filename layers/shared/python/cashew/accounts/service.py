@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import clock, ids
@@ -16,33 +14,34 @@ from cashew.accounts.models import (
     UserResponse,
     UserSettings,
 )
+from cashew.accounts.store import Profile
 from cashew.errors import NotFoundError
 from cashew.identity import Caller
 from cashew.observability import logger, metrics
 
 
-def user_response(profile: dict[str, Any]) -> UserResponse:
+def user_response(profile: Profile) -> UserResponse:
     return UserResponse(
-        id=profile["id"],
-        email=profile["email"],
-        name=profile["name"],
-        phone=profile.get("phone"),
-        role=profile["role"],
-        settings=UserSettings.model_validate(profile.get("settings") or {}),
-        created_at=profile["created_at"],
+        id=profile.id,
+        email=profile.email,
+        name=profile.name,
+        phone=profile.phone,
+        role=profile.role,
+        settings=profile.settings,
+        created_at=profile.created_at,
     )
 
 
 def register(request: RegisterRequest, role: str = "user") -> UserResponse:
-    profile = {
-        "id": ids.new_id("usr"),
-        "email": request.email,
-        "name": request.name,
-        "phone": None,
-        "role": role,
-        "settings": UserSettings().model_dump(),
-        "created_at": clock.utcnow_str(),
-    }
+    profile = Profile(
+        id=ids.new_id("usr"),
+        email=request.email,
+        name=request.name,
+        phone=None,
+        role=role,
+        settings=UserSettings(),
+        created_at=clock.utcnow_str(),
+    )
     store.create_user(profile, passwords.hash_password(request.password.get_secret_value()))
     metrics.add_metric(name="UserRegistered", unit=MetricUnit.Count, value=1)
     return user_response(profile)
@@ -58,8 +57,9 @@ def get_me(caller: Caller) -> UserResponse:
 def update_me(caller: Caller, request: UpdateMeRequest) -> UserResponse:
     """Change the caller's name, phone and settings (only the keys given) in one conditional
     UpdateItem; the profile as it is afterwards."""
-    fields = request.model_dump()  # only the fields the client sent
-    settings: dict[str, Any] = fields.pop("settings", {})
+    sent = request.model_dump()  # only the fields the client sent
+    settings: dict[str, str | bool] = sent.pop("settings", {})
+    fields: dict[str, str | None] = sent
     profile = store.update_profile(caller.user_id, fields, settings, clock.utcnow_str())
     if profile is None:
         raise NotFoundError("user not found")
@@ -71,7 +71,7 @@ def update_me(caller: Caller, request: UpdateMeRequest) -> UserResponse:
 
 
 def list_balances(caller: Caller) -> BalancesResponse:
-    items = store.list_balances(caller.user_id)
+    balances = store.list_balances(caller.user_id)
     return BalancesResponse(
-        data=[Balance(currency=i["currency"], available=int(i["available"])) for i in items]
+        data=[Balance(currency=b.currency, available=b.available) for b in balances]
     )

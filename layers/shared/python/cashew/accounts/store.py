@@ -1,59 +1,246 @@
-"""The accounts table: credentials, profiles, balances and payment methods.
+"""The accounts table: credentials, profiles, balances, payment methods and attempt histories.
 
-Items (pk / sk):
-    EMAIL#<email> / CREDENTIALS      user_id, password_hash, role
-    USER#<id>     / PROFILE          id, email, name, phone, role, settings, created_at
+Items (pk / sk), each kind a record class below with its `to_item` / `from_item`:
+    EMAIL#<email> / CREDENTIALS      user_id, password_hash, role, password_version (absent
+                                     until the first change of password)     `Credentials`
+    USER#<id>     / PROFILE          id, email, name, phone, role, settings, created_at,
+                                     updated_at (set by the first update)    `Profile`
     USER#<id>     / BALANCE#<CUR>    currency, available (minor units; never below 0)
+                                                                             `StoredBalance`
     USER#<id>     / PM#<pm id>       card metadata and the envelope-encrypted gateway token
+                                                                             `PaymentMethod`
+    USER#<id>     / VELOCITY         attempts, version (see accounts.velocity) `PayerAttempts`
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from cashew import aws, dynamo
+from cashew.accounts.models import UserSettings
 from cashew.config import get_settings
 from cashew.errors import EmailTakenError
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    user_id: str
-    password_hash: str
-    role: str
-    password_version: int  # bumped by every change of password (not by a rehash)
-
-
-def _table() -> str:
-    return get_settings().accounts_table
 
 
 def _user(user_id: str) -> str:
     return f"USER#{user_id}"
 
 
-def create_user(profile: dict[str, Any], password_hash: str) -> None:
+def _user_of(item: Mapping[str, Any]) -> str:
+    return str(item["pk"]).removeprefix("USER#")
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """EMAIL#<email> / CREDENTIALS: what a login is checked against."""
+
+    email: str
+    user_id: str
+    password_hash: str
+    role: str
+    password_version: int = 0  # bumped by every change of password (not by a rehash)
+
+    def to_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "pk": f"EMAIL#{self.email}",
+            "sk": "CREDENTIALS",
+            "user_id": self.user_id,
+            "password_hash": self.password_hash,
+            "role": self.role,
+        }
+        if self.password_version:  # registration writes none; the first change ADDs it
+            item["password_version"] = self.password_version
+        return item
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        return cls(
+            email=str(item["pk"]).removeprefix("EMAIL#"),
+            user_id=item["user_id"],
+            password_hash=item["password_hash"],
+            role=item["role"],
+            password_version=int(item.get("password_version", 0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """USER#<id> / PROFILE: the user as GET /v1/users/me shows it."""
+
+    id: str
+    email: str
+    name: str
+    phone: str | None
+    role: str
+    settings: UserSettings
+    created_at: str
+    updated_at: str | None = None  # set by the first profile update
+
+    def to_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "pk": _user(self.id),
+            "sk": "PROFILE",
+            "id": self.id,
+            "email": self.email,
+            "name": self.name,
+            "phone": self.phone,
+            "role": self.role,
+            "settings": {
+                "default_currency": self.settings.default_currency,
+                "notify_email": self.settings.notify_email,
+            },
+            "created_at": self.created_at,
+        }
+        if self.updated_at is not None:
+            item["updated_at"] = self.updated_at
+        return item
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        # Only the settings keys there are: an absent one takes its default.
+        stored = item.get("settings") or {}
+        settings = {key: stored[key] for key in _WRITABLE_SETTINGS if key in stored}
+        return cls(
+            id=item["id"],
+            email=item["email"],
+            name=item["name"],
+            phone=item.get("phone"),
+            role=item["role"],
+            settings=UserSettings.model_validate(settings),
+            created_at=item["created_at"],
+            updated_at=item.get("updated_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBalance:
+    """USER#<id> / BALANCE#<CUR>: written only by the money transactions' credit and debit
+    items below."""
+
+    user_id: str
+    currency: str
+    available: int
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "pk": _user(self.user_id),
+            "sk": f"BALANCE#{self.currency}",
+            "currency": self.currency,
+            "available": self.available,
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        return cls(
+            user_id=_user_of(item),
+            currency=str(item["currency"]),
+            available=int(item["available"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentMethod:
+    """USER#<id> / PM#<pm id>: a card's metadata and its gateway token, sealed (see
+    accounts.cards: the token is only ever stored encrypted)."""
+
+    user_id: str
+    id: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    fingerprint: str
+    billing_name: str | None
+    gateway_risk_flag: bool
+    token_ciphertext: bytes
+    token_nonce: bytes
+    token_data_key: bytes  # the KMS-encrypted data key
+    created_at: str
+    type: str = "card"
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "pk": _user(self.user_id),
+            "sk": f"PM#{self.id}",
+            "id": self.id,
+            "type": self.type,
+            "brand": self.brand,
+            "last4": self.last4,
+            "exp_month": self.exp_month,
+            "exp_year": self.exp_year,
+            "fingerprint": self.fingerprint,
+            "billing_name": self.billing_name,
+            "gateway_risk_flag": self.gateway_risk_flag,
+            "token_ciphertext": self.token_ciphertext,
+            "token_nonce": self.token_nonce,
+            "token_data_key": self.token_data_key,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        return cls(
+            user_id=_user_of(item),
+            id=item["id"],
+            type=item.get("type", "card"),
+            brand=item["brand"],
+            last4=item["last4"],
+            exp_month=int(item["exp_month"]),
+            exp_year=int(item["exp_year"]),
+            fingerprint=item["fingerprint"],
+            billing_name=item.get("billing_name"),
+            gateway_risk_flag=bool(item.get("gateway_risk_flag")),
+            token_ciphertext=item["token_ciphertext"],
+            token_nonce=item["token_nonce"],
+            token_data_key=item["token_data_key"],
+            created_at=item["created_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PayerAttempts:
+    """USER#<id> / VELOCITY: the payer's recent attempts, `(epoch ms, amount, currency)` each,
+    oldest first, and the version of the item (0: never written). Written by `velocity_item`."""
+
+    user_id: str
+    version: int
+    attempts: tuple[tuple[int, int, str], ...]
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "pk": _user(self.user_id),
+            "sk": "VELOCITY",
+            "attempts": [[at, amount, currency] for at, amount, currency in self.attempts],
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        return cls(
+            user_id=_user_of(item),
+            version=int(item.get("version", 0)),
+            attempts=tuple(
+                (int(at), int(amount), str(currency))
+                for at, amount, currency in item.get("attempts", [])
+            ),
+        )
+
+
+def _table() -> str:
+    return get_settings().accounts_table
+
+
+def create_user(profile: Profile, password_hash: str) -> None:
     """Profile and credentials in one transaction; the email is unique."""
     table = _table()
-    credentials = {
-        "pk": f"EMAIL#{profile['email']}",
-        "sk": "CREDENTIALS",
-        "user_id": profile["id"],
-        "password_hash": password_hash,
-        "role": profile["role"],
-    }
+    credentials = Credentials(profile.email, profile.id, password_hash, profile.role)
     try:
         new_only = "attribute_not_exists(pk)"
         dynamo.Transaction().add(
-            "credentials", dynamo.put(table, credentials, condition=new_only)
-        ).add(
-            "profile",
-            dynamo.put(
-                table, {"pk": _user(profile["id"]), "sk": "PROFILE", **profile}, condition=new_only
-            ),
-        ).write()
+            "credentials", dynamo.put(table, credentials.to_item(), condition=new_only)
+        ).add("profile", dynamo.put(table, profile.to_item(), condition=new_only)).write()
     except dynamo.TransactionCanceled as exc:
         if exc.failed("credentials"):
             raise EmailTakenError("an account with this email already exists") from exc
@@ -62,14 +249,7 @@ def create_user(profile: dict[str, Any], password_hash: str) -> None:
 
 def get_credentials(email: str) -> Credentials | None:
     item = dynamo.get_item(_table(), {"pk": f"EMAIL#{email}", "sk": "CREDENTIALS"})
-    if item is None:
-        return None
-    return Credentials(
-        user_id=item["user_id"],
-        password_hash=item["password_hash"],
-        role=item["role"],
-        password_version=int(item.get("password_version", 0)),
-    )
+    return Credentials.from_item(item) if item is not None else None
 
 
 def replace_password_hash(
@@ -105,12 +285,9 @@ def password_unchanged_check(email: str, version: int) -> dynamo.Write:
     return dynamo.check(_table(), key, condition, values={":version": version})
 
 
-def get_profile(user_id: str) -> dict[str, Any] | None:
+def get_profile(user_id: str) -> Profile | None:
     item = dynamo.get_item(_table(), {"pk": _user(user_id), "sk": "PROFILE"})
-    if item is None:
-        return None
-    item.pop("pk"), item.pop("sk")
-    return item
+    return Profile.from_item(item) if item is not None else None
 
 
 def user_exists(user_id: str) -> bool:
@@ -118,23 +295,24 @@ def user_exists(user_id: str) -> bool:
     return item is not None
 
 
-def put_payment_method(user_id: str, method: dict[str, Any]) -> None:
-    item = {"pk": _user(user_id), "sk": f"PM#{method['id']}", **method}
-    dynamo.put_item(_table(), item, "attribute_not_exists(pk)")
+def put_payment_method(method: PaymentMethod) -> None:
+    """Store a new payment method under its owner's pk."""
+    dynamo.put_item(_table(), method.to_item(), "attribute_not_exists(pk)")
 
 
-def get_payment_method(user_id: str, method_id: str) -> dict[str, Any] | None:
-    return dynamo.get_item(_table(), {"pk": _user(user_id), "sk": f"PM#{method_id}"})
+def get_payment_method(user_id: str, method_id: str) -> PaymentMethod | None:
+    item = dynamo.get_item(_table(), {"pk": _user(user_id), "sk": f"PM#{method_id}"})
+    return PaymentMethod.from_item(item) if item is not None else None
 
 
-def list_balances(user_id: str) -> list[dict[str, Any]]:
+def list_balances(user_id: str) -> list[StoredBalance]:
     items, _ = dynamo.query(
         _table(),
         "pk = :pk AND begins_with(sk, :prefix)",
         {":pk": _user(user_id), ":prefix": "BALANCE#"},
         consistent=True,
     )
-    return items
+    return [StoredBalance.from_item(item) for item in items]
 
 
 def all_balances() -> Iterator[tuple[str, str, int]]:
@@ -152,12 +330,8 @@ def all_balances() -> Iterator[tuple[str, str, int]]:
     while True:
         response = aws.dynamodb().scan(**request)
         for raw in response.get("Items", []):
-            item = dynamo.deserialize(raw)
-            yield (
-                str(item["pk"]).removeprefix("USER#"),
-                str(item["currency"]),
-                int(item["available"]),
-            )
+            balance = StoredBalance.from_item(dynamo.deserialize(raw))
+            yield balance.user_id, balance.currency, balance.available
         if "LastEvaluatedKey" not in response:
             return
         request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -210,9 +384,10 @@ def velocity_item(user_id: str, version: int, attempts: list[list[Any]]) -> dyna
     )
 
 
-def get_velocity(user_id: str) -> dict[str, Any] | None:
-    """The payer's attempt history item (one strongly consistent GetItem)."""
-    return dynamo.get_item(_table(), {"pk": _user(user_id), "sk": "VELOCITY"})
+def get_velocity(user_id: str) -> PayerAttempts | None:
+    """The payer's attempt history (one strongly consistent GetItem); None if never written."""
+    item = dynamo.get_item(_table(), {"pk": _user(user_id), "sk": "VELOCITY"})
+    return PayerAttempts.from_item(item) if item is not None else None
 
 
 # -- profile updates; reading and deleting payment methods ----------------------------------
@@ -223,8 +398,11 @@ _WRITABLE_SETTINGS = frozenset({"default_currency", "notify_email"})
 
 
 def update_profile(
-    user_id: str, fields: dict[str, Any], settings: dict[str, Any], updated_at: str
-) -> dict[str, Any] | None:
+    user_id: str,
+    fields: Mapping[str, str | None],
+    settings: Mapping[str, str | bool],
+    updated_at: str,
+) -> Profile | None:
     """Set the given profile fields and settings keys (the other keys of `settings` stay) in
     one UpdateItem conditional on the profile existing; the profile as it is afterwards, or
     None if there is no such user (nothing written). Profiles always have a `settings` map
@@ -259,13 +437,12 @@ def update_profile(
         return None
     if item is None:  # pragma: no cover - ALL_NEW always returns the item
         return None
-    item.pop("pk"), item.pop("sk")
-    return item
+    return Profile.from_item(item)
 
 
 def list_payment_methods(
     user_id: str, limit: int, after_id: str | None = None
-) -> tuple[list[dict[str, Any]], bool]:
+) -> tuple[list[PaymentMethod], bool]:
     """Up to `limit` of the user's payment methods, newest first (their ids are ULIDs, so sk
     order is creation order), starting after the method `after_id`; and whether more follow."""
     start = {"pk": _user(user_id), "sk": f"PM#{after_id}"} if after_id else None
@@ -278,7 +455,7 @@ def list_payment_methods(
         start_key=start,
         consistent=True,
     )
-    return items[:limit], len(items) > limit
+    return [PaymentMethod.from_item(item) for item in items[:limit]], len(items) > limit
 
 
 def delete_payment_method(user_id: str, method_id: str) -> bool:

@@ -53,10 +53,5 @@ class History:
 
 def read(user_id: str) -> History:
     """The payer's attempts (one strongly consistent GetItem)."""
-    item = store.get_velocity(user_id)
-    attempts = tuple(
-        (int(at), int(amount), str(currency))
-        for at, amount, currency in (item or {}).get("attempts", [])
-    )
-    version = int((item or {}).get("version", 0))
-    return History(user_id, version, attempts, int(clock.now().timestamp() * 1000))
+    stored = store.get_velocity(user_id) or store.PayerAttempts(user_id, 0, ())
+    return History(user_id, stored.version, stored.attempts, int(clock.now().timestamp() * 1000))

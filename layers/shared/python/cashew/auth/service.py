@@ -170,7 +170,7 @@ def change_password(caller: Caller, current: str, new: str) -> None:
     profile = accounts.get_profile(caller.user_id)
     if profile is None:
         raise NotFoundError("user not found")
-    email = str(profile["email"])
+    email = profile.email
     lockout.attempt(email)
     credentials = accounts.get_credentials(email)
     if credentials is None or not passwords.verify_password(credentials.password_hash, current):

@@ -1,19 +1,21 @@
 """The sessions table's sessions and rotated refresh tokens (its `LOGIN#` items, the
 login-attempt counters, are `login_attempts.py`'s).
 
-Items:
-    pk = ses_...        a session: user_id, email, role, refresh_hash (only a hash of the
-                        current refresh token), password_version (of the password it was
-                        created under), created_at, last_used_at, user_agent, expires_at
-                        (TTL), revoked. Index UserIndex: (user_id, created_at).
-    pk = RT#<hash>      a refresh token rotated away: session_id; expires with its session.
-                        Presenting it again is a reuse, for the whole life of the session.
+Items, each kind a record class below with its `to_item` / `from_item`:
+    pk = ses_...        a session (`Session`): user_id, email, role, refresh_hash (only a
+                        hash of the current refresh token), password_version (of the password
+                        it was created under), created_at, last_used_at, user_agent,
+                        expires_at (TTL), revoked. Index UserIndex: (user_id, created_at).
+    pk = RT#<hash>      a refresh token rotated away (`RotatedToken`): session_id; expires
+                        with its session. Presenting it again is a reuse, for the whole life
+                        of the session.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from cashew import aws, clock, dynamo, ids
 from cashew.config import get_settings
@@ -39,41 +41,64 @@ class Session:
     def live(self, now_epoch: int) -> bool:
         return not self.revoked and self.expires_at > now_epoch
 
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "pk": self.id,
+            "user_id": self.user_id,
+            "role": self.role,
+            "refresh_hash": self.refresh_hash,
+            "email": self.email,
+            "password_version": self.password_version,
+            "created_at": self.created_at,
+            "last_used_at": self.last_used_at,
+            "user_agent": self.user_agent,
+            "expires_at": self.expires_at,
+            "revoked": self.revoked,
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        return cls(
+            id=item["pk"],
+            user_id=item["user_id"],
+            role=item["role"],
+            refresh_hash=item["refresh_hash"],
+            email=str(item.get("email", "")),
+            password_version=int(item.get("password_version", 0)),
+            created_at=item["created_at"],
+            last_used_at=item["last_used_at"],
+            user_agent=item.get("user_agent", ""),
+            expires_at=int(item["expires_at"]),
+            revoked=bool(item.get("revoked", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RotatedToken:
+    """A refresh token rotated away from its session, kept (by hash) as long as the session."""
+
+    refresh_hash: str
+    session_id: str
+    expires_at: int
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "pk": f"RT#{self.refresh_hash}",
+            "session_id": self.session_id,
+            "expires_at": self.expires_at,
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        return cls(
+            refresh_hash=str(item["pk"]).removeprefix("RT#"),
+            session_id=str(item["session_id"]),
+            expires_at=int(item["expires_at"]),
+        )
+
 
 def _table() -> str:
     return get_settings().sessions_table
-
-
-def _to_item(session: Session) -> dict[str, Any]:
-    return {
-        "pk": session.id,
-        "user_id": session.user_id,
-        "role": session.role,
-        "refresh_hash": session.refresh_hash,
-        "email": session.email,
-        "password_version": session.password_version,
-        "created_at": session.created_at,
-        "last_used_at": session.last_used_at,
-        "user_agent": session.user_agent,
-        "expires_at": session.expires_at,
-        "revoked": session.revoked,
-    }
-
-
-def _from_item(item: dict[str, Any]) -> Session:
-    return Session(
-        id=item["pk"],
-        user_id=item["user_id"],
-        role=item["role"],
-        refresh_hash=item["refresh_hash"],
-        email=str(item.get("email", "")),
-        password_version=int(item.get("password_version", 0)),
-        created_at=item["created_at"],
-        last_used_at=item["last_used_at"],
-        user_agent=item.get("user_agent", ""),
-        expires_at=int(item["expires_at"]),
-        revoked=bool(item.get("revoked", False)),
-    )
 
 
 def create(session: Session, *, unless: dynamo.Write) -> bool:
@@ -82,7 +107,7 @@ def create(session: Session, *, unless: dynamo.Write) -> bool:
     try:
         dynamo.Transaction().add(
             "session",
-            dynamo.put(_table(), _to_item(session), condition="attribute_not_exists(pk)"),
+            dynamo.put(_table(), session.to_item(), condition="attribute_not_exists(pk)"),
         ).add("unless", unless).write()
     except dynamo.TransactionCanceled as exc:
         if exc.failed("unless"):
@@ -95,7 +120,7 @@ def get(session_id: str) -> Session | None:
     if not session_id.startswith("ses_"):
         return None
     item = dynamo.get_item(_table(), {"pk": session_id})
-    return _from_item(item) if item else None
+    return Session.from_item(item) if item else None
 
 
 def rotate(session: Session, new_hash: str) -> bool:
@@ -121,11 +146,7 @@ def rotate(session: Session, new_hash: str) -> bool:
             "rotated",
             dynamo.put(
                 _table(),
-                {
-                    "pk": f"RT#{session.refresh_hash}",
-                    "session_id": session.id,
-                    "expires_at": session.expires_at,
-                },
+                RotatedToken(session.refresh_hash, session.id, session.expires_at).to_item(),
                 condition="attribute_not_exists(pk)",
             ),
         ).write()
@@ -139,7 +160,7 @@ def rotate(session: Session, new_hash: str) -> bool:
 def rotated_from(refresh_hash: str) -> str | None:
     """The session whose refresh token with this hash was rotated away, if any."""
     item = dynamo.get_item(_table(), {"pk": f"RT#{refresh_hash}"})
-    return str(item["session_id"]) if item else None
+    return RotatedToken.from_item(item).session_id if item else None
 
 
 def revoke(session_id: str, user_id: str) -> bool:
@@ -180,7 +201,7 @@ def list_live(user_id: str, limit: int, cursor: str | None) -> tuple[list[Sessio
         start = decode(cursor, fields, user_id=user_id)
         request["ExclusiveStartKey"] = dynamo.serialize(start)
     response = aws.dynamodb().query(**request)
-    found = [_from_item(dynamo.deserialize(i)) for i in response.get("Items", [])]
+    found = [Session.from_item(dynamo.deserialize(i)) for i in response.get("Items", [])]
     last = response.get("LastEvaluatedKey")
     return found, (encode(dynamo.deserialize(last)) if last else None)
 

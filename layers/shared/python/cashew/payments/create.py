@@ -205,7 +205,11 @@ class CardCharge:
     gateway_refused = GATEWAY_ERROR_CHARGE
 
     def __init__(
-        self, caller: Caller, scope: idempotency.Scope, method: dict[str, Any], charge: CardRequest
+        self,
+        caller: Caller,
+        scope: idempotency.Scope,
+        method: accounts.PaymentMethod,
+        charge: CardRequest,
     ) -> None:
         self.scope = scope
         self.caller = caller
@@ -219,8 +223,8 @@ class CardCharge:
             self.charge.amount,
             self.charge.currency,
             history=history,
-            card_added_at=self.method["created_at"],
-            card_risk_flag=bool(self.method.get("gateway_risk_flag")),
+            card_added_at=self.method.created_at,
+            card_risk_flag=self.method.gateway_risk_flag,
         )
         kept = {"risk_score": self.screening.score, "fired_rules": self.screening.fired}
         if self.screening.blocked:
@@ -251,9 +255,9 @@ class CardCharge:
         if self.screening.blocked:
             return None
         sealed = cards.SealedToken(
-            ciphertext=self.method["token_ciphertext"],
-            nonce=self.method["token_nonce"],
-            data_key=self.method["token_data_key"],
+            ciphertext=self.method.token_ciphertext,
+            nonce=self.method.token_nonce,
+            data_key=self.method.token_data_key,
         )
         token = cards.unseal(sealed, self.caller.user_id, self.charge.method_id)
         return lambda: get_gateway().authorise(
