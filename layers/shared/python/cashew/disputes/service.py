@@ -26,6 +26,7 @@ from cashew.disputes.models import (
     DisputeStatus,
     ResolveRequest,
 )
+from cashew.disputes.store import StoredDispute
 from cashew.errors import (
     ConflictError,
     IdempotencyInProgressError,
@@ -66,7 +67,7 @@ def open_dispute(caller: Caller, transaction_id: str, request: DisputeRequest) -
         created_at=now,
     )
     source: Funds = "card" if payment.source.get("type") == "card" else "balance"
-    new = store.StoredDispute(dispute, source=source, updated_at=now)
+    new = StoredDispute(dispute, source=source, updated_at=now)
     try:
         store.open_dispute(new)
     except store.AlreadyOpen:
@@ -140,7 +141,7 @@ def _refund(dispute: AdminDispute, attempt: str) -> str | None:
 
 def _close(
     admin: Caller,
-    found: store.StoredDispute,
+    found: StoredDispute,
     outcome: DisputeOutcome,
     request: ResolveRequest,
     refund_id: str | None,
@@ -177,7 +178,7 @@ def _changed(dispute_id: str, outcome: DisputeOutcome) -> AdminDispute:
     return _already_resolved(found, outcome)
 
 
-def _already_resolved(found: store.StoredDispute, outcome: DisputeOutcome) -> AdminDispute:
+def _already_resolved(found: StoredDispute, outcome: DisputeOutcome) -> AdminDispute:
     if found.dispute.status != outcome:
         raise ConflictError(f"the dispute was already resolved as {found.dispute.status}")
     return found.dispute
