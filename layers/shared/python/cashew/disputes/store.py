@@ -224,30 +224,31 @@ def release(dispute_id: str, attempt: str) -> None:
 
 
 def resolve(resolved: StoredDispute) -> None:
-    """Close an open dispute as `resolved` says (its status, the outcome, with its refund,
-    time, resolver, note and `updated_at`) and free its payment for a new dispute. A `won`
-    must have been claimed first; a `lost` must not be claimed by a `won`."""
-    table, d = _table(), resolved.dispute
+    """Close an open dispute as `resolved` says (its status is the outcome; its refund,
+    resolution time, resolver, note and `updated_at` are written) and free its payment for a
+    new dispute. A `won` must have been claimed first; a `lost` must not be claimed by a
+    `won`."""
+    table, item, outcome = _table(), resolved.to_item(), resolved.dispute.status
+    changes = {
+        name: item[name]
+        for name in ("refund_id", "resolved_at", "resolved_by", "note", "updated_at")
+    }
     claimed = (
         "pending_outcome = :outcome"
-        if d.status == "won"
+        if outcome == "won"
         else "(attribute_not_exists(pending_outcome) OR pending_outcome = :outcome)"
     )
-    values = {
-        ":outcome": d.status, ":open": "open", ":refund_id": d.refund_id,
-        ":resolved_at": d.resolved_at, ":resolved_by": d.resolved_by, ":note": d.note,
-        ":updated_at": resolved.updated_at,
-    }  # fmt: skip
+    values = {":outcome": outcome, ":open": "open", **{f":{k}": v for k, v in changes.items()}}
+    assignments = ", ".join(f"{k} = :{k}" for k in changes)
     try:
         dynamo.Transaction().add(
             "dispute",
             {
                 "Update": {
                     "TableName": table,
-                    "Key": dynamo.serialize({"pk": d.id}),
-                    "UpdateExpression": "SET #status = :outcome, refund_id = :refund_id, "
-                    "resolved_at = :resolved_at, resolved_by = :resolved_by, note = :note, "
-                    "updated_at = :updated_at REMOVE pending_outcome, pending_attempt",
+                    "Key": dynamo.serialize({"pk": item["id"]}),
+                    "UpdateExpression": f"SET #status = :outcome, {assignments} "
+                    "REMOVE pending_outcome, pending_attempt",
                     "ConditionExpression": f"#status = :open AND {claimed}",
                     "ExpressionAttributeNames": {"#status": "status"},
                     "ExpressionAttributeValues": dynamo.serialize(values),
@@ -258,15 +259,15 @@ def resolve(resolved: StoredDispute) -> None:
             {
                 "Delete": {
                     "TableName": table,
-                    "Key": dynamo.serialize(_lock(d.payment_id)),
+                    "Key": dynamo.serialize(_lock(str(item["payment_id"]))),
                     "ConditionExpression": "dispute_id = :id",
-                    "ExpressionAttributeValues": dynamo.serialize({":id": d.id}),
+                    "ExpressionAttributeValues": dynamo.serialize({":id": item["id"]}),
                 }
             },
         ).write()
     except dynamo.TransactionCanceled as exc:
         if exc.failed("dispute"):
-            raise Changed(d.id) from exc
+            raise Changed(item["id"]) from exc
         raise
 
 
