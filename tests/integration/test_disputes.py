@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from cashew import dynamo
+from cashew.config import get_settings
 from cashew.disputes import store as disputes_store
 from cashew.payments import idempotency
 from tests.integration.conftest import Died, add_card, balance, pay, top_up
@@ -31,6 +32,11 @@ def paid_entry(stack, payer, payment_id: str) -> dict[str, Any]:
         if e["payment_id"] == payment_id and e["type"] == "payment" and e["status"] == "succeeded"
     ]  # fmt: skip
     return entry
+
+
+def stored_item(dispute_id: str) -> dict[str, Any] | None:
+    """The dispute's item as the table holds it."""
+    return dynamo.get_item(get_settings().disputes_table, {"pk": dispute_id})
 
 
 def open_dispute(stack, user, transaction_id: str, **body: Any):
@@ -196,7 +202,7 @@ def test_a_payee_without_the_money_leaves_the_dispute_open(stack, paid, new_user
     # Then nothing moved and the dispute is still open, free to be resolved either way
     assert refused.status == 409 and "stays open" in refused.body["detail"]
     assert (balance(stack, payer), balance(stack, payee)) == (400, 0)
-    item = disputes_store.get(dispute["id"])
+    item = stored_item(dispute["id"])
     assert item["status"] == "open" and "pending_outcome" not in item
     assert resolve(stack, admin, dispute["id"], "lost").status == 200
 
@@ -264,7 +270,7 @@ def test_racing_resolutions_resolve_once(stack, paid, new_admin):
         ))  # fmt: skip
     # Then the dispute ended one way, every answer agrees with it or is a conflict, and money
     # moved exactly as that outcome says
-    final = disputes_store.get(dispute["id"])
+    final = stored_item(dispute["id"])
     assert final["status"] in ("won", "lost")
     for reply in replies:
         assert reply.status in (200, 409), reply.body
@@ -314,7 +320,7 @@ def test_only_the_attempt_holding_a_claim_can_release_it(stack, paid, new_admin)
     # When A gives up (its refund was refused) and releases what it thinks is its claim
     disputes_store.release(dispute["id"], "attempt-a")
     # Then B's claim holds: no `lost` can close the dispute while B refunds the payer
-    assert disputes_store.get(dispute["id"])["pending_outcome"] == "won"
+    assert stored_item(dispute["id"])["pending_outcome"] == "won"
     assert resolve(stack, admin, dispute["id"], "lost").status == 409
     disputes_store.release(dispute["id"], "attempt-b")
-    assert "pending_outcome" not in disputes_store.get(dispute["id"])
+    assert "pending_outcome" not in stored_item(dispute["id"])

@@ -10,6 +10,7 @@ import pytest
 
 from cashew.disputes import service
 from cashew.disputes.models import DisputeRequest, ResolveRequest
+from cashew.disputes.store import StoredDispute
 from cashew.errors import ConflictError, IdempotencyInProgressError, NotFoundError
 from cashew.identity import Caller
 from cashew.ledger.models import Entry
@@ -49,7 +50,8 @@ class FakeStored:
 
 
 class FakeDisputes:
-    """The disputes store's contract, in memory."""
+    """The disputes store's contract, in memory: `items` holds the items as the store
+    writes them (`StoredDispute.to_item`)."""
 
     AlreadyOpen = service.store.AlreadyOpen
     Changed = service.store.Changed
@@ -58,15 +60,16 @@ class FakeDisputes:
         self.items: dict[str, dict[str, Any]] = {}
         self.locks: set[str] = set()
 
-    def open_dispute(self, item: dict[str, Any]) -> None:
+    def open_dispute(self, new: StoredDispute) -> None:
+        item = new.to_item()
         if item["payment_id"] in self.locks:
             raise self.AlreadyOpen(item["payment_id"])
         self.locks.add(item["payment_id"])
-        self.items[item["id"]] = dict(item)
+        self.items[item["id"]] = item
 
-    def get(self, dispute_id: str) -> dict[str, Any] | None:
+    def get(self, dispute_id: str) -> StoredDispute | None:
         found = self.items.get(dispute_id)
-        return dict(found) if found else None
+        return StoredDispute.from_item(found) if found else None
 
     def claim(self, dispute_id: str, outcome: str, attempt: str) -> None:
         item = self.items[dispute_id]
@@ -79,7 +82,10 @@ class FakeDisputes:
         if item["status"] == "open" and item.get("pending_attempt") == attempt:
             item.pop("pending_outcome"), item.pop("pending_attempt")
 
-    def resolve(self, item: dict[str, Any], outcome: str, changes: dict[str, Any]) -> None:
+    def resolve(self, resolved: StoredDispute) -> None:
+        item, outcome = resolved.to_item(), resolved.dispute.status
+        changes = {k: item[k] for k in ("refund_id", "resolved_at", "resolved_by", "note")}
+        changes["updated_at"] = item["updated_at"]
         stored = self.items[item["id"]]
         pending = stored.get("pending_outcome")
         claimed = pending == "won" if outcome == "won" else pending in (None, outcome)
@@ -171,7 +177,7 @@ def test_a_refused_refund_releases_the_claim_and_leaves_the_dispute_open(world):
     world["refuse"] = ConflictError("the payee's balance is too low for this refund")
     with pytest.raises(ConflictError, match="stays open"):
         service.resolve(ADMIN, dispute_id, ResolveRequest(outcome="won"))
-    item = world["disputes"].get(dispute_id)
+    item = world["disputes"].items[dispute_id]
     assert item["status"] == "open" and "pending_outcome" not in item
     assert service.resolve(ADMIN, dispute_id, ResolveRequest(outcome="lost")).status == "lost"
 
@@ -181,7 +187,7 @@ def test_a_refund_waiting_for_the_gateway_keeps_the_claim_for_a_retry(world):
     world["refuse"] = IdempotencyInProgressError("waits for the gateway")
     with pytest.raises(ConflictError, match="resolve the dispute again"):
         service.resolve(ADMIN, dispute_id, ResolveRequest(outcome="won"))
-    assert world["disputes"].get(dispute_id)["pending_outcome"] == "won"
+    assert world["disputes"].items[dispute_id]["pending_outcome"] == "won"
     with pytest.raises(ConflictError, match="being resolved as won"):
         service.resolve(ADMIN, dispute_id, ResolveRequest(outcome="lost"))
     world["refuse"] = None

@@ -13,6 +13,7 @@ import pytest
 
 from cashew import reports
 from cashew.ledger import chain, service
+from cashew.ledger.store import ChainItem, Marker, StoredEntry
 
 PAYER = "usr_01JCQ3F6Z4V8T2K9M1N5P7R3S6"
 PAYEE = "usr_01JCQ3H1J3K5M7N9P1Q3R5S7T9"
@@ -39,8 +40,8 @@ def everyone(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """What the day index holds: the items `everyone_items` yields, newest first."""
     items: list[dict[str, Any]] = []
 
-    def read(filters: service.Filters, cursor: str | None, wanted: Any) -> Iterator[dict]:
-        return iter(items)
+    def read(filters: service.Filters, cursor: str | None, wanted: Any) -> Iterator[StoredEntry]:
+        return iter([StoredEntry.from_item(i) for i in items])
 
     monkeypatch.setattr(service, "everyone_items", read)
     monkeypatch.setattr(reports.disputes, "count", lambda status, since, until: 2)
@@ -94,7 +95,7 @@ def chain_of(user: str, amounts: list[tuple[str, int]], first: int = 1) -> tuple
         fields = {k: v for k, v in stored.items() if k not in ("pk", "sk", "day", "hash")}
         fields["hash"] = prev = chain.entry_hash(fields)
         entries.append((seq, fields))
-        markers.append(chain.Marker(fields["outcome_id"], seq, fields["hash"]))
+        markers.append(Marker(user, fields["outcome_id"], seq, fields["hash"]))
     return entries, markers
 
 
@@ -134,8 +135,16 @@ def fake_stores(
         parties = ("payer_id", "payee_id", "payment_payer_id", "payment_payee_id")
         return user in (record.get(p) for p in parties)
 
-    monkeypatch.setattr(reports.ledger, "all_chains", lambda: iter([(u, *c) for u, c in chains]))
-    monkeypatch.setattr(reports.ledger, "chain_items", lambda u: dict(chains).get(u, ([], [])))
+    def read(entries: list, markers: list) -> tuple[list[ChainItem], list[Marker]]:
+        """A chain of (position, stored fields) pairs as the store reads it."""
+        return [ChainItem(seq, fields) for seq, fields in entries], markers
+
+    monkeypatch.setattr(
+        reports.ledger, "all_chains", lambda: iter([(u, *read(*c)) for u, c in chains])
+    )
+    monkeypatch.setattr(
+        reports.ledger, "chain_items", lambda u: read(*dict(chains).get(u, ([], [])))
+    )
     monkeypatch.setattr(reports.accounts, "all_balances", lambda: iter(list(balances)))
     monkeypatch.setattr(
         reports, "_balances_of", lambda u: {(b[0], b[1]): b[2] for b in balances if b[0] == u},

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from cashew.errors import InvalidRequestError
 from cashew.ledger import chain, service
-from cashew.ledger.chain import Marker
+from cashew.ledger.models import ChainCheck, Entry
+from cashew.ledger.store import ChainItem, Marker, StoredEntry
 
 USER = "usr_01JCQ3F6Z4V8T2K9M1N5P7R3S6"
 OTHER = "usr_01JCQ3H1J3K5M7N9P1Q3R5S7T9"
@@ -20,8 +21,14 @@ OTHER = "usr_01JCQ3H1J3K5M7N9P1Q3R5S7T9"
 Entries = list[tuple[int, dict[str, Any]]]
 
 
+def check_of(entries: Entries, markers: list[Marker]) -> ChainCheck:
+    """The verdict on (position, stored fields) pairs, read as the store reads them."""
+    return chain.verify(USER, [ChainItem(seq, fields) for seq, fields in entries], markers)
+
+
 def build(n: int) -> tuple[Entries, list[Marker]]:
-    """A well-formed chain of n entries and their append records, as the store reads them."""
+    """A well-formed chain of n entries (position, stored fields) and their append records,
+    as the store reads them."""
     entries, markers, prev = [], [], chain.GENESIS
     for seq in range(1, n + 1):
         fields = {
@@ -33,19 +40,19 @@ def build(n: int) -> tuple[Entries, list[Marker]]:
         }  # fmt: skip
         fields["hash"] = prev = chain.entry_hash(fields)
         entries.append((seq, fields))
-        markers.append(Marker(fields["outcome_id"], seq, fields["hash"]))
+        markers.append(Marker(USER, fields["outcome_id"], seq, fields["hash"]))
     return entries, markers
 
 
 def test_a_whole_chain_is_valid_and_names_its_head():
     entries, markers = build(4)
-    check = chain.verify(USER, entries, markers)
+    check = check_of(entries, markers)
     assert check.valid and check.entries == 4 and check.first_bad_seq is None
     assert check.head_hash == entries[-1][1]["hash"]
 
 
 def test_an_empty_chain_is_valid():
-    check = chain.verify(USER, [], [])
+    check = check_of([], [])
     assert (check.valid, check.entries, check.head_hash) == (True, 0, chain.GENESIS)
 
 
@@ -114,7 +121,7 @@ def test_any_tampering_is_found_at_its_first_seq(n: int, position: int, how: str
     tamper, first_bad = TAMPERING[how]
     tamper(entries, markers, k)
     # When it is verified
-    check = chain.verify(USER, entries, markers)
+    check = check_of(entries, markers)
     # Then it is invalid, and the first bad seq is where the tampering begins
     assert not check.valid
     assert check.first_bad_seq == first_bad(k, n), check.problem
@@ -123,7 +130,7 @@ def test_any_tampering_is_found_at_its_first_seq(n: int, position: int, how: str
 def test_a_truncated_chain_is_found_by_its_append_records():
     entries, markers = build(5)
     del entries[3:]  # the two newest entries are gone; the chain itself still links
-    check = chain.verify(USER, entries, markers)
+    check = check_of(entries, markers)
     assert (check.valid, check.first_bad_seq) == (False, 4)
     assert check.problem == "entry 4 is missing"
 
@@ -131,7 +138,7 @@ def test_a_truncated_chain_is_found_by_its_append_records():
 def test_a_stored_item_that_is_no_entry_at_all_is_reported_not_raised():
     entries, markers = build(3)
     entries[1] = (2, {"garbage": True})
-    check = chain.verify(USER, entries, markers)
+    check = check_of(entries, markers)
     assert (check.valid, check.first_bad_seq) == (False, 2)
 
 
@@ -146,14 +153,24 @@ def test_filters_keep_by_type_status_and_inclusive_time_bounds():
     filters = service.Filters(
         type="payment", since=at("2026-11-02T00:00:00+00:00"), until=at("2026-11-03T00:00:00+00:00")
     )
-    item = {"type": "payment", "status": "failed", "occurred_at": "2026-11-02T00:00:00.000Z"}
-    assert filters.keeps(item)
-    assert filters.keeps({**item, "occurred_at": "2026-11-03T00:00:00.000Z"})
-    assert not filters.keeps({**item, "occurred_at": "2026-11-03T00:00:00.001Z"})
-    assert not filters.keeps({**item, "occurred_at": "2026-11-01T23:59:59.999Z"})
-    assert not filters.keeps({**item, "type": "refund"})
-    assert service.Filters(status="failed").keeps(item)
-    assert not service.Filters(status="succeeded").keeps(item)
+    _, fields = build(1)[0][0]
+    item = {
+        **fields,
+        "type": "payment",
+        "status": "failed",
+        "occurred_at": "2026-11-02T00:00:00.000Z",
+    }
+
+    def entry(**changes: Any) -> Entry:
+        return Entry.model_validate({**item, **changes})
+
+    assert filters.keeps(entry())
+    assert filters.keeps(entry(occurred_at="2026-11-03T00:00:00.000Z"))
+    assert not filters.keeps(entry(occurred_at="2026-11-03T00:00:00.001Z"))
+    assert not filters.keeps(entry(occurred_at="2026-11-01T23:59:59.999Z"))
+    assert not filters.keeps(entry(type="refund"))
+    assert service.Filters(status="failed").keeps(entry())
+    assert not service.Filters(status="succeeded").keeps(entry())
 
 
 def test_filter_bounds_in_other_zones_compare_in_utc():
@@ -188,10 +205,12 @@ def test_days_run_newest_first_in_utc():
 # ------------------------------------------------------------------------------ pages
 
 
-def stored(n: int) -> list[dict[str, Any]]:
+def stored(n: int) -> list[StoredEntry]:
     entries, _ = build(n)
     return [
-        {**fields, "pk": f"USER#{USER}", "sk": f"SEQ#{seq:012d}", "day": "2026-11-30"}
+        StoredEntry.from_item(
+            {**fields, "pk": f"USER#{USER}", "sk": f"SEQ#{seq:012d}", "day": "2026-11-30"}
+        )
         for seq, fields in reversed(entries)
     ]
 
@@ -218,19 +237,20 @@ def test_a_filtered_page_gives_up_after_max_examined(monkeypatch: pytest.MonkeyP
 
     def lazily():
         for item in stored(10):
-            seen.append(item["seq"])
+            seen.append(item.entry.seq)
             yield item
 
     page, cursor = service.page(
-        lambda _: lazily(), lambda i: i["seq"] == 1, 5, ("pk", "sk"), filtered=True
+        lambda _: lazily(), lambda e: e.seq == 1, 5, ("pk", "sk"), filtered=True
     )
     assert page == [] and cursor is not None and seen == [10, 9, 8]
 
 
 def test_an_entry_the_store_could_not_read_is_named_not_raised():
     entries, markers = build(3)
-    entries[1] = (2, {"pk": "USER#x", "sk": "SEQ#000000000002", chain.UNREADABLE: "ValueError"})
-    check = chain.verify(USER, entries, markers)
+    items = [ChainItem(seq, fields) for seq, fields in entries]
+    items[1] = ChainItem(2, {}, unreadable="ValueError")
+    check = chain.verify(USER, items, markers)
     assert (check.valid, check.first_bad_seq) == (False, 2)
     assert check.problem is not None and "cannot be read" in check.problem
 
@@ -238,5 +258,5 @@ def test_an_entry_the_store_could_not_read_is_named_not_raised():
 def test_a_value_json_cannot_hold_is_an_alteration():
     entries, markers = build(2)
     entries[0][1]["tags"] = {"x"}  # a string set, as DynamoDB can store
-    check = chain.verify(USER, entries, markers)
+    check = check_of(entries, markers)
     assert (check.valid, check.first_bad_seq, check.problem) == (False, 1, "entry 1 was altered")

@@ -20,14 +20,14 @@ lose an outcome: a failed publish fails its stream record, which is delivered ag
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import aws, dynamo
 from cashew.config import get_settings
-from cashew.disputes.models import Dispute
+from cashew.disputes import face as disputes
 from cashew.ledger.models import Outcome
 from cashew.observability import logger, metrics
 from cashew.payments import face as payments
@@ -71,16 +71,16 @@ def of_images(old: dict[str, Any] | None, new: dict[str, Any] | None) -> Change 
     if pk.startswith("re_"):
         return _refund_change(new)
     if pk.startswith("dsp_"):
-        return _dispute_change(new)
+        return _dispute_change(disputes.StoredDispute.from_item(new))
     return None
 
 
 def of_item(item: dict[str, Any]) -> list[Change]:
-    """Every change a stored payment, refund or dispute item (deserialized) certainly went
-    through, as its outcomes, oldest first: the change to its current status and, when that
-    status can only follow another outcome, that one too (a card refund is `pending` before
-    it is `succeeded`; a dispute is `open` before it is `won` or `lost`). For what must
-    be in the log once everything committed has been published: the audit's in-flight
+    """Every change a stored payment or refund item (deserialized) certainly went through,
+    as its outcomes, oldest first: the change to its current status and, when that status
+    can only follow another outcome, that one too (a card refund is `pending` before it is
+    `succeeded`; a dispute, `of_dispute`, is `open` before it is `won` or `lost`). For what
+    must be in the log once everything committed has been published: the audit's in-flight
     outcomes and the republisher. Outcome ids are those the stream gives, so consumers
     deduplicate what was published before."""
     current = of_images(None, item)
@@ -90,8 +90,6 @@ def of_item(item: dict[str, Any]) -> list[Change]:
     earlier: str | None = None
     if pk.startswith("re_") and item.get("payment_source") == "card":
         earlier = "pending" if item.get("status") == "succeeded" else None
-    elif pk.startswith("dsp_") and item.get("status") in ("won", "lost"):
-        earlier = "open"
     before = of_images(None, {**item, "status": earlier}) if earlier else None
     return [before, current] if before else [current]
 
@@ -136,8 +134,17 @@ def _refund_change(item: dict[str, Any]) -> Change:
     return Change(outcome, event, detail)
 
 
-def _dispute_change(item: dict[str, Any]) -> Change:
-    dispute = Dispute.model_validate(item)
+def of_dispute(stored: disputes.StoredDispute) -> list[Change]:
+    """`of_item` for a stored dispute: a `won` or `lost` one was `open` before."""
+    current = _dispute_change(stored)
+    if stored.dispute.status == "open":
+        return [current]
+    opened = stored.dispute.model_copy(update={"status": "open"})
+    return [_dispute_change(replace(stored, dispute=opened)), current]
+
+
+def _dispute_change(stored: disputes.StoredDispute) -> Change:
+    dispute = stored.public
     outcome = Outcome(
         outcome_id=f"{dispute.id}:{dispute.status}",
         payment_id=dispute.payment_id,
@@ -147,8 +154,8 @@ def _dispute_change(item: dict[str, Any]) -> Change:
         currency=dispute.currency,
         payer_id=dispute.payer_id,
         payee_id=dispute.payee_id,
-        source=item["source"],
-        occurred_at=str(item["updated_at"]),
+        source=stored.source,
+        occurred_at=stored.updated_at,
     )
     detail = {**dispute.model_dump(mode="json"), "outcome_id": outcome.outcome_id}
     event = "dispute.opened" if dispute.status == "open" else f"dispute.{dispute.status}"

@@ -67,11 +67,10 @@ class Summary(BaseModel):
 def _outcomes(filters: service.Filters) -> Iterator[Entry]:
     """One entry per outcome in the range: both entries of an outcome share its time."""
     seen: set[str] = set()
-    for item in service.everyone_items(filters, None, lambda: 1000):
-        outcome_id = str(item.get("outcome_id"))
-        if outcome_id not in seen:
-            seen.add(outcome_id)
-            yield ledger.entry(item)
+    for stored in service.everyone_items(filters, None, lambda: 1000):
+        if stored.entry.outcome_id not in seen:
+            seen.add(stored.entry.outcome_id)
+            yield stored.entry
 
 
 def summary(filters: service.Filters) -> Summary:
@@ -363,8 +362,8 @@ def _read_log(found: list[Discrepancy]) -> _Log:
 def _add_chain(
     log: _Log,
     user_id: str,
-    items: list[tuple[int, dict[str, Any]]],
-    markers: list[chain.Marker],
+    items: list[ledger.ChainItem],
+    markers: list[ledger.Marker],
     found: list[Discrepancy],
 ) -> None:
     check = chain.verify(user_id, items, markers)
@@ -380,8 +379,8 @@ def _add_chain(
             )
         )
     log.logged.update((user_id, marker.outcome_id) for marker in markers)
-    for _, fields in items:
-        entry = _entry(fields)
+    for item in items:
+        entry = item.entry()
         if entry is None:
             continue
         log.logged.add((user_id, entry.outcome_id))
@@ -563,11 +562,3 @@ def _conservation(
                 kind="conservation", currency=currency, balance=held[currency],
                 card_balance=by_card[currency],
             )  # fmt: skip
-
-
-def _entry(fields: dict[str, object]) -> Entry | None:
-    """A stored entry; None for one too damaged to read (the chain check reports it)."""
-    try:
-        return Entry.model_validate(fields)
-    except ValueError:
-        return None

@@ -114,14 +114,10 @@ def window(description: dict[str, Any]) -> Window | None:
 
 
 def items_in(found: Window) -> Iterator[dict[str, Any]]:
-    """The items of the window's table whose last change may be in the window, or after it
-    (an item changed in the window and again since has its last change after it)."""
+    """The items of the window's table (payments; disputes: `disputes_in`) whose last
+    change may be in the window, or after it (an item changed in the window and again since
+    has its last change after it)."""
     since = clock.rfc3339(found.first - SLACK)
-    if found.table == "disputes":
-        for item in disputes.all_disputes():
-            if str(item.get("updated_at", "")) >= since:
-                yield item
-        return
     refunds_since = clock.rfc3339(
         found.first - SLACK - timedelta(seconds=get_settings().idempotency_ttl)
     )
@@ -133,9 +129,24 @@ def items_in(found: Window) -> Iterator[dict[str, Any]]:
             yield item
 
 
+def disputes_in(found: Window) -> list[outcomes.Change] | None:
+    """The outcomes of the disputes whose last change may be in the window, or after it;
+    None if one of them cannot be read."""
+    changes = []
+    try:
+        for dispute in disputes.changed_since(clock.rfc3339(found.first - SLACK)):
+            changes += outcomes.of_dispute(dispute)
+    except disputes.Unreadable as error:
+        logger.error("an item in the window cannot be read", extra={"pk": error.pk})
+        return None
+    return changes
+
+
 def changes_of(description: dict[str, Any]) -> list[outcomes.Change] | None:
     """What one failure message asks to publish; None when it cannot be acted on."""
     found = window(description)
+    if found is not None and found.table == "disputes":
+        return disputes_in(found)
     if found is not None:
         changes = []
         for item in items_in(found):
@@ -163,9 +174,9 @@ def _stored_changes(record: dict[str, Any]) -> list[outcomes.Change] | None:
     key = pk.get("S") if isinstance(pk, dict) else None
     if table is None or not isinstance(key, str) or not 0 < len(key) <= _KEY_MAX:
         return None
-    settings = get_settings()
-    name = settings.payments_table if table == "payments" else settings.disputes_table
-    item = dynamo.get_item(name, {"pk": key}, consistent=True)
+    if table == "disputes":
+        return _stored_dispute_changes(key)
+    item = dynamo.get_item(get_settings().payments_table, {"pk": key}, consistent=True)
     if item is None:
         logger.warning(
             "a set-aside change names an item that is not stored: nothing to publish",
@@ -177,6 +188,22 @@ def _stored_changes(record: dict[str, Any]) -> list[outcomes.Change] | None:
     except (KeyError, ValueError, TypeError):  # ValidationError is a ValueError
         logger.error("a set-aside item still cannot be read", extra={"pk": key[:64]})
         return None
+
+
+def _stored_dispute_changes(key: str) -> list[outcomes.Change] | None:
+    """`_stored_changes` of the disputes table."""
+    try:
+        dispute = disputes.stored(key)
+    except (KeyError, ValueError, TypeError):  # ValidationError is a ValueError
+        logger.error("a set-aside item still cannot be read", extra={"pk": key[:64]})
+        return None
+    if dispute is None:
+        logger.warning(
+            "a set-aside change names an item that is not stored: nothing to publish",
+            extra={"pk": key[:64], "table": "disputes"},
+        )
+        return []
+    return outcomes.of_dispute(dispute)
 
 
 def run(wait: int = WAIT) -> Report:

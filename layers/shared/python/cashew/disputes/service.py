@@ -11,7 +11,8 @@ interrupted resolution without refunding twice.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Literal
 
 from cashew import clock, ids
 from cashew.disputes import store
@@ -25,6 +26,7 @@ from cashew.disputes.models import (
     DisputeStatus,
     ResolveRequest,
 )
+from cashew.disputes.store import StoredDispute
 from cashew.errors import (
     ConflictError,
     IdempotencyInProgressError,
@@ -33,6 +35,7 @@ from cashew.errors import (
 )
 from cashew.identity import Caller
 from cashew.ledger import service as ledger
+from cashew.ledger.models import Funds
 from cashew.payments import after_create
 from cashew.payments import face as payments
 
@@ -50,35 +53,35 @@ def open_dispute(caller: Caller, transaction_id: str, request: DisputeRequest) -
     if payment.amount_refunded >= payment.amount_captured:
         raise ConflictError("the payment has been refunded in full")
     now = clock.utcnow_str()
-    item = {
-        "id": ids.new_id("dsp"),
-        "transaction_id": entry.id,
-        "payment_id": payment.id,
-        "payer_id": payment.payer_id,
-        "payee_id": payment.payee_id,
-        "status": "open",
-        "reason": request.reason,
-        "details": request.details,
-        "amount": payment.amount_captured,
-        "currency": payment.currency,
-        "source": payment.source.get("type", "balance"),
-        "created_at": now,
-        "updated_at": now,
-    }
+    dispute = AdminDispute(
+        id=ids.new_id("dsp"),
+        transaction_id=entry.id,
+        payment_id=payment.id,
+        payer_id=payment.payer_id,
+        payee_id=payment.payee_id,
+        status="open",
+        reason=request.reason,
+        details=request.details,
+        amount=payment.amount_captured,
+        currency=payment.currency,
+        created_at=now,
+    )
+    source: Funds = "card" if payment.source.get("type") == "card" else "balance"
+    new = StoredDispute(dispute, source=source, updated_at=now)
     try:
-        store.open_dispute(item)
+        store.open_dispute(new)
     except store.AlreadyOpen:
         raise ConflictError("this payment already has an open dispute") from None
-    return Dispute.model_validate(item)
+    return new.public
 
 
 def list_disputes(
     caller: Caller, role: Literal["payer", "payee"], limit: int, cursor: str | None
 ) -> DisputeList:
     key: store.KeyName = "payer_id" if role == "payer" else "payee_id"
-    items, next_cursor = store.list_disputes(key, caller.user_id, limit, cursor)
+    found, next_cursor = store.list_disputes(key, caller.user_id, limit, cursor)
     return DisputeList(
-        data=[Dispute.model_validate(i) for i in items],
+        data=[d.public for d in found],
         has_more=next_cursor is not None,
         next_cursor=next_cursor,
     )
@@ -86,38 +89,38 @@ def list_disputes(
 
 def admin_list(status: DisputeStatus | None, limit: int, cursor: str | None) -> AdminDisputeList:
     if status is None:
-        items, next_cursor = store.list_disputes("kind", "dispute", limit, cursor)
+        found, next_cursor = store.list_disputes("kind", "dispute", limit, cursor)
     else:
-        items, next_cursor = store.list_disputes("status", status, limit, cursor)
+        found, next_cursor = store.list_disputes("status", status, limit, cursor)
     return AdminDisputeList(
-        data=[AdminDispute.model_validate(i) for i in items],
+        data=[d.dispute for d in found],
         has_more=next_cursor is not None,
         next_cursor=next_cursor,
     )
 
 
 def resolve(admin: Caller, dispute_id: str, request: ResolveRequest) -> AdminDispute:
-    item = store.get(dispute_id)
-    if item is None:
+    found = store.get(dispute_id)
+    if found is None:
         raise NotFoundError("dispute not found")
-    if item["status"] != "open":
-        return _already_resolved(item, request.outcome)
+    if found.dispute.status != "open":
+        return _already_resolved(found, request.outcome)
     if request.outcome == "lost":
-        return _close(admin, item, "lost", request, refund_id=None)
+        return _close(admin, found, "lost", request, refund_id=None)
     attempt = uuid.uuid4().hex  # this attempt, and no other, may release its claim
     try:
         store.claim(dispute_id, "won", attempt)
     except store.Changed:
         return _changed(dispute_id, request.outcome)
-    return _close(admin, item, "won", request, refund_id=_refund(item, attempt))
+    return _close(admin, found, "won", request, refund_id=_refund(found.dispute, attempt))
 
 
-def _refund(item: dict[str, Any], attempt: str) -> str | None:
+def _refund(dispute: AdminDispute, attempt: str) -> str | None:
     """Refund the payer what is left of the payment; None if nothing was left. A refund the
     payments module refuses (the payee's balance is too low) leaves the dispute open."""
-    payment_id = str(item["payment_id"])
+    payment_id = dispute.payment_id
     try:
-        refund = after_create.refund_for_dispute(str(item["id"]), payment_id)
+        refund = after_create.refund_for_dispute(dispute.id, payment_id)
     except IdempotencyInProgressError:
         raise ConflictError(
             "the refund waits for the gateway; resolve the dispute again to complete it"
@@ -126,10 +129,10 @@ def _refund(item: dict[str, Any], attempt: str) -> str | None:
         stored = payments.get(payment_id)
         if stored and stored.payment.amount_refunded >= stored.payment.amount_captured:
             return None
-        store.release(str(item["id"]), attempt)
+        store.release(dispute.id, attempt)
         raise
     except (ConflictError, NotFoundError) as error:
-        store.release(str(item["id"]), attempt)
+        store.release(dispute.id, attempt)
         raise ConflictError(
             f"the payer cannot be refunded ({error}); the dispute stays open"
         ) from None
@@ -138,37 +141,44 @@ def _refund(item: dict[str, Any], attempt: str) -> str | None:
 
 def _close(
     admin: Caller,
-    item: dict[str, Any],
+    found: StoredDispute,
     outcome: DisputeOutcome,
     request: ResolveRequest,
     refund_id: str | None,
 ) -> AdminDispute:
     now = clock.utcnow_str()
-    changes = {
+    resolution = {
+        "status": outcome,
         "refund_id": refund_id,
         "resolved_at": now,
         "resolved_by": admin.user_id,
         "note": request.note,
-        "updated_at": now,
     }
+    resolved = replace(
+        found,
+        dispute=found.dispute.model_copy(update=resolution),
+        updated_at=now,
+        pending_outcome=None,
+        pending_attempt=None,
+    )
     try:
-        store.resolve(item, outcome, changes)
+        store.resolve(resolved)
     except store.Changed:
-        return _changed(str(item["id"]), outcome)
-    return AdminDispute.model_validate({**item, **changes, "status": outcome})
+        return _changed(found.dispute.id, outcome)
+    return resolved.dispute
 
 
 def _changed(dispute_id: str, outcome: DisputeOutcome) -> AdminDispute:
     """Another resolution got there first: fine if it resolved the same way."""
-    item = store.get(dispute_id)
-    if item is None:
+    found = store.get(dispute_id)
+    if found is None:
         raise NotFoundError("dispute not found")
-    if item["status"] == "open":
-        raise ConflictError(f"the dispute is being resolved as {item.get('pending_outcome')}")
-    return _already_resolved(item, outcome)
+    if found.dispute.status == "open":
+        raise ConflictError(f"the dispute is being resolved as {found.pending_outcome}")
+    return _already_resolved(found, outcome)
 
 
-def _already_resolved(item: dict[str, Any], outcome: DisputeOutcome) -> AdminDispute:
-    if item["status"] != outcome:
-        raise ConflictError(f"the dispute was already resolved as {item['status']}")
-    return AdminDispute.model_validate(item)
+def _already_resolved(found: StoredDispute, outcome: DisputeOutcome) -> AdminDispute:
+    if found.dispute.status != outcome:
+        raise ConflictError(f"the dispute was already resolved as {found.dispute.status}")
+    return found.dispute

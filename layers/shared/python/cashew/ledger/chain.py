@@ -10,48 +10,35 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from cashew.ledger.models import ChainCheck
+from cashew.ledger.store import ChainItem, Marker
 
 GENESIS = "0" * 64
-UNREADABLE = "__unreadable__"  # the store's mark on an item it could not read
 
 
-def entry_hash(fields: Mapping[str, Any]) -> str:
+# The fields are JSON as stored, not an Entry: an edited item may hold anything.
+def entry_hash(fields: Mapping[str, object]) -> str:
     body = {k: v for k, v in fields.items() if k != "hash"}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class Marker:
-    """The record, written in the same transaction as the entry, that an outcome was
-    appended at `seq` with `hash`."""
-
-    outcome_id: str
-    seq: Any
-    hash: Any
-
-
-def verify(
-    user_id: str, entries: Iterable[tuple[int, Mapping[str, Any]]], markers: Iterable[Marker]
-) -> ChainCheck:
-    """`entries` are (position in the table, stored fields) in position order. Detects an
-    edited entry (its hash, or the next entry's link), a missing one (a gap, or an append
-    record past the head), a moved one (its seq is not its position), a forged one (no
-    append record) and an entry of another user."""
+def verify(user_id: str, entries: Iterable[ChainItem], markers: Iterable[Marker]) -> ChainCheck:
+    """`entries` are the stored entry items in position order. Detects an edited entry
+    (its hash, or the next entry's link), a missing one (a gap, or an append record past
+    the head), a moved one (its seq is not its position), a forged one (no append record)
+    and an entry of another user."""
     problems: list[tuple[int, str]] = []
     expected, prev = 1, GENESIS
-    appended: dict[int, Mapping[str, Any]] = {}
-    for position, fields in entries:
-        problem = _problem(user_id, expected, prev, position, fields)
+    appended: dict[int, Mapping[str, object]] = {}
+    for item in entries:
+        problem = _problem(user_id, expected, prev, item)
         if problem:
             problems.append((expected, problem))
             break  # everything after the first break is unverifiable
-        appended[position] = fields
-        prev = str(fields["hash"])
+        appended[item.position] = item.fields
+        prev = str(item.fields["hash"])
         expected += 1
     count = len(appended)
     recorded: set[str] = set()
@@ -78,13 +65,12 @@ def verify(
     )
 
 
-def _problem(
-    user_id: str, expected: int, prev: str, position: int, fields: Mapping[str, Any]
-) -> str | None:
+def _problem(user_id: str, expected: int, prev: str, item: ChainItem) -> str | None:
+    position, fields = item.position, item.fields
     if position != expected:
         return f"entry {expected} is missing"
-    if UNREADABLE in fields:
-        return f"entry {expected} cannot be read ({fields[UNREADABLE]})"
+    if item.unreadable is not None:
+        return f"entry {expected} cannot be read ({item.unreadable})"
     checks = (
         (fields.get("seq") == position, f"holds the entry of seq {fields.get('seq')}"),
         (fields.get("user_id") == user_id, "belongs to another user"),
@@ -94,7 +80,7 @@ def _problem(
     return next((f"entry {expected} {what}" for ok, what in checks if not ok), None)
 
 
-def _intact(fields: Mapping[str, Any]) -> bool:
+def _intact(fields: Mapping[str, object]) -> bool:
     try:
         return fields.get("hash") == entry_hash(fields)
     except (TypeError, ValueError):  # a value JSON cannot hold: a set, bytes

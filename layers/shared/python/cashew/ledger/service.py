@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -132,12 +131,12 @@ class Filters:
         )
         object.__setattr__(self, "bounds", bounds)  # once, not for every item kept
 
-    def keeps(self, item: Mapping[str, Any]) -> bool:
+    def keeps(self, entry: Entry) -> bool:
         since, until = self.bounds
         return (
-            (self.type is None or item.get("type") == self.type)
-            and (self.status is None or item.get("status") == self.status)
-            and since <= str(item.get("occurred_at")) <= until
+            (self.type is None or entry.type == self.type)
+            and (self.status is None or entry.status == self.status)
+            and since <= entry.occurred_at <= until
         )
 
     @property
@@ -150,8 +149,8 @@ FILTERED_BATCH = 200
 
 
 def page(
-    read: Callable[[store.Wanted], Iterator[dict[str, Any]]],
-    keeps: Callable[[Mapping[str, Any]], bool],
+    read: Callable[[store.Wanted], Iterator[store.StoredEntry]],
+    keeps: Callable[[Entry], bool],
     limit: int,
     key_fields: tuple[str, ...],
     *,
@@ -160,24 +159,25 @@ def page(
     """Up to `limit` kept entries from what `read` yields (lazily: each request asks for
     what the page still lacks, plus one to know whether more follow), and the cursor after
     them: None once `read` is exhausted."""
-    kept: list[dict[str, Any]] = []
+    kept: list[store.StoredEntry] = []
 
     def wanted() -> int:
         missing = limit + 1 - len(kept)
         return max(missing, FILTERED_BATCH) if filtered else missing
 
-    for examined, item in enumerate(read(wanted), 1):
-        if keeps(item):
+    for examined, stored in enumerate(read(wanted), 1):
+        if keeps(stored.entry):
             if len(kept) == limit:  # one more exists
-                return [store.entry(i) for i in kept], _cursor(kept[-1], key_fields)
-            kept.append(item)
+                return [s.entry for s in kept], _cursor(kept[-1], key_fields)
+            kept.append(stored)
         if examined - len(kept) >= MAX_EXAMINED:
-            return [store.entry(i) for i in kept], _cursor(item, key_fields)
-    return [store.entry(i) for i in kept], None
+            return [s.entry for s in kept], _cursor(stored, key_fields)
+    return [s.entry for s in kept], None
 
 
-def _cursor(item: Mapping[str, Any], key_fields: tuple[str, ...]) -> str:
-    return cursor_codec.encode({name: item[name] for name in key_fields})
+def _cursor(stored: store.StoredEntry, key_fields: tuple[str, ...]) -> str:
+    key = stored.key()
+    return cursor_codec.encode({name: key[name] for name in key_fields})
 
 
 def user_page(
@@ -239,8 +239,8 @@ def days(since: datetime, until: datetime) -> list[str]:
 
 def everyone_items(
     filters: Filters, cursor: str | None, wanted: store.Wanted
-) -> Iterator[dict[str, Any]]:
-    """Everyone's entry items in the filters' (bounded) range, newest first."""
+) -> Iterator[store.StoredEntry]:
+    """Everyone's entries in the filters' (bounded) range, newest first."""
     since, until = date_range(filters.since, filters.until)
     first, last, within = clock.rfc3339(since), clock.rfc3339(until), days(since, until)
     start = cursor_codec.decode(cursor, store.DAY_CURSOR) if cursor else None

@@ -1,9 +1,11 @@
 """The transaction log table. Append-only: every write is a Put with attribute_not_exists.
 
 Items (pk / sk):
-    USER#<id> / SEQ#<seq, 12 digits>     an entry of the user's chain (+ `day`, for DayIndex)
-    USER#<id> / OUTCOME#<outcome id>     the append record: the outcome is in the chain at
-                                         `seq` with `hash` (deduplication, and verification)
+    USER#<id> / SEQ#<seq, 12 digits>     an entry of the user's chain (+ `day`, for DayIndex):
+                                         `StoredEntry` (read as stored: `ChainItem`)
+    USER#<id> / OUTCOME#<outcome id>     the append record (`Marker`): the outcome is in the
+                                         chain at `seq` with `hash` (deduplication, and
+                                         verification)
 Indexes (entries only):
     EntryIdIndex  id                     an entry by its id
     DayIndex      day / occurred_at      everyone's entries of one UTC day, in time order
@@ -13,11 +15,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Self
 
 from cashew import aws, clock, dynamo
 from cashew.config import get_settings
-from cashew.ledger.chain import UNREADABLE, Marker
 from cashew.ledger.models import Entry
 
 SEQ_WIDTH = 12
@@ -36,6 +38,127 @@ def _sk(seq: int) -> str:
     return f"SEQ#{seq:0{SEQ_WIDTH}d}"
 
 
+# ---------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """An entry item: the entry, keyed by its user and seq, and `day` for the DayIndex."""
+
+    entry: Entry
+
+    def to_item(self) -> dict[str, Any]:
+        e = self.entry
+        return {
+            "pk": _pk(e.user_id),
+            "sk": _sk(e.seq),
+            "day": e.occurred_at[:10],
+            "id": e.id,
+            "outcome_id": e.outcome_id,
+            "payment_id": e.payment_id,
+            "user_id": e.user_id,
+            "type": e.type,
+            "direction": e.direction,
+            "funds": e.funds,
+            "amount": e.amount,
+            "currency": e.currency,
+            "status": e.status,
+            "failure_code": e.failure_code,
+            "occurred_at": e.occurred_at,
+            "seq": e.seq,
+            "prev_hash": e.prev_hash,
+            "hash": e.hash,
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        """The entry an item holds (validated as the model validates: a missing or wrong
+        field is a ValidationError). pk, sk and day are derived from the entry."""
+        return cls(
+            Entry.model_validate({
+                "id": item.get("id"),
+                "outcome_id": item.get("outcome_id"),
+                "payment_id": item.get("payment_id"),
+                "user_id": item.get("user_id"),
+                "type": item.get("type"),
+                "direction": item.get("direction"),
+                "funds": item.get("funds"),
+                "amount": item.get("amount"),
+                "currency": item.get("currency"),
+                "status": item.get("status"),
+                "failure_code": item.get("failure_code"),
+                "occurred_at": item.get("occurred_at"),
+                "seq": item.get("seq"),
+                "prev_hash": item.get("prev_hash"),
+                "hash": item.get("hash"),
+            })
+        )  # fmt: skip
+
+    def key(self) -> dict[str, str]:
+        """Where the entry sits in the table and its indexes: what a list cursor holds."""
+        e = self.entry
+        return {"pk": _pk(e.user_id), "sk": _sk(e.seq), "day": e.occurred_at[:10],
+                "occurred_at": e.occurred_at}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """The append record, written in the same transaction as the entry: the outcome was
+    appended to the user's chain at `seq` with `hash`. `seq` and `hash` are what is stored,
+    whatever it is (verification must see an edited record as it is): an int and a str as
+    the log writes them."""
+
+    user_id: str
+    outcome_id: str
+    seq: object
+    hash: object
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "pk": _pk(self.user_id),
+            "sk": f"OUTCOME#{self.outcome_id}",
+            "seq": self.seq,
+            "hash": self.hash,
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        return cls(
+            str(item.get("pk", "")).removeprefix("USER#"),
+            str(item.get("sk", "")).removeprefix("OUTCOME#"),
+            item.get("seq"),
+            item.get("hash"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChainItem:
+    """An entry item of a chain exactly as stored, for verification, which trusts nothing it
+    reads: `position` is its place in the table (its sk), `fields` every stored attribute
+    but pk, sk and day (what the hash covers, and the hash), or, for an item that could not
+    be read as anything the log writes (say, a number edited to 10.5), nothing and why
+    (`unreadable`). Not a record of its own but a view of an entry item: an edited item may
+    not be an `Entry` at all, so its fields stay the JSON they are."""
+
+    position: int
+    fields: Mapping[str, object]  # as stored: an edited item need not be an Entry
+    unreadable: str | None = None
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        position = int(str(item["sk"]).removeprefix("SEQ#"))
+        return cls(position, {k: v for k, v in item.items() if k not in _STORAGE_ONLY})
+
+    def entry(self) -> Entry | None:
+        """The entry it holds; None for one too damaged to read (verification reports it)."""
+        if self.unreadable is not None:
+            return None
+        try:
+            return StoredEntry.from_item(self.fields).entry
+        except ValueError:
+            return None
+
+
 def head(user_id: str) -> Entry | None:
     """The newest entry of the user's chain (strongly consistent)."""
     items, _ = dynamo.query(
@@ -46,7 +169,7 @@ def head(user_id: str) -> Entry | None:
         newest_first=True,
         consistent=True,
     )
-    return entry(items[0]) if items else None
+    return StoredEntry.from_item(items[0]).entry if items else None
 
 
 class AlreadyAppended(Exception):
@@ -61,18 +184,8 @@ def append(new: Entry) -> None:
     """The entry and its append record in one transaction, both conditional on being new:
     a chain can never fork and an outcome is never appended twice."""
     table = _table()
-    marker = {
-        "pk": _pk(new.user_id),
-        "sk": f"OUTCOME#{new.outcome_id}",
-        "seq": new.seq,
-        "hash": new.hash,
-    }
-    item = {
-        "pk": _pk(new.user_id),
-        "sk": _sk(new.seq),
-        "day": new.occurred_at[:10],
-        **new.model_dump(mode="json"),
-    }
+    marker = Marker(new.user_id, new.outcome_id, new.seq, new.hash).to_item()
+    item = StoredEntry(new).to_item()
     new_only = "attribute_not_exists(pk)"
     try:
         dynamo.Transaction().add("marker", dynamo.put(table, marker, condition=new_only)).add(
@@ -86,15 +199,6 @@ def append(new: Entry) -> None:
         raise
 
 
-def fields(item: Mapping[str, Any]) -> dict[str, Any]:
-    """An entry item's entry fields: what its hash covers, and its own hash."""
-    return {k: v for k, v in item.items() if k not in _STORAGE_ONLY}
-
-
-def entry(item: Mapping[str, Any]) -> Entry:
-    return Entry.model_validate(fields(item))
-
-
 _ENTRY_ID = re.compile(r"txn_[0-9A-Z]{26}")
 
 
@@ -102,7 +206,7 @@ def get_entry(entry_id: str) -> Entry | None:
     if not _ENTRY_ID.fullmatch(entry_id):
         return None
     items, _ = dynamo.query(_table(), "id = :id", {":id": entry_id}, index="EntryIdIndex", limit=1)
-    return entry(items[0]) if items else None
+    return StoredEntry.from_item(items[0]).entry if items else None
 
 
 # ---------------------------------------------------------------------------- reading
@@ -115,8 +219,9 @@ Wanted = Callable[[], int]
 def _pages(
     request: dict[str, Any], start: Mapping[str, Any] | None, wanted: Wanted | None = None
 ) -> Iterator[dict[str, Any]]:
-    """Every item a Query (a Scan, without a key condition) returns, page after page, from
-    after `start`; each request asks for what `wanted` says (without it, DynamoDB's 1 MB)."""
+    """Every item (as DynamoDB returns it) a Query (a Scan, without a key condition)
+    returns, page after page, from after `start`; each request asks for what `wanted` says
+    (without it, DynamoDB's 1 MB)."""
     client = aws.dynamodb()
     operation = client.query if "KeyConditionExpression" in request else client.scan
     if start:
@@ -125,61 +230,69 @@ def _pages(
         if wanted is not None:
             request["Limit"] = max(1, wanted())
         response = operation(**request)
-        for item in response.get("Items", []):
-            yield _readable(item)
+        yield from response.get("Items", [])
         last = response.get("LastEvaluatedKey")
         if not last:
             return
         request = {**request, "ExclusiveStartKey": last}
 
 
-def _readable(raw: Mapping[str, Any]) -> dict[str, Any]:
+def _entries(raws: Iterator[dict[str, Any]]) -> Iterator[StoredEntry]:
+    return (StoredEntry.from_item(dynamo.deserialize(raw)) for raw in raws)
+
+
+def _readable(raw: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
     """The item, or, if it cannot be read as anything the log writes (say, a number edited
     to 10.5), its key and why: verification reports it rather than failing on it."""
     try:
-        return dynamo.deserialize(raw)
+        return dynamo.deserialize(raw), None
     except (ValueError, TypeError, ArithmeticError) as error:
         key = {name: raw.get(name, {}).get("S") for name in ("pk", "sk")}
-        return {**key, UNREADABLE: f"{type(error).__name__}: {error}"}
+        return key, f"{type(error).__name__}: {error}"
 
 
-def chain_items(user_id: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Marker]]:
-    """Every item of the user's chain as stored (strongly consistent): the entries as
-    (position, fields) in position order, and the append records."""
+def chain_items(user_id: str) -> tuple[list[ChainItem], list[Marker]]:
+    """Every item of the user's chain as stored (strongly consistent): the entries in
+    position order, and the append records."""
     request = {
         "TableName": _table(),
         "KeyConditionExpression": "pk = :pk",
         "ExpressionAttributeValues": dynamo.serialize({":pk": _pk(user_id)}),
         "ConsistentRead": True,
     }
-    entries: list[tuple[int, dict[str, Any]]] = []
+    entries: list[ChainItem] = []
     markers: list[Marker] = []
-    for item in _pages(request, None):
-        _sort(item, entries, markers)
+    for raw in _pages(request, None):
+        _sort(*_readable(raw), entries, markers)
     return entries, markers
 
 
 def _sort(
     item: Mapping[str, Any],
-    entries: list[tuple[int, dict[str, Any]]],
+    unreadable: str | None,
+    entries: list[ChainItem],
     markers: list[Marker],
 ) -> None:
     sk = str(item.get("sk", ""))
     if sk.startswith("SEQ#") and sk[4:].isascii() and sk[4:].isdigit():
-        entries.append((int(sk[4:]), fields(item)))
+        if unreadable is None:
+            entries.append(ChainItem.from_item(item))
+        else:
+            entries.append(ChainItem(int(sk[4:]), {}, unreadable))
     elif sk.startswith("OUTCOME#"):
-        markers.append(Marker(sk.removeprefix("OUTCOME#"), item.get("seq"), item.get("hash")))
+        markers.append(Marker.from_item(item))
 
 
-def all_chains() -> Iterator[tuple[str, list[tuple[int, dict[str, Any]]], list[Marker]]]:
+def all_chains() -> Iterator[tuple[str, list[ChainItem], list[Marker]]]:
     """Every user's chain, for the audit: one Scan of the whole table, grouped by user."""
-    chains: dict[str, tuple[list[tuple[int, dict[str, Any]]], list[Marker]]] = {}
-    for item in _pages({"TableName": _table(), "ConsistentRead": True}, None):
+    chains: dict[str, tuple[list[ChainItem], list[Marker]]] = {}
+    for raw in _pages({"TableName": _table(), "ConsistentRead": True}, None):
+        item, unreadable = _readable(raw)
         pk = str(item.get("pk", ""))
         entries, markers = chains.setdefault(pk.removeprefix("USER#"), ([], []))
-        _sort(item, entries, markers)
+        _sort(item, unreadable, entries, markers)
     for user_id, (entries, markers) in chains.items():
-        entries.sort(key=lambda pair: pair[0])
+        entries.sort(key=lambda found: found.position)
         yield user_id, entries, markers
 
 
@@ -192,22 +305,22 @@ DAY_CURSOR = {
 
 
 def user_entries(
-    user_id: str, start: Mapping[str, Any] | None, wanted: Wanted
-) -> Iterator[dict[str, Any]]:
-    """The user's entry items, newest first, from after `start`."""
+    user_id: str, start: Mapping[str, str] | None, wanted: Wanted
+) -> Iterator[StoredEntry]:
+    """The user's entries, newest first, from after `start`."""
     request = {
         "TableName": _table(),
         "KeyConditionExpression": "pk = :pk AND begins_with(sk, :seq)",
         "ExpressionAttributeValues": dynamo.serialize({":pk": _pk(user_id), ":seq": "SEQ#"}),
         "ScanIndexForward": False,
     }
-    return _pages(request, start, wanted)
+    return _entries(_pages(request, start, wanted))
 
 
 def day_entries(
-    days: list[str], since: str, until: str, start: Mapping[str, Any] | None, wanted: Wanted
-) -> Iterator[dict[str, Any]]:
-    """Everyone's entry items with since <= occurred_at <= until, newest first; `days` are
+    days: list[str], since: str, until: str, start: Mapping[str, str] | None, wanted: Wanted
+) -> Iterator[StoredEntry]:
+    """Everyone's entries with since <= occurred_at <= until, newest first; `days` are
     the UTC days of that range, newest first. A `start` resumes in its own day."""
     if start is not None:
         days = [day for day in days if day <= str(start["day"])]
@@ -222,4 +335,6 @@ def day_entries(
             ),
             "ScanIndexForward": False,
         }
-        yield from _pages(request, start if start and start["day"] == day else None, wanted)
+        yield from _entries(
+            _pages(request, start if start and start["day"] == day else None, wanted)
+        )
