@@ -113,9 +113,10 @@ def window(description: dict[str, Any]) -> Window | None:
     return Window(table, first, last) if table else None
 
 
-def items_in(found: Window) -> Iterator[dict[str, Any]]:
-    """The items of the window's table whose last change may be in the window, or after it
-    (an item changed in the window and again since has its last change after it)."""
+def items_in(found: Window) -> Iterator[payments.Record | payments.Unreadable | dict[str, Any]]:
+    """The records (dispute items) of the window's table whose last change may be in the
+    window, or after it (an item changed in the window and again since has its last change
+    after it)."""
     since = clock.rfc3339(found.first - SLACK)
     if found.table == "disputes":
         for item in disputes.all_disputes():
@@ -125,12 +126,13 @@ def items_in(found: Window) -> Iterator[dict[str, Any]]:
     refunds_since = clock.rfc3339(
         found.first - SLACK - timedelta(seconds=get_settings().idempotency_ttl)
     )
-    for item in payments.all_records():
-        if str(item["pk"]).startswith("re_"):
-            if str(item.get("created_at", "")) >= refunds_since:
-                yield item
-        elif str(item.get("updated_at", "")) >= since:
-            yield item
+    for record in payments.all_records():
+        if isinstance(record, payments.Unreadable):
+            changed = record.changed_at
+        else:
+            changed = payments.changed_at(record)
+        if changed >= (refunds_since if record.pk.startswith("re_") else since):
+            yield record
 
 
 def changes_of(description: dict[str, Any]) -> list[outcomes.Change] | None:
@@ -139,11 +141,12 @@ def changes_of(description: dict[str, Any]) -> list[outcomes.Change] | None:
     if found is not None:
         changes = []
         for item in items_in(found):
-            try:
-                changes += outcomes.of_item(item)
-            except (KeyError, ValueError, TypeError):  # ValidationError is a ValueError
-                logger.error("an item in the window cannot be read", extra={"pk": item["pk"]})
+            read = _outcomes_of(item)
+            if read is None:
+                pk = item["pk"] if isinstance(item, dict) else item.pk
+                logger.error("an item in the window cannot be read", extra={"pk": pk})
                 return None
+            changes += read
         return changes
     record = description.get("record")
     if isinstance(record, dict):  # set aside by the publisher: what is stored under its key?
@@ -163,19 +166,32 @@ def _stored_changes(record: dict[str, Any]) -> list[outcomes.Change] | None:
     key = pk.get("S") if isinstance(pk, dict) else None
     if table is None or not isinstance(key, str) or not 0 < len(key) <= _KEY_MAX:
         return None
-    settings = get_settings()
-    name = settings.payments_table if table == "payments" else settings.disputes_table
-    item = dynamo.get_item(name, {"pk": key}, consistent=True)
-    if item is None:
+    stored: payments.Record | payments.Unreadable | dict[str, Any] | None
+    if table == "payments":
+        stored = payments.read(key)
+    else:
+        stored = dynamo.get_item(get_settings().disputes_table, {"pk": key}, consistent=True)
+    if stored is None:
         logger.warning(
-            "a set-aside change names an item that is not stored: nothing to publish",
+            "a set-aside change names no payment, refund or dispute stored: nothing to publish",
             extra={"pk": key[:64], "table": table},
         )
         return []
+    changes = _outcomes_of(stored)
+    if changes is None:
+        logger.error("a set-aside item still cannot be read", extra={"pk": key[:64]})
+    return changes
+
+
+def _outcomes_of(
+    item: payments.Record | payments.Unreadable | dict[str, Any],
+) -> list[outcomes.Change] | None:
+    """The outcomes of a stored record (or dispute item); None when it cannot be read."""
+    if isinstance(item, payments.Unreadable):
+        return None
     try:
         return outcomes.of_item(item)
     except (KeyError, ValueError, TypeError):  # ValidationError is a ValueError
-        logger.error("a set-aside item still cannot be read", extra={"pk": key[:64]})
         return None
 
 
