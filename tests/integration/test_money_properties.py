@@ -362,7 +362,8 @@ class MoneyMachine(RuleBasedStateMachine):
         are entries of their own, adding up to the refunded amount (10)."""
         self.stored.update(_stored_payments(sorted(self.touched)))
         for payment_id in self.touched & self.model.keys():
-            refunds, _ = payment_store.list_refunds(payment_id, 100, None)
+            page, _ = payment_store.list_refunds(payment_id, 100, None)
+            refunds = [s.refund for s in page]
             assert sum(r.amount for r in refunds) == self.model[payment_id].refunded, refunds
             assert all(r.status == "succeeded" for r in refunds), refunds
         self.touched.clear()

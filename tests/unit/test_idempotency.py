@@ -9,7 +9,7 @@ import pytest
 from cashew import clock, dynamo
 from cashew.errors import IdempotencyInProgressError, IdempotencyKeyReusedError
 from cashew.payments import idempotency
-from cashew.payments.idempotency import Replay, check, scope
+from cashew.payments.idempotency import IdempotencyRecord, Replay, check, scope
 
 ALICE = "usr_01JCQ3F6Z4V8T2K9M1N5P7R3S6"
 BOB = "usr_01JCQ3H1J3K5M7N9P1Q3R5S7T9"
@@ -70,8 +70,11 @@ def test_the_gateway_key_is_stable_and_opaque() -> None:
 # --- check ----------------------------------------------------------------------------------
 
 
-def record(s: idempotency.Scope, **fields: Any) -> dict[str, Any]:
-    return {"pk": s.pk, "request_hash": s.request_hash, "payment_id": "pay_1", **fields}
+def record(s: idempotency.Scope, **fields: Any) -> IdempotencyRecord:
+    return IdempotencyRecord.from_item({
+        "pk": s.pk, "request_hash": s.request_hash, "payment_id": "pay_1",
+        "created_at": "2026-11-30T10:00:00.000Z", "expires_at": 1_800_000_000, **fields,
+    })  # fmt: skip
 
 
 def test_completed_record_of_the_same_request_is_replayed() -> None:

@@ -14,6 +14,7 @@ import pytest
 from cashew import reports
 from cashew.ledger import chain, service
 from cashew.ledger.store import ChainItem, Marker, StoredEntry
+from cashew.payments import store as payments_store
 
 PAYER = "usr_01JCQ3F6Z4V8T2K9M1N5P7R3S6"
 PAYEE = "usr_01JCQ3H1J3K5M7N9P1Q3R5S7T9"
@@ -150,9 +151,13 @@ def fake_stores(
         reports, "_balances_of", lambda u: {(b[0], b[1]): b[2] for b in balances if b[0] == u},
         raising=False,
     )  # fmt: skip
-    monkeypatch.setattr(reports.payments, "all_records", lambda: iter(list(records)))
     monkeypatch.setattr(
-        reports, "_records_of", lambda u: [r for r in records if concerns(u, r)], raising=False
+        reports.payments, "all_records", lambda: iter([payments_store.record(r) for r in records])
+    )
+    monkeypatch.setattr(
+        reports.payments,
+        "records_of",
+        lambda u: [payments_store.record(r) for r in records if concerns(u, r)],
     )
     monkeypatch.setattr(reports.clock, "now", lambda: now)
     monkeypatch.setattr(reports, "RECHECK_PAUSE", 0, raising=False)
@@ -197,8 +202,8 @@ def test_a_clean_log_audits_clean(monkeypatch):
     def no_second_read(*_: Any) -> None:
         raise AssertionError("a clean audit reads nothing again")
 
-    for reader in ("_balances_of", "_records_of"):
-        monkeypatch.setattr(reports, reader, no_second_read)
+    monkeypatch.setattr(reports, "_balances_of", no_second_read)
+    monkeypatch.setattr(reports.payments, "records_of", no_second_read)
     monkeypatch.setattr(reports.ledger, "chain_items", no_second_read)
     audit = reports.audit()
     assert audit.chains_valid and audit.balances_match and audit.discrepancies == []

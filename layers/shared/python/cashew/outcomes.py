@@ -65,33 +65,34 @@ def of_images(old: dict[str, Any] | None, new: dict[str, Any] | None) -> Change 
     before = old.get("status") if old else None
     if before == new.get("status"):
         return None  # e.g. a refund adding to amount_refunded
-    pk = str(new.get("pk", ""))
-    if pk.startswith("pay_"):
-        return _payment_change(before, payments.stored(new).payment)
-    if pk.startswith("re_"):
-        return _refund_change(new)
-    if pk.startswith("dsp_"):
+    stored = payments.from_image(new)
+    if stored is not None:
+        return _change(before, stored)
+    if str(new.get("pk", "")).startswith("dsp_"):
         return _dispute_change(disputes.StoredDispute.from_item(new))
     return None
 
 
-def of_item(item: dict[str, Any]) -> list[Change]:
-    """Every change a stored payment or refund item (deserialized) certainly went through,
-    as its outcomes, oldest first: the change to its current status and, when that status
-    can only follow another outcome, that one too (a card refund is `pending` before it is
-    `succeeded`; a dispute, `of_dispute`, is `open` before it is `won` or `lost`). For what
-    must be in the log once everything committed has been published: the audit's in-flight
-    outcomes and the republisher. Outcome ids are those the stream gives, so consumers
-    deduplicate what was published before."""
-    current = of_images(None, item)
-    if current is None:
-        return []
-    pk = str(item.get("pk", ""))
-    earlier: str | None = None
-    if pk.startswith("re_") and item.get("payment_source") == "card":
-        earlier = "pending" if item.get("status") == "succeeded" else None
-    before = of_images(None, {**item, "status": earlier}) if earlier else None
-    return [before, current] if before else [current]
+def of_item(item: payments.Record) -> list[Change]:
+    """Every change a stored payment or refund certainly went through, as its outcomes,
+    oldest first: the change to its current status and, when that status can only follow
+    another outcome, that one too (a card refund is `pending` before it is `succeeded`; a
+    dispute, `of_dispute`, is `open` before it is `won` or `lost`). For what must be in the
+    log once everything committed has been published: the audit's in-flight outcomes and the
+    republisher. Outcome ids are those the stream gives, so consumers deduplicate what was
+    published before."""
+    current = _change(None, item)
+    if not isinstance(item, payments.StoredRefund):
+        return [current]
+    if item.payment_source == "card" and item.refund.status == "succeeded":
+        return [_change(None, item.with_status("pending")), current]
+    return [current]
+
+
+def _change(before: str | None, stored: payments.Record) -> Change:
+    if isinstance(stored, payments.StoredRefund):
+        return _refund_change(stored)
+    return _payment_change(before, stored.payment)
 
 
 def _payment_change(before: str | None, payment: PaymentResponse) -> Change:
@@ -112,11 +113,13 @@ def _payment_change(before: str | None, payment: PaymentResponse) -> Change:
     return Change(outcome, _payment_event(before, payment.status), detail)
 
 
-def _refund_change(item: dict[str, Any]) -> Change:
+def _refund_change(stored: payments.StoredRefund) -> Change:
     """A card refund is `pending` once the money has left the payee's balance and until the
     gateway has credited the card, then `succeeded`: two outcomes. A balance refund is
     `succeeded` at once."""
-    refund = payments.refund(item)
+    refund, payer, payee = stored.refund, stored.payment_payer_id, stored.payment_payee_id
+    if payer is None or payee is None or stored.payment_source is None:
+        raise KeyError("the refund does not name its payment's payer, payee and source")
     outcome = Outcome(
         outcome_id=f"{refund.id}:{refund.status}",
         payment_id=refund.payment_id,
@@ -124,9 +127,9 @@ def _refund_change(item: dict[str, Any]) -> Change:
         status=refund.status,
         amount=refund.amount,
         currency=refund.currency,
-        payer_id=str(item["payment_payer_id"]),
-        payee_id=str(item["payment_payee_id"]),
-        source=item["payment_source"],
+        payer_id=payer,
+        payee_id=payee,
+        source=stored.payment_source,
         occurred_at=refund.created_at,
     )
     detail = {**refund.model_dump(mode="json"), "outcome_id": outcome.outcome_id}

@@ -9,11 +9,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel
 
-from cashew import aws, clock, dynamo, outcomes
+from cashew import clock, outcomes
 from cashew.accounts import face as accounts
 from cashew.config import get_settings
 from cashew.disputes import face as disputes
@@ -265,7 +264,7 @@ def audit() -> Audit:
 def _user_drift(
     log: _Log,
     balances: dict[tuple[str, str], int],
-    records: list[dict[str, Any]],
+    records: list[payments.Record],
     now: datetime,
     users: set[str] | None,
 ) -> tuple[list[Discrepancy], list[_Unlogged]]:
@@ -318,12 +317,12 @@ def _recheck(candidates: list[Discrepancy], now: datetime) -> list[Discrepancy]:
         log = _Log()
         ignored: list[Discrepancy] = []  # chains and records: the first read reported them
         balances: dict[tuple[str, str], int] = {}
-        items: dict[str, dict[str, Any]] = {}
+        stored: dict[str, payments.Record | payments.Unreadable] = {}
         for user_id in sorted(users):  # the same order as the first read: log, balances, payments
             _add_chain(log, user_id, *ledger.chain_items(user_id), ignored)
             balances.update(_balances_of(user_id))
-            items.update((str(i["pk"]), i) for i in _records_of(user_id))
-        again, _ = _user_drift(log, balances, _readable(iter(items.values()), ignored), now, users)
+            stored.update((r.pk, r) for r in payments.records_of(user_id))
+        again, _ = _user_drift(log, balances, _readable(iter(stored.values()), ignored), now, users)
         wanted = {_identity(d) for d in candidates}
         candidates = [d for d in again if _identity(d) in wanted]
     return candidates
@@ -390,83 +389,39 @@ def _add_chain(
 
 
 def _balances_of(user_id: str) -> dict[tuple[str, str], int]:
-    """The user's balances (strongly consistent), reading only the attributes the audit may
-    read (see `accounts.all_balances`)."""
-    request: dict[str, Any] = {
-        "TableName": get_settings().accounts_table,
-        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-        "ExpressionAttributeValues": dynamo.serialize(
-            {":pk": f"USER#{user_id}", ":prefix": "BALANCE#"}
-        ),
-        "ProjectionExpression": "pk, sk, currency, available",
-        "Select": "SPECIFIC_ATTRIBUTES",
-        "ConsistentRead": True,
-    }
-    found = {}
-    for item in _query(request):
-        found[user_id, str(item["currency"])] = int(item["available"])
-    return found
+    """The user's balances (strongly consistent)."""
+    return {(user_id, currency): available for currency, available in accounts.balances_of(user_id)}
 
 
-def _records_of(user_id: str) -> Iterator[dict[str, Any]]:
-    """The payments the user paid or was paid (PayerIndex, PayeeIndex) and the refunds of
-    those that refunded anything (RefundIndex). Indexes are eventually consistent: a change
-    they do not show yet is seen by a later re-check."""
-    table = get_settings().payments_table
-    for index, key in (("PayerIndex", "payer_id"), ("PayeeIndex", "payee_id")):
-        request = {
-            "TableName": table,
-            "IndexName": index,
-            "KeyConditionExpression": f"{key} = :user",
-            "ExpressionAttributeValues": dynamo.serialize({":user": user_id}),
-        }
-        for item in _query(request):
-            yield item
-            if item.get("amount_refunded"):
-                yield from _query({
-                    "TableName": table,
-                    "IndexName": "RefundIndex",
-                    "KeyConditionExpression": "payment_id = :payment",
-                    "ExpressionAttributeValues": dynamo.serialize({":payment": item["pk"]}),
-                })  # fmt: skip
-
-
-def _query(request: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    while True:
-        response = aws.dynamodb().query(**request)
-        yield from (dynamo.deserialize(raw) for raw in response.get("Items", []))
-        if "LastEvaluatedKey" not in response:
-            return
-        request = {**request, "ExclusiveStartKey": response["LastEvaluatedKey"]}
-
-
-def _readable(items: Iterator[dict[str, Any]], found: list[Discrepancy]) -> list[dict[str, Any]]:
-    """The payment and refund items the audit can read; any other is named (`record`,
+def _readable(
+    records: Iterator[payments.Record | payments.Unreadable], found: list[Discrepancy]
+) -> list[payments.Record]:
+    """The payments and refunds the audit can read; any other item is named (`record`,
     `unreadable`): it explains no money, and what it changed cannot be told."""
     readable = []
-    for item in items:
-        try:
-            if str(item["pk"]).startswith("pay_"):
-                payments.stored(item)
-            else:
-                payments.refund(item)
-            outcomes.of_item(item)
-        except (KeyError, ValueError, TypeError):  # ValidationError is a ValueError
-            found.append(
-                Discrepancy(kind="record", payment_id=str(item["pk"]), problem="unreadable")
-            )
+    for record in records:
+        if isinstance(record, payments.Unreadable) or not _outcomes_readable(record):
+            found.append(Discrepancy(kind="record", payment_id=record.pk, problem="unreadable"))
             continue
-        readable.append(item)
+        readable.append(record)
     return readable
 
 
-def _pending(records: list[dict[str, Any]], logged: set[tuple[str, str]]) -> list[_Unlogged]:
+def _outcomes_readable(record: payments.Record) -> bool:
+    try:
+        outcomes.of_item(record)
+    except (KeyError, ValueError, TypeError):  # ValidationError is a ValueError
+        return False
+    return True
+
+
+def _pending(records: list[payments.Record], logged: set[tuple[str, str]]) -> list[_Unlogged]:
     """The outcomes the tables hold that a user's chain does not have yet."""
     found = []
-    for item in records:
-        for change in outcomes.of_item(item):
+    for record in records:
+        for change in outcomes.of_item(record):
             outcome = change.outcome
-            since = _committed_by(item, outcome.status, outcome.occurred_at)
+            since = _committed_by(record, outcome.status, outcome.occurred_at)
             for user_id, direction, funds in service.affected(outcome):
                 if (user_id, outcome.outcome_id) in logged:
                     continue
@@ -481,29 +436,28 @@ def _pending(records: list[dict[str, Any]], logged: set[tuple[str, str]]) -> lis
     return found
 
 
-def _committed_by(item: dict[str, Any], status: str, occurred_at: str) -> datetime:
+def _committed_by(record: payments.Record, status: str, occurred_at: str) -> datetime:
     """The latest time the change to `status` can have been committed: the outcome's time;
     for a card refund's settlement (which records no time), its creation plus an
     idempotency lifetime (the client's retry with the same key is what settles it)."""
     at = clock.to_utc(datetime.fromisoformat(occurred_at))
-    card_refund = str(item.get("pk", "")).startswith("re_") and item.get("payment_source") == "card"
+    card_refund = isinstance(record, payments.StoredRefund) and record.payment_source == "card"
     if card_refund and status == "succeeded":
         at += timedelta(seconds=get_settings().idempotency_ttl)
     return at
 
 
-def _unexplained(records: list[dict[str, Any]], credits: list[Entry]) -> Iterator[Discrepancy]:
+def _unexplained(records: list[payments.Record], credits: list[Entry]) -> Iterator[Discrepancy]:
     """Money in balances that no payment explains: a payment that captured more than it
     authorised or refunded more than it captured, and a credit in the log from a payment or
     top-up that no succeeded payment of that amount, currency and payee stands behind."""
     stored: dict[str, PaymentResponse] = {}
     refunded: Counter[str] = Counter()
-    for item in records:
-        if str(item["pk"]).startswith("pay_"):
-            payment = payments.stored(item).payment
-            stored[payment.id] = payment
-        elif item.get("status") != "failed":
-            refunded[str(item["payment_id"])] += int(item["amount"])
+    for record in records:
+        if isinstance(record, payments.StoredPayment):
+            stored[record.payment.id] = record.payment
+        elif record.refund.status != "failed":
+            refunded[record.refund.payment_id] += record.refund.amount
     for payment in stored.values():
         problems = {
             "captured_above_authorised": payment.amount_captured - payment.amount,
@@ -538,7 +492,7 @@ def _credit_problem(entry: Entry, payment: PaymentResponse | None) -> str | None
 
 
 def _conservation(
-    records: list[dict[str, Any]], balances: dict[tuple[str, str], int]
+    records: list[payments.Record], balances: dict[tuple[str, str], int]
 ) -> Iterator[Discrepancy]:
     """Per currency: the sum of balances = card money in (what succeeded card payments and
     top-ups captured) - card refunds (pending ones included: they left the payee's balance).
@@ -547,15 +501,13 @@ def _conservation(
     for (_, currency), available in balances.items():
         held[currency] += available
     by_card: Counter[str] = Counter()
-    for item in records:
-        if item.get("status") == "failed":
-            continue
-        if str(item["pk"]).startswith("pay_"):
-            payment = payments.stored(item).payment
+    for record in records:
+        if isinstance(record, payments.StoredPayment):
+            payment = record.payment
             if payment.source.get("type") == "card" and payment.status == "succeeded":
                 by_card[payment.currency] += payment.amount_captured
-        elif item.get("payment_source") == "card":
-            by_card[str(item["currency"])] -= int(item["amount"])
+        elif record.refund.status != "failed" and record.payment_source == "card":
+            by_card[record.refund.currency] -= record.refund.amount
     for currency in sorted(set(held) | set(by_card)):
         if held[currency] != by_card[currency]:
             yield Discrepancy(

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from cashew import aws, clock, dynamo, outcomes
+from cashew import aws, clock, outcomes
 from cashew.config import get_settings
 from cashew.disputes import face as disputes
 from cashew.observability import logger
@@ -113,20 +113,21 @@ def window(description: dict[str, Any]) -> Window | None:
     return Window(table, first, last) if table else None
 
 
-def items_in(found: Window) -> Iterator[dict[str, Any]]:
-    """The items of the window's table (payments; disputes: `disputes_in`) whose last
-    change may be in the window, or after it (an item changed in the window and again since
+def items_in(found: Window) -> Iterator[payments.Record | payments.Unreadable]:
+    """The records of the window's table (payments; disputes: `disputes_in`) whose last
+    change may be in the window, or after it (a record changed in the window and again since
     has its last change after it)."""
     since = clock.rfc3339(found.first - SLACK)
     refunds_since = clock.rfc3339(
         found.first - SLACK - timedelta(seconds=get_settings().idempotency_ttl)
     )
-    for item in payments.all_records():
-        if str(item["pk"]).startswith("re_"):
-            if str(item.get("created_at", "")) >= refunds_since:
-                yield item
-        elif str(item.get("updated_at", "")) >= since:
-            yield item
+    for record in payments.all_records():
+        if isinstance(record, payments.Unreadable):
+            changed = record.changed_at
+        else:
+            changed = payments.changed_at(record)
+        if changed >= (refunds_since if record.pk.startswith("re_") else since):
+            yield record
 
 
 def disputes_in(found: Window) -> list[outcomes.Change] | None:
@@ -150,11 +151,11 @@ def changes_of(description: dict[str, Any]) -> list[outcomes.Change] | None:
     if found is not None:
         changes = []
         for item in items_in(found):
-            try:
-                changes += outcomes.of_item(item)
-            except (KeyError, ValueError, TypeError):  # ValidationError is a ValueError
-                logger.error("an item in the window cannot be read", extra={"pk": item["pk"]})
+            read = _outcomes_of(item)
+            if read is None:
+                logger.error("an item in the window cannot be read", extra={"pk": item.pk})
                 return None
+            changes += read
         return changes
     record = description.get("record")
     if isinstance(record, dict):  # set aside by the publisher: what is stored under its key?
@@ -176,17 +177,26 @@ def _stored_changes(record: dict[str, Any]) -> list[outcomes.Change] | None:
         return None
     if table == "disputes":
         return _stored_dispute_changes(key)
-    item = dynamo.get_item(get_settings().payments_table, {"pk": key}, consistent=True)
-    if item is None:
+    stored = payments.read(key)
+    if stored is None:
         logger.warning(
-            "a set-aside change names an item that is not stored: nothing to publish",
+            "a set-aside change names no payment, refund or dispute stored: nothing to publish",
             extra={"pk": key[:64], "table": table},
         )
         return []
+    changes = _outcomes_of(stored)
+    if changes is None:
+        logger.error("a set-aside item still cannot be read", extra={"pk": key[:64]})
+    return changes
+
+
+def _outcomes_of(item: payments.Record | payments.Unreadable) -> list[outcomes.Change] | None:
+    """The outcomes of a stored payment or refund; None when it cannot be read."""
+    if isinstance(item, payments.Unreadable):
+        return None
     try:
         return outcomes.of_item(item)
     except (KeyError, ValueError, TypeError):  # ValidationError is a ValueError
-        logger.error("a set-aside item still cannot be read", extra={"pk": key[:64]})
         return None
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "PaymentMethod",
     "Profile",
     "all_balances",
+    "balances_of",
     "credit_item",
     "debit_item",
     "get_credentials",
@@ -61,6 +62,11 @@ def get_payment_method(user_id: str, method_id: str) -> PaymentMethod | None:
 def all_balances() -> Iterator[tuple[str, str, int]]:
     """Every (user id, currency, available), for the audit: one Scan."""
     return store.all_balances()
+
+
+def balances_of(user_id: str) -> Iterator[tuple[str, int]]:
+    """The user's (currency, available), strongly consistent, for the audit's re-checks."""
+    return store.balances_of(user_id)
 
 
 # -- credentials and roles: for auth --------------------------------------------------------

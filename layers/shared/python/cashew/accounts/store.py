@@ -14,7 +14,7 @@ Items (pk / sk), each kind a record class below with its `to_item` / `from_item`
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -315,26 +315,52 @@ def list_balances(user_id: str) -> list[StoredBalance]:
     return [StoredBalance.from_item(item) for item in items]
 
 
+# Only these are read by the audit (and its policy allows nothing else): never a profile or a
+# password hash.
+_BALANCE_ONLY = {
+    "ProjectionExpression": "pk, sk, currency, available",
+    "Select": "SPECIFIC_ATTRIBUTES",
+}
+
+
 def all_balances() -> Iterator[tuple[str, str, int]]:
     """Every (user id, currency, available) there is, for the audit: one Scan."""
     request: dict[str, Any] = {
         "TableName": _table(),
         "FilterExpression": "begins_with(sk, :prefix)",
         "ExpressionAttributeValues": dynamo.serialize({":prefix": "BALANCE#"}),
-        # Only these are read (and the audit's policy allows nothing else): never a profile
-        # or a password hash.
-        "ProjectionExpression": "pk, sk, currency, available",
-        "Select": "SPECIFIC_ATTRIBUTES",
+        **_BALANCE_ONLY,
         "ConsistentRead": True,
     }
+    for balance in _balances(aws.dynamodb().scan, request):
+        yield balance.user_id, balance.currency, balance.available
+
+
+def balances_of(user_id: str) -> Iterator[tuple[str, int]]:
+    """The user's (currency, available), strongly consistent, reading only what the audit
+    may read (see `all_balances`)."""
+    request: dict[str, Any] = {
+        "TableName": _table(),
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "ExpressionAttributeValues": dynamo.serialize(
+            {":pk": _user(user_id), ":prefix": "BALANCE#"}
+        ),
+        **_BALANCE_ONLY,
+        "ConsistentRead": True,
+    }
+    for balance in _balances(aws.dynamodb().query, request):
+        yield balance.currency, balance.available
+
+
+def _balances(read: Callable[..., Any], request: dict[str, Any]) -> Iterator[StoredBalance]:
+    """Every page of a Scan or Query of balances."""
     while True:
-        response = aws.dynamodb().scan(**request)
+        response = read(**request)
         for raw in response.get("Items", []):
-            balance = StoredBalance.from_item(dynamo.deserialize(raw))
-            yield balance.user_id, balance.currency, balance.available
+            yield StoredBalance.from_item(dynamo.deserialize(raw))
         if "LastEvaluatedKey" not in response:
             return
-        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        request = {**request, "ExclusiveStartKey": response["LastEvaluatedKey"]}
 
 
 # -- items for money transactions (run by the payments module in one TransactWriteItems) --

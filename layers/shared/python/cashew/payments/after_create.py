@@ -10,8 +10,7 @@ however many requests race.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel
@@ -31,7 +30,7 @@ from cashew.identity import Caller
 from cashew.observability import metrics
 from cashew.payments import idempotency, states
 from cashew.payments import store as payments
-from cashew.payments.idempotency import Admission, Commit, Outcome, Refused
+from cashew.payments.idempotency import Admission, Commit, IdempotencyRecord, Outcome, Refused
 from cashew.payments.models import (
     CaptureRequest,
     PaymentList,
@@ -84,7 +83,9 @@ def list_payments(
 def list_refunds(caller: Caller, payment_id: str, limit: int, cursor: str | None) -> RefundList:
     _visible(caller, payment_id)
     page, next_cursor = payments.list_refunds(payment_id, limit, cursor)
-    return RefundList(data=page, has_more=next_cursor is not None, next_cursor=next_cursor)
+    return RefundList(
+        data=[s.refund for s in page], has_more=next_cursor is not None, next_cursor=next_cursor
+    )
 
 
 # ------------------------------------------------------------------- capture, cancel
@@ -128,7 +129,7 @@ class _Resolution:
     def admit(self) -> Admission:
         return Admission(self.payment.id)
 
-    def prepare(self, work_id: str, resumed: Mapping[str, Any] | None) -> None:
+    def prepare(self, work_id: str, resumed: IdempotencyRecord | None) -> None:
         try:
             self.status = states.after(self.payment.status, self.event)
         except ConflictError as error:
@@ -148,7 +149,7 @@ class Capture(_Resolution):
         super().__init__(scope, stored)
         self.amount = amount or self.payment.amount
 
-    def prepare(self, work_id: str, resumed: Mapping[str, Any] | None) -> None:
+    def prepare(self, work_id: str, resumed: IdempotencyRecord | None) -> None:
         super().prepare(work_id, resumed)
         if self.amount > self.payment.amount:
             raise Refused(
@@ -265,10 +266,10 @@ class Refund:
     def admit(self) -> Admission:
         return Admission(ids.new_id("re"))
 
-    def prepare(self, work_id: str, resumed: Mapping[str, Any] | None) -> None:
+    def prepare(self, work_id: str, resumed: IdempotencyRecord | None) -> None:
         existing = payments.get_refund(work_id)
         if existing is not None:  # an earlier attempt moved the money; settle the card part
-            self.refund, self.by_card = existing, True
+            self.refund, self.by_card = existing.refund, True
             return
         payment = self.payment
         if not states.refundable(payment.status):

@@ -9,9 +9,8 @@ replayable. A failed attempt is a payment too, recorded with its key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -25,7 +24,7 @@ from cashew.identity import Caller
 from cashew.observability import logger, metrics
 from cashew.payments import fraud, idempotency
 from cashew.payments import store as payments
-from cashew.payments.idempotency import Admission, Commit, Outcome
+from cashew.payments.idempotency import Admission, Commit, IdempotencyRecord, Kept, Outcome
 from cashew.payments.models import (
     BalanceSource,
     PaymentRequest,
@@ -149,7 +148,7 @@ class BalancePayment:
             self.payment_id, at_once=True, along=dynamo.Transaction().add("history", attempt)
         )
 
-    def prepare(self, work_id: str, resumed: Mapping[str, Any] | None) -> None:
+    def prepare(self, work_id: str, resumed: IdempotencyRecord | None) -> None:
         """Nothing to check: admitted at once."""
 
     def gateway(self, key: str) -> None:
@@ -226,13 +225,13 @@ class CardCharge:
             card_added_at=self.method.created_at,
             card_risk_flag=self.method.gateway_risk_flag,
         )
-        kept = {"risk_score": self.screening.score, "fired_rules": self.screening.fired}
+        kept = Kept(self.screening.score, self.screening.fired)
         if self.screening.blocked:
             return Admission(self.payment_id, kept)
         attempt = history.record_item(self.charge.amount, self.charge.currency)
         return Admission(self.payment_id, kept, dynamo.Transaction().add("history", attempt))
 
-    def prepare(self, work_id: str, resumed: Mapping[str, Any] | None) -> None:
+    def prepare(self, work_id: str, resumed: IdempotencyRecord | None) -> None:
         if resumed is not None:
             self.screening = _screening_of(resumed, self.screening)
             logger.info(
@@ -330,13 +329,11 @@ def _with_failure(payment: PaymentResponse, code: str, message: str) -> PaymentR
     )
 
 
-def _screening_of(record: Mapping[str, Any], fresh: fraud.Screening) -> fraud.Screening:
+def _screening_of(record: IdempotencyRecord, fresh: fraud.Screening) -> fraud.Screening:
     """The screening an in-progress record kept (`fresh` for a record that kept none)."""
-    if "risk_score" not in record:
+    if record.kept is None:
         return fresh
-    return fraud.Screening(
-        score=int(record["risk_score"]), fired=list(record.get("fired_rules") or [])
-    )
+    return fraud.Screening(score=record.kept.risk_score, fired=list(record.kept.fired_rules))
 
 
 def _apply_charge(payment: PaymentResponse, charge: Charge) -> PaymentResponse:

@@ -1,33 +1,47 @@
 """What the other modules may read of payments (disputes, the outbox's outcomes, republish and
-the reports); the store stays payments' own. Refunds for a dispute go through
+the reports), as records; the store stays payments' own. Refunds for a dispute go through
 `payments.after_create.refund_for_dispute`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from cashew.payments import store
-from cashew.payments.models import RefundResponse
-from cashew.payments.store import StoredPayment
+from cashew.payments.store import Record, StoredPayment, StoredRefund, Unreadable, from_image
 
-__all__ = ["StoredPayment", "all_records", "get", "refund", "stored"]
+__all__ = [
+    "Record",
+    "StoredPayment",
+    "StoredRefund",
+    "Unreadable",
+    "all_records",
+    "changed_at",
+    "from_image",
+    "get",
+    "read",
+    "records_of",
+]
 
 
 def get(payment_id: str) -> StoredPayment | None:
     return store.get(payment_id)
 
 
-def stored(item: dict[str, Any]) -> StoredPayment:
-    """A payment as the payments table holds it (an item of `all_records` or of its stream)."""
-    return store.stored(item)
+def read(pk: str) -> Record | Unreadable | None:
+    """The payment or refund stored under `pk`, read again (strongly consistent)."""
+    return store.read(pk)
 
 
-def refund(item: dict[str, Any]) -> RefundResponse:
-    """A refund as the payments table holds it."""
-    return store.refund(item)
-
-
-def all_records() -> Iterator[dict[str, Any]]:
-    """Every payment and refund item, for republishing and the audit."""
+def all_records() -> Iterator[Record | Unreadable]:
+    """Every payment and refund, for republishing and the audit."""
     return store.all_records()
+
+
+def records_of(user_id: str) -> Iterator[Record | Unreadable]:
+    """The user's payments (as payer or payee) and their refunds, for the audit's re-checks."""
+    return store.records_of(user_id)
+
+
+def changed_at(record: Record) -> str:
+    """When the record last changed, as far as it says (see `store.changed_at`)."""
+    return store.changed_at(record)

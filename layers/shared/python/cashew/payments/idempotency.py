@@ -18,9 +18,10 @@ An operation (top-up, payment, capture, cancel, refund) is only its own steps, a
 An operation whose money moves in one transaction and with no gateway (a balance payment) is
 admitted `at_once`: its record is written complete in that transaction.
 
-Records: pk = <user id>#<key>   status = in_progress | completed
+Records (`IdempotencyRecord`): pk = <user id>#<key>   status = in_progress | completed
     request_hash, payment_id (the payment or refund the request works under), status_code,
-    response_body, created_at, expires_at (TTL), and what the admission kept (the screening);
+    response_body, created_at, expires_at (TTL), and what the admission kept (`Kept`: the
+    screening's risk_score and fired_rules);
     lease_until: while it is in the future, the request that wrote the record may still be
     running (the lease outlives the function's timeout), so a duplicate gets 409. Once it has
     passed, a retry takes the record over and settles the outcome by asking the gateway.
@@ -35,8 +36,8 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, Self
 
 from pydantic import BaseModel
 
@@ -82,7 +83,7 @@ class Admission:
     (their failure means: admit again), and whether it completes `at_once`."""
 
     work_id: str
-    kept: Mapping[str, Any] = field(default_factory=dict)
+    kept: Kept | None = None
     along: dynamo.Transaction | None = None
     at_once: bool = False
 
@@ -121,7 +122,7 @@ class Operation[M: BaseModel, G](Protocol):
 
     def admit(self) -> Admission: ...
 
-    def prepare(self, work_id: str, resumed: Mapping[str, Any] | None) -> None:
+    def prepare(self, work_id: str, resumed: IdempotencyRecord | None) -> None:
         """Check the preconditions (raise Refused); `resumed` is the record taken over."""
 
     def gateway(self, key: str) -> Callable[[], G] | None:
@@ -166,7 +167,7 @@ class _AdmitAgain(Exception):
 
 def _admit[M: BaseModel, G](
     op: Operation[M, G],
-) -> Outcome[M] | tuple[str, dict[str, Any] | None]:
+) -> Outcome[M] | tuple[str, IdempotencyRecord | None]:
     """admit → check → take over: the id to work under and the record taken over (None if
     this request wrote it), or the outcome (a replay, or the whole of an `at_once`)."""
     throttled = False
@@ -181,7 +182,7 @@ def _admit[M: BaseModel, G](
                 continue
         try:
             existing = begin(
-                op.scope, admission.work_id, extra=admission.kept, along=admission.along
+                op.scope, admission.work_id, kept=admission.kept, along=admission.along
             )
         except dynamo.TransactionCanceled as exc:
             along = admission.along
@@ -195,7 +196,7 @@ def _admit[M: BaseModel, G](
         if recorded is not None:
             return _replay(op, recorded)
         take_over(op.scope, existing)
-        return str(existing["payment_id"]), existing
+        return existing.payment_id, existing
     if throttled:
         raise RateLimitedError(BUSY_MESSAGE, headers={"Retry-After": "1"})
     raise ConflictError(BUSY_MESSAGE)
@@ -283,6 +284,70 @@ class Replay:
     body: str
 
 
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """What an admission keeps in its in-progress record (a card charge's screening), for a
+    request that takes the record over."""
+
+    risk_score: int
+    fired_rules: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """A request's record (see the module's docstring): `response` once it is completed,
+    `lease_until` while its request may run, `kept` what its admission kept."""
+
+    pk: str
+    status: str
+    request_hash: str
+    payment_id: str
+    created_at: str
+    expires_at: int
+    lease_until: int | None = None
+    response: Replay | None = None
+    kept: Kept | None = None
+
+    def to_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "pk": self.pk,
+            "status": self.status,
+            "request_hash": self.request_hash,
+            "payment_id": self.payment_id,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+        }
+        if self.lease_until is not None:
+            item["lease_until"] = self.lease_until
+        if self.response is not None:
+            item["status_code"] = self.response.status_code
+            item["response_body"] = self.response.body
+        if self.kept is not None:
+            item["risk_score"] = self.kept.risk_score
+            item["fired_rules"] = list(self.kept.fired_rules)
+        return item
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        response = None
+        if "status_code" in item:
+            response = Replay(int(item["status_code"]), str(item["response_body"]))
+        kept = None
+        if "risk_score" in item:
+            kept = Kept(int(item["risk_score"]), list(item.get("fired_rules") or []))
+        return cls(
+            pk=str(item["pk"]),
+            status=str(item["status"]),
+            request_hash=str(item["request_hash"]),
+            payment_id=str(item["payment_id"]),
+            created_at=str(item["created_at"]),
+            expires_at=int(item["expires_at"]),
+            lease_until=int(item["lease_until"]) if "lease_until" in item else None,
+            response=response,
+            kept=kept,
+        )
+
+
 def scope(user_id: str, key: str, operation: str, body: dict[str, Any]) -> Scope:
     canonical = json.dumps([operation, body], sort_keys=True, separators=(",", ":"))
     return Scope(user_id, key, hashlib.sha256(canonical.encode()).hexdigest())
@@ -298,16 +363,15 @@ def _expiry() -> int:
 
 def completed_item(s: Scope, payment_id: str, status_code: int, body: str) -> dynamo.Write:
     """A first-and-final record (requests that complete in one transaction)."""
-    item = {
-        "pk": s.pk,
-        "status": "completed",
-        "request_hash": s.request_hash,
-        "payment_id": payment_id,
-        "status_code": status_code,
-        "response_body": body,
-        "created_at": clock.utcnow_str(),
-        "expires_at": _expiry(),
-    }
+    item = IdempotencyRecord(
+        pk=s.pk,
+        status="completed",
+        request_hash=s.request_hash,
+        payment_id=payment_id,
+        created_at=clock.utcnow_str(),
+        expires_at=_expiry(),
+        response=Replay(status_code, body),
+    ).to_item()
     return dynamo.put(_table(), item, condition="attribute_not_exists(pk)")
 
 
@@ -337,22 +401,22 @@ def begin(
     s: Scope,
     payment_id: str,
     *,
-    extra: Mapping[str, Any] | None = None,
+    kept: Kept | None = None,
     along: dynamo.Transaction | None = None,
-) -> dict[str, Any] | None:
-    """Write an in-progress record (with `extra` attributes, and in one transaction with
-    `along` when it has items); None if written, else the record already there. A failure
-    of one of `along`'s items raises dynamo.TransactionCanceled."""
-    item = {
-        "pk": s.pk,
-        "status": "in_progress",
-        "request_hash": s.request_hash,
-        "payment_id": payment_id,
-        "created_at": clock.utcnow_str(),
-        "expires_at": _expiry(),
-        "lease_until": _lease(),
-        **(extra or {}),
-    }
+) -> IdempotencyRecord | None:
+    """Write an in-progress record (with what the admission `kept`, and in one transaction
+    with `along` when it has items); None if written, else the record already there. A
+    failure of one of `along`'s items raises dynamo.TransactionCanceled."""
+    item = IdempotencyRecord(
+        pk=s.pk,
+        status="in_progress",
+        request_hash=s.request_hash,
+        payment_id=payment_id,
+        created_at=clock.utcnow_str(),
+        expires_at=_expiry(),
+        lease_until=_lease(),
+        kept=kept,
+    ).to_item()
     condition = "attribute_not_exists(pk)"
     try:
         if along:
@@ -361,31 +425,32 @@ def begin(
         else:
             dynamo.put_item(_table(), item, condition)
     except dynamo.ConditionFailed:
-        return _existing(s, payment_id, extra, along)
+        return _existing(s, payment_id, kept, along)
     except dynamo.TransactionCanceled as exc:
         if not exc.failed("record"):
             raise
-        return _existing(s, payment_id, extra, along)
+        return _existing(s, payment_id, kept, along)
     return None
 
 
 def _existing(
     s: Scope,
     payment_id: str,
-    extra: Mapping[str, Any] | None,
+    kept: Kept | None,
     along: dynamo.Transaction | None,
-) -> dict[str, Any] | None:
+) -> IdempotencyRecord | None:
     existing = get(s)
     if existing is None:  # expired between the two calls: the key is free again
-        return begin(s, payment_id, extra=extra, along=along)
+        return begin(s, payment_id, kept=kept, along=along)
     return existing
 
 
-def take_over(s: Scope, record: Mapping[str, Any]) -> None:
+def take_over(s: Scope, record: IdempotencyRecord) -> None:
     """Claim an in-progress record whose request can no longer be running; 409 while it may
     still be, or when another retry claimed it first."""
     busy = IdempotencyInProgressError("a request with this Idempotency-Key is in progress")
-    if int(record.get("lease_until", 0)) > clock.epoch():
+    lease = record.lease_until or 0
+    if lease > clock.epoch():
         raise busy
     try:
         dynamo.update_item(
@@ -394,7 +459,7 @@ def take_over(s: Scope, record: Mapping[str, Any]) -> None:
             "SET lease_until = :lease",
             {
                 ":lease": _lease(),
-                ":old": int(record.get("lease_until", 0)),
+                ":old": lease,
                 ":in_progress": "in_progress",
             },
             condition="#status = :in_progress AND lease_until = :old",
@@ -429,19 +494,22 @@ def abandon(s: Scope) -> None:
         )
 
 
-def get(s: Scope) -> dict[str, Any] | None:
-    return dynamo.get_item(_table(), {"pk": s.pk})
+def get(s: Scope) -> IdempotencyRecord | None:
+    item = dynamo.get_item(_table(), {"pk": s.pk})
+    return IdempotencyRecord.from_item(item) if item is not None else None
 
 
-def check(s: Scope, record: Mapping[str, Any]) -> Replay | None:
+def check(s: Scope, record: IdempotencyRecord) -> Replay | None:
     """The replay of a completed record for the same request; raise for a different request
     with the same key. None means the record is still in progress."""
-    if record["request_hash"] != s.request_hash:
+    if record.request_hash != s.request_hash:
         raise IdempotencyKeyReusedError(
             "this Idempotency-Key was already used with a different request"
         )
-    if record["status"] == "completed":
-        return Replay(status_code=int(record["status_code"]), body=str(record["response_body"]))
+    if record.status == "completed":
+        if record.response is None:
+            raise KeyError("status_code")  # a completed record always keeps its response
+        return record.response
     return None
 
 

@@ -1,23 +1,23 @@
 """The payments table: payments and refunds, each an item under its own id.
 
-Items (pk):
-    pay_...      a payment: the contract's fields, plus charge_id (the gateway's) and
-                 fired_rules (admins only). Indexes PayerIndex (payer_id, created_at) and
-                 PayeeIndex (payee_id, created_at).
-    re_...       a refund: payment_id, amount, status, reason, created_at, gateway_refund_id,
-                 and the payment's payment_payer_id and payment_payee_id.
-                 Index RefundIndex (payment_id, created_at).
+Items (pk), each read and written only as its record (`from_item` / `to_item`):
+    pay_...      a payment (`StoredPayment`): the contract's fields, plus charge_id (the
+                 gateway's) and fired_rules (admins only). Indexes PayerIndex (payer_id,
+                 created_at) and PayeeIndex (payee_id, created_at).
+    re_...       a refund (`StoredRefund`): payment_id, amount, status, reason, created_at,
+                 gateway_refund_id, and the payment's payment_payer_id, payment_payee_id
+                 and payment_source. Index RefundIndex (payment_id, created_at).
     WEBHOOK#<event id>
-                 a gateway webhook already handled (deduplication); TTL.
+                 a gateway webhook already handled (`WebhookMarker`, deduplication); TTL.
 
 A payment's status only moves through conditional updates (see cashew.payments.states).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Self
 
 from cashew import aws, clock, cursor, dynamo, ids
 from cashew.config import get_settings
@@ -25,14 +25,13 @@ from cashew.payments.models import PaymentResponse, PaymentStatus, RefundRespons
 
 Role = Literal["payer", "payee"]
 _INDEX = {"payer": "PayerIndex", "payee": "PayeeIndex"}
-_RECORD_ONLY = ("pk", "charge_id", "fired_rules")
-_REFUND_RECORD_ONLY = (
-    "pk",
-    "gateway_refund_id",
-    "payment_payer_id",
-    "payment_payee_id",
-    "payment_source",
-)
+_WEBHOOK = "WEBHOOK#"
+
+
+def _present(item: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    """The attributes `names` that `item` holds: a missing one stays missing, so the model
+    reports it as missing (a pydantic ValidationError, as for any other bad field)."""
+    return {name: item[name] for name in names if name in item}
 
 
 _NEW = "attribute_not_exists(pk)"
@@ -41,9 +40,164 @@ _STATUS = {"#status": "status"}
 
 @dataclass(frozen=True, slots=True)
 class StoredPayment:
+    """A payment as stored: the contract's payment, the gateway's charge id and the
+    screening rules that fired (admins only)."""
+
     payment: PaymentResponse
     charge_id: str | None
     fired_rules: list[str]
+
+    @property
+    def pk(self) -> str:
+        return self.payment.id
+
+    def to_item(self) -> dict[str, Any]:
+        p = self.payment
+        return {
+            "pk": p.id,
+            "id": p.id,
+            "type": p.type,
+            "status": p.status,
+            "amount": p.amount,
+            "currency": p.currency,
+            "payer_id": p.payer_id,
+            "payee_id": p.payee_id,
+            "source": dict(p.source),
+            "amount_captured": p.amount_captured,
+            "amount_refunded": p.amount_refunded,
+            "failure_code": p.failure_code,
+            "failure_message": p.failure_message,
+            "risk": p.risk.model_dump(mode="json"),
+            "description": p.description,
+            "created_at": p.created_at,
+            "updated_at": p.updated_at,
+            "fired_rules": list(self.fired_rules),
+            "charge_id": self.charge_id,
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        fields = _present(
+            item, "id", "type", "status", "amount", "currency", "payer_id", "payee_id",
+            "source", "amount_captured", "amount_refunded", "failure_code",
+            "failure_message", "risk", "description", "created_at", "updated_at",
+        )  # fmt: skip
+        payment = PaymentResponse.model_validate(fields, strict=False)
+        return cls(payment, item.get("charge_id"), list(item.get("fired_rules") or []))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRefund:
+    """A refund as stored: the contract's refund, the gateway's refund id (a card refund,
+    once settled), and how its payment was paid and by and to whom, which its outcome
+    concerns (None in a refund stored before they were recorded)."""
+
+    refund: RefundResponse
+    gateway_refund_id: str | None
+    payment_payer_id: str | None
+    payment_payee_id: str | None
+    payment_source: str | None
+
+    @property
+    def pk(self) -> str:
+        return self.refund.id
+
+    def to_item(self) -> dict[str, Any]:
+        r = self.refund
+        return {
+            "pk": r.id,
+            "id": r.id,
+            "payment_id": r.payment_id,
+            "amount": r.amount,
+            "currency": r.currency,
+            "status": r.status,
+            "reason": r.reason,
+            "created_at": r.created_at,
+            "gateway_refund_id": self.gateway_refund_id,
+            # Not payer_id / payee_id: those would put the refund in PayerIndex / PayeeIndex.
+            "payment_payer_id": self.payment_payer_id,
+            "payment_payee_id": self.payment_payee_id,
+            "payment_source": self.payment_source,
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        fields = _present(
+            item, "id", "payment_id", "amount", "currency", "status", "reason", "created_at"
+        )
+        return cls(
+            RefundResponse.model_validate(fields),
+            item.get("gateway_refund_id"),
+            item.get("payment_payer_id"),
+            item.get("payment_payee_id"),
+            item.get("payment_source"),
+        )
+
+    def with_status(self, status: Literal["succeeded", "pending", "failed"]) -> StoredRefund:
+        return replace(self, refund=self.refund.model_copy(update={"status": status}))
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookMarker:
+    """A gateway event already handled; the table's TTL removes it at `expires_at`."""
+
+    event_id: str
+    expires_at: int
+
+    def to_item(self) -> dict[str, Any]:
+        return {"pk": f"{_WEBHOOK}{self.event_id}", "expires_at": self.expires_at}
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        pk = str(item["pk"])
+        if not pk.startswith(_WEBHOOK):
+            raise ValueError("not a webhook marker")
+        return cls(pk.removeprefix(_WEBHOOK), int(item["expires_at"]))
+
+
+Record = StoredPayment | StoredRefund
+"""A payment or a refund: the items whose changes are outcomes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A payment or refund item that is not one as stored (written by hand, or by a bug):
+    its key, why it cannot be read, and the time it says it last changed (`changed_at`,
+    as a record's: the updated_at of a payment, the created_at of a refund)."""
+
+    pk: str
+    error: Exception
+    changed_at: str
+
+
+def changed_at(record: Record) -> str:
+    """When the record last changed, as far as it says: a payment's updated_at; a refund's
+    created_at (it records no time of its settlement)."""
+    if isinstance(record, StoredRefund):
+        return record.refund.created_at
+    return record.payment.updated_at
+
+
+def record(item: Mapping[str, Any]) -> Record | Unreadable:
+    """The payment or refund an item (deserialized, its pk pay_... or re_...) holds."""
+    pk = str(item["pk"])
+    refund = pk.startswith("re_")
+    try:
+        return StoredRefund.from_item(item) if refund else StoredPayment.from_item(item)
+    except (KeyError, ValueError, TypeError) as exc:  # ValidationError is a ValueError
+        at = str(item.get("created_at" if refund else "updated_at", ""))
+        return Unreadable(pk, exc, at)
+
+
+def from_image(image: Mapping[str, Any]) -> Record | None:
+    """The payment or refund of an item as the table's stream gives it (deserialized); None
+    for any other item (a webhook marker). Raises as `from_item` does."""
+    pk = str(image.get("pk", ""))
+    if pk.startswith("pay_"):
+        return StoredPayment.from_item(image)
+    if pk.startswith("re_"):
+        return StoredRefund.from_item(image)
+    return None
 
 
 def _table() -> str:
@@ -54,27 +208,15 @@ def put_item(
     payment: PaymentResponse, fired_rules: list[str], charge_id: str | None = None
 ) -> dynamo.Write:
     """The payment's first write: conditional on its id being new."""
-    item = {
-        "pk": payment.id,
-        **payment.model_dump(mode="json"),
-        "fired_rules": fired_rules,
-        "charge_id": charge_id,
-    }
+    item = StoredPayment(payment, charge_id, fired_rules).to_item()
     return dynamo.put(_table(), item, condition=_NEW)
-
-
-def stored(item: dict[str, Any]) -> StoredPayment:
-    payment = PaymentResponse.model_validate(
-        {k: v for k, v in item.items() if k not in _RECORD_ONLY}, strict=False
-    )
-    return StoredPayment(payment, item.get("charge_id"), list(item.get("fired_rules") or []))
 
 
 def get(payment_id: str) -> StoredPayment | None:
     if not ids.PATTERNS["pay"].fullmatch(payment_id):
         return None
     item = dynamo.get_item(_table(), {"pk": payment_id})
-    return stored(item) if item and item["pk"].startswith("pay_") else None
+    return StoredPayment.from_item(item) if item and item["pk"].startswith("pay_") else None
 
 
 def transition_item(payment: PaymentResponse, to: PaymentStatus, **changes: Any) -> dynamo.Write:
@@ -114,29 +256,22 @@ def put_refund_item(
     refund: RefundResponse, payment: PaymentResponse, gateway_refund_id: str | None
 ) -> dynamo.Write:
     """A new refund; it names the payment's payer and payee, whom its outcome concerns."""
-    item = {
-        "pk": refund.id,
-        **refund.model_dump(mode="json"),
-        "gateway_refund_id": gateway_refund_id,
-        # Not payer_id / payee_id: those would put the refund in PayerIndex / PayeeIndex.
-        "payment_payer_id": payment.payer_id,
-        "payment_payee_id": payment.payee_id,
-        "payment_source": payment.source.get("type"),
-    }
+    item = StoredRefund(
+        refund, gateway_refund_id, payment.payer_id, payment.payee_id, payment.source.get("type")
+    ).to_item()
     return dynamo.put(_table(), item, condition=_NEW)
 
 
 def webhook_seen_item(event_id: str, expires_at: int) -> dynamo.Write:
     """Marks a gateway event as handled; fails if it was handled before."""
-    item = {"pk": f"WEBHOOK#{event_id}", "expires_at": expires_at}
-    return dynamo.put(_table(), item, condition=_NEW)
+    return dynamo.put(_table(), WebhookMarker(event_id, expires_at).to_item(), condition=_NEW)
 
 
-def get_refund(refund_id: str) -> RefundResponse | None:
+def get_refund(refund_id: str) -> StoredRefund | None:
     if not ids.PATTERNS["re"].fullmatch(refund_id):
         return None
     item = dynamo.get_item(_table(), {"pk": refund_id})
-    return refund(item) if item else None
+    return StoredRefund.from_item(item) if item else None
 
 
 def settle_refund_item(refund_id: str, gateway_refund_id: str) -> dynamo.Write:
@@ -148,12 +283,6 @@ def settle_refund_item(refund_id: str, gateway_refund_id: str) -> dynamo.Write:
         condition="#status = :pending",
         names=_STATUS,
         values={":succeeded": "succeeded", ":pending": "pending", ":gateway": gateway_refund_id},
-    )
-
-
-def refund(item: dict[str, Any]) -> RefundResponse:
-    return RefundResponse.model_validate(
-        {k: v for k, v in item.items() if k not in _REFUND_RECORD_ONLY}
     )
 
 
@@ -198,12 +327,12 @@ def list_payments(
         index=_INDEX[role], key_name=key_name, key_value=user_id, limit=limit, start=start,
         key_fields=fields, status=status,
     )  # fmt: skip
-    return [stored(i) for i in items], next_start
+    return [StoredPayment.from_item(i) for i in items], next_start
 
 
 def list_refunds(
     payment_id: str, limit: int, start: str | None
-) -> tuple[list[RefundResponse], str | None]:
+) -> tuple[list[StoredRefund], str | None]:
     fields = {
         "pk": ids.PATTERNS["re"],
         "payment_id": ids.PATTERNS["pay"],
@@ -213,19 +342,60 @@ def list_refunds(
         index="RefundIndex", key_name="payment_id", key_value=payment_id, limit=limit,
         start=start, key_fields=fields,
     )  # fmt: skip
-    return [refund(i) for i in items], next_start
+    return [StoredRefund.from_item(i) for i in items], next_start
 
 
-def all_records() -> Iterator[dict[str, Any]]:
-    """Every payment and refund item (deserialized), for the audit and the republisher:
-    one consistent Scan, dedupe markers left out."""
+def all_records() -> Iterator[Record | Unreadable]:
+    """Every payment and refund (an `Unreadable` for an item that is not one as stored), for
+    the audit and the republisher: one consistent Scan, webhook markers left out."""
     request: dict[str, Any] = {"TableName": _table(), "ConsistentRead": True}
     while True:
         response = aws.dynamodb().scan(**request)
         for raw in response.get("Items", []):
             item = dynamo.deserialize(raw)
             if str(item.get("pk", "")).startswith(("pay_", "re_")):
-                yield item
+                yield record(item)
         if "LastEvaluatedKey" not in response:
             return
         request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def records_of(user_id: str) -> Iterator[Record | Unreadable]:
+    """The payments the user paid or was paid (PayerIndex, PayeeIndex) and the refunds of
+    those that refunded anything (RefundIndex), for the audit's re-checks. Indexes are
+    eventually consistent: a change they do not show yet is seen by a later re-check."""
+    table = _table()
+    for index, key in (("PayerIndex", "payer_id"), ("PayeeIndex", "payee_id")):
+        request = {
+            "TableName": table,
+            "IndexName": index,
+            "KeyConditionExpression": f"{key} = :user",
+            "ExpressionAttributeValues": dynamo.serialize({":user": user_id}),
+        }
+        for item in _query(request):
+            yield record(item)
+            if item.get("amount_refunded"):
+                yield from map(record, _query({
+                    "TableName": table,
+                    "IndexName": "RefundIndex",
+                    "KeyConditionExpression": "payment_id = :payment",
+                    "ExpressionAttributeValues": dynamo.serialize({":payment": item["pk"]}),
+                }))  # fmt: skip
+
+
+def _query(request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    while True:
+        response = aws.dynamodb().query(**request)
+        yield from (dynamo.deserialize(raw) for raw in response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            return
+        request = {**request, "ExclusiveStartKey": response["LastEvaluatedKey"]}
+
+
+def read(pk: str) -> Record | Unreadable | None:
+    """The payment or refund stored under `pk` (strongly consistent); None when no item is
+    stored there whose changes are outcomes (none at all, or a webhook marker)."""
+    item = dynamo.get_item(_table(), {"pk": pk}, consistent=True)
+    if item is None or not pk.startswith(("pay_", "re_")):
+        return None
+    return record(item)
