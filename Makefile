@@ -19,7 +19,7 @@ SAM = PATH="$$(dirname "$$(scripts/find-python313)"):$$PATH" $(SAM_VENV)/bin/sam
 
 .PHONY: help dev test lint types unit integration e2e tests validate build check-layer \
         imports fuzz bandit cfn-lint checkov \
-        invoke redrive republish bench openapi create-admin format clean
+        invoke redrive republish bench bench-compare openapi create-admin format clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -110,6 +110,9 @@ republish: $(VENV)/.installed ## while make dev runs: publish again what Publish
 
 bench: $(VENV)/.installed ## cold import times and AWS calls per operation -> bench/results.json
 	$(PY) -m bench.run
+
+bench-compare: $(VENV)/.installed ## each handler's cold import against AGAINST=<git revision>, in pairs
+	$(PY) -m bench.compare --against $(AGAINST)
 
 openapi: $(VENV)/.installed ## regenerate functions/docs/openapi.json from the handlers (commit it)
 	$(PY) -m tools.openapi

@@ -52,13 +52,16 @@ class ImportTiming:
         return statistics.median(self.runs_ms)
 
 
-def time_import(spec: FunctionSpec, env: Mapping[str, str], runs: int) -> ImportTiming:
-    """`runs` timed imports of the handler module of `spec`, after one untimed one."""
+def time_import(
+    spec: FunctionSpec, env: Mapping[str, str], runs: int, *, warm_up: bool = True
+) -> ImportTiming:
+    """`runs` timed imports of the handler module of `spec`, after one untimed one (unless
+    `warm_up` is False: the bytecode caches are known to be written)."""
     paths = [str(spec.code_dir), *(str(layer) for layer in spec.layer_dirs)]
     command = [sys.executable, "-I", "-c", _CHILD, json.dumps(paths), spec.handler_module]
     samples: list[float] = []
     loads_boto3 = False
-    for run in range(runs + 1):
+    for run in range(0 if warm_up else 1, runs + 1):
         child = subprocess.run(  # nosec B603 # fixed argv of sys.executable, no shell
             command,
             env=dict(env),
