@@ -202,8 +202,8 @@ def test_drift_found_on_every_re_read_is_reported_after_a_bounded_number(monkeyp
     balances = [(PAYER, "USD", 100), (PAYEE, "USD", -100)]
     fake_stores(monkeypatch, [], balances, records)
     reads: list[str] = []
-    narrow = reports._balances_of
-    monkeypatch.setattr(reports, "_balances_of", lambda u: reads.append(u) or narrow(u))
+    narrow = reports.accounts.balances_of
+    monkeypatch.setattr(reports.accounts, "balances_of", lambda u: reads.append(u) or narrow(u))
     audit = reports.audit()
     found = {(d.kind, d.user_id): d for d in audit.discrepancies}
     assert set(found) == {("balance", PAYER), ("balance", PAYEE)}

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from cashew import reports
+from cashew.accounts.store import StoredBalance
 from cashew.ledger import chain, service
 from cashew.ledger.store import ChainItem, Marker, StoredEntry
 from cashew.payments import store as payments_store
@@ -146,10 +147,12 @@ def fake_stores(
     monkeypatch.setattr(
         reports.ledger, "chain_items", lambda u: read(*dict(chains).get(u, ([], [])))
     )
-    monkeypatch.setattr(reports.accounts, "all_balances", lambda: iter(list(balances)))
     monkeypatch.setattr(
-        reports, "_balances_of", lambda u: {(b[0], b[1]): b[2] for b in balances if b[0] == u},
-        raising=False,
+        reports.accounts, "all_balances", lambda: iter([StoredBalance(*b) for b in balances])
+    )
+    monkeypatch.setattr(
+        reports.accounts, "balances_of",
+        lambda u: iter([StoredBalance(*b) for b in balances if b[0] == u]),
     )  # fmt: skip
     monkeypatch.setattr(
         reports.payments, "all_records", lambda: iter([payments_store.record(r) for r in records])
@@ -202,7 +205,7 @@ def test_a_clean_log_audits_clean(monkeypatch):
     def no_second_read(*_: Any) -> None:
         raise AssertionError("a clean audit reads nothing again")
 
-    monkeypatch.setattr(reports, "_balances_of", no_second_read)
+    monkeypatch.setattr(reports.accounts, "balances_of", no_second_read)
     monkeypatch.setattr(reports.payments, "records_of", no_second_read)
     monkeypatch.setattr(reports.ledger, "chain_items", no_second_read)
     audit = reports.audit()

@@ -49,6 +49,19 @@ def deserialize(item: Mapping[str, Any]) -> Item:
     return {k: deserializer.deserialize(v) for k, v in item.items()}
 
 
+def string(raw: Mapping[str, Any], name: str) -> str:
+    """The string attribute `name` of an item as DynamoDB gives it (wire format), "" if it
+    has none: what can still be said of an item that does not deserialize."""
+    value = raw.get(name)
+    found = value.get("S") if isinstance(value, Mapping) else None
+    return found if isinstance(found, str) else ""
+
+
+UNDESERIALIZABLE = (ValueError, TypeError, ArithmeticError)
+"""What `deserialize` raises for an attribute nothing of ours writes (a number edited to
+10.5: every number we store is an integer)."""
+
+
 class ConditionFailed(Exception):
     """A conditional PutItem, UpdateItem or DeleteItem found its condition false; nothing was
     written."""
@@ -243,11 +256,20 @@ class Transaction:
 
 
 def get_item(table: str, key: Mapping[str, Any], *, consistent: bool = True) -> Item | None:
+    raw = get_raw_item(table, key, consistent=consistent)
+    return deserialize(raw) if raw else None
+
+
+def get_raw_item(
+    table: str, key: Mapping[str, Any], *, consistent: bool = True
+) -> dict[str, Any] | None:
+    """The item at `key` as DynamoDB gives it (wire format), for a reader that must tell an
+    item that does not deserialize from a failure (see `UNDESERIALIZABLE`)."""
     response = aws.dynamodb().get_item(
         TableName=table, Key=serialize(key), ConsistentRead=consistent
     )
-    raw = response.get("Item")
-    return deserialize(raw) if raw else None
+    raw: dict[str, Any] | None = response.get("Item") or None
+    return raw
 
 
 def put_item(table: str, item: Mapping[str, Any], condition: str | None = None) -> None:

@@ -154,7 +154,8 @@ class Discrepancy(BaseModel):
       their balance in `currency` (0 for one that moves none). It will not arrive by
       itself: republish it (`make republish`, `scripts.republish`);
     - `record`: an item of the payments table that cannot be read (`payment_id` is its key,
-      `problem`: `unreadable`)."""
+      `problem`: `unreadable`); a balance item that cannot be read is a `balance` with
+      `problem` `unreadable` (no figures: none can be told)."""
 
     kind: str
     user_id: str | None = None
@@ -240,9 +241,7 @@ def audit() -> Audit:
     (`card_money_explained` false)."""
     found: list[Discrepancy] = []
     log = _read_log(found)
-    balances = {
-        (user, currency): available for user, currency, available in accounts.all_balances()
-    }
+    balances = _readable_balances(accounts.all_balances(), found)
     records = _readable(payments.all_records(), found)
     now = clock.now()
     drift, unlogged = _user_drift(log, balances, records, now, None)
@@ -320,7 +319,7 @@ def _recheck(candidates: list[Discrepancy], now: datetime) -> list[Discrepancy]:
         stored: dict[str, payments.Record | payments.Unreadable] = {}
         for user_id in sorted(users):  # the same order as the first read: log, balances, payments
             _add_chain(log, user_id, *ledger.chain_items(user_id), ignored)
-            balances.update(_balances_of(user_id))
+            balances.update(_balances_of(user_id, ignored))
             stored.update((r.pk, r) for r in payments.records_of(user_id))
         again, _ = _user_drift(log, balances, _readable(iter(stored.values()), ignored), now, users)
         wanted = {_identity(d) for d in candidates}
@@ -388,9 +387,28 @@ def _add_chain(
             log.credits.append(entry)
 
 
-def _balances_of(user_id: str) -> dict[tuple[str, str], int]:
-    """The user's balances (strongly consistent)."""
-    return {(user_id, currency): available for currency, available in accounts.balances_of(user_id)}
+def _balances_of(user_id: str, found: list[Discrepancy]) -> dict[tuple[str, str], int]:
+    """The user's balances (strongly consistent); one that cannot be read is named."""
+    return _readable_balances(accounts.balances_of(user_id), found)
+
+
+def _readable_balances(
+    read: Iterator[accounts.StoredBalance | accounts.UnreadableBalance], found: list[Discrepancy]
+) -> dict[tuple[str, str], int]:
+    """The balances the audit can read, by (user, currency); any other balance item is
+    named (`balance`, `unreadable`): what it holds cannot be told, so it matches nothing."""
+    balances = {}
+    for balance in read:
+        if isinstance(balance, accounts.UnreadableBalance):
+            found.append(
+                Discrepancy(
+                    kind="balance", user_id=balance.user_id, currency=balance.currency,
+                    problem="unreadable",
+                )
+            )  # fmt: skip
+            continue
+        balances[balance.user_id, balance.currency] = balance.available
+    return balances
 
 
 def _readable(

@@ -11,12 +11,20 @@ from collections.abc import Iterator
 
 from cashew import dynamo
 from cashew.accounts import store
-from cashew.accounts.store import Credentials, PaymentMethod, Profile
+from cashew.accounts.store import (
+    Credentials,
+    PaymentMethod,
+    Profile,
+    StoredBalance,
+    UnreadableBalance,
+)
 
 __all__ = [
     "Credentials",
     "PaymentMethod",
     "Profile",
+    "StoredBalance",
+    "UnreadableBalance",
     "all_balances",
     "balances_of",
     "credit_item",
@@ -59,13 +67,14 @@ def get_payment_method(user_id: str, method_id: str) -> PaymentMethod | None:
     return store.get_payment_method(user_id, method_id)
 
 
-def all_balances() -> Iterator[tuple[str, str, int]]:
-    """Every (user id, currency, available), for the audit: one Scan."""
+def all_balances() -> Iterator[StoredBalance | UnreadableBalance]:
+    """Every balance (an `UnreadableBalance` for an item that is none as stored), for the
+    audit: one Scan."""
     return store.all_balances()
 
 
-def balances_of(user_id: str) -> Iterator[tuple[str, int]]:
-    """The user's (currency, available), strongly consistent, for the audit's re-checks."""
+def balances_of(user_id: str) -> Iterator[StoredBalance | UnreadableBalance]:
+    """The user's balances, strongly consistent, for the audit's re-checks."""
     return store.balances_of(user_id)
 
 

@@ -133,10 +133,29 @@ class StoredBalance:
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Self:
+        available = item["available"]
+        if type(available) is not int:  # a number, as ADD writes it: not "5", not True
+            raise TypeError(f"available is not a number: {type(available).__name__}")
+        return cls(user_id=_user_of(item), currency=str(item["currency"]), available=available)
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableBalance:
+    """A balance item that is not one as the money transactions write it (edited by hand,
+    or written by a bug: say, a number edited to 10.5): its owner and currency, as its key
+    says, and why it cannot be read. It explains no money; the audit names it."""
+
+    user_id: str
+    currency: str
+    error: Exception
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any], error: Exception) -> Self:
+        """From the item as DynamoDB gives it (only its key's strings are read)."""
         return cls(
-            user_id=_user_of(item),
-            currency=str(item["currency"]),
-            available=int(item["available"]),
+            dynamo.string(raw, "pk").removeprefix("USER#"),
+            dynamo.string(raw, "sk").removeprefix("BALANCE#"),
+            error,
         )
 
 
@@ -323,8 +342,8 @@ _BALANCE_ONLY = {
 }
 
 
-def all_balances() -> Iterator[tuple[str, str, int]]:
-    """Every (user id, currency, available) there is, for the audit: one Scan."""
+def all_balances() -> Iterator[StoredBalance | UnreadableBalance]:
+    """Every balance there is, for the audit: one Scan."""
     request: dict[str, Any] = {
         "TableName": _table(),
         "FilterExpression": "begins_with(sk, :prefix)",
@@ -332,13 +351,12 @@ def all_balances() -> Iterator[tuple[str, str, int]]:
         **_BALANCE_ONLY,
         "ConsistentRead": True,
     }
-    for balance in _balances(aws.dynamodb().scan, request):
-        yield balance.user_id, balance.currency, balance.available
+    return _balances(aws.dynamodb().scan, request)
 
 
-def balances_of(user_id: str) -> Iterator[tuple[str, int]]:
-    """The user's (currency, available), strongly consistent, reading only what the audit
-    may read (see `all_balances`)."""
+def balances_of(user_id: str) -> Iterator[StoredBalance | UnreadableBalance]:
+    """The user's balances, strongly consistent, reading only what the audit may read (see
+    `all_balances`)."""
     request: dict[str, Any] = {
         "TableName": _table(),
         "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
@@ -348,16 +366,21 @@ def balances_of(user_id: str) -> Iterator[tuple[str, int]]:
         **_BALANCE_ONLY,
         "ConsistentRead": True,
     }
-    for balance in _balances(aws.dynamodb().query, request):
-        yield balance.currency, balance.available
+    return _balances(aws.dynamodb().query, request)
 
 
-def _balances(read: Callable[..., Any], request: dict[str, Any]) -> Iterator[StoredBalance]:
-    """Every page of a Scan or Query of balances."""
+def _balances(
+    read: Callable[..., Any], request: dict[str, Any]
+) -> Iterator[StoredBalance | UnreadableBalance]:
+    """Every page of a Scan or Query of balances; an item that is no balance as stored is an
+    `UnreadableBalance`, not a failure of the whole read."""
     while True:
         response = read(**request)
         for raw in response.get("Items", []):
-            yield StoredBalance.from_item(dynamo.deserialize(raw))
+            try:
+                yield StoredBalance.from_item(dynamo.deserialize(raw))
+            except (KeyError, ValueError, TypeError, ArithmeticError) as error:
+                yield UnreadableBalance.of(raw, error)
         if "LastEvaluatedKey" not in response:
             return
         request = {**request, "ExclusiveStartKey": response["LastEvaluatedKey"]}

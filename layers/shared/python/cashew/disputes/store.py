@@ -329,12 +329,11 @@ def changed_since(since: str) -> Iterator[StoredDispute]:
     while True:
         response = aws.dynamodb().scan(**request)
         for raw in response.get("Items", []):
-            item = dynamo.deserialize(raw)
-            pk = str(item.get("pk", ""))
-            if pk.startswith("dsp_") and str(item.get("updated_at", "")) >= since:
+            pk = dynamo.string(raw, "pk")
+            if pk.startswith("dsp_") and dynamo.string(raw, "updated_at") >= since:
                 try:
-                    dispute = StoredDispute.from_item(item)
-                except (KeyError, ValueError, TypeError) as error:
+                    dispute = StoredDispute.from_item(dynamo.deserialize(raw))
+                except (KeyError, ValueError, TypeError, ArithmeticError) as error:
                     raise Unreadable(pk) from error
                 yield dispute
         if "LastEvaluatedKey" not in response:

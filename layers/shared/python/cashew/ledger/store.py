@@ -246,7 +246,7 @@ def _readable(raw: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
     to 10.5), its key and why: verification reports it rather than failing on it."""
     try:
         return dynamo.deserialize(raw), None
-    except (ValueError, TypeError, ArithmeticError) as error:
+    except dynamo.UNDESERIALIZABLE as error:
         key = {name: raw.get(name, {}).get("S") for name in ("pk", "sk")}
         return key, f"{type(error).__name__}: {error}"
 
