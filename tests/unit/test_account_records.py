@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from cashew import dynamo
 from cashew.accounts import service, store
-from cashew.accounts.models import UserSettings
 from cashew.auth import login_attempts, sessions
 
 text = st.text(max_size=40)
@@ -34,7 +33,7 @@ profiles = st.builds(
     name=text,
     phone=st.none() | text,
     role=st.sampled_from(["user", "admin"]),
-    settings=st.builds(UserSettings, default_currency=currencies, notify_email=st.booleans()),
+    settings=st.builds(store.Settings, default_currency=currencies, notify_email=st.booleans()),
     created_at=text,
     updated_at=st.none() | text,
 )
@@ -123,7 +122,7 @@ def test_a_registered_profile_reads_as_before_and_is_written_unchanged() -> None
         "name": "Ada",
         "phone": None,
         "role": "user",
-        "settings": UserSettings().model_dump(),
+        "settings": {"default_currency": "USD", "notify_email": True},
         "created_at": "2026-11-30T09:00:00.000Z",
     }
     item = _through_dynamodb({"pk": f"USER#{written['id']}", "sk": "PROFILE", **written})
@@ -156,7 +155,7 @@ def test_an_updated_profile_keeps_its_update_time_and_settings() -> None:
         "admin",
         "2026-11-30T09:30:00.000Z",
     )
-    assert profile.settings == UserSettings(default_currency="GBP", notify_email=False)
+    assert profile.settings == store.Settings(default_currency="GBP", notify_email=False)
     assert profile.to_item() == item
 
 
@@ -164,7 +163,7 @@ def test_a_profile_without_settings_reads_the_defaults_as_before() -> None:
     item = {"id": "usr_1", "email": "e@x.io", "name": "N", "role": "user", "created_at": "t"}
     profile = store.Profile.from_item({"pk": "USER#usr_1", "sk": "PROFILE", **item})
     assert profile.phone is None
-    assert profile.settings == UserSettings.model_validate({})
+    assert profile.settings == store.Settings()
 
 
 def test_credentials_as_registration_and_a_password_change_wrote_them() -> None:

@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from cashew.accounts import store
-from cashew.accounts.models import UpdateMeRequest, UserSettings
+from cashew.accounts.models import UpdateMeRequest
+from cashew.accounts.store import Settings
 
 
 def errors(body: Any) -> list[tuple[str, str]]:
@@ -216,7 +217,7 @@ def test_the_store_builds_one_conditional_update_of_only_the_given_keys(monkeypa
         name="Ada",
         phone=None,
         role="user",
-        settings=UserSettings(default_currency="USD", notify_email=False),
+        settings=Settings(default_currency="USD", notify_email=False),
         created_at="2026-11-30T09:00:00Z",
         updated_at="2026-11-30T09:30:00Z",
     )

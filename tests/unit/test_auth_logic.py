@@ -9,8 +9,7 @@ import pytest
 
 from cashew import clock
 from cashew.accounts import passwords
-from cashew.accounts.models import UserSettings
-from cashew.accounts.store import Credentials, Profile
+from cashew.accounts.store import Credentials, Profile, Settings
 from cashew.auth import lockout, login_attempts, service, sessions
 from cashew.errors import (
     InvalidCredentialsError,
@@ -133,7 +132,7 @@ def account(monkeypatch):
         name="Ada",
         phone=None,
         role="user",
-        settings=UserSettings(),
+        settings=Settings(),
         created_at="2026-11-30T09:00:00.000Z",
     )
     monkeypatch.setattr(service.accounts, "get_profile", lambda uid: profile)

@@ -14,7 +14,7 @@ from cashew.accounts.models import (
     UserResponse,
     UserSettings,
 )
-from cashew.accounts.store import Profile
+from cashew.accounts.store import Profile, Settings
 from cashew.errors import NotFoundError
 from cashew.identity import Caller
 from cashew.observability import logger, metrics
@@ -27,7 +27,12 @@ def user_response(profile: Profile) -> UserResponse:
         name=profile.name,
         phone=profile.phone,
         role=profile.role,
-        settings=profile.settings,
+        settings=UserSettings.model_validate(
+            {
+                "default_currency": profile.settings.default_currency,
+                "notify_email": profile.settings.notify_email,
+            }
+        ),
         created_at=profile.created_at,
     )
 
@@ -39,7 +44,7 @@ def register(request: RegisterRequest, role: str = "user") -> UserResponse:
         name=request.name,
         phone=None,
         role=role,
-        settings=UserSettings(),
+        settings=Settings(),
         created_at=clock.utcnow_str(),
     )
     store.create_user(profile, passwords.hash_password(request.password.get_secret_value()))

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from cashew import aws, dynamo
-from cashew.accounts.models import UserSettings
 from cashew.config import get_settings
 from cashew.errors import EmailTakenError
 
@@ -66,6 +65,14 @@ class Credentials:
 
 
 @dataclass(frozen=True, slots=True)
+class Settings:
+    """A profile's settings (their defaults are those of an account that never set them)."""
+
+    default_currency: str = "USD"
+    notify_email: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     """USER#<id> / PROFILE: the user as GET /v1/users/me shows it."""
 
@@ -74,7 +81,7 @@ class Profile:
     name: str
     phone: str | None
     role: str
-    settings: UserSettings
+    settings: Settings
     created_at: str
     updated_at: str | None = None  # set by the first profile update
 
@@ -101,14 +108,19 @@ class Profile:
     def from_item(cls, item: Mapping[str, Any]) -> Self:
         # Only the settings keys there are: an absent one takes its default.
         stored = item.get("settings") or {}
-        settings = {key: stored[key] for key in _WRITABLE_SETTINGS if key in stored}
+        defaults = Settings()
+        currency = stored.get("default_currency", defaults.default_currency)
+        notify = stored.get("notify_email", defaults.notify_email)
+        if not isinstance(currency, str) or not isinstance(notify, bool):
+            raise ValueError("a profile's settings are a currency code and a boolean")
+        settings = Settings(default_currency=currency, notify_email=notify)
         return cls(
             id=item["id"],
             email=item["email"],
             name=item["name"],
             phone=item.get("phone"),
             role=item["role"],
-            settings=UserSettings.model_validate(settings),
+            settings=settings,
             created_at=item["created_at"],
             updated_at=item.get("updated_at"),
         )
