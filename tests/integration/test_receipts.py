@@ -10,6 +10,7 @@ from typing import Any
 import jwt
 import pytest
 
+from bench.harness import counting
 from cashew import aws
 from cashew.auth import keys
 from cashew.ledger import chain
@@ -161,3 +162,18 @@ def test_receipt_rotation_keeps_old_receipts_verifiable_with_the_jwks(stack, pai
     finally:
         client.put_secret_value(SecretId=secret_id, SecretString=original)
         aws.reset()
+
+
+def test_a_warm_receipt_costs_two_queries_and_a_cold_one_a_secret_read_too(stack, paid):
+    # Given a payer's entry, and every client of the layer made from a hooked session
+    payer, _ = paid
+    entry_id = _history(stack, payer)[0]["id"]
+    with counting() as counter:
+        # When the first receipt is signed (cold: the receipt secret is read), then another
+        with counter.window() as cold:
+            assert _receipt(stack, payer, entry_id).status == 200
+        with counter.window() as warm:
+            assert _receipt(stack, payer, entry_id).status == 200
+    # Then a receipt costs the entry by id and the head of the chain; the keys are cached
+    assert sorted(cold) == ["DynamoDB.Query", "DynamoDB.Query", "SecretsManager.GetSecretValue"]
+    assert sorted(warm) == ["DynamoDB.Query", "DynamoDB.Query"]
