@@ -3,7 +3,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cashew.auth.keys import key_set
+from cashew.auth.keys import published_jwks
 from cashew.auth.models import JwkSet
 from cashew.http import CashewResolver
 from cashew.observability import logger
@@ -13,7 +13,7 @@ app = CashewResolver()
 
 @app.get("/.well-known/jwks.json")
 def get_jwks() -> JwkSet:
-    return JwkSet.model_validate(key_set().jwks())
+    return JwkSet.model_validate(published_jwks())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -207,7 +207,7 @@ COVERED_BELOW = {
     "DeletePaymentMethodFunction", "GetPaymentFunction", "ListPaymentsFunction",
     "CapturePaymentFunction", "CancelPaymentFunction", "CreateRefundFunction",
     "ListRefundsFunction", "GatewayWebhookFunction", "GetTransactionFunction",
-    "VerifyChainFunction", "OpenDisputeFunction", "ListDisputesFunction",
+    "GetReceiptFunction", "VerifyChainFunction", "OpenDisputeFunction", "ListDisputesFunction",
     "AdminListTransactionsFunction", "AdminListDisputesFunction", "ResolveDisputeFunction",
     "ReportSummaryFunction", "ReportCsvFunction", "AuditVerifyFunction",
 }  # fmt: skip
@@ -310,6 +310,30 @@ def test_exactly_the_functions_that_build_the_gateway_may_read_its_secret():
     for function_id, granted in _granted().items():
         on_secret = {g for g in granted if g[1] == "GatewaySecret"}
         assert on_secret <= {GATEWAY_SECRET_READ}, function_id
+
+
+RECEIPT_SECRET_READ = ("secretsmanager:GetSecretValue", "ReceiptSigningKeySecret")
+JWT_SECRET_READ = ("secretsmanager:GetSecretValue", "JwtSigningKeySecret")
+
+
+def test_only_the_receipt_signer_and_the_jwks_may_read_the_receipt_keys(stack, new_user, recorder):
+    # Given every grant of every function in template.yaml
+    grants = _granted()
+    readers = {f for f, granted in grants.items() if RECEIPT_SECRET_READ in granted}
+    # Then the receipt keys are readable by the function that signs receipts and the one that
+    # publishes the JWKS, and by no other: not the authorizer, nor any token issuer
+    assert readers == {"GetReceiptFunction", "JwksFunction"}
+    for function_id, granted in grants.items():
+        on_secret = {g for g in granted if g[1] == "ReceiptSigningKeySecret"}
+        assert on_secret <= {RECEIPT_SECRET_READ}, function_id
+    # ... and the receipt signer cannot read the access-token keys
+    assert JWT_SECRET_READ not in grants["GetReceiptFunction"]
+    # ... and what the authorizer reads, run on a real token, is no receipt key
+    user = new_user()
+    with recorder.acting_as("AuthorizerFunction"):
+        authorize(stack, user.access_token)
+    assert JWT_SECRET_READ in recorder.used["AuthorizerFunction"]
+    assert RECEIPT_SECRET_READ not in recorder.used["AuthorizerFunction"]
 
 
 def test_no_function_may_update_or_delete_the_transaction_log():
@@ -489,6 +513,8 @@ def test_every_action_of_the_log_dispute_and_admin_functions_is_granted(
     statuses = {
         "GetTransactionFunction": call("GetTransactionFunction", "ledger/get_transaction.json",
             payer, path={"id": entry_of[by_balance["id"]]}),
+        "GetReceiptFunction": call("GetReceiptFunction", "ledger/get_receipt.json",
+            payer, path={"id": entry_of[by_balance["id"]]}),
         "VerifyChainFunction": call("VerifyChainFunction", "ledger/verify_chain.json", payer),
         "OpenDisputeFunction": call("OpenDisputeFunction", "disputes/open_dispute.json", payer,
             path={"id": entry_of[by_balance["id"]]}, body={"reason": "other"}),
@@ -516,7 +542,8 @@ def test_every_action_of_the_log_dispute_and_admin_functions_is_granted(
     with recorder.acting_as("PublishOutcomesFunction"):
         stack.publishers["DisputesTable"].step()
     assert statuses == {
-        "GetTransactionFunction": 200, "VerifyChainFunction": 200, "OpenDisputeFunction": 201,
+        "GetTransactionFunction": 200, "GetReceiptFunction": 200, "VerifyChainFunction": 200,
+        "OpenDisputeFunction": 201,
         "ListDisputesFunction": 200, "AdminListTransactionsFunction": 200,
         "AdminListDisputesFunction": 200, "ReportSummaryFunction": 200,
         "ReportCsvFunction": 200, "AuditVerifyFunction": 200, "ResolveDisputeFunction": 200,

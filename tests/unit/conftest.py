@@ -28,6 +28,7 @@ REQUIRED_ENV = {
     "CASHEW_EVENT_BUS_NAME": "test-payments-bus",
     "CASHEW_CARD_KEY_ID": "alias/test-cards",
     "CASHEW_JWT_SECRET_ID": "test/jwt",
+    "CASHEW_RECEIPT_SECRET_ID": "test/receipts",
     "CASHEW_FINGERPRINT_SECRET_ID": "test/fingerprint",
 }
 

@@ -452,6 +452,7 @@ def test_links_lead_from_what_creates_or_lists_to_its_items(document: dict[str, 
     }
     assert links(document, "GET", "/v1/transactions", "200") == {
         "get_transaction": "$response.body#/data/0/id",
+        "get_receipt": "$response.body#/data/0/id",
         "open_dispute": "$response.body#/data/0/id",
     }
     assert links(document, "POST", "/v1/transactions/{id}/disputes", "201") == {

@@ -27,6 +27,8 @@ class Settings(BaseModel):
     publish_failures_queue_url: str | None = Field(None, alias="CASHEW_PUBLISH_FAILURES_QUEUE_URL")
     card_key_id: str = Field(alias="CASHEW_CARD_KEY_ID")
     jwt_secret_id: str = Field(alias="CASHEW_JWT_SECRET_ID")
+    # The seeds of the receipt keys (ReceiptSigningKeySecret): never the access-token keys.
+    receipt_secret_id: str = Field(alias="CASHEW_RECEIPT_SECRET_ID")
     fingerprint_secret_id: str = Field(alias="CASHEW_FINGERPRINT_SECRET_ID")
 
     access_token_ttl: int = Field(900, alias="CASHEW_ACCESS_TOKEN_TTL", ge=60, le=900)

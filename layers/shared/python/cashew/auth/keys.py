@@ -1,8 +1,11 @@
-"""Token signing keys: Ed25519, derived from the seeds in the JWT secret.
+"""Signing keys: Ed25519, derived from the seeds in a secret. Two sets, each from a secret
+of its own: the access-token keys (the JWT secret) and the receipt keys (the receipt
+secret), so a receipt can never pass for an access token, nor a leaked key of one sign the
+other.
 
-The secret holds `{"current": <seed>, "previous": <seed or "">}`. A key's `kid` is derived
-from its public key, so tokens signed before a rotation keep verifying while the previous
-seed is kept. Keys are only ever looked up in this set, never fetched from a token.
+Each secret holds `{"current": <seed>, "previous": <seed or "">}`. A key's `kid` is derived
+from its public key, so what was signed before a rotation keeps verifying while the previous
+seed is kept. Keys are only ever looked up in these sets, never fetched from a token.
 """
 
 from __future__ import annotations
@@ -56,22 +59,36 @@ def key_from_seed(seed: str) -> SigningKey:
     return SigningKey(kid=_b64(hashlib.sha256(raw).digest())[:16], private=private, public=public)
 
 
-_cache: dict[tuple[str, str], KeySet] = {}
+# secret id -> (its seeds, their keys): key derivation is memoised per secret.
+_cache: dict[str, tuple[tuple[str, str], KeySet]] = {}
 
 
 def key_set() -> KeySet:
-    """The current and previous keys (the secret is cached; key derivation is memoised)."""
-    settings = get_settings()
-    secret = aws.secret_json(settings.jwt_secret_id, settings.secrets_max_age)
+    """The access-token keys: current and previous (the secret is cached)."""
+    return _key_set(get_settings().jwt_secret_id, "the JWT secret")
+
+
+def receipt_key_set() -> KeySet:
+    """The receipt keys: current and previous, from the receipt secret (cached likewise)."""
+    return _key_set(get_settings().receipt_secret_id, "the receipt secret")
+
+
+def published_jwks() -> dict[str, Any]:
+    """The JWKS of `/.well-known/jwks.json`: the access-token keys, then the receipt keys."""
+    return {"keys": key_set().jwks()["keys"] + receipt_key_set().jwks()["keys"]}
+
+
+def _key_set(secret_id: str, what: str) -> KeySet:
+    secret = aws.secret_json(secret_id, get_settings().secrets_max_age)
     seeds = (str(secret.get("current", "")), str(secret.get("previous", "")))
-    if seeds not in _cache:
+    cached = _cache.get(secret_id)
+    if cached is None or cached[0] != seeds:
         if len(seeds[0]) < 32:
-            raise RuntimeError("the JWT secret has no current seed of at least 32 characters")
+            raise RuntimeError(f"{what} has no current seed of at least 32 characters")
         current = key_from_seed(seeds[0])
         keys = {current.kid: current}
         if seeds[1]:
             previous = key_from_seed(seeds[1])
             keys[previous.kid] = previous
-        _cache.clear()
-        _cache[seeds] = KeySet(current=current, all=keys)
-    return _cache[seeds]
+        cached = _cache[secret_id] = (seeds, KeySet(current=current, all=keys))
+    return cached[1]

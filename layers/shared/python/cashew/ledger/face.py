@@ -1,14 +1,15 @@
-"""What the other modules may read of the transaction log's chains (the reports' audit); the
-store stays the ledger's own."""
+"""What the other modules may read of the transaction log's chains (the reports' audit, and
+auth's receipts); the store stays the ledger's own."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from cashew.ledger import store
+from cashew.ledger.receipts import receipt_claims
 from cashew.ledger.store import ChainItem, Marker
 
-__all__ = ["DAY_CURSOR", "ChainItem", "Marker", "all_chains", "chain_items"]
+__all__ = ["DAY_CURSOR", "ChainItem", "Marker", "all_chains", "chain_items", "receipt_claims"]
 
 # The cursor fields of a page of everyone's entries (the CSV export pages with it).
 DAY_CURSOR = store.DAY_CURSOR

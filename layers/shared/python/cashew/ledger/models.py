@@ -97,3 +97,45 @@ class ChainCheck(BaseModel):
     head_hash: str
     first_bad_seq: int | None = None
     problem: str | None = None
+
+
+class ChainHead(BaseModel):
+    """Where a user's chain stood: its newest entry's seq and hash."""
+
+    seq: int
+    hash: str
+
+
+class ReceiptClaims(BaseModel):
+    """The payload of a receipt: one entry as the log holds it (its `hash` covers every field
+    of the entry, so recomputing it from the entry proves the entry), and the head of its
+    user's chain when the receipt was signed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    iss: str
+    iat: int
+    entry_id: str
+    user_id: str
+    payment_id: str
+    type: EntryType
+    direction: Direction
+    amount: int
+    currency: str
+    status: EntryStatus
+    occurred_at: str
+    seq: int
+    prev_hash: str
+    hash: str
+    chain_head: ChainHead
+
+
+class Receipt(BaseModel):
+    """`receipt`: a compact JWS (EdDSA, header `typ` `cashew-receipt+jwt` and a `kid` of the
+    JWKS) whose payload is `{iss, iat, entry_id, user_id, payment_id, type, direction, amount,
+    currency, status, occurred_at, seq, prev_hash, hash, chain_head: {seq, hash}}`; `entry`:
+    the entry, every field of it, whose SHA-256 over its canonical JSON without `hash` is the
+    receipt's `hash`."""
+
+    receipt: str
+    entry: Entry

@@ -1,0 +1,38 @@
+"""What a receipt says about one of the caller's entries (the signing is auth's, with a key
+of its own): the entry as the log holds it, and where the caller's chain stood."""
+
+from __future__ import annotations
+
+from cashew import clock
+from cashew.config import get_settings
+from cashew.errors import NotFoundError
+from cashew.identity import Caller
+from cashew.ledger import store
+from cashew.ledger.models import ChainHead, Entry, ReceiptClaims
+
+
+def receipt_claims(caller: Caller, entry_id: str) -> tuple[Entry, ReceiptClaims]:
+    """The caller's own entry and the claims of its receipt; 404 for an unknown id or another
+    user's entry (an admin's receipts are of their own entries too: a receipt is the user's)."""
+    entry = store.get_entry(entry_id)
+    if entry is None or entry.user_id != caller.user_id:
+        raise NotFoundError("transaction not found")
+    head = store.head(entry.user_id) or entry  # the chain holds the entry: never None
+    claims = ReceiptClaims(
+        iss=get_settings().issuer,
+        iat=clock.epoch(),
+        entry_id=entry.id,
+        user_id=entry.user_id,
+        payment_id=entry.payment_id,
+        type=entry.type,
+        direction=entry.direction,
+        amount=entry.amount,
+        currency=entry.currency,
+        status=entry.status,
+        occurred_at=entry.occurred_at,
+        seq=entry.seq,
+        prev_hash=entry.prev_hash,
+        hash=entry.hash,
+        chain_head=ChainHead(seq=head.seq, hash=head.hash),
+    )
+    return entry, claims
