@@ -677,6 +677,14 @@ def test_money_functions_write_exactly_the_account_attributes_their_policies_all
     by_card = run("CreatePaymentFunction",
         lambda: pay(stack, payer, payee.id, 300, source=source)).body  # fmt: skip
     assert (by_balance["status"], by_card["status"]) == ("succeeded", "succeeded")
+    # (a card the issuer declines as expired: each charge function marks it expired)
+    for function_id in ("CreateTopUpFunction", "CreatePaymentFunction"):
+        expired = add_card(stack, payer, "4000000000000069")
+        gone = {"type": "card", "payment_method_id": expired}
+        declined = run(function_id, lambda m=expired, g=gone, f=function_id: (
+            top_up(stack, payer, m, 100) if f == "CreateTopUpFunction"
+            else pay(stack, payer, payee.id, 100, source=g))).body  # fmt: skip
+        assert declined["failure_code"] == "expired_card", declined
     authorised = pay(stack, payer, payee.id, 500, source=source, capture=False).body
     deliver = _charge_success_webhook(stack, payer, payee)
     statuses = [
