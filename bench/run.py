@@ -262,6 +262,7 @@ def operations(driver: Driver, invocations: int) -> list[Operation]:
         Operation("update_me", update_me),
         Operation("list_payment_methods", get("ListPaymentMethodsFunction", {"limit": "20"})),
         Operation("get_payment_method", payment_method("GetPaymentMethodFunction", 200)),
+        Operation("update_payment_method", payment_method("UpdatePaymentMethodFunction", 200)),
         Operation("delete_payment_method", payment_method("DeletePaymentMethodFunction", 204)),
         Operation("openapi", get("OpenApiFunction")),
         *log_operations(driver, payer, payee),

@@ -6,7 +6,9 @@ import uuid
 
 from tests.e2e.conftest import add_card
 
-PUBLIC_FIELDS = {"id", "type", "card", "billing_name", "created_at"}
+PUBLIC_FIELDS = {
+    "id", "type", "card", "billing_name", "status", "default", "last_used_at", "created_at",
+}  # fmt: skip
 
 
 def test_patch_me_changes_only_what_is_sent_and_rejects_everything_else(stack, new_user):

@@ -11,7 +11,9 @@ import pytest
 from tests.integration.conftest import add_card, call_with_id
 from tests.support.lambda_runtime import Reply
 
-RESPONSE_FIELDS = {"id", "type", "card", "billing_name", "created_at"}
+RESPONSE_FIELDS = {
+    "id", "type", "card", "billing_name", "status", "default", "last_used_at", "created_at",
+}  # fmt: skip
 TOKEN_FIELDS = {"token_ciphertext", "token_nonce", "token_data_key"}
 
 

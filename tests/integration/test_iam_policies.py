@@ -126,13 +126,13 @@ class _Recorder:
                 self._use(f"dynamodb:{_TRANSACT_ACTIONS[kind]}", body["TableName"])
                 if kind == "Update":
                     self._update(body)
+                if kind == "Put":
+                    self._put(body)
             return
         if model.name == "UpdateItem":
             self._update(params)
-        if model.name == "PutItem" and self.by_physical.get(params["TableName"]) == "AccountsTable":
-            self.account_puts[self.function].append(
-                (set(params["Item"]), params["Item"]["pk"]["S"])
-            )
+        if model.name == "PutItem":
+            self._put(params)
         if model.name == "PutEvents":  # each entry names its bus
             for entry in params["Entries"]:
                 self._use("events:PutEvents", entry["EventBusName"])
@@ -149,6 +149,11 @@ class _Recorder:
     def gateway_readers(self) -> set[str]:
         """The functions that read the gateway's secret (that is, built the gateway)."""
         return {f for f, used in self.used.items() if GATEWAY_SECRET_READ in used}
+
+    def _put(self, put: dict[str, Any]) -> None:
+        assert self.function is not None
+        if self.by_physical.get(put["TableName"]) == "AccountsTable":
+            self.account_puts[self.function].append((set(put["Item"]), put["Item"]["pk"]["S"]))
 
     def _update(self, update: dict[str, Any]) -> None:
         assert self.function is not None
@@ -204,7 +209,8 @@ COVERED_HERE = {
 }  # fmt: skip
 COVERED_BELOW = {
     "UpdateMeFunction", "ListPaymentMethodsFunction", "GetPaymentMethodFunction",
-    "DeletePaymentMethodFunction", "GetPaymentFunction", "ListPaymentsFunction",
+    "UpdatePaymentMethodFunction", "DeletePaymentMethodFunction", "GetPaymentFunction",
+    "ListPaymentsFunction",
     "CapturePaymentFunction", "CancelPaymentFunction", "CreateRefundFunction",
     "ListRefundsFunction", "GatewayWebhookFunction", "GetTransactionFunction",
     "GetReceiptFunction", "VerifyChainFunction", "OpenDisputeFunction", "ListDisputesFunction",
@@ -386,7 +392,7 @@ def test_every_action_of_the_profile_and_payment_method_functions_is_granted(
     from tests.integration.conftest import call_with_id
 
     user = new_user()
-    method = add_card(stack, user)
+    method, other = add_card(stack, user), add_card(stack, user)
     replies = {}
     with recorder.acting_as("UpdateMeFunction"):
         replies["UpdateMeFunction"] = stack.call(
@@ -398,20 +404,28 @@ def test_every_action_of_the_profile_and_payment_method_functions_is_granted(
             "accounts/list_payment_methods.json",
             authorizer=user.authorizer,
         )
-    for function_id, sample in (
-        ("GetPaymentMethodFunction", "accounts/get_payment_method.json"),
-        ("DeletePaymentMethodFunction", "accounts/delete_payment_method.json"),
+    # (the second card is made the default, then deleted: the first becomes the default)
+    for function_id, sample, card in (
+        ("GetPaymentMethodFunction", "accounts/get_payment_method.json", method),
+        ("UpdatePaymentMethodFunction", "accounts/update_payment_method.json", other),
+        ("DeletePaymentMethodFunction", "accounts/delete_payment_method.json", other),
     ):
         with recorder.acting_as(function_id):
             replies[function_id] = call_with_id(
-                stack, function_id, sample, method, authorizer=user.authorizer
+                stack, function_id, sample, card, authorizer=user.authorizer
             )
     assert {f: r.status for f, r in replies.items()} == {
         "UpdateMeFunction": 200,
         "ListPaymentMethodsFunction": 200,
         "GetPaymentMethodFunction": 200,
+        "UpdatePaymentMethodFunction": 200,
         "DeletePaymentMethodFunction": 204,
     }
+    # ... and the pointer's writes name nothing but the pointer's attributes
+    [(put, pk)] = recorder.account_puts["UpdatePaymentMethodFunction"]
+    assert (put, pk) == ({"pk", "sk", "method_id"}, f"USER#{user.id}")
+    [(updated, pk, _)] = recorder.account_updates["DeletePaymentMethodFunction"]
+    assert (updated, pk) == ({"pk", "sk", "method_id"}, f"USER#{user.id}")
 
     # Then each of them was granted every action it performed, on that very resource
     assert set(recorder.used) == set(replies)
@@ -690,6 +704,14 @@ def test_money_functions_write_exactly_the_account_attributes_their_policies_all
     by_card = run("CreatePaymentFunction",
         lambda: pay(stack, payer, payee.id, 300, source=source)).body  # fmt: skip
     assert (by_balance["status"], by_card["status"]) == ("succeeded", "succeeded")
+    # (a card the issuer declines as expired: each charge function marks it expired)
+    for function_id in ("CreateTopUpFunction", "CreatePaymentFunction"):
+        expired = add_card(stack, payer, "4000000000000069")
+        gone = {"type": "card", "payment_method_id": expired}
+        declined = run(function_id, lambda m=expired, g=gone, f=function_id: (
+            top_up(stack, payer, m, 100) if f == "CreateTopUpFunction"
+            else pay(stack, payer, payee.id, 100, source=g))).body  # fmt: skip
+        assert declined["failure_code"] == "expired_card", declined
     authorised = pay(stack, payer, payee.id, 500, source=source, capture=False).body
     deliver = _charge_success_webhook(stack, payer, payee)
     statuses = [
@@ -756,7 +778,8 @@ def test_adding_a_card_may_put_payment_methods_only_never_credentials_or_profile
             authorizer=user.authorizer,
         )  # fmt: skip
     assert reply.status == 201, reply.body
-    # Then what it put is exactly what the grant allows, on the user's own item
-    [(attributes, pk)] = recorder.account_puts["AddPaymentMethodFunction"]
-    assert pk == f"USER#{user.id}"
-    assert attributes == allowed
+    # Then what it put (the method, and the default pointer: it is the user's first card) is
+    # exactly what the grant allows, on the user's own items
+    puts = recorder.account_puts["AddPaymentMethodFunction"]
+    assert {pk for _, pk in puts} == {f"USER#{user.id}"}
+    assert set().union(*(attributes for attributes, _ in puts)) == allowed

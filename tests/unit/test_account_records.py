@@ -198,12 +198,68 @@ def test_a_payment_method_as_add_payment_method_wrote_it() -> None:
         "token_nonce": b"\x02" * 12,
         "token_data_key": b"\x03key",
         "created_at": "2026-11-30T09:00:00.000Z",
+        "status": "active",
     }
     item = _through_dynamodb({"pk": "USER#usr_1", "sk": f"PM#{method['id']}", **method})
     record = store.PaymentMethod.from_item(item)
     assert {name: getattr(record, name) for name in method} == method
     assert record.user_id == "usr_1"
+    assert record.last_used_at is None
     assert record.to_item() == item  # every attribute written, none added or dropped
+    # ... and once charged and expired, as mark_used and mark_expired leave it
+    used = {**item, "last_used_at": "2026-12-01T10:00:00.000Z", "status": "expired"}
+    charged = store.PaymentMethod.from_item(_through_dynamodb(used))
+    assert (charged.status, charged.last_used_at) == ("expired", "2026-12-01T10:00:00.000Z")
+    assert charged.to_item() == used
+
+
+def test_a_payment_method_stored_before_statuses_is_active() -> None:
+    item = _through_dynamodb(
+        {
+            "pk": "USER#usr_1",
+            "sk": "PM#pm_01JCQ3F6Z4V8T2K9M1N5P7R3S6",
+            "id": "pm_01JCQ3F6Z4V8T2K9M1N5P7R3S6",
+            "brand": "visa",
+            "last4": "4242",
+            "exp_month": 12,
+            "exp_year": 2099,
+            "fingerprint": "f" * 32,
+            "token_ciphertext": b"c",
+            "token_nonce": b"n",
+            "token_data_key": b"k",
+            "created_at": "2026-11-30T09:00:00.000Z",
+        }
+    )
+    record = store.PaymentMethod.from_item(item)
+    assert (record.status, record.current_status(), record.last_used_at) == (
+        "active",
+        "active",
+        None,
+    )
+
+
+def test_an_active_card_past_its_expiry_month_is_expired(monkeypatch) -> None:
+    from datetime import UTC, datetime
+
+    def card(month: int, year: int, status: str = "active") -> store.PaymentMethod:
+        return store.PaymentMethod(
+            user_id="usr_1", id="pm_1", brand="visa", last4="4242", exp_month=month,
+            exp_year=year, fingerprint="f", billing_name=None, gateway_risk_flag=False,
+            token_ciphertext=b"", token_nonce=b"", token_data_key=b"", created_at="x",
+            status=status,
+        )  # fmt: skip
+
+    monkeypatch.setattr(store.clock, "now", lambda: datetime(2027, 3, 31, 23, 59, tzinfo=UTC))
+    assert card(3, 2027).current_status() == "active"  # usable through its expiry month
+    assert card(2, 2027).current_status() == "expired"
+    assert card(12, 2026).current_status() == "expired"
+    assert card(4, 2027, "invalid").current_status() == "invalid"
+
+
+def test_the_default_pointer_names_one_method() -> None:
+    item = _through_dynamodb({"pk": "USER#usr_1", "sk": "PM_DEFAULT", "method_id": "pm_2"})
+    assert store.DefaultMethod.from_item(item) == store.DefaultMethod("usr_1", "pm_2")
+    assert store.DefaultMethod.from_item(item).to_item() == item
 
 
 def test_a_balance_as_the_credit_wrote_it() -> None:

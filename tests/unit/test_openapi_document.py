@@ -448,6 +448,7 @@ def test_links_lead_from_what_creates_or_lists_to_its_items(document: dict[str, 
     }
     assert links(document, "POST", "/v1/users/me/payment-methods", "201") == {
         "get_payment_method": "$response.body#/id",
+        "update_payment_method": "$response.body#/id",
         "delete_payment_method": "$response.body#/id",
     }
     assert links(document, "GET", "/v1/transactions", "200") == {

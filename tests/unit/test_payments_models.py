@@ -170,10 +170,20 @@ def test_source_card() -> None:
     assert parsed.capture is False
 
 
+def test_a_card_source_or_top_up_without_a_method_is_the_default() -> None:
+    # API.md v1.1: payment_method_id may be omitted on top-ups and card sources
+    parsed = PaymentRequest.model_validate(payment(source={"type": "card"}))
+    assert isinstance(parsed.source, CardSource)
+    assert parsed.source.payment_method_id is None
+    body = top_up()
+    del body["payment_method_id"]
+    assert TopUpRequest.model_validate(body).payment_method_id is None
+
+
 @pytest.mark.parametrize(
     "source",
     [
-        {"type": "card"},  # card without a payment method
+        {"type": "card", "payment_method_id": "pm_x"},  # a malformed method
         {"type": "balance", "payment_method_id": METHOD},  # balance with one: unknown field
         {"type": "card", "payment_method_id": METHOD, "number": "4242424242424242"},
         {"type": "bank"},
@@ -183,7 +193,7 @@ def test_source_card() -> None:
         None,
     ],
     ids=[
-        "card-without-method",
+        "card-with-malformed-method",
         "balance-with-method",
         "card-with-number",
         "unknown-type",

@@ -27,6 +27,12 @@ class InvalidRequestError(CashewError):
     status, code, title = 422, "validation_error", "Invalid request"
 
 
+class PaymentMethodUnusableError(CashewError):
+    """A payment method that is not `active` (expired or invalid): refused before the gateway."""
+
+    status, code, title = 422, "payment_method_unusable", "Payment method unusable"
+
+
 class UnauthenticatedError(CashewError):
     status, code, title = 401, "unauthenticated", "Unauthenticated"
 

@@ -29,9 +29,12 @@ __all__ = [
     "balances_of",
     "credit_item",
     "debit_item",
+    "default_payment_method_id",
     "get_credentials",
     "get_payment_method",
     "get_profile",
+    "mark_method_expired",
+    "mark_method_used",
     "password_unchanged_check",
     "payee_check",
     "replace_password_hash",
@@ -65,6 +68,23 @@ def user_exists(user_id: str) -> bool:
 def get_payment_method(user_id: str, method_id: str) -> PaymentMethod | None:
     """The user's stored payment method (its card sealed), for a card charge."""
     return store.get_payment_method(user_id, method_id)
+
+
+def default_payment_method_id(user_id: str) -> str | None:
+    """The id of the user's default payment method, for a charge that names none."""
+    return store.default_method_id(user_id)
+
+
+def mark_method_used(user_id: str, method_id: str, at: str) -> bool:
+    """After a successful charge: `last_used_at`, unless the method is gone or was used
+    later (False: nothing written; never raises for that)."""
+    return store.mark_used(user_id, method_id, at)
+
+
+def mark_method_expired(user_id: str, method_id: str) -> bool:
+    """After an `expired_card` decline, or a charge refused for a passed expiry month: the
+    method is `expired`, unless it is gone or no longer active (False: nothing written)."""
+    return store.mark_expired(user_id, method_id)
 
 
 def all_balances() -> Iterator[StoredBalance | UnreadableBalance]:

@@ -162,12 +162,35 @@ class CardResponse(BaseModel):
     fingerprint: str
 
 
+PaymentMethodStatus = Literal["active", "expired", "invalid"]
+
+
 class PaymentMethodResponse(BaseModel):
     id: str
     type: Literal["card"] = "card"
     card: CardResponse
     billing_name: str | None = None
+    status: PaymentMethodStatus = Field(
+        description="`active` can be charged; `expired` (its expiry month has passed, or the "
+        "issuer declined it as expired) and `invalid` cannot: 422 payment_method_unusable"
+    )
+    default: bool = Field(description="Used when a top-up or card source omits the method")
+    last_used_at: str | None = Field(description="When it was last charged successfully")
     created_at: str
+
+
+class UpdatePaymentMethodRequest(StrictRequest):
+    """PATCH /v1/users/me/payment-methods/{id}: only `default: true` (making another method
+    the default is how a default stops being one)."""
+
+    default: bool = Field(strict=True, json_schema_extra={"const": True})
+
+    @field_validator("default")
+    @classmethod
+    def _only_true(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("only true: a default stops being one when another method becomes it")
+        return value
 
 
 class PaymentMethodList(BaseModel):

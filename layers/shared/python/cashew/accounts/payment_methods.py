@@ -17,14 +17,17 @@ from cashew.accounts.models import (
     CardResponse,
     PaymentMethodList,
     PaymentMethodResponse,
+    UpdatePaymentMethodRequest,
 )
 from cashew.accounts.store import PaymentMethod
-from cashew.errors import InvalidRequestError, NotFoundError
+from cashew.errors import ConflictError, InvalidRequestError, NotFoundError
 from cashew.identity import Caller
 from cashew.observability import logger, metrics
 
+_DELETE_ROUNDS = 4  # reads of the default again when it changed during a delete
 
-def _method_response(method: PaymentMethod) -> PaymentMethodResponse:
+
+def _method_response(method: PaymentMethod, default: bool) -> PaymentMethodResponse:
     return PaymentMethodResponse(
         id=method.id,
         card=CardResponse(
@@ -35,6 +38,9 @@ def _method_response(method: PaymentMethod) -> PaymentMethodResponse:
             fingerprint=method.fingerprint,
         ),
         billing_name=method.billing_name,
+        status=method.current_status(),
+        default=default,
+        last_used_at=method.last_used_at,
         created_at=method.created_at,
     )
 
@@ -71,9 +77,9 @@ def add_payment_method(caller: Caller, request: AddPaymentMethodRequest) -> Paym
         token_data_key=sealed.data_key,
         created_at=clock.utcnow_str(),
     )
-    store.put_payment_method(method)
+    default = store.put_payment_method(method)
     metrics.add_metric(name="PaymentMethodAdded", unit=MetricUnit.Count, value=1)
-    return _method_response(method)
+    return _method_response(method, default)
 
 
 def _is_method_id(value: str) -> bool:
@@ -84,8 +90,9 @@ def list_payment_methods(caller: Caller, limit: int, cursor: str | None) -> Paym
     """The caller's payment methods, newest first, `limit` per page."""
     after = cursor_codec.decode(cursor, {"id": ids.PATTERNS["pm"]})["id"] if cursor else None
     methods, has_more = store.list_payment_methods(caller.user_id, limit, after)
+    default = store.default_method_id(caller.user_id) if methods else None
     return PaymentMethodList(
-        data=[_method_response(method) for method in methods],
+        data=[_method_response(method, method.id == default) for method in methods],
         has_more=has_more,
         next_cursor=cursor_codec.encode({"id": methods[-1].id}) if has_more else None,
     )
@@ -99,13 +106,53 @@ def get_payment_method(caller: Caller, method_id: str) -> PaymentMethodResponse:
         method = store.get_payment_method(caller.user_id, method_id)
     if method is None:
         raise NotFoundError("payment method not found")
-    return _method_response(method)
+    return _method_response(method, store.default_method_id(caller.user_id) == method.id)
+
+
+def update_payment_method(
+    caller: Caller, method_id: str, request: UpdatePaymentMethodRequest
+) -> PaymentMethodResponse:
+    """`{default: true}`: make the method the caller's default; the previous default no
+    longer is (one pointer, written in one transaction that checks the method exists)."""
+    if not _is_method_id(method_id) or not store.set_default_method(caller.user_id, method_id):
+        raise NotFoundError("payment method not found")
+    method = store.get_payment_method(caller.user_id, method_id)
+    if method is None:  # deleted since: as if it had been first
+        raise NotFoundError("payment method not found")
+    logger.info("default payment method set", extra={"payment_method_id": method_id})
+    return _method_response(method, True)
+
+
+def successor(methods: list[PaymentMethod], leaving: str) -> str | None:
+    """The default after `leaving` is deleted: the most recently used other active card
+    (cards never used after those used, newest first), or None when there is none."""
+    candidates = [m for m in methods if m.id != leaving and m.current_status() == "active"]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda m: (m.last_used_at or "", m.created_at, m.id)).id
 
 
 def delete_payment_method(caller: Caller, method_id: str) -> None:
     """Delete one of the caller's payment methods (conditional on it existing); 404 as for
-    get_payment_method, and for a method already deleted."""
-    if not _is_method_id(method_id) or not store.delete_payment_method(caller.user_id, method_id):
+    get_payment_method, and for a method already deleted. Deleting the default makes the
+    most recently used other active card the default (none: the caller has no default), in
+    the same transaction, which also checks that the default did not change meanwhile."""
+    if not _is_method_id(method_id):
         raise NotFoundError("payment method not found")
-    logger.info("payment method deleted", extra={"payment_method_id": method_id})
-    metrics.add_metric(name="PaymentMethodDeleted", unit=MetricUnit.Count, value=1)
+    user_id = caller.user_id
+    for _ in range(_DELETE_ROUNDS):
+        is_default = store.default_method_id(user_id) == method_id
+        after = successor(store.all_payment_methods(user_id), method_id) if is_default else None
+        try:
+            deleted = store.delete_payment_method(user_id, method_id, is_default, after)
+        except ConflictError:
+            continue  # the default or the successor changed: read them again
+        if not deleted:
+            raise NotFoundError("payment method not found")
+        logger.info(
+            "payment method deleted",
+            extra={"payment_method_id": method_id, "new_default": after if is_default else None},
+        )
+        metrics.add_metric(name="PaymentMethodDeleted", unit=MetricUnit.Count, value=1)
+        return
+    raise ConflictError("the account's payment methods are changing; retry the request")

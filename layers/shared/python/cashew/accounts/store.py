@@ -7,8 +7,10 @@ Items (pk / sk), each kind a record class below with its `to_item` / `from_item`
                                      updated_at (set by the first update)    `Profile`
     USER#<id>     / BALANCE#<CUR>    currency, available (minor units; never below 0)
                                                                              `StoredBalance`
-    USER#<id>     / PM#<pm id>       card metadata and the envelope-encrypted gateway token
-                                                                             `PaymentMethod`
+    USER#<id>     / PM#<pm id>       card metadata, the envelope-encrypted gateway token,
+                                     status, last_used_at                    `PaymentMethod`
+    USER#<id>     / PM_DEFAULT       method_id: the user's default payment method (one item,
+                                     so only one is)                          `DefaultMethod`
     USER#<id>     / VELOCITY         attempts, version (see accounts.velocity) `PayerAttempts`
 """
 
@@ -18,9 +20,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
-from cashew import aws, dynamo
+from cashew import aws, clock, dynamo
 from cashew.config import get_settings
-from cashew.errors import EmailTakenError
+from cashew.errors import ConflictError, EmailTakenError
 
 
 def _user(user_id: str) -> str:
@@ -190,9 +192,19 @@ class PaymentMethod:
     token_data_key: bytes  # the KMS-encrypted data key
     created_at: str
     type: str = "card"
+    status: str = "active"  # as stored: active | expired | invalid (see `current_status`)
+    last_used_at: str | None = None  # set by each successful charge
+
+    def current_status(self) -> str:
+        """The status as it is now: an active card whose expiry month has passed is expired
+        (whether or not that was written yet)."""
+        today = clock.now()
+        if self.status == "active" and (self.exp_year, self.exp_month) < (today.year, today.month):
+            return "expired"
+        return self.status
 
     def to_item(self) -> dict[str, Any]:
-        return {
+        item: dict[str, Any] = {
             "pk": _user(self.user_id),
             "sk": f"PM#{self.id}",
             "id": self.id,
@@ -208,7 +220,11 @@ class PaymentMethod:
             "token_nonce": self.token_nonce,
             "token_data_key": self.token_data_key,
             "created_at": self.created_at,
+            "status": self.status,
         }
+        if self.last_used_at is not None:
+            item["last_used_at"] = self.last_used_at
+        return item
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Self:
@@ -227,7 +243,26 @@ class PaymentMethod:
             token_nonce=item["token_nonce"],
             token_data_key=item["token_data_key"],
             created_at=item["created_at"],
+            status=str(item.get("status", "active")),  # methods added before statuses existed
+            last_used_at=item.get("last_used_at"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultMethod:
+    """USER#<id> / PM_DEFAULT: which of the user's payment methods is the default. One item
+    per user, written only in transactions that check the method it names, so there is at
+    most one default and it is always one of the user's methods."""
+
+    user_id: str
+    method_id: str
+
+    def to_item(self) -> dict[str, Any]:
+        return {"pk": _user(self.user_id), "sk": "PM_DEFAULT", "method_id": self.method_id}
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        return cls(user_id=_user_of(item), method_id=str(item["method_id"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,9 +361,119 @@ def user_exists(user_id: str) -> bool:
     return item is not None
 
 
-def put_payment_method(method: PaymentMethod) -> None:
-    """Store a new payment method under its owner's pk."""
-    dynamo.put_item(_table(), method.to_item(), "attribute_not_exists(pk)")
+_DEFAULT_WRITES = 4  # rounds of a default's transaction lost to a concurrent change
+
+
+def _default_key(user_id: str) -> dict[str, str]:
+    return {"pk": _user(user_id), "sk": "PM_DEFAULT"}
+
+
+def _method_key(user_id: str, method_id: str) -> dict[str, str]:
+    return {"pk": _user(user_id), "sk": f"PM#{method_id}"}
+
+
+def put_payment_method(method: PaymentMethod) -> bool:
+    """Store a new payment method under its owner's pk; it becomes the default if the user
+    has none (their first card). Whether it did: one transaction when the user has a default
+    (the usual case), two for the first card."""
+    table = _table()
+    new_only = "attribute_not_exists(pk)"
+    for _ in range(_DEFAULT_WRITES):
+        put = dynamo.put(table, method.to_item(), condition=new_only)
+        try:  # another default there: this one is not
+            dynamo.Transaction().add("method", put).add(
+                "default", dynamo.check(table, _default_key(method.user_id), "attribute_exists(pk)")
+            ).write_retrying()
+            return False
+        except dynamo.TransactionCanceled as exc:
+            if not exc.failed("default"):
+                raise
+        pointer = DefaultMethod(method.user_id, method.id).to_item()
+        try:  # none: this one is, unless another card became it meanwhile
+            dynamo.Transaction().add("method", put).add(
+                "default", dynamo.put(table, pointer, condition=new_only)
+            ).write_retrying()
+            return True
+        except dynamo.TransactionCanceled as exc:
+            if not exc.failed("default"):
+                raise
+    raise ConflictError("the account's payment methods are changing; retry the request")
+
+
+def default_method_id(user_id: str) -> str | None:
+    """The id of the user's default payment method (one strongly consistent GetItem)."""
+    item = dynamo.get_item(_table(), _default_key(user_id))
+    return DefaultMethod.from_item(item).method_id if item is not None else None
+
+
+def set_default_method(user_id: str, method_id: str) -> bool:
+    """Make the method the user's default (the previous one no longer is: there is one
+    pointer), in one transaction that checks the method exists; False if it does not."""
+    table = _table()
+    try:
+        dynamo.Transaction().add(
+            "method", dynamo.check(table, _method_key(user_id, method_id), "attribute_exists(pk)")
+        ).add(
+            "default", dynamo.put(table, DefaultMethod(user_id, method_id).to_item())
+        ).write_retrying()
+    except dynamo.TransactionCanceled as exc:
+        if exc.failed("method"):
+            return False
+        raise
+    return True
+
+
+def all_payment_methods(user_id: str) -> list[PaymentMethod]:
+    """Every payment method of the user (every page), oldest first."""
+    methods: list[PaymentMethod] = []
+    start: Mapping[str, Any] | None = None
+    while True:
+        items, last = dynamo.query(
+            _table(),
+            "pk = :pk AND begins_with(sk, :pm)",
+            {":pk": _user(user_id), ":pm": "PM#"},
+            start_key=start,
+            consistent=True,
+        )
+        methods.extend(PaymentMethod.from_item(item) for item in items)
+        if last is None:
+            return methods
+        start = last
+
+
+def mark_used(user_id: str, method_id: str, at: str) -> bool:
+    """Set the method's last_used_at to `at` unless it is gone or was used later; whether
+    it was written."""
+    try:
+        dynamo.update_item(
+            _table(),
+            _method_key(user_id, method_id),
+            "SET last_used_at = :at",
+            {":at": at},
+            condition="attribute_exists(pk) AND "
+            "(attribute_not_exists(last_used_at) OR last_used_at < :at)",
+        )
+    except dynamo.ConditionFailed:
+        return False
+    return True
+
+
+def mark_expired(user_id: str, method_id: str) -> bool:
+    """Make an active method expired (a declined `expired_card`, or its expiry month has
+    passed); whether it was (False: gone, or no longer active)."""
+    try:
+        dynamo.update_item(
+            _table(),
+            _method_key(user_id, method_id),
+            "SET #status = :expired",
+            {":expired": "expired", ":active": "active"},
+            condition="attribute_exists(pk) AND "
+            "(attribute_not_exists(#status) OR #status = :active)",
+            names={"#status": "status"},
+        )
+    except dynamo.ConditionFailed:
+        return False
+    return True
 
 
 def get_payment_method(user_id: str, method_id: str) -> PaymentMethod | None:
@@ -519,17 +664,64 @@ def list_payment_methods(
     return [PaymentMethod.from_item(item) for item in items[:limit]], len(items) > limit
 
 
-def delete_payment_method(user_id: str, method_id: str) -> bool:
-    """Delete the user's payment method; False (nothing deleted) if the user has none with
-    this id. The key is under the user's own pk, so another user's method is never found."""
-    try:
-        dynamo.delete_item(
-            _table(),
-            {"pk": _user(user_id), "sk": f"PM#{method_id}"},
-            "attribute_exists(pk)",
+def delete_payment_method(
+    user_id: str, method_id: str, default: bool, successor: str | None
+) -> bool:
+    """Delete the user's payment method in one transaction that also checks what the caller
+    read of the default: for the default (`default`), the pointer moves to `successor` (which
+    must still exist and be active) or is removed when there is none; for another method,
+    the pointer must still not name it. False (nothing deleted) if the user has no method
+    with this id; `ConflictError` when the default changed meanwhile (read again).
+    The key is under the user's own pk, so another user's method is never found."""
+    table = _table()
+    tx = dynamo.Transaction().add(
+        "method",
+        dynamo.delete(table, _method_key(user_id, method_id), condition="attribute_exists(pk)"),
+    )
+    values = {":id": method_id}
+    if not default:
+        tx.add(
+            "default",
+            dynamo.check(
+                table,
+                _default_key(user_id),
+                "attribute_not_exists(pk) OR method_id <> :id",
+                values=values,
+            ),
         )
-    except dynamo.ConditionFailed:
-        return False
+    elif successor is None:
+        tx.add(
+            "default",
+            dynamo.delete(table, _default_key(user_id), condition="method_id = :id", values=values),
+        )
+    else:
+        tx.add(
+            "default",
+            dynamo.update(
+                table,
+                _default_key(user_id),
+                "SET method_id = :next",
+                condition="method_id = :id",
+                values={**values, ":next": successor},
+            ),
+        ).add(
+            "successor",
+            dynamo.check(
+                table,
+                _method_key(user_id, successor),
+                "attribute_exists(pk) AND (attribute_not_exists(#status) OR #status = :active)",
+                names={"#status": "status"},
+                values={":active": "active"},
+            ),
+        )
+    try:
+        tx.write_retrying()
+    except dynamo.TransactionCanceled as exc:
+        if exc.failed("method"):
+            return False
+        if exc.failed(*(name for name in ("default", "successor") if name in tx)):
+            raise ConflictError("the default payment method changed meanwhile") from exc
+        raise
     return True
 
 

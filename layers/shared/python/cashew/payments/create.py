@@ -9,22 +9,31 @@ replayable. A failed attempt is a payment too, recorded with its key.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
 
 from cashew import clock, dynamo, ids
 from cashew.accounts import cards, velocity
 from cashew.accounts import face as accounts
-from cashew.errors import InvalidRequestError, NotFoundError
+from cashew.errors import InvalidRequestError, NotFoundError, PaymentMethodUnusableError
 from cashew.gateways import get_gateway
 from cashew.gateways.base import GATEWAY_ERROR_CHARGE, Charge
 from cashew.identity import Caller
 from cashew.observability import logger, metrics
 from cashew.payments import fraud, idempotency
 from cashew.payments import store as payments
-from cashew.payments.idempotency import Admission, Commit, IdempotencyRecord, Kept, Outcome
+from cashew.payments.idempotency import (
+    Admission,
+    Commit,
+    IdempotencyRecord,
+    Kept,
+    Outcome,
+    Refused,
+)
 from cashew.payments.models import (
     BalanceSource,
     PaymentRequest,
@@ -56,7 +65,7 @@ def create_payment(caller: Caller, request: PaymentRequest, key: str) -> Outcome
         capture=request.capture,
         description=request.description,
     )
-    return _card_charge(caller, scope, charge)
+    return _card_charge(caller, scope, charge, "source.payment_method_id")
 
 
 def top_up(caller: Caller, request: TopUpRequest, key: str) -> Outcome[PaymentResponse]:
@@ -72,7 +81,7 @@ def top_up(caller: Caller, request: TopUpRequest, key: str) -> Outcome[PaymentRe
         capture=True,
         description=None,
     )
-    return _card_charge(caller, scope, charge)
+    return _card_charge(caller, scope, charge, "payment_method_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,21 +92,53 @@ class CardRequest:
     payee_id: str
     amount: int
     currency: str
-    method_id: str
+    method_id: str | None  # None: the caller's default
     capture: bool
     description: str | None
 
 
 def _card_charge(
-    caller: Caller, scope: idempotency.Scope, charge: CardRequest
+    caller: Caller, scope: idempotency.Scope, charge: CardRequest, field: str
 ) -> Outcome[PaymentResponse]:
-    """Charge a card and credit the payee (see CardCharge)."""
-    method = accounts.get_payment_method(caller.user_id, charge.method_id)
+    """Charge a card (the caller's default when the request names none) and credit the payee
+    (see CardCharge); then keep the method current (see `_keep_current`)."""
+    method_id = charge.method_id or accounts.default_payment_method_id(caller.user_id)
+    if method_id is None:
+        raise InvalidRequestError(
+            "no payment method given, and the account has no default one",
+            errors=[{"field": field, "message": "required: the account has no default method"}],
+        )
+    charge = replace(charge, method_id=method_id)
+    method = accounts.get_payment_method(caller.user_id, method_id)
     if method is None:
         raise NotFoundError("payment method not found")
     if charge.payee_id != caller.user_id and not accounts.user_exists(charge.payee_id):
         raise NotFoundError("payee not found")
-    return _counted(idempotency.run(CardCharge(caller, scope, method, charge)))
+    outcome = _counted(idempotency.run(CardCharge(caller, scope, method, charge, field)))
+    if not outcome.replayed:  # the request it replays did this
+        _keep_current(caller.user_id, method_id, outcome.model)
+    return outcome
+
+
+def _keep_current(user_id: str, method_id: str, payment: PaymentResponse) -> None:
+    """After the money is committed: a successful charge sets the method's `last_used_at`, an
+    `expired_card` decline makes it `expired`. Each is one conditional UpdateItem that gives
+    way (no retry, no error) when it loses a race (the method deleted, used later, or changed
+    meanwhile), and nothing here fails the payment's answer: it is already recorded."""
+    try:
+        if payment.status in ("succeeded", "requires_capture"):
+            accounts.mark_method_used(user_id, method_id, clock.utcnow_str())
+        elif (
+            payment.status == "failed"
+            and payment.failure_code == "expired_card"
+            and accounts.mark_method_expired(user_id, method_id)
+        ):
+            logger.info("payment method expired", extra={"payment_method_id": method_id})
+    except (BotoCoreError, ClientError):
+        logger.warning(
+            "payment method not updated after the charge",
+            extra={"payment_method_id": method_id, "payment_id": payment.id},
+        )
 
 
 def _counted(outcome: Outcome[PaymentResponse]) -> Outcome[PaymentResponse]:
@@ -209,11 +250,13 @@ class CardCharge:
         scope: idempotency.Scope,
         method: accounts.PaymentMethod,
         charge: CardRequest,
+        field: str = "payment_method_id",
     ) -> None:
         self.scope = scope
         self.caller = caller
         self.method = method
         self.charge = charge
+        self.field = field
         self.payment_id = ids.new_id("pay")
 
     def admit(self) -> Admission:
@@ -237,6 +280,8 @@ class CardCharge:
             logger.info(
                 "resuming a request whose outcome is unknown", extra={"payment_id": work_id}
             )
+        else:  # (a resumed request may have charged the card: it asks the gateway again)
+            self._refuse_unusable()
         charge = self.charge
         self.payment = _payment(
             payment_id=work_id,
@@ -245,9 +290,25 @@ class CardCharge:
             payee_id=charge.payee_id,
             amount=charge.amount,
             currency=charge.currency,
-            source={"type": "card", "payment_method_id": charge.method_id},
+            source={"type": "card", "payment_method_id": self.method.id},
             screening=self.screening,
             description=charge.description,
+        )
+
+    def _refuse_unusable(self) -> None:
+        """A method that is not active is refused before the gateway: nothing is charged, and
+        the key is free again. An active one past its expiry month is written `expired`."""
+        status = self.method.current_status()
+        if status == "active":
+            return
+        if self.method.status == "active":  # expired by the calendar: say so from now on
+            with contextlib.suppress(BotoCoreError, ClientError):
+                accounts.mark_method_expired(self.caller.user_id, self.method.id)
+        raise Refused(
+            PaymentMethodUnusableError(
+                f"the payment method is {status}: add or choose another",
+                errors=[{"field": self.field, "message": f"the payment method is {status}"}],
+            )
         )
 
     def gateway(self, key: str) -> Callable[[], Charge] | None:
@@ -258,7 +319,7 @@ class CardCharge:
             nonce=self.method.token_nonce,
             data_key=self.method.token_data_key,
         )
-        token = cards.unseal(sealed, self.caller.user_id, self.charge.method_id)
+        token = cards.unseal(sealed, self.caller.user_id, self.method.id)
         return lambda: get_gateway().authorise(
             token,
             self.charge.amount,

@@ -20,10 +20,13 @@ class StrictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+DEFAULT_METHOD = "omitted: the caller's default payment method"
+
+
 class TopUpRequest(StrictRequest):
     amount: Amount
     currency: Currency
-    payment_method_id: PaymentMethodId
+    payment_method_id: PaymentMethodId | None = Field(default=None, description=DEFAULT_METHOD)
 
 
 class BalanceSource(StrictRequest):
@@ -32,7 +35,7 @@ class BalanceSource(StrictRequest):
 
 class CardSource(StrictRequest):
     type: Literal["card"]
-    payment_method_id: PaymentMethodId
+    payment_method_id: PaymentMethodId | None = Field(default=None, description=DEFAULT_METHOD)
 
 
 class PaymentRequest(StrictRequest):

@@ -1,0 +1,21 @@
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cashew.accounts import payment_methods
+from cashew.accounts.models import PaymentMethodResponse, UpdatePaymentMethodRequest
+from cashew.http import CashewResolver, caller
+from cashew.observability import logger
+
+app = CashewResolver()
+
+
+@app.patch("/v1/users/me/payment-methods/<id>")
+def update_payment_method(id: str, body: UpdatePaymentMethodRequest) -> PaymentMethodResponse:
+    return payment_methods.update_payment_method(caller(app), id, body)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
