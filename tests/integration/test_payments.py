@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from cashew import dynamo
+from cashew.accounts import store as accounts_store
 from cashew.errors import IdempotencyInProgressError
 from cashew.gateways import get_gateway
 from cashew.gateways.base import GatewayOutcomeUnknownError
@@ -234,6 +235,32 @@ def test_top_up_interrupted_after_the_record_is_resumed_by_asking_the_gateway(st
     again = create.top_up(caller, request, "crashed")
     assert again.replayed and again.model.model_dump_json() == retried.model.model_dump_json()
     assert balance(stack, user) == 4_200
+
+
+def test_a_resumed_top_up_that_named_no_card_asks_about_the_card_it_charged(stack, new_user):
+    # Given a top-up naming no card, interrupted after its in-progress record (it charged the
+    # default of its time, the first card), and a second card made the default since
+    user = new_user()
+    first, second = add_card(stack, user), add_card(stack, user)
+    request = TopUpRequest.model_validate({"amount": 1_500, "currency": "USD"})
+    scope = idempotency.scope(
+        user.id, "crashed-default", "POST /v1/top-ups", request.model_dump(mode="json")
+    )
+    kept = idempotency.Kept(0, [], first)
+    assert idempotency.begin(scope, "pay_01JCRASHEDDEFAULTCRASHED00", kept=kept) is None
+    assert accounts_store.set_default_method(user.id, second)
+    stack.clients("dynamodb").update_item(
+        TableName=stack.env["CASHEW_IDEMPOTENCY_TABLE"],
+        Key={"pk": {"S": scope.pk}},
+        UpdateExpression="SET lease_until = :past",
+        ExpressionAttributeValues={":past": {"N": "0"}},
+    )
+    # When the client retries with the same key
+    retried = create.top_up(Caller(user.id, user.session_id, "user"), request, "crashed-default")
+    # Then the gateway is asked again about the first card, and the payment says so
+    assert responses.status_code(retried) == 201 and not retried.replayed
+    assert retried.model.source == {"type": "card", "payment_method_id": first}
+    assert balance(stack, user) == 1_500
 
 
 def test_same_top_up_key_in_parallel_charges_and_credits_once(stack, new_user):

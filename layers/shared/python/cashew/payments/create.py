@@ -116,7 +116,8 @@ def _card_charge(
         raise NotFoundError("payee not found")
     outcome = _counted(idempotency.run(CardCharge(caller, scope, method, charge, field)))
     if not outcome.replayed:  # the request it replays did this
-        _keep_current(caller.user_id, method_id, outcome.model)
+        charged = outcome.model.source.get("payment_method_id") or method_id
+        _keep_current(caller.user_id, str(charged), outcome.model)
     return outcome
 
 
@@ -268,7 +269,7 @@ class CardCharge:
             card_added_at=self.method.created_at,
             card_risk_flag=self.method.gateway_risk_flag,
         )
-        kept = Kept(self.screening.score, self.screening.fired)
+        kept = Kept(self.screening.score, self.screening.fired, self.method.id)
         if self.screening.blocked:
             return Admission(self.payment_id, kept)
         attempt = history.record_item(self.charge.amount, self.charge.currency)
@@ -277,6 +278,7 @@ class CardCharge:
     def prepare(self, work_id: str, resumed: IdempotencyRecord | None) -> None:
         if resumed is not None:
             self.screening = _screening_of(resumed, self.screening)
+            self._charge_the_kept_method(resumed)
             logger.info(
                 "resuming a request whose outcome is unknown", extra={"payment_id": work_id}
             )
@@ -294,6 +296,17 @@ class CardCharge:
             screening=self.screening,
             description=charge.description,
         )
+
+    def _charge_the_kept_method(self, resumed: IdempotencyRecord) -> None:
+        """A request that named no method charged the default of its time: the gateway is asked
+        again about that card (with the same key), even if another is the default now."""
+        kept = resumed.kept.payment_method_id if resumed.kept else None
+        if kept is None or kept == self.method.id:
+            return
+        method = accounts.get_payment_method(self.caller.user_id, kept)
+        if method is None:
+            raise NotFoundError("the payment method this request charged was deleted")
+        self.method = method
 
     def _refuse_unusable(self) -> None:
         """A method that is not active is refused before the gateway: nothing is charged, and

@@ -286,11 +286,12 @@ class Replay:
 
 @dataclass(frozen=True, slots=True)
 class Kept:
-    """What an admission keeps in its in-progress record (a card charge's screening), for a
-    request that takes the record over."""
+    """What an admission keeps in its in-progress record (a card charge's screening, and the
+    card it charges), for a request that takes the record over."""
 
     risk_score: int
     fired_rules: list[str]
+    payment_method_id: str | None = None  # None: a record written before methods were kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +326,8 @@ class IdempotencyRecord:
         if self.kept is not None:
             item["risk_score"] = self.kept.risk_score
             item["fired_rules"] = list(self.kept.fired_rules)
+            if self.kept.payment_method_id is not None:
+                item["payment_method_id"] = self.kept.payment_method_id
         return item
 
     @classmethod
@@ -334,7 +337,11 @@ class IdempotencyRecord:
             response = Replay(int(item["status_code"]), str(item["response_body"]))
         kept = None
         if "risk_score" in item:
-            kept = Kept(int(item["risk_score"]), list(item.get("fired_rules") or []))
+            kept = Kept(
+                int(item["risk_score"]),
+                list(item.get("fired_rules") or []),
+                item.get("payment_method_id"),
+            )
         return cls(
             pk=str(item["pk"]),
             status=str(item["status"]),
