@@ -783,3 +783,27 @@ def test_adding_a_card_may_put_payment_methods_only_never_credentials_or_profile
     puts = recorder.account_puts["AddPaymentMethodFunction"]
     assert {pk for _, pk in puts} == {f"USER#{user.id}"}
     assert set().union(*(attributes for attributes, _ in puts)) == allowed
+
+
+PAYMENT_METHOD_FUNCTIONS = (
+    "AddPaymentMethodFunction", "ListPaymentMethodsFunction", "GetPaymentMethodFunction",
+    "UpdatePaymentMethodFunction", "DeletePaymentMethodFunction",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("function_id", PAYMENT_METHOD_FUNCTIONS)
+def test_payment_method_functions_reach_user_items_only_never_credentials(function_id):
+    # Given a payment-method function: everything it touches is under USER#<id> (the methods
+    # and the default pointer), so each of its grants on the accounts table, reads and checks
+    # and deletes included, is conditioned to USER# partition keys: none of them can read,
+    # probe with a condition, or delete EMAIL#.../CREDENTIALS (the password hash and role)
+    statements = [
+        statement
+        for policy in load_template()["Resources"][function_id]["Properties"]["Policies"]
+        for statement in policy["Statement"]
+        if statement["Resource"] == {"Fn::GetAtt": ["AccountsTable", "Arn"]}
+    ]
+    assert statements
+    for statement in statements:
+        leading = statement.get("Condition", {}).get("ForAllValues:StringLike", {})
+        assert leading.get("dynamodb:LeadingKeys") == ["USER#*"], (function_id, statement)

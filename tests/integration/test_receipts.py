@@ -109,7 +109,10 @@ def test_the_authorizer_refuses_a_real_receipt_as_an_access_token(stack, paid):
     kid = jwt.get_unverified_header(receipt)["kid"]
     receipt_secret = stack.clients("secretsmanager").get_secret_value(
         SecretId=stack.env["CASHEW_RECEIPT_SECRET_ID"])["SecretString"]  # fmt: skip
-    assert kid == keys.key_from_seed(json.loads(receipt_secret)["current"]).kid
+    assert (
+        kid
+        == keys.key_from_seed(json.loads(receipt_secret)["current"], keys.RECEIPT_KID_PREFIX).kid
+    )
     assert kid not in keys.key_set().all
     assert authorize(stack, payer.access_token)["principalId"] == payer.id  # the control
     # When it is presented as the Bearer token, Then API Gateway is told "Unauthorized"
@@ -132,7 +135,7 @@ def test_the_two_secrets_are_distinct_and_the_jwks_publishes_both(stack, new_use
     kids = {k["kid"] for k in stack.call("JwksFunction", "auth/jwks.json").body["keys"]}
     assert kids == {
         jwt.get_unverified_header(user.access_token)["kid"],
-        keys.key_from_seed(receipt_seeds["current"]).kid,
+        keys.key_from_seed(receipt_seeds["current"], keys.RECEIPT_KID_PREFIX).kid,
     }
 
 
@@ -154,7 +157,10 @@ def test_receipt_rotation_keeps_old_receipts_verifiable_with_the_jwks(stack, pai
         aws.reset()
         # Then new receipts use the new key, and the JWKS verifies both
         new = _receipt(stack, payer, entry_id).body["receipt"]
-        assert jwt.get_unverified_header(new)["kid"] == keys.key_from_seed(rotated["current"]).kid
+        assert (
+            jwt.get_unverified_header(new)["kid"]
+            == keys.key_from_seed(rotated["current"], keys.RECEIPT_KID_PREFIX).kid
+        )
         jwks = stack.call("JwksFunction", "auth/jwks.json").body
         assert _verify(old, jwks)["entry_id"] == _verify(new, jwks)["entry_id"] == entry_id
         # ... and the access tokens did not notice

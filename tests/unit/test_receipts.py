@@ -165,7 +165,7 @@ def test_receipts_are_signed_with_the_receipt_key_not_the_access_token_key(secre
     token, _ = issue_access_token(ALICE.user_id, ALICE.session_id, "user")
     # Then each is signed with a key of its own secret, and the JWKS publishes both
     receipt_kid = jwt.get_unverified_header(receipt)["kid"]
-    assert receipt_kid == key_from_seed(RECEIPT_SEED).kid
+    assert receipt_kid == key_from_seed(RECEIPT_SEED, keys.RECEIPT_KID_PREFIX).kid
     assert receipt_kid not in keys.key_set().all
     assert jwt.get_unverified_header(token)["kid"] == key_from_seed(TOKEN_SEED).kid
     published = {k["kid"] for k in keys.published_jwks()["keys"]}
@@ -215,7 +215,10 @@ def test_a_receipt_of_the_previous_receipt_key_verifies_until_that_key_is_droppe
     # Then the old receipt still verifies with the JWKS, and new ones use the new key
     assert _verify_offline(old, keys.published_jwks())["seq"] == 1
     new = receipts.issue_receipt(ALICE, _entry(log, ALICE, 1).id).receipt
-    assert jwt.get_unverified_header(new)["kid"] == key_from_seed(RECEIPT_SEED).kid
+    assert (
+        jwt.get_unverified_header(new)["kid"]
+        == key_from_seed(RECEIPT_SEED, keys.RECEIPT_KID_PREFIX).kid
+    )
     # ... and the token keys are untouched by it
     assert set(keys.key_set().all) == {key_from_seed(TOKEN_SEED).kid}
     # When the previous seed is dropped, the old receipt no longer verifies with the JWKS

@@ -103,15 +103,19 @@ def _card_charge(
     """Charge a card (the caller's default when the request names none) and credit the payee
     (see CardCharge); then keep the method current (see `_keep_current`)."""
     method_id = charge.method_id or accounts.default_payment_method_id(caller.user_id)
+    method = accounts.get_payment_method(caller.user_id, method_id) if method_id else None
+    if method is None:
+        recorded = _recorded(scope)  # a retry answers as it did, the card deleted since or not
+        if recorded is not None:
+            return recorded
     if method_id is None:
         raise InvalidRequestError(
             "no payment method given, and the account has no default one",
             errors=[{"field": field, "message": "required: the account has no default method"}],
         )
-    charge = replace(charge, method_id=method_id)
-    method = accounts.get_payment_method(caller.user_id, method_id)
     if method is None:
         raise NotFoundError("payment method not found")
+    charge = replace(charge, method_id=method_id)
     if charge.payee_id != caller.user_id and not accounts.user_exists(charge.payee_id):
         raise NotFoundError("payee not found")
     outcome = _counted(idempotency.run(CardCharge(caller, scope, method, charge, field)))
@@ -119,6 +123,17 @@ def _card_charge(
         charged = outcome.model.source.get("payment_method_id") or method_id
         _keep_current(caller.user_id, str(charged), outcome.model)
     return outcome
+
+
+def _recorded(scope: idempotency.Scope) -> Outcome[PaymentResponse] | None:
+    """The recorded answer of this very request (same key, same body), if it completed: what a
+    retry gets even when the method it charged is gone (or no longer the default)."""
+    record = idempotency.get(scope)
+    replay = idempotency.check(scope, record) if record is not None else None
+    if replay is None:
+        return None
+    model = PaymentResponse.model_validate_json(replay.body)
+    return Outcome(model, created=replay.status_code == 201, replayed=True)
 
 
 def _keep_current(user_id: str, method_id: str, payment: PaymentResponse) -> None:
