@@ -3,8 +3,6 @@
 import re
 from typing import Literal, get_args
 
-from ulid import ULID
-
 Prefix = Literal["usr", "ses", "pm", "pay", "re", "txn", "dsp", "evt"]
 
 PATTERNS: dict[Prefix, re.Pattern[str]] = {
@@ -14,4 +12,8 @@ PATTERNS: dict[Prefix, re.Pattern[str]] = {
 
 
 def new_id(prefix: Prefix) -> str:
+    # Imported here: python-ulid reads its own version through importlib.metadata (about
+    # 11 ms of a cold start), and most handlers only recognise ids, never mint one.
+    from ulid import ULID  # noqa: PLC0415
+
     return f"{prefix}_{ULID()}"
