@@ -1,5 +1,6 @@
-"""Provisioning: every table, queue, event bus, KMS key and secret of template.yaml created
-on an AWS endpoint (the embedded one of `local.aws`, usually), as CloudFormation would.
+"""Provisioning: every table, queue (and queue policy), event bus (and rule), KMS key, secret
+and SES identity of template.yaml created on an AWS endpoint (the embedded one of `local.aws`,
+usually), as CloudFormation would.
 
 Environment variables read here:
 - `CASHEW_LOCAL_VISIBILITY_TIMEOUT` (seconds): replaces every queue's `VisibilityTimeout` at
@@ -200,10 +201,66 @@ def _create_event_bus(
     return {"Ref": name, "Arn": arn, "Name": name}
 
 
+def _create_rule(clients: ClientFactory, logical_id: str, props: dict[str, Any]) -> dict[str, Any]:
+    """An EventBridge rule and its targets (SQS queues, here): the embedded endpoint delivers
+    every matching event of the bus to them, as EventBridge does."""
+    events = clients("events")
+    name = props.get("Name") or physical_name(logical_id)
+    bus = props.get("EventBusName", "default")
+    request: dict[str, Any] = {
+        "Name": name,
+        "EventBusName": bus,
+        "State": props.get("State", "ENABLED"),
+    }
+    if "EventPattern" in props:
+        request["EventPattern"] = json.dumps(props["EventPattern"])
+    if "ScheduleExpression" in props:
+        request["ScheduleExpression"] = props["ScheduleExpression"]
+    arn = events.put_rule(**request)["RuleArn"]  # put_rule creates or replaces
+    targets = [
+        {key: target[key] for key in _TARGET_KEYS if key in target}
+        for target in props.get("Targets", [])
+    ]
+    if targets:
+        events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+    return {"Ref": f"{bus}|{name}", "Arn": arn}
+
+
+_TARGET_KEYS = ("Id", "Arn", "Input", "InputPath", "DeadLetterConfig", "RetryPolicy")
+
+
+def _create_queue_policy(
+    clients: ClientFactory, logical_id: str, props: dict[str, Any]
+) -> dict[str, Any]:
+    """The policy set on each of its queues (the embedded endpoint keeps it; it does not
+    enforce it)."""
+    sqs = clients("sqs")
+    for url in props["Queues"]:
+        sqs.set_queue_attributes(
+            QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])}
+        )
+    return {"Ref": physical_name(logical_id)}
+
+
+def _create_email_identity(
+    clients: ClientFactory, logical_id: str, props: dict[str, Any]
+) -> dict[str, Any]:
+    """An SES identity (an address or a domain) that may send: verified at once here, where a
+    deployed one waits for its DNS records or the address's confirmation."""
+    sesv2 = clients("sesv2")
+    identity = props["EmailIdentity"]
+    with contextlib.suppress(sesv2.exceptions.AlreadyExistsException):
+        sesv2.create_email_identity(EmailIdentity=identity)
+    return {"Ref": identity}
+
+
 _CREATORS: dict[str, Callable[[ClientFactory, str, dict[str, Any]], dict[str, Any]]] = {
     "AWS::DynamoDB::Table": _create_table,
     "AWS::Events::EventBus": _create_event_bus,
     "AWS::SQS::Queue": _create_queue,
     "AWS::KMS::Key": _create_key,
     "AWS::SecretsManager::Secret": _create_secret,
+    "AWS::Events::Rule": _create_rule,
+    "AWS::SQS::QueuePolicy": _create_queue_policy,
+    "AWS::SES::EmailIdentity": _create_email_identity,
 }

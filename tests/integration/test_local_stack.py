@@ -592,3 +592,53 @@ def test_a_handler_error_comes_back_as_an_error_object_and_the_worker_survives(
     assert failed.error is not None
     assert (failed.error["errorType"], failed.error["errorMessage"]) == ("ValueError", "boom")
     assert ok.payload == {"calls": 2, "name": "cashew-Fn", "x": "y"}
+
+
+def test_an_event_of_the_bus_reaches_every_target_queue_of_its_rules(
+    resources: Resources, endpoint: str
+) -> None:
+    # Given the template's rules provisioned on the endpoint (the fixture)
+    events, sqs = _client(endpoint, "events"), _client(endpoint, "sqs")
+    rules = _declared("AWS::Events::Rule")
+    assert rules
+    for logical_id, props in rules.items():
+        bus = resources[props["EventBusName"]["Ref"]]["Ref"]
+        # When an event its pattern matches is put on its bus
+        marker = f"evt_{uuid.uuid4().hex}"
+        events.put_events(
+            Entries=[
+                {
+                    "Source": props["EventPattern"]["source"][0],
+                    "DetailType": "payment.succeeded",
+                    "Detail": json.dumps({"id": marker}),
+                    "EventBusName": bus,
+                }
+            ]
+        )
+        # Then each target queue holds it, as EventBridge would deliver it
+        for target in props["Targets"]:
+            queue = target["Arn"]["Fn::GetAtt"][0]
+            bodies = [
+                json.loads(message["Body"])
+                for _ in range(5)
+                for message in sqs.receive_message(
+                    QueueUrl=resources[queue]["Ref"], MaxNumberOfMessages=10
+                ).get("Messages", [])
+            ]
+            assert [body["detail"] for body in bodies if body["detail"]["id"] == marker] == [
+                {"id": marker}
+            ], (logical_id, queue)
+
+
+def test_the_sender_identity_is_verified_and_nothing_else_may_send(
+    resources: Resources, endpoint: str
+) -> None:
+    # Given the template's SES identity provisioned (the fixture)
+    sesv2 = _client(endpoint, "sesv2")
+    identity = resources["EmailIdentity"]["Ref"]
+    # Then mail from an address of it is accepted, and from any other refused
+    content = {"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "t"}}}}
+    to = {"ToAddresses": ["someone@example.com"]}
+    sesv2.send_email(FromEmailAddress=f"a@{identity}", Destination=to, Content=content)
+    with pytest.raises(ClientError, match="not verified"):
+        sesv2.send_email(FromEmailAddress="a@elsewhere.example", Destination=to, Content=content)
