@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from bench.harness import local_stack
-from bench.imports import NO_AWS, time_import
+from bench.imports import NO_AWS, time_import, warm
 from local.cfn import REPO_ROOT, load_template
 from local.specs import function_env, functions
 
@@ -59,7 +59,8 @@ def _compare(other: Path, rounds: int, limit: float, revision: str) -> int:
             spec = theirs[function_id]
             env_a = function_env(mine, stack.resources, NO_AWS)
             env_b = function_env(spec, stack.resources, NO_AWS)
-            time_import(mine, env_a, 0), time_import(spec, env_b, 0)  # bytecode caches
+            warm(mine, env_a)
+            warm(spec, env_b)
             ratios, here, there = [], [], []
             for _ in range(rounds):
                 a = time_import(mine, env_a, 1, warm_up=False)

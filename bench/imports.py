@@ -18,6 +18,7 @@ import subprocess  # nosec B404 # runs this repository's own Python, no shell
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from local.specs import FunctionSpec
 
@@ -52,35 +53,45 @@ class ImportTiming:
         return statistics.median(self.runs_ms)
 
 
+def _import_once(spec: FunctionSpec, env: Mapping[str, str]) -> dict[str, Any]:
+    """One cold import of the handler module of `spec` in a child interpreter: its result
+    line (`ms`, `boto3`)."""
+    paths = [str(spec.code_dir), *(str(layer) for layer in spec.layer_dirs)]
+    command = [sys.executable, "-I", "-c", _CHILD, json.dumps(paths), spec.handler_module]
+    child = subprocess.run(  # nosec B603 # fixed argv of sys.executable, no shell
+        command,
+        env=dict(env),
+        cwd=spec.code_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=_TIMEOUT_SECONDS,
+    )
+    lines = child.stdout.strip().splitlines()
+    if child.returncode != 0 or not lines:
+        raise ImportFailedError(
+            f"import {spec.handler_module} ({spec.logical_id}) failed:\n{child.stderr}"
+        )
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def warm(spec: FunctionSpec, env: Mapping[str, str]) -> None:
+    """One untimed import, which writes the bytecode caches the timed ones then read."""
+    _import_once(spec, env)
+
+
 def time_import(
     spec: FunctionSpec, env: Mapping[str, str], runs: int, *, warm_up: bool = True
 ) -> ImportTiming:
     """`runs` timed imports of the handler module of `spec`, after one untimed one (unless
-    `warm_up` is False: the bytecode caches are known to be written)."""
-    paths = [str(spec.code_dir), *(str(layer) for layer in spec.layer_dirs)]
-    command = [sys.executable, "-I", "-c", _CHILD, json.dumps(paths), spec.handler_module]
-    samples: list[float] = []
-    loads_boto3 = False
-    for run in range(0 if warm_up else 1, runs + 1):
-        child = subprocess.run(  # nosec B603 # fixed argv of sys.executable, no shell
-            command,
-            env=dict(env),
-            cwd=spec.code_dir,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=_TIMEOUT_SECONDS,
-        )
-        lines = child.stdout.strip().splitlines()
-        if child.returncode != 0 or not lines:
-            raise ImportFailedError(
-                f"import {spec.handler_module} ({spec.logical_id}) failed:\n{child.stderr}"
-            )
-        result = json.loads(lines[-1])
-        loads_boto3 = loads_boto3 or bool(result["boto3"])
-        if run:  # run 0 writes the bytecode caches
-            samples.append(float(result["ms"]))
-    return ImportTiming(spec.logical_id, spec.handler_module, tuple(samples), loads_boto3)
+    `warm_up` is False: the bytecode caches are known to be written, see `warm`)."""
+    if warm_up:
+        warm(spec, env)
+    results = [_import_once(spec, env) for _ in range(runs)]
+    samples = tuple(float(result["ms"]) for result in results)
+    loads_boto3 = any(bool(result["boto3"]) for result in results)
+    return ImportTiming(spec.logical_id, spec.handler_module, samples, loads_boto3)
 
 
 def time_imports(

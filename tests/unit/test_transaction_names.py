@@ -210,3 +210,23 @@ def test_the_order_of_transaction_items_changes_no_outcome(tables, monkeypatch, 
     assert expected[3][0] == "NotFoundError" and expected[4][2] == "succeeded"
     assert expected[5] == ("ConflictError", "the payee's balance is too low for this refund")
     assert expected[-1] == (1_000 - 300 - 100 - 200 + 550 + 50, 300 + 100 + 200 - 550 - 50)
+
+
+def test_a_builder_leaves_the_mappings_it_is_given_as_they_were() -> None:
+    # Given a key and condition values a caller keeps using after building an item
+    key = {"pk": "USER#u", "sk": "BALANCE#USD"}
+    values = {":amount": 5}
+    names = {"#a": "available"}
+    # When two items are built from them
+    first = dynamo.update(
+        "t", key, "SET #a = #a - :amount", condition="#a >= :amount", names=names, values=values
+    )
+    second = dynamo.check("t", key, condition="attribute_exists(pk)")
+    # Then each carries only its own condition, and the caller's mappings are unchanged
+    assert "ExpressionAttributeValues" not in second["ConditionCheck"]
+    assert first["Update"]["ConditionExpression"] == "#a >= :amount"
+    assert (key, values, names) == (
+        {"pk": "USER#u", "sk": "BALANCE#USD"},
+        {":amount": 5},
+        {"#a": "available"},
+    )

@@ -131,13 +131,16 @@ def _write(
     names: Mapping[str, str] | None,
     values: Mapping[str, Any] | None,
 ) -> Write:
+    """The transaction item `{action: request + the condition's parts}` (a new dict: the
+    caller's `request` is left as it was)."""
+    expression: dict[str, Any] = {}
     if condition:
-        request["ConditionExpression"] = condition
+        expression["ConditionExpression"] = condition
     if names:
-        request["ExpressionAttributeNames"] = dict(names)
+        expression["ExpressionAttributeNames"] = dict(names)
     if values:
-        request["ExpressionAttributeValues"] = serialize(values)
-    return Write({action: request})
+        expression["ExpressionAttributeValues"] = serialize(values)
+    return Write({action: {**request, **expression}})
 
 
 def put(
