@@ -6,6 +6,7 @@ against the embedded endpoint."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from cashew.accounts import store
@@ -158,8 +159,22 @@ def test_deleting_the_default_when_no_other_card_is_active_leaves_no_default(sta
     # Then the expired card is not made the default: there is none
     assert defaults(stack, user) == []
     assert store.default_method_id(user.id) is None
-    # And it can still be made the default by hand (charging it then says it is unusable)
-    assert make_default(stack, user, expired).status == 200
+    # And it cannot be made the default by hand either: it is unusable, and nothing changes
+    refused = make_default(stack, user, expired)
+    assert (refused.status, refused.body["code"]) == (422, "payment_method_unusable")
+    assert store.default_method_id(user.id) is None
+
+
+def test_a_card_past_its_expiry_month_is_not_made_the_default(stack, new_user, monkeypatch):
+    # Given a default card and a second one, stored active, whose expiry month then passes
+    user = new_user()
+    default, other = add_card(stack, user), add_card(stack, user)
+    monkeypatch.setattr(store.clock, "now", lambda: datetime(2099, 1, 1, tzinfo=UTC))
+    # When the second is made the default
+    refused = make_default(stack, user, other)
+    # Then it is 422 payment_method_unusable and the default stays
+    assert (refused.status, refused.body["code"]) == (422, "payment_method_unusable")
+    assert store.default_method_id(user.id) == default
 
 
 def test_deletes_and_default_changes_racing_leave_one_default_that_exists(stack, new_user):

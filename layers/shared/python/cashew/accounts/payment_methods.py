@@ -20,7 +20,12 @@ from cashew.accounts.models import (
     UpdatePaymentMethodRequest,
 )
 from cashew.accounts.store import PaymentMethod
-from cashew.errors import ConflictError, InvalidRequestError, NotFoundError
+from cashew.errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    PaymentMethodUnusableError,
+)
 from cashew.identity import Caller
 from cashew.observability import logger, metrics
 
@@ -113,12 +118,23 @@ def update_payment_method(
     caller: Caller, method_id: str, request: UpdatePaymentMethodRequest
 ) -> PaymentMethodResponse:
     """`{default: true}`: make the method the caller's default; the previous default no
-    longer is (one pointer, written in one transaction that checks the method exists)."""
-    if not _is_method_id(method_id) or not store.set_default_method(caller.user_id, method_id):
+    longer is (one pointer, written in one transaction that checks the method exists and is
+    still stored `active`). A method that cannot be charged (expired, invalid) is 422
+    `payment_method_unusable`: a default that every charge refuses would only hide the cards
+    that work."""
+    method = (
+        store.get_payment_method(caller.user_id, method_id) if _is_method_id(method_id) else None
+    )
+    if method is None:
         raise NotFoundError("payment method not found")
-    method = store.get_payment_method(caller.user_id, method_id)
-    if method is None:  # deleted since: as if it had been first
-        raise NotFoundError("payment method not found")
+    if method.current_status() != "active":
+        raise PaymentMethodUnusableError(f"the payment method is {method.current_status()}")
+    if not store.set_default_method(caller.user_id, method_id):
+        # deleted, or no longer active, since it was read: as if it had been first
+        method = store.get_payment_method(caller.user_id, method_id)
+        if method is None:
+            raise NotFoundError("payment method not found")
+        raise PaymentMethodUnusableError(f"the payment method is {method.current_status()}")
     logger.info("default payment method set", extra={"payment_method_id": method_id})
     return _method_response(method, True)
 

@@ -408,12 +408,18 @@ def default_method_id(user_id: str) -> str | None:
 
 def set_default_method(user_id: str, method_id: str) -> bool:
     """Make the method the user's default (the previous one no longer is: there is one
-    pointer), in one transaction that checks the method exists; False if it does not."""
+    pointer), in one transaction that checks the method exists and is stored `active`; False
+    if it is not."""
     table = _table()
+    method = dynamo.check(
+        table,
+        _method_key(user_id, method_id),
+        "attribute_exists(pk) AND #status = :active",
+        names={"#status": "status"},
+        values={":active": "active"},
+    )
     try:
-        dynamo.Transaction().add(
-            "method", dynamo.check(table, _method_key(user_id, method_id), "attribute_exists(pk)")
-        ).add(
+        dynamo.Transaction().add("method", method).add(
             "default", dynamo.put(table, DefaultMethod(user_id, method_id).to_item())
         ).write_retrying()
     except dynamo.TransactionCanceled as exc:
