@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from cashew.accounts import face, store
+from cashew.accounts import face, store, velocity
 from cashew.payments import create
 from tests.integration.conftest import add_card, call_with_id, pay, top_up
 from tests.support.lambda_runtime import Reply
@@ -146,6 +146,27 @@ def test_charging_an_expired_or_invalid_method_is_422_before_the_gateway(
         # And the key is free again: the same key with an active card goes through
         assert attempt(active, key).status == 201
         charges, before = gateway.charges, balance(stack, user)
+
+
+@pytest.mark.parametrize("charge", ["top_up", "card_payment"])
+def test_a_refused_unusable_method_is_not_counted_in_the_payers_history(stack, new_user, charge):
+    # Given a user whose only card is expired, and what their history counts now
+    user, payee = new_user(), new_user()
+    expired = add_card(stack, user)
+    assert store.mark_expired(user.id, expired)
+    window = 10 * 60 * 1000
+    counted = velocity.read(user.id).count_within(window)
+    # When they try to charge it three times
+    for _ in range(3):
+        key = str(uuid.uuid4())
+        if charge == "top_up":
+            refused = top_up(stack, user, expired, 500, key)
+        else:
+            source = {"type": "card", "payment_method_id": expired}
+            refused = pay(stack, user, payee.id, 500, key, source=source)
+        assert refused.code == "payment_method_unusable"
+    # Then none of the refusals counts toward the fraud screening's velocity rules
+    assert velocity.read(user.id).count_within(window) == counted
 
 
 def test_a_card_past_its_expiry_month_becomes_expired_and_is_refused(stack, new_user, gateway):

@@ -285,7 +285,8 @@ class CardCharge:
             card_risk_flag=self.method.gateway_risk_flag,
         )
         kept = Kept(self.screening.score, self.screening.fired, self.method.id)
-        if self.screening.blocked:
+        if self.screening.blocked or self.method.current_status() != "active":
+            # not an attempt: blocked, or refused as unusable before the gateway (`prepare`)
             return Admission(self.payment_id, kept)
         attempt = history.record_item(self.charge.amount, self.charge.currency)
         return Admission(self.payment_id, kept, dynamo.Transaction().add("history", attempt))
