@@ -183,3 +183,21 @@ def test_a_warm_receipt_costs_two_queries_and_a_cold_one_a_secret_read_too(stack
     # Then a receipt costs the entry by id and the head of the chain; the keys are cached
     assert sorted(cold) == ["DynamoDB.Query", "DynamoDB.Query", "SecretsManager.GetSecretValue"]
     assert sorted(warm) == ["DynamoDB.Query", "DynamoDB.Query"]
+
+
+def test_an_entry_edited_in_the_table_gets_no_receipt(stack, paid):
+    # Given the payer's payment entry, its amount then edited in the table (its hash kept)
+    payer, _ = paid
+    payment = next(e for e in _history(stack, payer) if e["type"] == "payment")
+    stack.clients("dynamodb").update_item(
+        TableName=stack.env["CASHEW_LOG_TABLE"],
+        Key={"pk": {"S": f"USER#{payer.id}"}, "sk": {"S": f"SEQ#{payment['seq']:012d}"}},
+        UpdateExpression="SET amount = :more",
+        ExpressionAttributeValues={":more": {"N": "99999"}},
+        ConditionExpression="attribute_exists(pk)",
+    )
+    # When they ask for its receipt
+    reply = _receipt(stack, payer, payment["id"])
+    # Then nothing is signed: no receipt vouches for what the log no longer holds
+    assert (reply.status, reply.body["code"]) == (500, "internal_error")
+    assert "receipt" not in reply.body

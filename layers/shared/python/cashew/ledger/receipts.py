@@ -7,8 +7,14 @@ from cashew import clock
 from cashew.config import get_settings
 from cashew.errors import NotFoundError
 from cashew.identity import Caller
-from cashew.ledger import store
+from cashew.ledger import chain, store
 from cashew.ledger.models import ChainHead, Entry, ReceiptClaims
+from cashew.observability import logger
+
+
+class AlteredEntryError(Exception):
+    """The stored entry does not hash to its `hash`: it was edited in the table. No receipt is
+    signed for it (the audit reports the chain); the caller gets 500 internal_error."""
 
 
 def receipt_claims(caller: Caller, entry_id: str) -> tuple[Entry, ReceiptClaims]:
@@ -17,6 +23,11 @@ def receipt_claims(caller: Caller, entry_id: str) -> tuple[Entry, ReceiptClaims]
     entry = store.get_entry(entry_id)
     if entry is None or entry.user_id != caller.user_id:
         raise NotFoundError("transaction not found")
+    if chain.entry_hash(entry.model_dump(mode="json", exclude={"hash"})) != entry.hash:
+        logger.error(
+            "an entry does not match its hash: no receipt signed", extra={"entry_id": entry.id}
+        )
+        raise AlteredEntryError(entry.id)
     head = store.head(entry.user_id) or entry  # the chain holds the entry: never None
     claims = ReceiptClaims(
         iss=get_settings().issuer,
