@@ -200,20 +200,53 @@ def authorizer_context(result: Any) -> dict[str, str]:
     return {**values, "principalId": str(result["principalId"])}
 
 
+LocalHelper = Callable[[dict[str, Any]], dict[str, Any]]
+"""A local-only endpoint (never in template.yaml): a proxy event in, a proxy response out."""
+
+
 class Gateway:
-    """Routes, authorizes and invokes; HTTP-free, so it can be driven directly too."""
+    """Routes, authorizes and invokes; HTTP-free, so it can be driven directly too.
+
+    `helpers` are the local stack's own endpoints (`(method, path)` -> handler, such as the
+    sandbox gateway's `POST /_sandbox/v1/tokens`): routed like the template's, without an
+    authorizer, and answered in this process."""
 
     def __init__(
-        self, events: Iterable[ApiEvent], api_specs: Mapping[str, ApiSpec], invoke: Invoke
+        self,
+        events: Iterable[ApiEvent],
+        api_specs: Mapping[str, ApiSpec],
+        invoke: Invoke,
+        helpers: Mapping[tuple[str, str], LocalHelper] | None = None,
     ) -> None:
-        self._routes = [Route.of(event) for event in events]
+        self._helpers = {
+            f"local:{method} {path}": h for (method, path), h in (helpers or {}).items()
+        }
+        local = [
+            ApiEvent(f"local:{method} {path}", None, path, method, None)
+            for method, path in (helpers or {})
+        ]
+        self._routes = [Route.of(event) for event in [*events, *local]]
         self._apis = dict(api_specs)
         self._invoke = invoke
 
     @classmethod
-    def from_template(cls, template: Mapping[str, Any], invoke: Invoke) -> Gateway:
+    def from_template(
+        cls,
+        template: Mapping[str, Any],
+        invoke: Invoke,
+        helpers: Mapping[tuple[str, str], LocalHelper] | None = None,
+    ) -> Gateway:
         events = [event for spec in functions(template).values() for event in spec.api_events]
-        return cls(events, apis(template), invoke)
+        return cls(events, apis(template), invoke, helpers)
+
+    def _call(self, function_id: str, event: dict[str, Any]) -> Invocation:
+        helper = self._helpers.get(function_id)
+        if helper is None:
+            return self._invoke(function_id, event)
+        try:
+            return Invocation(event["requestContext"]["requestId"], payload=helper(event))
+        except Exception as exc:  # noqa: BLE001 - answered as a failed function would be
+            return Invocation("", error={"errorType": type(exc).__name__, "errorMessage": ""})
 
     @property
     def routes(self) -> list[Route]:
@@ -236,7 +269,7 @@ class Gateway:
                 return outcome
             event["requestContext"]["authorizer"] = outcome
         started = time.monotonic()
-        invocation = self._invoke(route.event.function_id, event)
+        invocation = self._call(route.event.function_id, event)
         if time.monotonic() - started > INTEGRATION_TIMEOUT_SECONDS:
             return gateway_response(api, "INTEGRATION_TIMEOUT", request_id, request)
         try:

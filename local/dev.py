@@ -31,7 +31,7 @@ from local.cfn import ParameterError, load_template, local_parameters
 from local.consumers import Consumers
 from local.provision import ClientFactory, provision
 from local.runtime import Runtime
-from local.sandbox import WebhookScheduler
+from local.sandbox import TOKENS_PATH, WebhookScheduler, tokens_endpoint
 from local.specs import function_env, functions, stack_env
 
 _log = logging.getLogger("local.dev")
@@ -118,7 +118,12 @@ def main() -> int:
             consumers = Consumers(specs, resources, runtime.invoke, clients)
             consumers.start()
             stack.callback(consumers.stop)
-            gateway = Gateway.from_template(template, runtime.invoke)
+            tokens = tokens_endpoint(
+                _webhook_secret(clients, shared_env["CASHEW_GATEWAY_SECRET_ID"])
+            )
+            gateway = Gateway.from_template(
+                template, runtime.invoke, {("POST", TOKENS_PATH): tokens}
+            )
             server = make_server(gateway, port=api_port)
             stack.callback(server.server_close)
             threading.Thread(target=server.serve_forever, name="api", daemon=True).start()

@@ -1,4 +1,5 @@
-"""The sandbox gateway's asynchronous side: the webhooks of `processing` charges.
+"""The sandbox gateway's local side: the webhooks of `processing` charges, and its own
+tokenisation endpoint (`POST /_sandbox/v1/tokens`, see `tokens_endpoint`).
 
 The sandbox adapter (in the layer) POSTs `{"delay_seconds": n, "event": {...}}` to
 CASHEW_SANDBOX_WEBHOOK_URL when it answers `processing`; this scheduler signs the event
@@ -91,3 +92,15 @@ class WebhookScheduler:
             timer.cancel()
         self._server.shutdown()
         self._server.server_close()
+
+
+TOKENS_PATH = "/_sandbox/v1/tokens"
+
+
+def tokens_endpoint(secret: Callable[[], str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The handler of `POST /_sandbox/v1/tokens` (see `local.sandbox_tokens`), issuing tokens
+    under the secret `secret` returns (asked at each call). Imported on use: it needs the
+    layer on sys.path."""
+    from local.sandbox_tokens import handler  # noqa: PLC0415
+
+    return handler(secret)

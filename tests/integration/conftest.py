@@ -310,3 +310,40 @@ def call_with_id(
     """Stack.call for a route with `{id}`: the sample with its path parameter and path filled
     in, as API Gateway does."""
     return stack.call(function_id, sample, path={"id": resource_id}, **variations)
+
+
+def sandbox_token(stack: Stack, number: str = "4242424242424242", year: int = 2030) -> str:
+    """A client token of the stack's sandbox gateway for `number` (what the local stack's
+    POST /_sandbox/v1/tokens answers), issued under the stack's gateway secret."""
+    from cashew.gateways.sandbox import SandboxGateway
+
+    return SandboxGateway(secret=stack.gateway_webhook_secret()).issue_token(number, 12, year)
+
+
+def add_card_by_token(stack: Stack, user: User, token: str) -> Reply:
+    return stack.call(
+        "AddPaymentMethodFunction",
+        "accounts/add_payment_method.json",
+        body={"gateway_token": token},
+        authorizer=user.authorizer,
+    )
+
+
+def card_update_webhook(
+    stack: Stack, charging_token: str, last4: str, exp_month: int, exp_year: int
+) -> tuple[str, Callable[[], Reply]]:
+    """The sandbox's signed card-update event for the method charged by `charging_token`: its
+    event id, and its delivery to GatewayWebhookFunction (a reply)."""
+    from cashew.gateways.base import sign_webhook
+
+    event_id = f"evt_sbx_{uuid.uuid4().hex[:24]}"
+    event = json.dumps({
+        "id": event_id, "type": "payment_method.automatically_updated",
+        "data": {"token": charging_token, "last4": last4, "exp_month": exp_month,
+                 "exp_year": exp_year},
+    })  # fmt: skip
+    signature = sign_webhook(event.encode(), stack.gateway_webhook_secret(), int(time.time()))
+    return event_id, lambda: stack.call(
+        "GatewayWebhookFunction", "payments/gateway_webhook.json", raw_body=event,
+        headers={"Gateway-Signature": signature},
+    )  # fmt: skip

@@ -19,7 +19,17 @@ from cashew import aws, dynamo
 from cashew.gateways.base import sign_webhook
 from cashew.payments import store as payments_store
 from local.cfn import Resources, load_template
-from tests.integration.conftest import PASSWORD, add_card, authorize, call_with_id, pay, top_up
+from tests.integration.conftest import (
+    PASSWORD,
+    add_card,
+    add_card_by_token,
+    authorize,
+    call_with_id,
+    card_update_webhook,
+    pay,
+    sandbox_token,
+    top_up,
+)
 
 # IAM authorises each item of a TransactWriteItems as its own action.
 _TRANSACT_ACTIONS = {
@@ -487,6 +497,12 @@ def test_every_action_of_the_payment_lifecycle_functions_is_granted(stack, new_u
     assert recorder.gateway_readers() == GATEWAY_FUNCTIONS & set(recorder.used)
 
 
+def _charging_token(stack, token: str) -> str:
+    from cashew.gateways.sandbox import SandboxGateway
+
+    return SandboxGateway(secret=stack.gateway_webhook_secret()).attach_token(token).token
+
+
 def _charge_success_webhook(stack, payer, payee) -> Callable[[], int]:
     """A card payment the sandbox leaves processing; and the delivery to GatewayWebhookFunction
     of the gateway's signed webhook that it succeeded (which credits the payee): its status."""
@@ -714,6 +730,8 @@ def test_money_functions_write_exactly_the_account_attributes_their_policies_all
         assert declined["failure_code"] == "expired_card", declined
     authorised = pay(stack, payer, payee.id, 500, source=source, capture=False).body
     deliver = _charge_success_webhook(stack, payer, payee)
+    by_token = sandbox_token(stack)
+    assert add_card_by_token(stack, payer, by_token).status == 201
     statuses = [
         run("CapturePaymentFunction", lambda: stack.call("CapturePaymentFunction",
             "payments/capture_payment.json", authorizer=payee.authorizer,
@@ -725,6 +743,9 @@ def test_money_functions_write_exactly_the_account_attributes_their_policies_all
             for payment in (by_balance, by_card)
         ),
         run("GatewayWebhookFunction", deliver),
+        # (the gateway's card update of a card added by token: its last4, expiry, status)
+        run("GatewayWebhookFunction", card_update_webhook(
+            stack, _charging_token(stack, by_token), "1881", 5, 2033)[1]).status,
     ]  # fmt: skip
     stack.settle()
     log = stack.call("ListTransactionsFunction", "ledger/list_transactions.json",
@@ -735,7 +756,7 @@ def test_money_functions_write_exactly_the_account_attributes_their_policies_all
     statuses.append(run("ResolveDisputeFunction", lambda: stack.call("ResolveDisputeFunction",
         "disputes/resolve_dispute.json", authorizer=admin.authorizer, path={"id": dispute["id"]},
         body={"outcome": "won"}).status))  # fmt: skip
-    assert statuses == [200, 201, 201, 200, 200]
+    assert statuses == [200, 201, 201, 200, 200, 200]
 
     for function_id in MONEY_FUNCTIONS:
         allowed = _allowed_attributes(function_id)
@@ -767,7 +788,9 @@ def test_adding_a_card_may_put_payment_methods_only_never_credentials_or_profile
         if "dynamodb:PutItem" in _actions(statement)
     ]
     condition = grant["Condition"]
-    assert condition["ForAllValues:StringLike"] == {"dynamodb:LeadingKeys": ["USER#*"]}
+    assert condition["ForAllValues:StringLike"] == {
+        "dynamodb:LeadingKeys": ["USER#*", "GATEWAY_TOKEN#*"]  # (the marker of its token)
+    }
     allowed = set(condition["ForAllValues:StringEquals"]["dynamodb:Attributes"])
     assert not allowed & {"role", "password_hash", "email", "user_id", "available"}
     # When a card (with a billing name, so every attribute is written) is added as that function
@@ -781,7 +804,12 @@ def test_adding_a_card_may_put_payment_methods_only_never_credentials_or_profile
     # Then what it put (the method, and the default pointer: it is the user's first card) is
     # exactly what the grant allows, on the user's own items
     puts = recorder.account_puts["AddPaymentMethodFunction"]
-    assert {pk for _, pk in puts} == {f"USER#{user.id}"}
+    # (the first card's transaction is tried twice: with a default there, then without)
+    markers = {(frozenset(a), pk) for a, pk in puts if not pk.startswith("USER#")}
+    [(marker, marker_pk)] = markers
+    assert {pk for _, pk in puts} == {f"USER#{user.id}", marker_pk}
+    assert marker_pk.startswith("GATEWAY_TOKEN#")  # and nothing of a user's: only its digest
+    assert marker == {"pk", "sk", "owner", "method_id", "created_at"}
     assert set().union(*(attributes for attributes, _ in puts)) == allowed
 
 
@@ -806,4 +834,9 @@ def test_payment_method_functions_reach_user_items_only_never_credentials(functi
     assert statements
     for statement in statements:
         leading = statement.get("Condition", {}).get("ForAllValues:StringLike", {})
-        assert leading.get("dynamodb:LeadingKeys") == ["USER#*"], (function_id, statement)
+        expected = ["USER#*"]
+        if function_id == "AddPaymentMethodFunction" and _actions(statement) == [
+            "dynamodb:PutItem"
+        ]:
+            expected = ["USER#*", "GATEWAY_TOKEN#*"]  # it puts the marker of its gateway token
+        assert leading.get("dynamodb:LeadingKeys") == expected, (function_id, statement)

@@ -21,10 +21,13 @@ import pytest
 import stripe
 
 from cashew.gateways.base import (
+    AttachedCard,
     CardRejectedError,
+    CardUpdate,
     GatewayOutcomeUnknownError,
     GatewayRefund,
     GatewayUnavailableError,
+    TokenRejectedError,
     WebhookPayloadError,
     WebhookSignatureError,
     with_retries,
@@ -177,6 +180,33 @@ def create_refund(re_id: str, form: dict[str, str]) -> tuple[int, dict[str, Any]
     return 200, refund
 
 
+# PaymentMethods the browser created with Stripe.js / Elements (GET /v1/payment_methods/{id}).
+ELEMENTS_METHODS: dict[str, dict[str, Any]] = {
+    "pm_1Elements": {"customer": None, "type": "card", "cvc_check": "pass"},
+    "pm_1Risky": {"customer": None, "type": "card", "cvc_check": "fail"},
+    "pm_1Attached": {"customer": "cus_9", "type": "card", "cvc_check": "pass"},
+    "pm_1Sepa": {"customer": None, "type": "sepa_debit"},
+}
+
+
+def retrieve_payment_method(path: str) -> tuple[int, dict[str, Any]]:
+    match = re.fullmatch(r"/v1/payment_methods/(\w+)", path)
+    known = ELEMENTS_METHODS.get(match.group(1)) if match else None
+    if match is None or known is None:
+        return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                               "message": "No such PaymentMethod"}}  # fmt: skip
+    method: dict[str, Any] = {
+        "id": match.group(1), "object": "payment_method", "type": known["type"],
+        "customer": known["customer"],
+    }  # fmt: skip
+    if known["type"] == "card":
+        method["card"] = {
+            "brand": "mastercard", "last4": "4444", "exp_month": 9, "exp_year": 2032,
+            "fingerprint": "Xt5EWLLDS7FJjR1c", "checks": {"cvc_check": known["cvc_check"]},
+        }  # fmt: skip
+    return 200, method
+
+
 def answer(path: str, form: dict[str, str], n: int) -> tuple[int, dict[str, Any]]:
     """What Stripe would answer (before idempotent replay is applied)."""
     if path == "/v1/payment_methods":
@@ -228,6 +258,17 @@ def stripe_server() -> Iterator[FakeStripe]:
                 self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (the timeout test)
+
+        def do_GET(self) -> None:
+            path = urllib.parse.urlsplit(self.path).path
+            fake.requests.append(Seen("GET", path, dict(self.headers.items()), {}))
+            status, reply = retrieve_payment_method(path)
+            data = json.dumps(reply).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -284,6 +325,49 @@ def test_card_details_stripe_refuses_raise_card_rejected(gateway: StripeGateway)
     with pytest.raises(CardRejectedError) as raised:
         gateway.tokenise("4000000000000000", 12, 2030, "123")
     assert raised.value.code == "card_declined"
+
+
+# --- attach_token (cards by Stripe.js / Elements) --------------------------------------------
+
+
+def test_attach_token_retrieves_the_payment_method_and_takes_its_card(
+    gateway: StripeGateway, fake_stripe: FakeStripe
+) -> None:
+    attached = gateway.attach_token("pm_1Elements")
+    assert attached == AttachedCard(
+        token="pm_1Elements", risk_flag=False, brand="mastercard", last4="4444", exp_month=9,
+        exp_year=2032, fingerprint="Xt5EWLLDS7FJjR1c",
+    )  # fmt: skip
+    seen = fake_stripe.last("/v1/payment_methods/pm_1Elements")
+    assert seen.method == "GET"
+    assert seen.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert gateway.attach_token("pm_1Risky").risk_flag is True
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        ("pm_1Attached", "attached"),  # attached to a customer already
+        ("pm_1Unknown", "unknown"),  # Stripe: 404 resource_missing
+        ("pm_1Sepa", "unknown"),  # not a card
+        ("tok_sandbox.visa", "unknown"),  # not a PaymentMethod id: never sent
+        ("pm_../../v1/charges", "unknown"),
+    ],
+)
+def test_attach_token_refuses_what_is_no_unattached_card(
+    gateway: StripeGateway, fake_stripe: FakeStripe, token: str, reason: str
+) -> None:
+    with pytest.raises(TokenRejectedError) as raised:
+        gateway.attach_token(token)
+    assert raised.value.reason == reason
+    if not token.startswith("pm_1"):
+        assert fake_stripe.requests == []
+
+
+def test_attach_token_when_stripe_is_down_is_unavailable(fake_stripe: FakeStripe) -> None:
+    closed = StripeGateway(API_KEY, WEBHOOK_SECRET, api_base="http://127.0.0.1:9", timeout=0.5)
+    with pytest.raises(GatewayUnavailableError):
+        closed.attach_token("pm_1Elements")
 
 
 # --- authorise ------------------------------------------------------------------------------
@@ -587,5 +671,42 @@ def test_a_tampered_stripe_event_is_refused(gateway: StripeGateway) -> None:
 
 def test_a_signed_body_that_is_not_an_event_is_refused(gateway: StripeGateway) -> None:
     payload = b"{not json"
+    with pytest.raises(WebhookPayloadError):
+        gateway.parse_webhook(payload, stripe_signature(payload, NOW), NOW)
+
+
+# --- card updates ---------------------------------------------------------------------------
+
+
+def _card_updated(**card: Any) -> bytes:
+    method = {
+        "id": "pm_1Elements", "object": "payment_method", "type": "card", "customer": None,
+        "card": {"brand": "visa", "last4": "1881", "exp_month": 7, "exp_year": 2034, **card},
+    }  # fmt: skip
+    event = {"id": "evt_1Card", "object": "event", "api_version": "2024-06-20",
+             "data": {"object": method}, "livemode": False,
+             "type": "payment_method.automatically_updated"}  # fmt: skip
+    return json.dumps(event).encode()
+
+
+def test_a_card_update_event_is_verified_and_mapped(gateway: StripeGateway) -> None:
+    payload = _card_updated()
+    event = gateway.parse_webhook(payload, stripe_signature(payload, NOW), NOW)
+    assert event == CardUpdate(
+        id="evt_1Card", type="payment_method.automatically_updated", token="pm_1Elements",
+        last4="1881", exp_month=7, exp_year=2034, brand="visa",
+    )  # fmt: skip
+    # ... and one that is not signed by the secret is refused like any other
+    with pytest.raises(WebhookSignatureError):
+        gateway.parse_webhook(payload, stripe_signature(payload, NOW, "whsec_other"), NOW)
+
+
+@pytest.mark.parametrize(
+    "card", [{"last4": "18"}, {"exp_month": 13}, {"exp_year": "2034"}, {"last4": None}]
+)
+def test_a_card_update_without_a_valid_card_is_a_payload_error(
+    gateway: StripeGateway, card: dict[str, Any]
+) -> None:
+    payload = _card_updated(**card)
     with pytest.raises(WebhookPayloadError):
         gateway.parse_webhook(payload, stripe_signature(payload, NOW), NOW)

@@ -40,11 +40,30 @@ def is_expired(exp_month: int, exp_year: int) -> bool:
     return (exp_year, exp_month) < (today.year, today.month)
 
 
-def fingerprint(number: str) -> str:
-    """Same card, same fingerprint; not reversible without the key."""
+def _fingerprint_key() -> bytes:
     settings = get_settings()
     key = aws.secret_json(settings.fingerprint_secret_id, settings.secrets_max_age)["key"]
-    return hmac.new(str(key).encode(), number.encode(), hashlib.sha256).hexdigest()[:32]
+    return str(key).encode()
+
+
+def fingerprint(number: str) -> str:
+    """Same card, same fingerprint; not reversible without the key."""
+    return hmac.new(_fingerprint_key(), number.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def token_fingerprint(gateway: str, gateway_fingerprint: str) -> str:
+    """The fingerprint of a card added by gateway token, from the gateway's own fingerprint of
+    it (Cashew never sees the number): same card through the same gateway, same fingerprint;
+    keyed as `fingerprint`, in a domain of its own (never equal to a number's)."""
+    message = f"gateway:{gateway}:{gateway_fingerprint}".encode()
+    return hmac.new(_fingerprint_key(), message, hashlib.sha256).hexdigest()[:32]
+
+
+def token_digest(token: str) -> str:
+    """What marks a gateway token as attached (`GATEWAY_TOKEN#<digest>`): its SHA-256. Tokens
+    carry ≥ 96 random bits, so the digest reveals nothing; the token itself is only stored
+    sealed."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _context(user_id: str, method_id: str) -> dict[str, str]:

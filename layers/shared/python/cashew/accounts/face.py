@@ -27,6 +27,7 @@ __all__ = [
     "UnreadableBalance",
     "all_balances",
     "balances_of",
+    "card_update_item",
     "credit_item",
     "debit_item",
     "default_payment_method_id",
@@ -35,6 +36,7 @@ __all__ = [
     "get_profile",
     "mark_method_expired",
     "mark_method_used",
+    "method_of_token",
     "password_unchanged_check",
     "payee_check",
     "replace_password_hash",
@@ -85,6 +87,23 @@ def mark_method_expired(user_id: str, method_id: str) -> bool:
     """After an `expired_card` decline, or a charge refused for a passed expiry month: the
     method is `expired`, unless it is gone or no longer active (False: nothing written)."""
     return store.mark_expired(user_id, method_id)
+
+
+def method_of_token(token: str) -> tuple[str, str] | None:
+    """(owner, payment method id) of the method the gateway token charges, for the gateway's
+    card updates; None when no method of ours has it."""
+    from cashew.accounts.cards import token_digest  # noqa: PLC0415
+
+    attached = store.attached_token(token_digest(token))
+    return (attached.owner, attached.method_id) if attached is not None else None
+
+
+def card_update_item(
+    user_id: str, method_id: str, last4: str, exp_month: int, exp_year: int
+) -> dynamo.Write:
+    """The transaction item of a gateway's card update (new last4 and expiry, `active`
+    again), failing if the method is gone."""
+    return store.card_update_item(user_id, method_id, last4, exp_month, exp_year)
 
 
 def all_balances() -> Iterator[StoredBalance | UnreadableBalance]:

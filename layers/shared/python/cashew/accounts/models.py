@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Self
 
 from pydantic import (
@@ -149,9 +150,38 @@ class CardInput(StrictRequest):
         return value
 
 
+GATEWAY_TOKEN_PATTERN = r"^(?:pm|tok)_[A-Za-z0-9._]{1,255}$"  # nosec B105 # a pattern, not a secret
+
+
 class AddPaymentMethodRequest(StrictRequest):
-    card: CardInput
+    """A card by number (`card`), or by `gateway_token`: one the client got from the gateway
+    directly (Stripe.js / Elements `pm_...`, the sandbox's `tok_...`), so the number never
+    reaches Cashew. Exactly one of the two."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["card"]}, {"required": ["gateway_token"]}]}
+    )
+
+    card: CardInput | MISSING = MISSING
+    gateway_token: SecretStr | MISSING = Field(
+        default=MISSING,
+        description="A card token from the gateway (Stripe.js `pm_...`, the sandbox's `tok_...`)",
+        json_schema_extra={"pattern": GATEWAY_TOKEN_PATTERN},
+    )
     billing_name: Name | None = None
+
+    @field_validator("gateway_token")
+    @classmethod
+    def _token(cls, value: SecretStr) -> SecretStr:
+        if not re.fullmatch(GATEWAY_TOKEN_PATTERN, value.get_secret_value()):
+            raise ValueError("gateway_token is not a card token of the gateway (pm_... or tok_...)")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if ("card" in self.model_fields_set) == ("gateway_token" in self.model_fields_set):
+            raise ValueError("give exactly one of card and gateway_token")
+        return self
 
 
 class CardResponse(BaseModel):

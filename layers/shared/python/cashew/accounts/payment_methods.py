@@ -8,18 +8,21 @@ explicit model that has no token field.
 from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import SecretStr
 
 from cashew import clock, ids
 from cashew import cursor as cursor_codec
 from cashew.accounts import store
 from cashew.accounts.models import (
     AddPaymentMethodRequest,
+    CardInput,
     CardResponse,
     PaymentMethodList,
     PaymentMethodResponse,
     UpdatePaymentMethodRequest,
 )
 from cashew.accounts.store import PaymentMethod
+from cashew.config import get_settings
 from cashew.errors import (
     ConflictError,
     InvalidRequestError,
@@ -51,40 +54,89 @@ def _method_response(method: PaymentMethod, default: bool) -> PaymentMethodRespo
 
 
 def add_payment_method(caller: Caller, request: AddPaymentMethodRequest) -> PaymentMethodResponse:
+    """A card by number (tokenised at the gateway here) or by a gateway token the client got
+    from the gateway itself; either way only the gateway's charging token is kept, sealed,
+    and a marker of it, so that a token is attached once."""
     # Card encryption and the gateway are imported here, by the one operation that uses
     # them: listing, reading and deleting payment methods do not pay for them at cold start.
     from cashew.accounts import cards  # noqa: PLC0415
     from cashew.gateways import get_gateway  # noqa: PLC0415
+    from cashew.gateways.base import TokenRejectedError  # noqa: PLC0415
 
-    card = request.card
-    number = card.number.get_secret_value()
-    if cards.is_expired(card.exp_month, card.exp_year):
-        raise InvalidRequestError(
-            "card has expired", errors=[{"field": "card.exp_year", "message": "card has expired"}]
-        )
-    tokenised = get_gateway().tokenise(
-        number, card.exp_month, card.exp_year, card.cvc.get_secret_value()
-    )
+    gateway = get_gateway()
     method_id = ids.new_id("pm")
-    sealed = cards.seal(tokenised.token, caller.user_id, method_id)
+    if isinstance(request.card, CardInput):
+        card = request.card
+        number = card.number.get_secret_value()
+        _refuse_expired(card.exp_month, card.exp_year, "card.exp_year")
+        tokenised = gateway.tokenise(
+            number, card.exp_month, card.exp_year, card.cvc.get_secret_value()
+        )
+        token, risk_flag = tokenised.token, tokenised.risk_flag
+        brand, last4, exp_month, exp_year = (
+            cards.brand(number),
+            number[-4:],
+            card.exp_month,
+            card.exp_year,
+        )
+        fingerprint = cards.fingerprint(number)
+    else:
+        token_given = request.gateway_token
+        if not isinstance(token_given, SecretStr):  # pragma: no cover - the model requires one
+            raise InvalidRequestError("give exactly one of card and gateway_token")
+        try:
+            attached = gateway.attach_token(token_given.get_secret_value())
+        except TokenRejectedError as exc:
+            raise _token_refused(str(exc)) from exc
+        _refuse_expired(attached.exp_month, attached.exp_year, "gateway_token")
+        token, risk_flag = attached.token, attached.risk_flag
+        brand, last4 = attached.brand, attached.last4
+        exp_month, exp_year = attached.exp_month, attached.exp_year
+        fingerprint = cards.token_fingerprint(get_settings().gateway, attached.fingerprint)
+    sealed = cards.seal(token, caller.user_id, method_id)
     method = PaymentMethod(
         user_id=caller.user_id,
         id=method_id,
-        brand=cards.brand(number),
-        last4=number[-4:],
-        exp_month=card.exp_month,
-        exp_year=card.exp_year,
-        fingerprint=cards.fingerprint(number),
+        brand=brand,
+        last4=last4,
+        exp_month=exp_month,
+        exp_year=exp_year,
+        fingerprint=fingerprint,
         billing_name=request.billing_name,
-        gateway_risk_flag=tokenised.risk_flag,
+        gateway_risk_flag=risk_flag,
         token_ciphertext=sealed.ciphertext,
         token_nonce=sealed.nonce,
         token_data_key=sealed.data_key,
         created_at=clock.utcnow_str(),
     )
-    default = store.put_payment_method(method)
+    try:
+        default = store.put_payment_method(method, cards.token_digest(token))
+    except store.TokenAttachedError as exc:
+        raise _token_refused("gateway_token is attached to a payment method already") from exc
     metrics.add_metric(name="PaymentMethodAdded", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "payment method added",
+        extra={
+            "payment_method_id": method_id,
+            "by": "card" if isinstance(request.card, CardInput) else "token",
+        },
+    )
     return _method_response(method, default)
+
+
+def _refuse_expired(exp_month: int, exp_year: int, field: str) -> None:
+    from cashew.accounts import cards  # noqa: PLC0415
+
+    if cards.is_expired(exp_month, exp_year):
+        raise InvalidRequestError(
+            "card has expired", errors=[{"field": field, "message": "card has expired"}]
+        )
+
+
+def _token_refused(detail: str) -> InvalidRequestError:
+    """422 on `gateway_token` (the detail never quotes the token)."""
+    message = detail.removeprefix("gateway_token ")
+    return InvalidRequestError(detail, errors=[{"field": "gateway_token", "message": message}])
 
 
 def _is_method_id(value: str) -> bool:

@@ -12,6 +12,11 @@ Items (pk / sk), each kind a record class below with its `to_item` / `from_item`
     USER#<id>     / PM_DEFAULT       method_id: the user's default payment method (one item,
                                      so only one is)                          `DefaultMethod`
     USER#<id>     / VELOCITY         attempts, version (see accounts.velocity) `PayerAttempts`
+    GATEWAY_TOKEN#<sha256 of the gateway token> / GATEWAY_TOKEN
+                                     owner, method_id, created_at: the token is attached (put
+                                     with the method, conditionally: a token attaches once)
+                                     and which method it charges (for card updates)
+                                                                             `AttachedToken`
 """
 
 from __future__ import annotations
@@ -266,6 +271,40 @@ class DefaultMethod:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachedToken:
+    """GATEWAY_TOKEN#<digest> / GATEWAY_TOKEN: the gateway token with this SHA-256 digest is
+    attached to the owner's payment method. Never the token itself (that is sealed in the
+    method)."""
+
+    digest: str
+    owner: str
+    method_id: str
+    created_at: str
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "pk": f"GATEWAY_TOKEN#{self.digest}",
+            "sk": "GATEWAY_TOKEN",
+            "owner": self.owner,
+            "method_id": self.method_id,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        return cls(
+            digest=str(item["pk"]).removeprefix("GATEWAY_TOKEN#"),
+            owner=str(item["owner"]),
+            method_id=str(item["method_id"]),
+            created_at=str(item["created_at"]),
+        )
+
+
+class TokenAttachedError(Exception):
+    """The gateway token is attached to a payment method already (nothing was written)."""
+
+
+@dataclass(frozen=True, slots=True)
 class PayerAttempts:
     """USER#<id> / VELOCITY: the payer's recent attempts, `(epoch ms, amount, currency)` each,
     oldest first, and the version of the item (0: never written). Written by `velocity_item`."""
@@ -372,32 +411,65 @@ def _method_key(user_id: str, method_id: str) -> dict[str, str]:
     return {"pk": _user(user_id), "sk": f"PM#{method_id}"}
 
 
-def put_payment_method(method: PaymentMethod) -> bool:
-    """Store a new payment method under its owner's pk; it becomes the default if the user
-    has none (their first card). Whether it did: one transaction when the user has a default
-    (the usual case), two for the first card."""
+def put_payment_method(method: PaymentMethod, token_digest: str) -> bool:
+    """Store a new payment method under its owner's pk, with the marker of its gateway token
+    (`token_digest`: TokenAttachedError, nothing written, when that token is attached
+    already); it becomes the default if the user has none (their first card). Whether it
+    did: one transaction when the user has a default (the usual case), two for the first."""
     table = _table()
     new_only = "attribute_not_exists(pk)"
+    marker = AttachedToken(token_digest, method.user_id, method.id, method.created_at)
     for _ in range(_DEFAULT_WRITES):
         put = dynamo.put(table, method.to_item(), condition=new_only)
+        attached = dynamo.put(table, marker.to_item(), condition=new_only)
         try:  # another default there: this one is not
-            dynamo.Transaction().add("method", put).add(
+            dynamo.Transaction().add("method", put).add("token", attached).add(
                 "default", dynamo.check(table, _default_key(method.user_id), "attribute_exists(pk)")
             ).write_retrying()
             return False
         except dynamo.TransactionCanceled as exc:
+            _raise_if_attached(exc)
             if not exc.failed("default"):
                 raise
         pointer = DefaultMethod(method.user_id, method.id).to_item()
         try:  # none: this one is, unless another card became it meanwhile
-            dynamo.Transaction().add("method", put).add(
+            dynamo.Transaction().add("method", put).add("token", attached).add(
                 "default", dynamo.put(table, pointer, condition=new_only)
             ).write_retrying()
             return True
         except dynamo.TransactionCanceled as exc:
+            _raise_if_attached(exc)
             if not exc.failed("default"):
                 raise
     raise ConflictError("the account's payment methods are changing; retry the request")
+
+
+def _raise_if_attached(exc: dynamo.TransactionCanceled) -> None:
+    if exc.failed("token"):
+        raise TokenAttachedError("the gateway token is attached already") from exc
+
+
+def attached_token(token_digest: str) -> AttachedToken | None:
+    """Which payment method the gateway token with this digest charges (None: no method of
+    ours)."""
+    item = dynamo.get_item(_table(), {"pk": f"GATEWAY_TOKEN#{token_digest}", "sk": "GATEWAY_TOKEN"})
+    return AttachedToken.from_item(item) if item is not None else None
+
+
+def card_update_item(
+    user_id: str, method_id: str, last4: str, exp_month: int, exp_year: int
+) -> dynamo.Write:
+    """The transaction item of a gateway's card update: the new last4 and expiry, and the
+    method `active` again (an expired or invalid one included); it fails if the method is
+    gone."""
+    return dynamo.update(
+        _table(),
+        _method_key(user_id, method_id),
+        "SET last4 = :last4, exp_month = :month, exp_year = :year, #status = :active",
+        condition="attribute_exists(pk)",
+        names={"#status": "status"},
+        values={":last4": last4, ":month": exp_month, ":year": exp_year, ":active": "active"},
+    )
 
 
 def default_method_id(user_id: str) -> str | None:

@@ -45,6 +45,15 @@ class CardRejectedError(ValueError):
         self.code: FailureCode = code
 
 
+class TokenRejectedError(ValueError):
+    """A card token the gateway does not know (`unknown`: never issued, forged, edited, not a
+    card) or that is attached already (`attached`: to a customer, or to a payment method)."""
+
+    def __init__(self, reason: Literal["unknown", "attached"], message: str) -> None:
+        super().__init__(message)
+        self.reason: Literal["unknown", "attached"] = reason
+
+
 class WebhookError(Exception):
     """A webhook that must be refused (400): see the two subclasses."""
 
@@ -61,6 +70,41 @@ class WebhookPayloadError(WebhookError):
 class TokenisedCard:
     token: str
     risk_flag: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AttachedCard:
+    """A card the client tokenised at the gateway itself (Stripe.js, the sandbox's tokens
+    endpoint), as the gateway describes it: `token` is what charges it (kept sealed), the
+    rest is what Cashew shows. `fingerprint` is the gateway's own (same card, same value)."""
+
+    token: str
+    risk_flag: bool
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    fingerprint: str
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"AttachedCard(brand={self.brand!r}, last4={self.last4!r}, ...)"
+
+
+@dataclass(frozen=True, slots=True)
+class CardUpdate:
+    """A gateway's card-update event (Stripe `payment_method.automatically_updated`): the
+    card behind `token` has a new expiry and last4 (the issuer replaced it)."""
+
+    id: str
+    type: str
+    token: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    brand: str | None = None
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"CardUpdate(id={self.id!r}, type={self.type!r}, ...)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +150,12 @@ class Gateway(Protocol):
         """Exchange card details for a reusable token (the details are not kept)."""
         ...
 
+    def attach_token(self, token: str) -> AttachedCard:
+        """The card behind a token the client got from the gateway directly (so the number
+        never reached Cashew), with its details. Raises TokenRejectedError for a token the
+        gateway does not know or that is attached already."""
+        ...
+
     def authorise(
         self,
         token: str,
@@ -136,9 +186,9 @@ class Gateway(Protocol):
 
     def parse_webhook(
         self, payload: bytes, signature_header: str | None, now: int
-    ) -> WebhookEvent | None:
+    ) -> WebhookEvent | CardUpdate | None:
         """Verify the raw body against its signature header and return the charge outcome
-        it reports; None for a verified event that reports no charge outcome (ignore it).
+        or card update it reports; None for a verified event that reports neither (ignore it).
         Raises WebhookSignatureError (bad, missing, stale) or WebhookPayloadError."""
         ...
 

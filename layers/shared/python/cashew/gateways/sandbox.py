@@ -1,6 +1,12 @@
 """The sandbox gateway: deterministic by card number (API.md's card table), no state.
 
 - The token carries the card's scenario, never its number.
+- Cards by token (`POST /_sandbox/v1/tokens`, served by the local stack, standing for
+  Stripe.js): `issue_token` gives the client a self-describing `tok_...` (scenario, brand,
+  last4, expiry, the sandbox's fingerprint of the number, a random nonce) authenticated with
+  an HMAC under a key derived from the gateway secret, so the functions recognise it without
+  shared state and a forged or edited token is refused. It never carries the number or cvc.
+  "Already attached" is Cashew's to enforce (a marker item per charging token).
 - A charge's id is derived from the idempotency key (`ch_sbx_<sha256(key)[:24]>`), a
   refund's likewise (`re_sbx_...`): repeating a call with the same key gives the same answer.
 - The processing card answers `processing`; when a webhook URL is configured, the sandbox
@@ -12,23 +18,28 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import http.client
 import json
+import re
 import secrets
 import urllib.request
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from cashew.gateways.base import (
     SIGNATURE_HEADER,
+    AttachedCard,
+    CardUpdate,
     Charge,
     ChargeStatus,
     FailureCode,
     GatewayRefund,
     GatewayUnavailableError,
     TokenisedCard,
+    TokenRejectedError,
     WebhookEvent,
     WebhookPayloadError,
     sign_webhook,
@@ -51,6 +62,14 @@ _FAILURES: dict[str, tuple[FailureCode, str]] = {
     "expired": ("expired_card", "the card has expired"),
 }
 TOKEN_PREFIX = "tok_sbx_"  # nosec B105 # the sandbox's token prefix, not a secret
+CLIENT_TOKEN_PREFIX = "tok_"  # nosec B105 # the prefix of tokens handed to clients
+_CLIENT_TOKEN = re.compile(
+    r"tok_(?P<scenario>approved|declined|insufficient|expired|error|processing|risky)"
+    r"\.(?P<brand>visa|mastercard|amex|unknown)\.(?P<last4>[0-9]{4})"
+    r"\.(?P<month>0[1-9]|1[0-2])(?P<year>20[0-9]{2}|2100)"
+    r"\.(?P<fingerprint>[0-9a-f]{16})\.(?P<nonce>[0-9a-f]{24})\.(?P<mac>[0-9a-f]{32})"
+)
+"""`tok_<scenario>.<brand>.<last4>.<MMYYYY>.<fingerprint>.<nonce>.<mac>`"""
 CHARGE_PREFIX = "ch_sbx_"
 REFUND_PREFIX = "re_sbx_"
 EVENT_PREFIX = "evt_sbx_"
@@ -74,6 +93,18 @@ def _post_json(url: str, body: bytes, timeout: float) -> None:
         response.read()
 
 
+def card_brand(number: str) -> str:
+    """The card network by its number's prefix (as Cashew's own cards.brand)."""
+    if number.startswith("4"):
+        return "visa"
+    prefix2, prefix4 = int(number[:2]), int(number[:4])
+    if 51 <= prefix2 <= 55 or 2221 <= prefix4 <= 2720:
+        return "mastercard"
+    if prefix2 in (34, 37):
+        return "amex"
+    return "unknown"
+
+
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:24]
 
@@ -95,6 +126,31 @@ class _Event(BaseModel):
     id: str
     type: Literal["charge.succeeded", "charge.failed"]
     data: _EventData
+
+
+class _CardData(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    token: str
+    last4: str = Field(pattern=r"^[0-9]{4}$")
+    exp_month: int = Field(strict=True, ge=1, le=12)
+    exp_year: int = Field(strict=True, ge=2000, le=2100)
+
+
+class _CardEvent(BaseModel):
+    """The sandbox's card-update event (as Stripe's `payment_method.automatically_updated`):
+    the card charged by `data.token` now has this last4 and expiry."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    type: Literal["payment_method.automatically_updated"]
+    data: _CardData
+
+
+_ANY_EVENT: TypeAdapter[_Event | _CardEvent] = TypeAdapter(
+    Annotated[_Event | _CardEvent, Field(discriminator="type")]
+)
 
 
 def encode_event(event: dict[str, Any]) -> bytes:
@@ -135,6 +191,51 @@ class SandboxGateway:
         scenario = SCENARIOS.get(number, "approved")
         token = f"{TOKEN_PREFIX}{scenario}_{secrets.token_hex(12)}"
         return TokenisedCard(token=token, risk_flag=scenario == "risky")
+
+    # --- cards by token (the client tokenises at the gateway) -----------------------------
+
+    def _token_key(self) -> bytes:
+        """The key of client tokens: derived from the gateway secret (never the webhook
+        signing key itself)."""
+        return hmac.new(self._secret.encode(), b"cashew-sandbox-card-token", "sha256").digest()
+
+    def _mac(self, body: str) -> str:
+        return hmac.new(self._token_key(), body.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def issue_token(self, number: str, exp_month: int, exp_year: int) -> str:
+        """A client token for a validated card (the number's digits, its expiry): what
+        `POST /_sandbox/v1/tokens` answers. It carries no number and no cvc."""
+        fingerprint = hmac.new(self._token_key(), b"fingerprint:" + number.encode(), "sha256")
+        body = ".".join((
+            CLIENT_TOKEN_PREFIX + SCENARIOS.get(number, "approved"),
+            card_brand(number),
+            number[-4:],
+            f"{exp_month:02d}{exp_year}",
+            fingerprint.hexdigest()[:16],
+            secrets.token_hex(12),
+        ))  # fmt: skip
+        return f"{body}.{self._mac(body)}"
+
+    def attach_token(self, token: str) -> AttachedCard:
+        """The card a client token describes, once its HMAC is checked (constant time). Its
+        charging token is derived from it (same client token, same charging token), so
+        Cashew's marker of attached tokens catches a second attach of it."""
+        match = _CLIENT_TOKEN.fullmatch(token)
+        if match is None:
+            raise TokenRejectedError("unknown", "gateway_token is not a token of this gateway")
+        body = token.rsplit(".", 1)[0]
+        if not hmac.compare_digest(self._mac(body).encode(), match["mac"].encode()):
+            raise TokenRejectedError("unknown", "gateway_token is not a token of this gateway")
+        scenario = match["scenario"]
+        return AttachedCard(
+            token=f"{TOKEN_PREFIX}{scenario}_{match['nonce']}",
+            risk_flag=scenario == "risky",
+            brand=match["brand"],
+            last4=match["last4"],
+            exp_month=int(match["month"]),
+            exp_year=int(match["year"]),
+            fingerprint=match["fingerprint"],
+        )
 
     def authorise(
         self,
@@ -227,12 +328,18 @@ class SandboxGateway:
 
     def parse_webhook(
         self, payload: bytes, signature_header: str | None, now: int
-    ) -> WebhookEvent | None:
+    ) -> WebhookEvent | CardUpdate | None:
         verify_signature(payload, signature_header, self._secret, now)
         try:
-            event = _Event.model_validate_json(payload)
+            event = _ANY_EVENT.validate_json(payload)
         except ValidationError as exc:
             raise WebhookPayloadError("not a sandbox gateway event") from exc
+        if isinstance(event, _CardEvent):
+            card = event.data
+            return CardUpdate(
+                id=event.id, type=event.type, token=card.token, last4=card.last4,
+                exp_month=card.exp_month, exp_year=card.exp_year,
+            )  # fmt: skip
         data = event.data
         return WebhookEvent(
             id=event.id,

@@ -16,6 +16,7 @@ bounded by a timeout.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,9 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from cashew.gateways.base import (
     WEBHOOK_TOLERANCE,
+    AttachedCard,
     CardRejectedError,
+    CardUpdate,
     Charge,
     ChargeStatus,
     FailureCode,
@@ -35,6 +38,7 @@ from cashew.gateways.base import (
     GatewayUnavailableError,
     RefundStatus,
     TokenisedCard,
+    TokenRejectedError,
     WebhookEvent,
     WebhookPayloadError,
     WebhookSignatureError,
@@ -44,6 +48,8 @@ from cashew.observability import logger
 if TYPE_CHECKING:
     from stripe.params import PaymentIntentCreateParams
 
+CARD_UPDATED = "payment_method.automatically_updated"
+_PAYMENT_METHOD_ID = re.compile(r"pm_[A-Za-z0-9]{1,255}")
 DEFAULT_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 3.0
 
@@ -165,6 +171,33 @@ def _risky(method: stripe.PaymentMethod) -> bool:
     return any(_opt(checks, name) == "fail" for name in names)
 
 
+def _card_update(event_id: str, method: dict[str, Any]) -> CardUpdate:
+    """The card update a `payment_method.automatically_updated` event carries."""
+    card = method.get("card") or {}
+    last4, month, year = card.get("last4"), card.get("exp_month"), card.get("exp_year")
+    valid = (
+        method.get("object") == "payment_method"
+        and isinstance(last4, str)
+        and re.fullmatch(r"[0-9]{4}", last4) is not None
+        and isinstance(month, int)
+        and 1 <= month <= 12
+        and isinstance(year, int)
+        and 2000 <= year <= 2100
+    )
+    if not valid:
+        raise WebhookPayloadError("not a card payment method update")
+    brand = card.get("brand")
+    return CardUpdate(
+        id=event_id,
+        type=CARD_UPDATED,
+        token=str(method["id"]),
+        last4=str(last4),
+        exp_month=int(str(month)),
+        exp_year=int(str(year)),
+        brand=brand if isinstance(brand, str) else None,
+    )
+
+
 def _timestamp(header: str) -> int:
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
@@ -218,6 +251,36 @@ class StripeGateway:
             code = failure_code(exc.code, _opt(exc.error, "decline_code"))
             raise CardRejectedError(code, _MESSAGES[code]) from exc
         return TokenisedCard(token=method.id, risk_flag=_risky(method))
+
+    def attach_token(self, token: str) -> AttachedCard:
+        """A PaymentMethod the browser created with Stripe.js / Elements (`pm_...`): retrieved
+        (GET /v1/payment_methods/{id}); one that is not a card, or that Stripe does not know,
+        is unknown; one attached to a customer already is refused."""
+        if _PAYMENT_METHOD_ID.fullmatch(token) is None:
+            raise TokenRejectedError("unknown", "gateway_token is not a Stripe payment method")
+        with _translated("attach_token"):
+            try:
+                method = self._client.v1.payment_methods.retrieve(token)
+            except stripe.InvalidRequestError as exc:
+                if exc.http_status == 404 or exc.code == "resource_missing":
+                    raise TokenRejectedError(
+                        "unknown", "gateway_token is not a payment method Stripe knows"
+                    ) from exc
+                raise
+        card = _opt(method, "card")
+        if _opt(method, "type") != "card" or card is None:
+            raise TokenRejectedError("unknown", "gateway_token is not a card payment method")
+        if _opt(method, "customer"):
+            raise TokenRejectedError("attached", "gateway_token is attached to a customer already")
+        return AttachedCard(
+            token=method.id,
+            risk_flag=_risky(method),
+            brand=str(_opt(card, "brand") or "unknown"),
+            last4=str(card.last4),
+            exp_month=int(card.exp_month),
+            exp_year=int(card.exp_year),
+            fingerprint=str(_opt(card, "fingerprint") or method.id),
+        )
 
     def authorise(
         self,
@@ -289,9 +352,10 @@ class StripeGateway:
 
     def parse_webhook(
         self, payload: bytes, signature_header: str | None, now: int
-    ) -> WebhookEvent | None:
+    ) -> WebhookEvent | CardUpdate | None:
         """Verify Stripe's `Stripe-Signature` with the SDK (constant-time compare), check its
-        timestamp against `now` both ways, and map the PaymentIntent events."""
+        timestamp against `now` both ways, and map the PaymentIntent events and the card
+        updates (`payment_method.automatically_updated`)."""
         try:
             stripe.WebhookSignature.verify_header(
                 payload, signature_header, self._webhook_secret, tolerance=None
@@ -307,6 +371,8 @@ class StripeGateway:
             charge_id = str(intent["id"])
         except (ValueError, KeyError, AttributeError) as exc:
             raise WebhookPayloadError("not a stripe event") from exc
+        if kind == CARD_UPDATED:
+            return _card_update(event.id, intent)
         status = _EVENT_STATUSES.get(kind)
         if status is None or intent.get("object") != "payment_intent":
             return None

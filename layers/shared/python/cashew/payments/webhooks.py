@@ -16,17 +16,27 @@ settling it at the authorised amount would act on a forged or broken message. Th
 event settles it. Each refusal is logged as an error (ids and amounts only, never the body)
 and counted (`WebhookAmountRefused`), which raises the template's WebhookAmountRefusedAlarm:
 a refusal means a forged or broken event, or a leaked webhook secret.
+
+A card update (Stripe `payment_method.automatically_updated`, the sandbox's event of that
+name) is one transaction too: the dedupe marker and the payment method's new last4 and
+expiry, `active` again; for a token no method of ours has, nothing but the marker. After a
+charge event is applied, the charged method is kept current as after a synchronous charge:
+a success sets its `last_used_at`, an `expired_card` decline makes it `expired`
+(best effort, after the money is committed, as `payments.create._keep_current`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
 
 from cashew import clock, dynamo
 from cashew.accounts import face as accounts
 from cashew.errors import ConflictError, WebhookRejectedError
 from cashew.gateways import get_gateway
-from cashew.gateways.base import WebhookError, WebhookEvent
+from cashew.gateways.base import CardUpdate, WebhookError, WebhookEvent
 from cashew.observability import logger, metrics
 from cashew.payments import states
 from cashew.payments import store as payments
@@ -53,11 +63,11 @@ def handle(payload: bytes, signature: str | None) -> None:
     if event is None:
         _count("WebhookIgnored")
         return
-    effect = _effect(event)
+    effect = _card_effect(event) if isinstance(event, CardUpdate) else _effect(event)
     if effect is None:
         return  # refused, and counted as WebhookAmountRefused
     marker = payments.webhook_seen_item(event.id, clock.epoch() + DEDUPE_SECONDS)
-    tx = dynamo.Transaction().add("marker", marker).extend(effect)
+    tx = dynamo.Transaction().add("marker", marker).extend(effect.tx)
     try:
         tx.write_retrying()
     except dynamo.TransactionCanceled as exc:
@@ -65,12 +75,58 @@ def handle(payload: bytes, signature: str | None) -> None:
             logger.info("webhook seen before", extra={"event_id": event.id})
             _count("WebhookIgnored")
             return
-        if exc.failed(*effect.names):  # the payment moved on meanwhile
+        if exc.failed(*effect.tx.names):  # the payment moved on (or the method went) meanwhile
             logger.info("webhook too late to change the payment", extra={"event_id": event.id})
             _count("WebhookIgnored")
             return
         raise
-    _count("WebhookApplied" if effect.names else "WebhookIgnored")
+    _count("WebhookApplied" if effect.tx.names else "WebhookIgnored")
+    if effect.charged is not None:
+        _keep_current(effect.charged, effect.tx)
+
+
+@dataclass(frozen=True)
+class _Effect:
+    """What an event writes (with its dedupe marker, in one transaction), and the payment
+    whose charge it settled (to keep its payment method current afterwards)."""
+
+    tx: dynamo.Transaction = field(default_factory=dynamo.Transaction)
+    charged: PaymentResponse | None = None
+
+
+def _card_effect(event: CardUpdate) -> _Effect:
+    """The payment method's update; none for a token no method of ours has."""
+    found = accounts.method_of_token(event.token)
+    if found is None:
+        logger.info("card update for no payment method of ours", extra={"event_id": event.id})
+        return _Effect()
+    owner, method_id = found
+    logger.info(
+        "card updated by the gateway", extra={"event_id": event.id, "payment_method_id": method_id}
+    )
+    item = accounts.card_update_item(owner, method_id, event.last4, event.exp_month, event.exp_year)
+    return _Effect(dynamo.Transaction().add("card", item))
+
+
+def _keep_current(payment: PaymentResponse, tx: dynamo.Transaction) -> None:
+    """After a settled charge (committed): as a synchronous charge does, a success sets the
+    method's `last_used_at` and an `expired_card` decline makes it `expired`; each gives way
+    (no error) when it loses a race, and a failure here changes nothing of the payment."""
+    method_id = payment.source.get("payment_method_id")
+    if method_id is None:
+        return
+    try:
+        if "credit" in tx or payment.status == "requires_capture":
+            accounts.mark_method_used(payment.payer_id, method_id, clock.utcnow_str())
+        elif payment.failure_code == "expired_card" and accounts.mark_method_expired(
+            payment.payer_id, method_id
+        ):
+            logger.info("payment method expired", extra={"payment_method_id": method_id})
+    except (BotoCoreError, ClientError):
+        logger.warning(
+            "payment method not updated after the webhook",
+            extra={"payment_method_id": method_id, "payment_id": payment.id},
+        )
 
 
 def _count(name: str) -> None:
@@ -94,18 +150,18 @@ def refusal(event: WebhookEvent, payment: PaymentResponse, status: str) -> str |
     return None
 
 
-def _effect(event: WebhookEvent) -> dynamo.Transaction | None:
+def _effect(event: WebhookEvent) -> _Effect | None:
     """The payment's move this event causes; none for an unknown or already settled one,
     and None (nothing at all is written) for an event `refusal` refuses."""
     stored = payments.get(event.payment_id) if event.payment_id else None
     if stored is None or stored.charge_id != event.charge_id or event.status not in _EVENTS:
         logger.info("webhook for no payment of ours", extra={"event_id": event.id})
-        return dynamo.Transaction()
+        return _Effect()
     payment = stored.payment
     try:
         status = states.after(payment.status, _EVENTS[event.status])
     except ConflictError:
-        return dynamo.Transaction()
+        return _Effect()
     reason = refusal(event, payment, status)
     if reason is not None:
         metrics.add_metric(name="WebhookAmountRefused", unit=MetricUnit.Count, value=1)
@@ -123,14 +179,15 @@ def _effect(event: WebhookEvent) -> dynamo.Transaction | None:
     now = clock.utcnow_str()
     if status == "failed":
         code = event.failure_code or "card_declined"
-        return dynamo.Transaction().add("transition", payments.transition_item(
+        settled = payment.model_copy(update={"status": status, "failure_code": code})
+        return _Effect(dynamo.Transaction().add("transition", payments.transition_item(
             payment, status, failure_code=code, failure_message="the card was declined",
             updated_at=now,
-        ))  # fmt: skip
+        )), settled)  # fmt: skip
     captured = payment.amount if event.amount_captured is None else event.amount_captured
     captured = captured if status == "succeeded" else 0
     transition = payments.transition_item(payment, status, amount_captured=captured, updated_at=now)
     tx = dynamo.Transaction().add("transition", transition)
     if status == "succeeded":
         tx.add("credit", accounts.credit_item(payment.payee_id, payment.currency, captured))
-    return tx
+    return _Effect(tx, payment.model_copy(update={"status": status}))
