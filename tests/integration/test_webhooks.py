@@ -16,7 +16,7 @@ from cashew import clock
 from cashew.webhooks import settings, signing, urls
 from local.consumers import sqs_event, succeeded
 from tests.integration.conftest import Stack, User, call_with_id
-from tests.integration.test_iam_policies import recorder  # noqa: F401 - a fixture
+from tests.integration.test_iam_policies import recorder  # noqa: F401, F811 - a fixture
 from tests.support.receiver import Receiver
 
 
@@ -214,7 +214,7 @@ def test_an_endpoint_failing_for_a_day_is_disabled_once_and_the_admins_are_email
 
 
 def test_every_action_of_the_webhook_functions_is_granted(
-    stack: Stack, admin: User, loopback: None, receiver: Receiver, recorder: Any,
+    stack: Stack, admin: User, loopback: None, receiver: Receiver, recorder: Any,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ):  # fmt: skip
     monkeypatch.setattr("cashew.webhooks.dispatch._due_in", lambda *_: 0)
