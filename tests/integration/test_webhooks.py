@@ -16,7 +16,7 @@ from cashew import clock
 from cashew.webhooks import settings, signing, urls
 from local.consumers import sqs_event, succeeded
 from tests.integration.conftest import Stack, User, call_with_id
-from tests.integration.test_iam_policies import recorder  # noqa: F401, F811 - a fixture
+from tests.integration.test_iam_policies import recorder  # noqa: F401 - a fixture
 from tests.support.receiver import Receiver
 
 

@@ -153,7 +153,8 @@ def send(delivery_id: str) -> str:
     status, error = _attempt(endpoint, stored, clock.rfc3339(now))
     if status is not None and 200 <= status < 300:
         store.finish_attempt(stored, attempt, "succeeded", status, None, None)
-        store.clear_failing(endpoint.endpoint.id)
+        if endpoint.failing_since is not None:
+            store.clear_failing(endpoint.endpoint.id)
         metrics.add_metric(name="WebhookDelivered", unit=MetricUnit.Count, value=1)
         return "succeeded"
     error = error or f"answered HTTP {status}"
