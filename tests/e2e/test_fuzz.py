@@ -170,7 +170,6 @@ def seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
         "spare_webhook_endpoints": hooks[1:],
         "webhook_deliveries": _hook_deliveries(stack, admin["access_token"], hooks[0]),
         "webhook_urls": [HOOK_URL],
-        "webhook_events": [["*"], ["payment.succeeded", "refund.succeeded"]],
         "card_numbers": ["4242424242424242", "5555555555554444"],  # approved, API.md
         "exp_years": [2030, 2099],
         "small_amounts": [1, 10, 100],
@@ -242,7 +241,6 @@ DICTIONARIES = (
     "spare_webhook_endpoints",
     "webhook_deliveries",
     "webhook_urls",
-    "webhook_events",
     "card_numbers",
     "exp_years",
     "small_amounts",
@@ -289,7 +287,7 @@ def config(data: Mapping[str, Any], report_dir: Path) -> str:
         _operation(
             ["POST /v1/admin/webhook-endpoints", "GET /v1/admin/webhook-endpoints"],
             token=data["admin_token"],
-            body={"url": "webhook_urls", "events": "webhook_events"},
+            body={"url": "webhook_urls"},
         ),
         _operation(
             [

@@ -290,7 +290,7 @@ def test_unknown_ids_are_404_and_unknown_event_types_422(stack: Stack, admin: Us
         body={"url": "https://93.184.216.34/", "events": ["payment.exploded"]},
         authorizer=admin.authorizer,
     )  # fmt: skip
-    assert bad.status == 422 and bad.body["errors"][0]["field"] == "events"
+    assert bad.status == 422 and bad.body["errors"][0]["field"] == "events.0"
 
 
 def test_a_rotated_secret_signs_beside_the_new_one_for_a_day(

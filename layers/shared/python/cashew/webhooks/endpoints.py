@@ -58,7 +58,8 @@ def update(endpoint_id: str, request: UpdateEndpointRequest) -> Endpoint:
     _found(endpoint_id)
     try:
         stored = store.update_endpoint(
-            endpoint_id, events=request.events, description=request.description,
+            endpoint_id, events=list(request.events) if request.events else None,
+            description=request.description,
             status=request.status,
         )  # fmt: skip
     except dynamo.ConditionFailed as exc:

@@ -12,11 +12,16 @@ EVENT_TYPES = (
     "refund.succeeded", "dispute.opened", "dispute.won", "dispute.lost",
     "payout.paid", "payout.failed",
 )  # fmt: skip
+EventType = Literal[
+    "payment.succeeded", "payment.failed", "payment.captured", "payment.canceled",
+    "refund.succeeded", "dispute.opened", "dispute.won", "dispute.lost",
+    "payout.paid", "payout.failed", "*",
+]  # fmt: skip
 EndpointStatus = Literal["enabled", "disabled"]
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
 
 
-def _known_events(events: list[str]) -> list[str]:
+def _known_events(events: list[EventType]) -> list[EventType]:
     if events == ["*"]:
         return events
     unknown = [e for e in events if e not in EVENT_TYPES]
@@ -28,7 +33,7 @@ def _known_events(events: list[str]) -> list[str]:
 
 
 Events = Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=64)]],
+    list[EventType],
     Field(min_length=1, max_length=len(EVENT_TYPES)),
     AfterValidator(_known_events),
 ]
