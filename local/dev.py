@@ -108,6 +108,9 @@ def main() -> int:
             webhooks.start()
             stack.callback(webhooks.stop)
             os.environ["CASHEW_SANDBOX_WEBHOOK_URL"] = webhooks.url  # reaches every function
+            # Webhook endpoints on loopback (a receiver on this machine): the local stack only,
+            # never template.yaml, so no deployed stage can call loopback.
+            os.environ["CASHEW_WEBHOOK_ALLOW_LOOPBACK"] = "true"
             runtime = Runtime(
                 specs, {fid: function_env(spec, resources, aws_url) for fid, spec in specs.items()}
             )

@@ -100,6 +100,10 @@ def seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
     phase follows from a list of the payer's, can take from another what it needs."""
     payer, payee = new_user("Fuzz Payer"), new_user("Fuzz Payee")
     admin = _login(stack, ADMIN_EMAIL, ADMIN_PASSWORD)
+    # Webhook endpoints on a loopback port nothing listens on (the only kind the local stack
+    # lets anyone register besides loopback): registered first, so the seed's events become
+    # their deliveries; every delivery fails at once and calls nothing else.
+    hooks = [_register_hook(stack, admin["access_token"]) for _ in range(1 + SPARE)]
     card = add_card(stack, payer)
     top_up_id = str(top_up(stack, payer, card, 400_000).json()["id"])
     balance = {"type": "balance"}
@@ -162,10 +166,35 @@ def seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
             _login(stack, signer.email, signer.password)["refresh_token"] for _ in range(SPARE)
         ],
         "current_passwords": [changer.password],
+        "webhook_endpoints": hooks[:1],
+        "spare_webhook_endpoints": hooks[1:],
+        "webhook_deliveries": _hook_deliveries(stack, admin["access_token"], hooks[0]),
+        "webhook_urls": [HOOK_URL],
         "card_numbers": ["4242424242424242", "5555555555554444"],  # approved, API.md
         "exp_years": [2030, 2099],
         "small_amounts": [1, 10, 100],
     }
+
+
+HOOK_URL = "http://127.0.0.1:9/hooks"  # loopback's discard port: refused at once
+
+
+def _register_hook(stack: Stack, token: str) -> str:
+    reply = stack.request(
+        "POST", "/v1/admin/webhook-endpoints", token, json={"url": HOOK_URL, "events": ["*"]}
+    )
+    return str(_ok(reply, 201)["id"])
+
+
+def _hook_deliveries(stack: Stack, token: str, endpoint: str) -> list[str]:
+    deadline = time.monotonic() + 30
+    while True:
+        reply = stack.request("GET", f"/v1/admin/webhook-endpoints/{endpoint}/deliveries", token)
+        found = [str(d["id"]) for d in _ok(reply, 200)["data"]]
+        if found or time.monotonic() > deadline:
+            assert found, "the seed's events made no webhook delivery"
+            return found
+        time.sleep(0.3)
 
 
 def _operation(
@@ -208,6 +237,10 @@ DICTIONARIES = (
     "passwords",
     "refresh_tokens",
     "current_passwords",
+    "webhook_endpoints",
+    "spare_webhook_endpoints",
+    "webhook_deliveries",
+    "webhook_urls",
     "card_numbers",
     "exp_years",
     "small_amounts",
@@ -250,6 +283,31 @@ def config(data: Mapping[str, Any], report_dir: Path) -> str:
         ),
         _operation(
             "POST /v1/admin/disputes/{id}/resolve", token=data["admin_token"], ids="disputes"
+        ),
+        _operation(
+            ["POST /v1/admin/webhook-endpoints", "GET /v1/admin/webhook-endpoints"],
+            token=data["admin_token"],
+            body={"url": "webhook_urls"},
+        ),
+        _operation(
+            [
+                "GET /v1/admin/webhook-endpoints/{id}",
+                "PATCH /v1/admin/webhook-endpoints/{id}",
+                "POST /v1/admin/webhook-endpoints/{id}/rotate-secret",
+                "GET /v1/admin/webhook-endpoints/{id}/deliveries",
+            ],
+            token=data["admin_token"],
+            ids="webhook_endpoints",
+        ),
+        _operation(
+            "DELETE /v1/admin/webhook-endpoints/{id}",
+            token=data["admin_token"],
+            ids="spare_webhook_endpoints",
+        ),
+        _operation(
+            "POST /v1/admin/webhook-deliveries/{id}/retry",
+            token=data["admin_token"],
+            ids="webhook_deliveries",
         ),
         _operation("GET /v1/users/me/payment-methods/{id}", ids="payment_methods"),
         _operation(

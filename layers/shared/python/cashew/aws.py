@@ -61,6 +61,11 @@ def kms() -> KMSClient:
     return client
 
 
+def sesv2() -> Any:
+    """SES v2 (no type stubs are pinned for it)."""
+    return _client("sesv2")
+
+
 @functools.cache
 def _secrets() -> SecretsProvider:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider  # noqa: PLC0415

@@ -25,6 +25,7 @@ __all__ = [
     "Profile",
     "StoredBalance",
     "UnreadableBalance",
+    "admin_emails",
     "all_balances",
     "balances_of",
     "card_update_item",
@@ -143,3 +144,8 @@ def get_profile(user_id: str) -> Profile | None:
 def set_role(user_id: str, email: str, role: str) -> None:
     """The user's role on its credentials and profile, in one transaction."""
     store.set_role(user_id, email, role)
+
+
+def admin_emails() -> Iterator[str]:
+    """The email of every admin (for the webhooks' notice that an endpoint was disabled)."""
+    return store.admin_emails()

@@ -824,3 +824,24 @@ def set_role(user_id: str, email: str, role: str) -> None:
             ),
         )
     tx.write()
+
+
+def admin_emails() -> Iterator[str]:
+    """The email of every admin: one Scan of the credentials' role and email only (rare: an
+    endpoint disabled), never their password hashes."""
+    request: dict[str, Any] = {
+        "TableName": get_settings().accounts_table,
+        "ProjectionExpression": "pk, #role",
+        "FilterExpression": "sk = :credentials AND #role = :admin",
+        "ExpressionAttributeNames": {"#role": "role"},
+        "ExpressionAttributeValues": dynamo.serialize(
+            {":credentials": "CREDENTIALS", ":admin": "admin"}
+        ),
+    }
+    while True:
+        response = aws.dynamodb().scan(**request)
+        for item in response.get("Items", []):
+            yield dynamo.deserialize(item)["pk"].removeprefix("EMAIL#")
+        if "LastEvaluatedKey" not in response:
+            return
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]

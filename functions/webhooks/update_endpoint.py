@@ -1,0 +1,25 @@
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cashew.http import CashewResolver, admin
+from cashew.observability import logger
+from cashew.webhooks import endpoints
+from cashew.webhooks.models import Endpoint, UpdateEndpointRequest
+
+app = CashewResolver(admin_only=True)
+
+
+@app.patch("/v1/admin/webhook-endpoints/<id>")
+def update_endpoint(
+    id: Annotated[str, Path(max_length=64)], body: UpdateEndpointRequest
+) -> Endpoint:
+    admin(app)
+    return endpoints.update(id, body)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
