@@ -450,7 +450,11 @@ def without_success(found: Mapping[str, Counter[int]]) -> list[str]:
 
 
 def _schemathesis(
-    stack: Stack, data: Mapping[str, Any], work: Path, *extra: str
+    stack: Stack,
+    data: Mapping[str, Any],
+    work: Path,
+    *extra: str,
+    phases: str = "examples,coverage,fuzzing,stateful",
 ) -> tuple[dict[str, Counter[int]], dict[str, Any]]:
     """One schemathesis run over the stack (its own config and reports in `work`); fails the
     test on any finding. The statuses each documented operation got, and the run's totals."""
@@ -469,7 +473,7 @@ def _schemathesis(
         "--url",
         stack.url,
         "--phases",
-        "examples,coverage,fuzzing,stateful",
+        phases,
         "--checks",
         "all",
         # API Gateway (REST) answers a method that a resource does not route with its own
@@ -529,7 +533,15 @@ def test_schemathesis_finds_nothing(
             again.append(f"--seed={int(SEED) + 1}")
         for operation in missing:
             again += ["--include-name", operation]
-        second, _ = _schemathesis(stack, seed(stack, new_user), tmp_path / "again", *again)
+        # (no stateful phase: its links lead to operations this run leaves out, which
+        # schemathesis reports as an error)
+        second, _ = _schemathesis(
+            stack,
+            seed(stack, new_user),
+            tmp_path / "again",
+            *again,
+            phases="examples,coverage,fuzzing",
+        )
         for operation, counts in second.items():
             found[operation] = found.get(operation, Counter()) + counts
     unexplained = [op for op in without_success(found) if op not in NO_SUCCESS_EXPECTED]
