@@ -17,8 +17,14 @@ def receipt_claims(caller: Caller, entry_id: str) -> tuple[Entry, ReceiptClaims]
     entry = store.get_entry(entry_id)
     if entry is None or entry.user_id != caller.user_id:
         raise NotFoundError("transaction not found")
+    return entry, claims_of(entry)
+
+
+def claims_of(entry: Entry) -> ReceiptClaims:
+    """The claims of the receipt of an entry the log holds (read from it), with where its
+    user's chain stands now."""
     head = store.head(entry.user_id) or entry  # the chain holds the entry: never None
-    claims = ReceiptClaims(
+    return ReceiptClaims(
         iss=get_settings().issuer,
         iat=clock.epoch(),
         entry_id=entry.id,
@@ -35,4 +41,3 @@ def receipt_claims(caller: Caller, entry_id: str) -> tuple[Entry, ReceiptClaims]
         hash=entry.hash,
         chain_head=ChainHead(seq=head.seq, hash=head.hash),
     )
-    return entry, claims
