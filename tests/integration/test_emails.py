@@ -222,3 +222,33 @@ def test_notify_email_false_gets_no_email(stack, new_user):
     assert _deliver(stack, _drain(stack)).payload == {"batchItemFailures": []}
     assert _to(payee.email, since) == []
     assert len(_to(payer.email, since)) == 2  # the top-up's and the payment's
+
+
+def test_the_local_inbox_shows_the_emails_newest_first_with_html_kept_safe(stack, paid):
+    from local import mail
+    from local.api import HttpRequest
+
+    payer, payee, payment, messages = paid
+    _deliver(stack, messages)
+    # When the payee's inbox is read as JSON
+    response = mail.serve(HttpRequest("GET", mail.JSON_PATH, f"to={payee.email}", [], b"", "::1"))
+    assert response is not None and response.status == 200
+    (email,) = json.loads(response.body)["data"]
+    # Then it is the email, every field of the contract there
+    assert set(email) == {"id", "to", "from", "subject", "text", "html", "sent_at"}
+    assert email["to"] == [payee.email] and email["from"] == "Cashew <no-reply@cashew.local>"
+    assert email["subject"] == "You were paid $25.00 by Alice Payer"
+    assert payment["id"] in email["text"] and payment["id"] in email["html"]
+    assert email["sent_at"].endswith("+00:00")
+    # ... the payer's, newest first (the payment after the top-up)
+    payer_mail = mail.inbox(payer.email)
+    assert [m["subject"][:15] for m in payer_mail] == ["You paid $25.00", "You added $50.0"]
+    # ... and the page a person reads shows the HTML in a sandboxed frame, escaped
+    page = mail.serve(HttpRequest("GET", mail.PAGE_PATH, "", [], b"", "::1"))
+    assert page is not None and page.status == 200
+    text = page.body.decode()
+    assert '<iframe sandbox="" srcdoc="' in text and "Bob &lt;b&gt;Payee&lt;/b&gt;" in text
+    assert "<b>Payee</b>" not in text
+    assert ("Content-Security-Policy", mail._PAGE_POLICY) in page.headers
+    # ... and no other path is the inbox's
+    assert mail.serve(HttpRequest("GET", "/v1/health", "", [], b"", "::1")) is None

@@ -28,6 +28,8 @@ ALLOWED = {
     "ledger/chain.py": "hashes the stored fields as they are: an edited item need not be an entry",
     "outcomes.py": "DynamoDB stream records as Lambda delivers them, and EventBridge details",
     "republish.py": "the failure queue's messages, as Lambda's on-failure destination writes them",
+    "notifications/recipients.py": "EventBridge details (the contract's objects), as the bus "
+    "delivers them",
 }
 ALLOWED_DIRS = {"gateways": "the gateways' own wire formats (Stripe and the sandbox)"}
 UNTYPED = {

@@ -8,10 +8,13 @@ paid, so the consumer reads the payment and hands it here with the detail as `Fa
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from cashew.ledger.models import Outcome
+from cashew.payments.models import PaymentResponse
 
 Role = Literal["payer", "payee", "owner", "user"]
 Kind = Literal["outcome", "security"]
@@ -52,6 +55,20 @@ class Facts:
             payer_id=self.payer_id, payee_id=self.payee_id, source=self.source,
             failure_code=self.failure_code, occurred_at=self.occurred_at,
         )  # fmt: skip
+
+
+def of_message(body: str, payment_of: Callable[[str], PaymentResponse | None]) -> Facts | None:
+    """The facts of an EventBridge event (a message of EmailQueue); None for an event no
+    email is about. `payment_of` reads a refund's or a dispute's payment."""
+    event = json.loads(body)
+    detail_type, detail = str(event.get("detail-type")), event.get("detail") or {}
+    if detail_type not in EVENTS:
+        return None
+    payment = None
+    if not detail_type.startswith("payment."):
+        stored = payment_of(str(detail.get("payment_id")))
+        payment = stored.model_dump(mode="json") if stored else None
+    return of_event(detail_type, detail, payment)
 
 
 def of_event(event: str, detail: dict[str, Any], payment: dict[str, Any] | None) -> Facts:

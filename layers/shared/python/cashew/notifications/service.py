@@ -28,10 +28,8 @@ Concurrent consumers of one outcome race on the claim: one wins, the others skip
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -45,6 +43,7 @@ from cashew.notifications import formatting, recipients, render, ses, store
 from cashew.notifications.recipients import Facts, Notice
 from cashew.observability import logger, metrics
 from cashew.payments import face as payments
+from cashew.payments.models import PaymentResponse
 
 RECEIPT_WAIT_RECEIVES = 4  # receives that wait for a missing log entry; then send without
 RECEIPT_WAIT_SECONDS = 5  # x the receive count
@@ -88,12 +87,10 @@ def handle(body: str, receives: int, receipt_handle: str | None) -> Result:
 
 
 def deliver(body: str, receives: int) -> Result:
-    event = json.loads(body)
-    detail_type, detail = str(event.get("detail-type")), event.get("detail") or {}
-    if detail_type not in recipients.EVENTS:
-        logger.info("no email for this event", extra={"event": detail_type})
+    facts = recipients.of_message(body, _payment_of)
+    if facts is None:
+        logger.info("no email for this event")
         return Result({})
-    facts = _facts(detail_type, detail)
     notices = recipients.notices(facts)
     profiles = {uid: accounts.get_profile(uid) for uid in {facts.payer_id, facts.payee_id}}
     result: dict[str, str] = {}
@@ -127,12 +124,9 @@ def deliver(body: str, receives: int) -> Result:
     return Result(result)
 
 
-def _facts(detail_type: str, detail: dict[str, Any]) -> Facts:
-    payment: dict[str, Any] | None = None
-    if not detail_type.startswith("payment."):
-        stored = payments.get(str(detail.get("payment_id")))
-        payment = stored.payment.model_dump(mode="json") if stored else None
-    return recipients.of_event(detail_type, detail, payment)
+def _payment_of(payment_id: str) -> PaymentResponse | None:
+    stored = payments.get(payment_id)
+    return stored.payment if stored else None
 
 
 def _send(
