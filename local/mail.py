@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+from datetime import UTC
 from email import message_from_string, policy
 from email.message import EmailMessage
 from email.utils import getaddresses, parsedate_to_datetime
@@ -46,6 +47,12 @@ def _body(message: EmailMessage, subtype: str) -> str | None:
     return str(part.get_content())
 
 
+def _rfc3339(date: str) -> str:
+    """An email's Date header as the API writes times (UTC, a Z suffix)."""
+    moment = parsedate_to_datetime(date).astimezone(UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def as_mail(sent: Any) -> dict[str, Any]:
     """One accepted message as the inbox shows it."""
     if hasattr(sent, "raw_data"):
@@ -59,7 +66,7 @@ def as_mail(sent: Any) -> dict[str, Any]:
             "subject": str(message["Subject"] or ""),
             "text": _body(message, "plain"),
             "html": _body(message, "html"),
-            "sent_at": parsedate_to_datetime(str(date)).isoformat() if date else None,
+            "sent_at": _rfc3339(str(date)) if date else None,
         }
     destinations = sent.destinations
     to = destinations.get("ToAddresses", []) if isinstance(destinations, dict) else destinations
