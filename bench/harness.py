@@ -530,6 +530,42 @@ class Driver:
 
         return Request("LogConsumerFunction", event, complete)
 
+    def email_request(self, payment_id: str, timeout: float = 5.0) -> Request:
+        """The email consumer's invocation for the bus event of one payment's outcome,
+        received from EmailQueue (the events of other payments received on the way are
+        deleted: nothing else consumes that queue here)."""
+        from cashew.config import get_settings
+
+        table = str(self.stack.resources["NotificationsTable"]["Ref"])
+        if os.environ.get("CASHEW_NOTIFICATIONS_TABLE") != table:  # the function's own variable
+            os.environ["CASHEW_NOTIFICATIONS_TABLE"] = table
+            get_settings.cache_clear()
+        sqs = self.stack.clients("sqs")
+        url = str(self.stack.resources["EmailQueue"]["Ref"])
+        mine: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while not mine:
+            if time.monotonic() > deadline:
+                raise HarnessError(f"no bus event of {payment_id} on EmailQueue")
+            messages = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=_SQS_BATCH, MessageSystemAttributeNames=["All"]
+            ).get("Messages", [])
+            for message in messages:
+                detail = json.loads(message["Body"]).get("detail", {})
+                (mine if detail.get("id") == payment_id else []).append(message)
+            _delete(sqs, url, [m for m in messages if m not in mine])
+            if not messages:
+                time.sleep(0.05)
+        event = sqs_event(mine, str(self.stack.resources["EmailQueue"]["Arn"]))
+
+        def complete(result: Any) -> Any:
+            if not isinstance(result, dict) or result.get("batchItemFailures") != []:
+                raise HarnessError(f"the email consumer failed items: {result}")
+            _delete(sqs, url, mine)
+            return result
+
+        return Request("SendEmailsFunction", event, complete)
+
     # -- the set-up a scenario needs
     def new_account(self) -> Account:
         """Registers and logs in a new user; the context comes from the real authorizer."""

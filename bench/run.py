@@ -25,6 +25,8 @@ What is measured, and how:
    queue messages) is done outside the counted window, afresh for every invocation.
    `log_consume` is one invocation of the log consumer with the outcome messages of one
    balance payment, received from the queue; it is also reported per log entry.
+   `send_emails` is one invocation of the email consumer with the bus event of one balance
+   payment (its log entries written): one outcome, two emails (payer and payee).
 3. The budget: a warm balance payment that succeeds makes at most 2 AWS calls (reading the
    payer's recent attempts for fraud screening, and the one TransactWriteItems that moves
    the money and records the attempt; its outcome is published from the table's stream, not
@@ -153,6 +155,12 @@ def operations(driver: Driver, invocations: int) -> list[Operation]:
         driver.send(driver.publish_request(payment["id"]))
         return driver.consume_request(payment["id"])
 
+    def send_emails() -> Request:
+        payment = driver.pay(payer, payee.id, PAYMENT_AMOUNT)
+        driver.send(driver.publish_request(payment["id"]))
+        driver.send(driver.consume_request(payment["id"]))
+        return driver.email_request(payment["id"])
+
     def get(function_id: str, query: dict[str, str] | None = None) -> Callable[[], Request]:
         return lambda: driver.api_request(function_id, 200, caller=payer, query=query)
 
@@ -244,6 +252,7 @@ def operations(driver: Driver, invocations: int) -> list[Operation]:
         ),
         Operation("publish_outcome", publish_outcome),
         Operation("log_consume", log_consume),
+        Operation("send_emails", send_emails),
         Operation("list_transactions", get("ListTransactionsFunction", {"limit": "20"})),
         Operation("card_payment", card_payment(capture=True)),
         Operation("authorise", card_payment(capture=False)),

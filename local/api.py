@@ -47,6 +47,8 @@ INTEGRATION_TIMEOUT_SECONDS = 29  # API Gateway REST's integration timeout
 _IMPLICIT_API = ApiSpec("ServerlessRestApi", "Prod", {}, {})
 
 Invoke = Callable[[str, Any], Invocation]
+LocalHelper = Callable[["HttpRequest"], "HttpResponse | None"]
+"""A local-only path served beside the API (the inbox, say): its response, or None."""
 _log = logging.getLogger(__name__)
 
 
@@ -200,8 +202,9 @@ def authorizer_context(result: Any) -> dict[str, str]:
     return {**values, "principalId": str(result["principalId"])}
 
 
-LocalHelper = Callable[[dict[str, Any]], dict[str, Any]]
-"""A local-only endpoint (never in template.yaml): a proxy event in, a proxy response out."""
+LocalRoute = Callable[[dict[str, Any]], dict[str, Any]]
+"""A local-only endpoint routed as the template's are (never in template.yaml): a proxy event
+in, a proxy response out. (`LocalHelper`s answer before any routing.)"""
 
 
 class Gateway:
@@ -216,7 +219,7 @@ class Gateway:
         events: Iterable[ApiEvent],
         api_specs: Mapping[str, ApiSpec],
         invoke: Invoke,
-        helpers: Mapping[tuple[str, str], LocalHelper] | None = None,
+        helpers: Mapping[tuple[str, str], LocalRoute] | None = None,
     ) -> None:
         self._helpers = {
             f"local:{method} {path}": h for (method, path), h in (helpers or {}).items()
@@ -234,7 +237,7 @@ class Gateway:
         cls,
         template: Mapping[str, Any],
         invoke: Invoke,
-        helpers: Mapping[tuple[str, str], LocalHelper] | None = None,
+        helpers: Mapping[tuple[str, str], LocalRoute] | None = None,
     ) -> Gateway:
         events = [event for spec in functions(template).values() for event in spec.api_events]
         return cls(events, apis(template), invoke, helpers)
@@ -388,9 +391,12 @@ def _with_request_id(response: HttpResponse, request_id: str) -> HttpResponse:
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
+    def __init__(
+        self, address: tuple[str, int], gateway: Gateway, helpers: Iterable[LocalHelper] = ()
+    ) -> None:
         super().__init__(address, _RequestHandler)
         self.gateway = gateway
+        self.helpers = tuple(helpers)
 
     @property
     def url(self) -> str:
@@ -417,7 +423,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(self.server.gateway.reject("REQUEST_TOO_LARGE", request))
         else:
-            self._send(self.server.gateway.handle(request))
+            helped = (helper(request) for helper in self.server.helpers)
+            response = next((r for r in helped if r is not None), None)
+            self._send(response or self.server.gateway.handle(request))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
@@ -456,6 +464,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
 
 
-def make_server(gateway: Gateway, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> ApiServer:
-    """The HTTP front on host:port (0: any free port); run it with `serve_forever()`."""
-    return ApiServer((host, port), gateway)
+def make_server(
+    gateway: Gateway,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    helpers: Iterable[LocalHelper] = (),
+) -> ApiServer:
+    """The HTTP front on host:port (0: any free port), with local-only `helpers` answering
+    their own paths first; run it with `serve_forever()`."""
+    return ApiServer((host, port), gateway, helpers)

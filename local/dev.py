@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-from local import aws
+from local import aws, mail
 from local.admin import create_from_env
 from local.api import DEFAULT_PORT, Gateway, make_server
 from local.cfn import ParameterError, load_template, local_parameters
@@ -54,6 +54,7 @@ def _banner(api_url: str, aws_url: str, gateway: Gateway, consumers: Consumers) 
             *routes,
             *pollers,
             f"API           {api_url}",
+            f"Inbox         {api_url}{mail.PAGE_PATH}  ({mail.JSON_PATH}?to=<address>)",
             f"AWS endpoint  {aws_url}  (AWS_ENDPOINT_URL={aws_url} AWS_ACCESS_KEY_ID=testing "
             "AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1)",
             "Press Ctrl-C to stop.",
@@ -127,7 +128,7 @@ def main() -> int:
             gateway = Gateway.from_template(
                 template, runtime.invoke, {("POST", TOKENS_PATH): tokens}
             )
-            server = make_server(gateway, port=api_port)
+            server = make_server(gateway, port=api_port, helpers=[mail.serve])
             stack.callback(server.server_close)
             threading.Thread(target=server.serve_forever, name="api", daemon=True).start()
             stack.callback(server.shutdown)

@@ -11,6 +11,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from email.utils import parseaddr
 from typing import Any
 
 import pytest
@@ -145,8 +146,10 @@ class _Recorder:
             self._update(params)
         if model.name == "PutItem":
             self._put(params)
-        if model.name == "SendEmail":  # sent from the stack's one identity
-            self._use("ses:SendEmail", "EmailIdentity")
+        if model.name == "SendEmail":  # authorised on the identity of its From
+            address = parseaddr(params["FromEmailAddress"])[1]
+            identity = address if address in self.by_physical else address.rpartition("@")[2]
+            self._use("ses:SendEmail", identity)
             return
         if model.name == "PutEvents":  # each entry names its bus
             for entry in params["Entries"]:
@@ -230,7 +233,7 @@ COVERED_BELOW = {
     "ListRefundsFunction", "GatewayWebhookFunction", "GetTransactionFunction",
     "GetReceiptFunction", "VerifyChainFunction", "OpenDisputeFunction", "ListDisputesFunction",
     "AdminListTransactionsFunction", "AdminListDisputesFunction", "ResolveDisputeFunction",
-    "ReportSummaryFunction", "ReportCsvFunction", "AuditVerifyFunction",
+    "ReportSummaryFunction", "ReportCsvFunction", "AuditVerifyFunction", "SendEmailsFunction",
 }  # fmt: skip
 # tests/integration/test_webhooks.py checks these.
 COVERED_BY_WEBHOOKS = {
@@ -348,14 +351,16 @@ def test_only_the_receipt_signer_and_the_jwks_may_read_the_receipt_keys(stack, n
     # Given every grant of every function in template.yaml
     grants = _granted()
     readers = {f for f, granted in grants.items() if RECEIPT_SECRET_READ in granted}
-    # Then the receipt keys are readable by the function that signs receipts and the one that
-    # publishes the JWKS, and by no other: not the authorizer, nor any token issuer
-    assert readers == {"GetReceiptFunction", "JwksFunction"}
+    # Then the receipt keys are readable by the functions that sign receipts (for the API and
+    # for receipt emails) and the one that publishes the JWKS, and by no other: not the
+    # authorizer, nor any token issuer
+    assert readers == {"GetReceiptFunction", "SendEmailsFunction", "JwksFunction"}
     for function_id, granted in grants.items():
         on_secret = {g for g in granted if g[1] == "ReceiptSigningKeySecret"}
         assert on_secret <= {RECEIPT_SECRET_READ}, function_id
-    # ... and the receipt signer cannot read the access-token keys
+    # ... and the receipt signers cannot read the access-token keys
     assert JWT_SECRET_READ not in grants["GetReceiptFunction"]
+    assert JWT_SECRET_READ not in grants["SendEmailsFunction"]
     # ... and what the authorizer reads, run on a real token, is no receipt key
     user = new_user()
     with recorder.acting_as("AuthorizerFunction"):
@@ -852,3 +857,51 @@ def test_payment_method_functions_reach_user_items_only_never_credentials(functi
         ]:
             expected = ["USER#*", "GATEWAY_TOKEN#*"]  # it puts the marker of its gateway token
         assert leading.get("dynamodb:LeadingKeys") == expected, (function_id, statement)
+
+
+def test_every_action_of_the_email_consumer_is_granted_and_sends_from_the_identity_only(
+    stack, new_user, recorder, monkeypatch
+):
+    # Given a card payment and a refund of it, published and in the log, their events on
+    # EmailQueue
+    from local.consumers import sqs_event
+
+    monkeypatch.setenv("CASHEW_NOTIFICATIONS_TABLE", stack.resources["NotificationsTable"]["Ref"])
+    monkeypatch.setenv("CASHEW_EMAIL_QUEUE_URL", stack.resources["EmailQueue"]["Ref"])
+    from cashew.config import get_settings
+
+    get_settings.cache_clear()
+    stack.skip_changes()
+    sqs, url = stack.clients("sqs"), stack.resources["EmailQueue"]["Ref"]
+    while earlier := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        for message in earlier:  # earlier tests' events
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    payer, payee = new_user(), new_user()
+    card = add_card(stack, payer)
+    payment = pay(stack, payer, payee.id, 500, source={"type": "card", "payment_method_id": card})
+    refund = call_with_id(stack, "CreateRefundFunction", "payments/create_refund.json",
+        payment.body["id"], authorizer=payee.authorizer, body={"amount": 100},
+        headers={"Idempotency-Key": str(uuid.uuid4())})  # fmt: skip
+    assert refund.status == 201, refund.body
+    stack.settle()
+    messages = sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"],
+        VisibilityTimeout=60,
+    )["Messages"]  # fmt: skip
+    # When the consumer sends their emails (and a message whose entry is missing waits)
+    with recorder.acting_as("SendEmailsFunction"):
+        result = stack.invoke("SendEmailsFunction", sqs_event(messages, "arn:aws:sqs:x:1:q"))
+    assert result == {"batchItemFailures": []}
+    for message in messages:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    monkeypatch.delenv("CASHEW_EMAIL_QUEUE_URL")
+    get_settings.cache_clear()
+    # Then it was granted every action it performed, SendEmail on the identity included
+    used = recorder.used["SendEmailsFunction"]
+    assert ("ses:SendEmail", "EmailIdentity") in used
+    assert ("dynamodb:PutItem", "NotificationsTable") in used
+    assert recorder.ungranted() == {}
+    # ... and its SendEmail grant is on the stack's identity only
+    assert {g for g in _granted()["SendEmailsFunction"] if g[0].startswith("ses:")} == {
+        ("ses:SendEmail", "EmailIdentity")
+    }

@@ -30,6 +30,8 @@ ALLOWED = {
     "republish.py": "the failure queue's messages, as Lambda's on-failure destination writes them",
     "webhooks/dispatch.py": "EventBridge events as the bus delivers them, and the contract "
     "objects they carry (sent on as they are)",
+    "notifications/recipients.py": "EventBridge details (the contract's objects), as the bus "
+    "delivers them",
 }
 ALLOWED_DIRS = {"gateways": "the gateways' own wire formats (Stripe and the sandbox)"}
 UNTYPED = {

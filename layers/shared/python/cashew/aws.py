@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_kms import KMSClient
+    from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sqs import SQSClient
 
 _CONFIG: dict[str, Any] = {
@@ -61,9 +62,15 @@ def kms() -> KMSClient:
     return client
 
 
-def sesv2() -> Any:
-    """SES v2 (no type stubs are pinned for it)."""
-    return _client("sesv2")
+@functools.cache
+def sesv2() -> SESV2Client:
+    """SES v2, making each call once: botocore's retries could send an email twice (a send
+    whose answer was lost), so a failed send is the caller's to retry, or not."""
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(**{**_CONFIG, "retries": {"mode": "standard", "total_max_attempts": 1}})
+    client: SESV2Client = session().client("sesv2", config=config)
+    return client
 
 
 @functools.cache
@@ -83,5 +90,5 @@ def secret_json(secret_id: str, max_age: int) -> dict[str, Any]:
 
 def reset() -> None:
     """Forget every client and cached secret (tests point the process at a new endpoint)."""
-    for cached in (session, _client, _secrets):
+    for cached in (session, _client, sesv2, _secrets):
         cached.cache_clear()

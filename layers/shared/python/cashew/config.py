@@ -30,6 +30,10 @@ class Settings(BaseModel):
     # The seeds of the receipt keys (ReceiptSigningKeySecret): never the access-token keys.
     receipt_secret_id: str = Field(alias="CASHEW_RECEIPT_SECRET_ID")
     fingerprint_secret_id: str = Field(alias="CASHEW_FINGERPRINT_SECRET_ID")
+    # Notifications: the From of every email; the email consumer's own table and queue.
+    email_from: str = Field("Cashew <no-reply@cashew.local>", alias="CASHEW_EMAIL_FROM")
+    notifications_table: str | None = Field(None, alias="CASHEW_NOTIFICATIONS_TABLE")
+    email_queue_url: str | None = Field(None, alias="CASHEW_EMAIL_QUEUE_URL")
 
     access_token_ttl: int = Field(900, alias="CASHEW_ACCESS_TOKEN_TTL", ge=60, le=900)
     refresh_token_ttl: int = Field(30 * 86400, alias="CASHEW_REFRESH_TOKEN_TTL", ge=3600)

@@ -1,15 +1,26 @@
-"""What the other modules may read of the transaction log's chains (the reports' audit, and
-auth's receipts); the store stays the ledger's own."""
+"""What the other modules may read of the transaction log's chains (the reports' audit, auth's
+receipts, the notifications' receipt emails); the store stays the ledger's own."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from cashew.ledger import store
-from cashew.ledger.receipts import receipt_claims
+from cashew.ledger import service, store
+from cashew.ledger.models import Entry, Outcome
+from cashew.ledger.receipts import claims_of, receipt_claims
 from cashew.ledger.store import ChainItem, Marker
 
-__all__ = ["DAY_CURSOR", "ChainItem", "Marker", "all_chains", "chain_items", "receipt_claims"]
+__all__ = [
+    "DAY_CURSOR",
+    "ChainItem",
+    "Marker",
+    "all_chains",
+    "chain_items",
+    "claims_of",
+    "entry_for_outcome",
+    "parties",
+    "receipt_claims",
+]
 
 # The cursor fields of a page of everyone's entries (the CSV export pages with it).
 DAY_CURSOR = store.DAY_CURSOR
@@ -26,3 +37,14 @@ def chain_items(user_id: str) -> Chain:
 def all_chains() -> Iterator[tuple[str, list[ChainItem], list[Marker]]]:
     """Every user's chain, for the audit: one Scan of the whole table, grouped by user."""
     return store.all_chains()
+
+
+def parties(outcome: Outcome) -> set[str]:
+    """The users the log gives an entry of this outcome (once it is appended)."""
+    return {user_id for user_id, _, _ in service.affected(outcome)}
+
+
+def entry_for_outcome(user_id: str, outcome_id: str) -> Entry | None:
+    """The user's entry of the outcome, or None while it is not in their chain: two
+    consistent GetItems (the append record, then the entry)."""
+    return store.entry_for_outcome(user_id, outcome_id)

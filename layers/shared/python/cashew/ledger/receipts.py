@@ -23,13 +23,20 @@ def receipt_claims(caller: Caller, entry_id: str) -> tuple[Entry, ReceiptClaims]
     entry = store.get_entry(entry_id)
     if entry is None or entry.user_id != caller.user_id:
         raise NotFoundError("transaction not found")
+    return entry, claims_of(entry)
+
+
+def claims_of(entry: Entry) -> ReceiptClaims:
+    """The claims of the receipt of an entry the log holds (read from it), with where its
+    user's chain stands now. An entry that does not hash to its `hash` (edited in the table)
+    is AlteredEntryError: no receipt vouches for what the log no longer holds."""
     if chain.entry_hash(entry.model_dump(mode="json", exclude={"hash"})) != entry.hash:
         logger.error(
             "an entry does not match its hash: no receipt signed", extra={"entry_id": entry.id}
         )
         raise AlteredEntryError(entry.id)
     head = store.head(entry.user_id) or entry  # the chain holds the entry: never None
-    claims = ReceiptClaims(
+    return ReceiptClaims(
         iss=get_settings().issuer,
         iat=clock.epoch(),
         entry_id=entry.id,
@@ -46,4 +53,3 @@ def receipt_claims(caller: Caller, entry_id: str) -> tuple[Entry, ReceiptClaims]
         hash=entry.hash,
         chain_head=ChainHead(seq=head.seq, hash=head.hash),
     )
-    return entry, claims

@@ -209,6 +209,18 @@ def get_entry(entry_id: str) -> Entry | None:
     return StoredEntry.from_item(items[0]).entry if items else None
 
 
+def entry_for_outcome(user_id: str, outcome_id: str) -> Entry | None:
+    """The user's entry of one outcome (strongly consistent): its append record says at which
+    seq it sits; None if the outcome is not in the user's chain (yet)."""
+    marker = dynamo.get_item(_table(), {"pk": _pk(user_id), "sk": f"OUTCOME#{outcome_id}"})
+    seq = marker.get("seq") if marker else None
+    if not isinstance(seq, int):
+        return None
+    item = dynamo.get_item(_table(), {"pk": _pk(user_id), "sk": _sk(seq)})
+    entry = StoredEntry.from_item(item).entry if item else None
+    return entry if entry is not None and entry.outcome_id == outcome_id else None
+
+
 # ---------------------------------------------------------------------------- reading
 
 
