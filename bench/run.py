@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import log as log_bench
+from bench import webhooks as webhook_bench
 from bench.harness import (
     NEW_PASSWORD,
     PASSWORD,
@@ -70,6 +71,7 @@ from bench.harness import (
 )
 from bench.imports import NO_AWS, ImportFailedError, ImportTiming, time_imports
 from local.specs import function_env
+from tests.support.receiver import Receiver
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 BUDGET_OPERATION = "balance_payment"
@@ -122,7 +124,7 @@ class Measurement:
         return statistics.median(t - io - h for t, io, h in runs)
 
 
-def operations(driver: Driver, invocations: int) -> list[Operation]:
+def operations(driver: Driver, invocations: int, receiver: Receiver) -> list[Operation]:
     """Every operation measured, with the scenario they share: a payer with a card, a card
     that the sandbox answers `processing` and the money for `invocations` runs of each
     operation that pays from the balance, and a payee."""
@@ -275,6 +277,10 @@ def operations(driver: Driver, invocations: int) -> list[Operation]:
         Operation("delete_payment_method", payment_method("DeletePaymentMethodFunction", 204)),
         Operation("openapi", get("OpenApiFunction")),
         *log_operations(driver, payer, payee),
+        *(
+            Operation(name, prepare)
+            for name, prepare in webhook_bench.operations(driver, driver.new_admin(), receiver)
+        ),
     ]
 
 
@@ -325,6 +331,12 @@ def log_operations(driver: Driver, payer: Account, payee: Account) -> list[Opera
             "get_transaction",
             lambda: driver.api_request(
                 "GetTransactionFunction", 200, caller=payer, path={"id": logged()}
+            ),
+        ),
+        Operation(
+            "get_receipt",
+            lambda: driver.api_request(
+                "GetReceiptFunction", 200, caller=payer, path={"id": logged()}
             ),
         ),
         Operation("verify_chain", get("VerifyChainFunction")),
@@ -563,6 +575,12 @@ def main(argv: list[str] | None = None) -> int:
         default=100_000,
         help="entries in the range of the CSV export (default 100000)",
     )
+    parser.add_argument(
+        "--webhook-deliveries",
+        type=_positive(webhook_bench.BATCH),
+        default=200,
+        help="deliveries per webhook throughput run (default 200)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="the results file")
     args = parser.parse_args(argv)
 
@@ -580,6 +598,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             measurements = _measure_all(stack, args.warm_runs, progress)
             log_figures = _measure_log(stack, args, progress)
+            log_figures["webhooks"] = _measure_webhooks(stack, args, progress)
     except (HarnessError, ImportFailedError) as error:
         print(f"bench: FAILED: {error}", file=sys.stderr)
         return 2
@@ -611,10 +630,10 @@ def _measure_all(
     driver = Driver(stack)
     counter = CallCounter()
     measurements = []
-    with quiet_handlers():
+    with quiet_handlers(), webhook_bench.loopback_receiver() as receiver:
         try:
             progress("setting up users, a card and a balance")
-            for operation in operations(driver, invocations=1 + warm_runs):
+            for operation in operations(driver, invocations=1 + warm_runs, receiver=receiver):
                 progress(f"invoke {operation.name}")
                 measurements.append(measure(driver, counter, operation, warm_runs))
         finally:
@@ -635,6 +654,23 @@ def _measure_log(
         )
         export = log_bench.csv_export(stack, admin.authorizer, args.export_entries, progress)
     return {"log_consumer": throughput, "csv_export": export}
+
+
+def _measure_webhooks(
+    stack: LocalStack, args: argparse.Namespace, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    with quiet_handlers(), webhook_bench.loopback_receiver() as receiver:
+        driver = Driver(stack)
+        admin = driver.new_admin()
+        driver.send(
+            driver.api_request(
+                "CreateWebhookEndpointFunction", 201, caller=admin,
+                body={"url": receiver.url, "events": [webhook_bench.THROUGHPUT]},
+            )
+        )  # fmt: skip
+        return webhook_bench.delivery_throughput(
+            stack, CallCounter(), receiver, args.webhook_deliveries, progress
+        )
 
 
 def print_log_report(figures: dict[str, Any]) -> None:
@@ -658,6 +694,13 @@ def print_log_report(figures: dict[str, Any]) -> None:
         f" {export['slowest_page_s_on_moto']} s on moto; the instance's peak memory"
         f" {export['peak_rss_mb']} MB ({export['rss_after_import_mb']} MB after its imports,"
         " of the function's 1,024 MB)"
+    )
+    hooks = figures["webhooks"]
+    print(
+        f"\nWebhooks: {hooks['deliveries']} events routed at {hooks['events_routed_per_second']}/s"
+        f" ({hooks['aws_calls_per_event_routed']} AWS calls each), then delivered to a loopback"
+        f" receiver by one sender at {hooks['deliveries_per_second']}/s"
+        f" ({hooks['aws_calls_per_delivery_sent']} AWS calls each)"
     )
 
 
