@@ -116,3 +116,67 @@ def test_the_local_stack_refuses_private_ranges_and_the_metadata_address(stack: 
         )
         assert reply.status_code == 422, reply.text
         assert reply.json()["errors"][0]["field"] == "url"
+
+
+def _wait_for(stack: Stack, admin: str, endpoint: str, status: str, timeout: float = 60) -> list:
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = stack.request(
+            "GET", f"/v1/admin/webhook-endpoints/{endpoint}/deliveries", admin,
+            params={"status": status},
+        )  # fmt: skip
+        assert reply.status_code == 200, reply.text
+        rows = reply.json()["data"]
+        if rows or time.monotonic() > deadline:
+            return list(rows)
+        time.sleep(0.5)
+
+
+def test_an_endpoint_is_listed_changed_retried_and_deleted_by_an_admin(
+    stack: Stack, new_user, receiver: Receiver
+):
+    admin = _admin_token(stack)
+    # Given an endpoint for refunds only on a receiver that fails everything for now
+    receiver.fail_first = 10**6
+    created = stack.request(
+        "POST", "/v1/admin/webhook-endpoints", admin,
+        json={"url": receiver.url, "events": ["refund.succeeded"]},
+    ).json()  # fmt: skip
+    endpoint = created["id"]
+    # Then the list shows it, without its secret
+    listed = stack.request("GET", "/v1/admin/webhook-endpoints", admin, params={"limit": "100"})
+    assert listed.status_code == 200, listed.text
+    mine = [e for e in listed.json()["data"] if e["id"] == endpoint]
+    assert len(mine) == 1 and "secret" not in mine[0]
+    # When it is changed to payments too, and a payment is made
+    patched = stack.request(
+        "PATCH", f"/v1/admin/webhook-endpoints/{endpoint}", admin,
+        json={"events": ["payment.succeeded", "refund.succeeded"], "description": "ops"},
+    )  # fmt: skip
+    assert patched.status_code == 200, patched.text
+    assert (patched.json()["events"], patched.json()["description"]) == (
+        ["payment.succeeded", "refund.succeeded"], "ops",
+    )  # fmt: skip
+    payer = new_user("Retry Payer")
+    topped = top_up(stack, payer, add_card(stack, payer), 2_000).json()["id"]
+    # Then its delivery fails every attempt of the (shortened) schedule and is `failed`
+    [failed] = _wait_for(stack, admin, endpoint, "failed")
+    assert (failed["attempts"], failed["last_response_status"]) == (5, 503)
+    # And once the receiver is back, a retry delivers it: 202, then one success
+    receiver.fail_first = 0
+    retried = stack.request("POST", f"/v1/admin/webhook-deliveries/{failed['id']}/retry", admin)
+    assert retried.status_code == 202, retried.text
+    [succeeded] = _wait_for(stack, admin, endpoint, "succeeded")
+    assert succeeded["id"] == failed["id"] and succeeded["attempts"] == 6
+    ok = [json.loads(r.body) for r in receiver.requests if r is receiver.requests[-1]]
+    assert ok[0]["data"]["object"]["id"] == topped and ok[0]["id"] == failed["event_id"]
+    # ... and a disabled endpoint is shown so; deleted, it is gone (404) and gets nothing
+    disabled = stack.request(
+        "PATCH", f"/v1/admin/webhook-endpoints/{endpoint}", admin, json={"status": "disabled"}
+    )
+    assert disabled.status_code == 200 and disabled.json()["status"] == "disabled"
+    assert (
+        stack.request("DELETE", f"/v1/admin/webhook-endpoints/{endpoint}", admin).status_code == 204
+    )
+    gone = stack.request("GET", f"/v1/admin/webhook-endpoints/{endpoint}", admin)
+    assert (gone.status_code, gone.json()["code"]) == (404, "not_found")
