@@ -47,8 +47,6 @@ INTEGRATION_TIMEOUT_SECONDS = 29  # API Gateway REST's integration timeout
 _IMPLICIT_API = ApiSpec("ServerlessRestApi", "Prod", {}, {})
 
 Invoke = Callable[[str, Any], Invocation]
-LocalHelper = Callable[["HttpRequest"], "HttpResponse | None"]
-"""A local-only path served beside the API (the inbox, say): its response, or None."""
 _log = logging.getLogger(__name__)
 
 
@@ -203,8 +201,8 @@ def authorizer_context(result: Any) -> dict[str, str]:
 
 
 LocalRoute = Callable[[dict[str, Any]], dict[str, Any]]
-"""A local-only endpoint routed as the template's are (never in template.yaml): a proxy event
-in, a proxy response out. (`LocalHelper`s answer before any routing.)"""
+"""A local-only endpoint (never in template.yaml: the inbox, the sandbox's tokenisation),
+routed as the template's are: a proxy event in, a proxy response out."""
 
 
 class Gateway:
@@ -391,12 +389,9 @@ def _with_request_id(response: HttpResponse, request_id: str) -> HttpResponse:
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(
-        self, address: tuple[str, int], gateway: Gateway, helpers: Iterable[LocalHelper] = ()
-    ) -> None:
+    def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
         super().__init__(address, _RequestHandler)
         self.gateway = gateway
-        self.helpers = tuple(helpers)
 
     @property
     def url(self) -> str:
@@ -423,9 +418,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(self.server.gateway.reject("REQUEST_TOO_LARGE", request))
         else:
-            helped = (helper(request) for helper in self.server.helpers)
-            response = next((r for r in helped if r is not None), None)
-            self._send(response or self.server.gateway.handle(request))
+            self._send(self.server.gateway.handle(request))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
@@ -468,8 +461,6 @@ def make_server(
     gateway: Gateway,
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
-    helpers: Iterable[LocalHelper] = (),
 ) -> ApiServer:
-    """The HTTP front on host:port (0: any free port), with local-only `helpers` answering
-    their own paths first; run it with `serve_forever()`."""
-    return ApiServer((host, port), gateway, helpers)
+    """The HTTP front on host:port (0: any free port); run it with `serve_forever()`."""
+    return ApiServer((host, port), gateway)

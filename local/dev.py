@@ -125,10 +125,9 @@ def main() -> int:
             tokens = tokens_endpoint(
                 _webhook_secret(clients, shared_env["CASHEW_GATEWAY_SECRET_ID"])
             )
-            gateway = Gateway.from_template(
-                template, runtime.invoke, {("POST", TOKENS_PATH): tokens}
-            )
-            server = make_server(gateway, port=api_port, helpers=[mail.serve])
+            local_routes = {("POST", TOKENS_PATH): tokens, **mail.ROUTES}
+            gateway = Gateway.from_template(template, runtime.invoke, local_routes)
+            server = make_server(gateway, port=api_port)
             stack.callback(server.server_close)
             threading.Thread(target=server.serve_forever, name="api", daemon=True).start()
             stack.callback(server.shutdown)

@@ -21,9 +21,8 @@ from email import message_from_string, policy
 from email.message import EmailMessage
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
-from urllib.parse import parse_qs
 
-from local.api import HttpRequest, HttpResponse
+from local.api import LocalRoute
 from local.cfn import ACCOUNT_ID, REGION
 
 PAGE_PATH = "/_local/mail"
@@ -123,17 +122,21 @@ def _page(mails: list[dict[str, Any]]) -> str:
 _PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-src 'self'"
 
 
-def serve(request: HttpRequest) -> HttpResponse | None:
-    """The inbox's answer to a request for one of its paths; None for any other path."""
-    if request.path not in (PAGE_PATH, JSON_PATH):
-        return None
-    if request.method != "GET":
-        return HttpResponse(405, [("Allow", "GET"), ("Content-Type", "text/plain")], b"GET only")
-    to = parse_qs(request.query).get("to", [None])[0]
-    mails = inbox(to)
-    if request.path == JSON_PATH:
-        body = json.dumps({"data": mails}).encode()
-        return HttpResponse(200, [("Content-Type", "application/json")], body)
-    headers = [("Content-Type", "text/html; charset=utf-8"),
-               ("Content-Security-Policy", _PAGE_POLICY)]  # fmt: skip
-    return HttpResponse(200, headers, _page(mails).encode())
+def _recipient(event: dict[str, Any]) -> str | None:
+    return (event.get("queryStringParameters") or {}).get("to")
+
+
+def page(event: dict[str, Any]) -> dict[str, Any]:
+    """`GET /_local/mail` (a proxy event in, a proxy response out, as the Gateway routes it)."""
+    headers = {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": _PAGE_POLICY}
+    return {"statusCode": 200, "headers": headers, "body": _page(inbox(_recipient(event)))}
+
+
+def listing(event: dict[str, Any]) -> dict[str, Any]:
+    """`GET /_local/mail.json?to=<address>`."""
+    body = json.dumps({"data": inbox(_recipient(event))})
+    return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": body}
+
+
+ROUTES: dict[tuple[str, str], LocalRoute] = {("GET", PAGE_PATH): page, ("GET", JSON_PATH): listing}
+"""The inbox's routes, for `local.api.Gateway`'s local-only routes."""
