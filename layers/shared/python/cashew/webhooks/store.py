@@ -366,10 +366,12 @@ def finish_attempt(  # noqa: PLR0917 - one attempt's whole outcome
 
 
 def requeue(stored: StoredDelivery, now: str) -> StoredDelivery:
-    """A failed (or pending) delivery due again now."""
+    """A failed (or pending) delivery due again now. An attempt in flight keeps its lease:
+    no other sender may send it until that attempt is recorded (or its lease runs out), so
+    a retry never makes a second concurrent send, nor a second success."""
     item = dynamo.update_item(
         _table(), {"pk": stored.delivery.id},
-        "SET #status = :pending, endpoint_status = :es, next_attempt_at = :now REMOVE lease_until",
+        "SET #status = :pending, endpoint_status = :es, next_attempt_at = :now",
         {":pending": "pending", ":es": f"{stored.endpoint_id}#pending", ":now": now,
          ":succeeded": "succeeded"},
         condition="attribute_exists(pk) AND #status <> :succeeded", names={"#status": "status"},
