@@ -304,6 +304,20 @@ def balance(stack: Stack, user: User, currency: str = "USD") -> int:
     return next((b["available"] for b in reply.body["data"] if b["currency"] == currency), 0)
 
 
+def take_messages(stack: Stack, queue_id: str) -> list[dict[str, Any]]:
+    """Every message now on the template's queue, received (with its attributes) and deleted:
+    a test that delivers them by hand, or wants its queue to itself."""
+    sqs, url = stack.clients("sqs"), stack.resources[queue_id]["Ref"]
+    taken: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+    ).get("Messages"):
+        for message in batch:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        taken += batch
+    return taken
+
+
 def call_with_id(
     stack: Stack, function_id: str, sample: str, resource_id: str, **variations: Any
 ) -> Reply:

@@ -18,7 +18,7 @@ from cashew.ledger import chain
 from cashew.notifications import ses
 from local.cfn import ACCOUNT_ID, REGION
 from local.consumers import sqs_event
-from tests.integration.conftest import add_card, pay, top_up
+from tests.integration.conftest import add_card, pay, take_messages, top_up
 
 FUNCTION = "SendEmailsFunction"
 
@@ -39,16 +39,8 @@ def _body(raw: str, subtype: str) -> str:
 
 
 def _drain(stack) -> list[dict[str, Any]]:
-    """Every message now on EmailQueue, received (and deleted: the test redelivers by hand)."""
-    sqs, url = stack.clients("sqs"), stack.resources["EmailQueue"]["Ref"]
-    taken: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
-    ).get("Messages"):
-        for message in batch:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        taken += batch
-    return taken
+    """Every message now on EmailQueue, taken (the test redelivers by hand)."""
+    return take_messages(stack, "EmailQueue")
 
 
 def _deliver(stack, messages: list[dict[str, Any]], receives: int = 1) -> Any:

@@ -20,7 +20,15 @@ from moto.ses.models import ses_backends
 from cashew.webhooks import settings as webhook_settings
 from local.cfn import ACCOUNT_ID, REGION
 from local.consumers import sqs_event, succeeded
-from tests.integration.conftest import Stack, User, add_card, call_with_id, pay, top_up
+from tests.integration.conftest import (
+    Stack,
+    User,
+    add_card,
+    call_with_id,
+    pay,
+    take_messages,
+    top_up,
+)
 from tests.support.receiver import Receiver
 
 
@@ -40,19 +48,6 @@ def _env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     get_settings.cache_clear()
     webhook_settings.get.cache_clear()
-
-
-def _take(stack: Stack, queue_id: str) -> list[dict[str, Any]]:
-    """Every message now on the queue, received and deleted (the test redelivers by hand)."""
-    sqs, url = stack.clients("sqs"), stack.resources[queue_id]["Ref"]
-    taken: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
-    ).get("Messages"):
-        for message in batch:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        taken += batch
-    return taken
 
 
 def _deliver(stack: Stack, function_id: str, queue_id: str, messages: list[dict[str, Any]]) -> None:
@@ -115,7 +110,7 @@ def test_duplicated_reordered_outcomes_and_a_failing_receiver_notify_each_once(
     # attempts, and nothing else on the notification queues
     stack.skip_changes()
     for queue in ("EmailQueue", "WebhookEventsQueue", "WebhookDeliveriesQueue"):
-        _take(stack, queue)
+        take_messages(stack, queue)
     receiver = Receiver(fail_first=2).start()
     try:
         admin = new_admin()
@@ -136,7 +131,10 @@ def test_duplicated_reordered_outcomes_and_a_failing_receiver_notify_each_once(
         assert {r.status for r in (topped, by_balance, by_card)} == {201}
         refund = _refund(stack, payee, by_balance.body["id"], 500)
         stack.settle()
-        emails, hooks = _take(stack, "EmailQueue"), _take(stack, "WebhookEventsQueue")
+        emails, hooks = (
+            take_messages(stack, "EmailQueue"),
+            take_messages(stack, "WebhookEventsQueue"),
+        )
         events = {json.loads(m["Body"])["id"] for m in emails}
         assert len(emails) == 4 and {json.loads(m["Body"])["id"] for m in hooks} == events
         # When each queue's messages arrive twice over, reversed, at two consumers at once

@@ -10,18 +10,16 @@ from typing import Any
 
 import pytest
 
-from cashew.webhooks import dispatch, endpoints, settings, store
+from cashew.webhooks import dispatch, endpoints, store
 from tests.integration.conftest import Stack, User
-from tests.integration.test_webhooks import _deliveries, _drain, _event, _register, _route
-
-
-@pytest.fixture
-def loopback(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("CASHEW_WEBHOOK_ALLOW_LOOPBACK", "true")
-    monkeypatch.setenv("CASHEW_WEBHOOK_RETRY_SCHEDULE", "1,1,1")
-    settings.get.cache_clear()
-    yield
-    settings.get.cache_clear()
+from tests.integration.test_webhooks import (  # noqa: F401 - loopback is a fixture
+    _deliveries,
+    _drain,
+    _event,
+    _register,
+    _route,
+    loopback,
+)
 
 
 class _Hooked:
@@ -66,8 +64,9 @@ def hooked() -> Iterator[_Hooked]:
     running.stop()
 
 
+@pytest.mark.usefixtures("loopback")
 def test_an_admin_retry_during_an_attempt_in_flight_sends_no_second_success(
-    stack: Stack, new_admin: Callable[[], User], loopback: None, hooked: _Hooked
+    stack: Stack, new_admin: Callable[[], User], hooked: _Hooked
 ):
     # Given an endpoint and one routed delivery
     admin = new_admin()

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cashew import aws, clock
 from cashew.config import get_settings
+from cashew.gateways.base import card_brand
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,15 +25,7 @@ class SealedToken:
     data_key: bytes  # the KMS-encrypted data key
 
 
-def brand(number: str) -> str:
-    if number.startswith("4"):
-        return "visa"
-    prefix2, prefix4 = int(number[:2]), int(number[:4])
-    if 51 <= prefix2 <= 55 or 2221 <= prefix4 <= 2720:
-        return "mastercard"
-    if prefix2 in (34, 37):
-        return "amex"
-    return "unknown"
+brand = card_brand  # the network a number belongs to
 
 
 def is_expired(exp_month: int, exp_year: int) -> bool:

@@ -42,6 +42,7 @@ from cashew.gateways.base import (
     TokenRejectedError,
     WebhookEvent,
     WebhookPayloadError,
+    card_brand,
     sign_webhook,
     verify_signature,
 )
@@ -91,18 +92,6 @@ def _post_json(url: str, body: bytes, timeout: float) -> None:
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 # nosec B310 # our API's URL
         response.read()
-
-
-def card_brand(number: str) -> str:
-    """The card network by its number's prefix (as Cashew's own cards.brand)."""
-    if number.startswith("4"):
-        return "visa"
-    prefix2, prefix4 = int(number[:2]), int(number[:4])
-    if 51 <= prefix2 <= 55 or 2221 <= prefix4 <= 2720:
-        return "mastercard"
-    if prefix2 in (34, 37):
-        return "amex"
-    return "unknown"
 
 
 def _digest(value: str) -> str:
