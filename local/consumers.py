@@ -409,8 +409,12 @@ class Consumers:
             poller.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Every poller told to stop, then waited for `timeout` seconds in all (not each: a
+        stack of many mappings, each busy with a batch, would outlast SIGTERM's grace). A
+        poller still delivering after that is a daemon thread: it ends with the process."""
         for poller in self._all():
             poller.stop()
+        deadline = time.monotonic() + timeout
         for poller in self._all():
             if poller.is_alive():
-                poller.join(timeout)
+                poller.join(max(0.0, deadline - time.monotonic()))

@@ -30,7 +30,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,16 +238,23 @@ class Runtime:
             return Invocation(request_id, error={**error, "requestId": request_id})
         return Invocation(request_id, payload=json.loads(payload) if payload is not None else None)
 
-    def shutdown(self) -> None:
+    def shutdown(self, grace: float = 10.0) -> None:
+        """Every pool shut down at once (one after another, each waiting for its workers, a
+        stack of forty functions could outlast SIGTERM's grace on a loaded machine); a worker
+        still invoking after `grace` seconds is terminated, as Lambda ends an environment."""
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
-        # All at once: one after another, each waiting for its workers to exit, a stack of
-        # forty functions could outlast SIGTERM's grace on a loaded machine.
-        if pools:
-            with ThreadPoolExecutor(len(pools)) as stopping:
-                list(
-                    stopping.map(lambda pool: pool.shutdown(wait=True, cancel_futures=True), pools)
-                )
+        workers = [
+            p for pool in pools for p in list((getattr(pool, "_processes", None) or {}).values())
+        ]
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + grace
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                worker.terminate()
+                worker.join(1.0)
         shutil.rmtree(self._markers, ignore_errors=True)
 
     def _pool(self, function_id: str) -> ProcessPoolExecutor:
