@@ -13,6 +13,7 @@ import pytest
 
 from cashew import aws, export
 from cashew.identity import Caller
+from local.events import api_event
 from tests.integration.conftest import add_card, pay, signed_in, top_up
 from tests.integration.test_iam_policies import _granted, _Recorder
 
@@ -252,3 +253,41 @@ def test_the_export_is_read_only_granted_and_reads_the_callers_items_only(stack,
     mine = {p["id"] for p in _merged(pages)["payments"]}
     for name, key in keys:
         assert user.id in key or any(pid in key for pid in mine), (name, key)
+
+
+def test_more_than_a_page_of_payments_at_the_default_size_stays_far_below_6_mb(stack, new_user):
+    # Given a user paid 112 times by 4 payers, each payment with the longest description
+    # (500 characters that JSON escapes to 2 bytes each)
+    user = new_user()
+    description = '"\\' * 250
+    paid = set()
+    for _ in range(4):
+        payer = new_user()
+        assert top_up(stack, payer, add_card(stack, payer), 100_000).status == 201
+        for _ in range(28):
+            reply = pay(stack, payer, user.id, 1, description=description)
+            assert reply.status == 201, reply.body
+            paid.add(reply.body["id"])
+    # When they export everything at the default page size
+    replies, cursor = [], None
+    while True:
+        extra = {"query": {"cursor": cursor}} if cursor else {}
+        raw = stack.invoke(
+            "ExportMeFunction",
+            api_event("accounts/export_me.json", authorizer=user.authorizer, **extra),
+        )
+        assert raw["statusCode"] == 200
+        replies.append(raw["body"])
+        body = json.loads(raw["body"])
+        if body["next_cursor"] is None:
+            break
+        cursor = body["next_cursor"]
+    # Then their session and the 112 payments come in two pages, each once, the first a full
+    # page of 100 items
+    pages = [json.loads(r) for r in replies]
+    assert [(len(p["sessions"]), len(p["payments"])) for p in pages] == [(1, 99), (0, 13)]
+    assert {p["id"] for page in pages for p in page["payments"]} == paid
+    # ... and a full page of the largest items is a few hundred KB, far below Lambda's 6 MB
+    biggest = max(len(r.encode()) for r in replies)
+    print(f"export: a page of 100 payments with 500-character descriptions is {biggest} bytes")
+    assert biggest < 1_000_000
