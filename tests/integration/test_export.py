@@ -295,3 +295,54 @@ def test_more_than_a_page_of_payments_at_the_default_size_stays_far_below_6_mb(s
     biggest = max(len(r.encode()) for r in replies)
     print(f"export: a page of 100 payments with 500-character descriptions is {biggest} bytes")
     assert biggest < 1_000_000
+
+
+def test_a_payment_with_more_refunds_than_a_page_holds_goes_on_over_pages(stack, new_user):
+    # Given a user who paid two payees, the first of whom refunded them 8 times (1 each)
+    user, payee, third = new_user(), new_user(), new_user()
+    assert top_up(stack, user, add_card(stack, user), 1_000).status == 201
+    first = pay(stack, user, payee.id, 100).body
+    second = pay(stack, user, third.id, 50).body
+    refunds = set()
+    for n in range(8):
+        refund = stack.call(
+            "CreateRefundFunction", "payments/create_refund.json", authorizer=payee.authorizer,
+            path={"id": first["id"]}, body={"amount": 1}, headers={"Idempotency-Key": f"r{n}"},
+        )  # fmt: skip
+        assert refund.status == 201, refund.body
+        refunds.add(refund.body["id"])
+    caller = Caller(user_id=user.id, session_id=user.session_id, role="user")
+    # When they export 3 items a page
+    pages, cursor = [], None
+    while True:
+        page = export.export(caller, cursor, page_items=3)
+        pages.append(page)
+        counted = ("payment_methods", "sessions", "payments", "refunds", "transactions")
+        assert sum(len(getattr(page, s)) for s in counted) <= 3
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    # Then every payment and every refund comes exactly once
+    got_refunds = [r.id for p in pages for r in p.refunds]
+    assert sorted(got_refunds) == sorted(refunds)
+    assert sum(1 for page in pages if page.refunds) >= 3  # 8 refunds, at most 3 a page
+    got_payments = [p.id for page in pages for p in page.payments]
+    assert len(got_payments) == len(set(got_payments)) == 3  # the top-up, and the two
+    assert {first["id"], second["id"]} <= set(got_payments)
+    # ... and a cursor edited to go on with someone else's payment's refunds is a 422
+    theirs = pay(stack, payee, third.id, 1).body
+    state = {"user": user.id, "section": "transactions", "inner": "",
+             "refunds_of": theirs["id"], "refunds_inner": ""}  # fmt: skip
+    forged = export.cursor_codec.encode(state)
+    reply = stack.call(
+        "ExportMeFunction", "accounts/export_me.json", authorizer=user.authorizer,
+        query={"cursor": forged},
+    )  # fmt: skip
+    assert (reply.status, reply.body["code"]) == (422, "validation_error"), reply.body
+    # ... while the same cursor naming their own payment goes on with its refunds
+    state["refunds_of"] = first["id"]
+    own = stack.call(
+        "ExportMeFunction", "accounts/export_me.json", authorizer=user.authorizer,
+        query={"cursor": export.cursor_codec.encode(state)},
+    )  # fmt: skip
+    assert own.status == 200 and len(own.body["refunds"]) == 8

@@ -31,7 +31,7 @@ def sections(monkeypatch):
                 SessionResponse.model_construct(id=f"{section}:{i}") for i in taken
             )
             end = start + len(taken)
-            return len(taken), (f"o{end}" if end < sizes[section] else None)
+            return len(taken), (f"o{end}" if end < sizes[section] else None), None
 
         return read
 

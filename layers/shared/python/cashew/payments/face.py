@@ -22,7 +22,7 @@ __all__ = [
     "payments_page",
     "read",
     "records_of",
-    "refunds_of",
+    "refunds_page",
 ]
 
 
@@ -59,13 +59,10 @@ def payments_page(
     return [s.payment for s in page], next_cursor
 
 
-def refunds_of(payment_id: str) -> list[RefundResponse]:
-    """Every refund of the payment, newest first, as GET /v1/payments/{id}/refunds shows
-    them (the caller checks that the payment is theirs)."""
-    found: list[RefundResponse] = []
-    cursor: str | None = None
-    while True:
-        page, cursor = store.list_refunds(payment_id, 100, cursor)
-        found.extend(s.refund for s in page)
-        if cursor is None:
-            return found
+def refunds_page(
+    payment_id: str, limit: int, cursor: str | None
+) -> tuple[list[RefundResponse], str | None]:
+    """A page of the payment's refunds, newest first, as GET /v1/payments/{id}/refunds shows
+    them (the caller checks that the payment is theirs); and the next page's cursor."""
+    page, next_cursor = store.list_refunds(payment_id, limit, cursor)
+    return [s.refund for s in page], next_cursor
