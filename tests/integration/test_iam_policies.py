@@ -234,6 +234,7 @@ COVERED_BELOW = {
     "GetReceiptFunction", "VerifyChainFunction", "OpenDisputeFunction", "ListDisputesFunction",
     "AdminListTransactionsFunction", "AdminListDisputesFunction", "ResolveDisputeFunction",
     "ReportSummaryFunction", "ReportCsvFunction", "AuditVerifyFunction", "SendEmailsFunction",
+    "ExportMeFunction",  # tests/integration/test_export.py checks it
 }  # fmt: skip
 # tests/integration/test_webhooks.py checks these.
 COVERED_BY_WEBHOOKS = {

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from cashew.payments import store
+from cashew.payments.models import PaymentResponse, RefundResponse
 from cashew.payments.store import Record, StoredPayment, StoredRefund, Unreadable, from_image
 
 __all__ = [
@@ -18,8 +19,10 @@ __all__ = [
     "changed_at",
     "from_image",
     "get",
+    "payments_page",
     "read",
     "records_of",
+    "refunds_page",
 ]
 
 
@@ -45,3 +48,21 @@ def records_of(user_id: str) -> Iterator[Record | Unreadable]:
 def changed_at(record: Record) -> str:
     """When the record last changed, as far as it says (see `store.changed_at`)."""
     return store.changed_at(record)
+
+
+def payments_page(
+    user_id: str, role: store.Role, limit: int, cursor: str | None
+) -> tuple[list[PaymentResponse], str | None]:
+    """A page of the user's payments as payer (or payee), newest first, as GET /v1/payments
+    shows them to a user; and the cursor of the next page (None: no more)."""
+    page, next_cursor = store.list_payments(user_id, role, None, limit, cursor)
+    return [s.payment for s in page], next_cursor
+
+
+def refunds_page(
+    payment_id: str, limit: int, cursor: str | None
+) -> tuple[list[RefundResponse], str | None]:
+    """A page of the payment's refunds, newest first, as GET /v1/payments/{id}/refunds shows
+    them (the caller checks that the payment is theirs); and the next page's cursor."""
+    page, next_cursor = store.list_refunds(payment_id, limit, cursor)
+    return [s.refund for s in page], next_cursor
