@@ -20,3 +20,9 @@ class PasswordResetConfirmRequest(BaseModel):
 
     token: Annotated[SecretStr, Field(min_length=1, max_length=512), AfterValidator(utf8_secret)]
     new_password: Password
+
+
+class ResetRequested(BaseModel):
+    """The answer to a reset request: an empty object, for an account or not."""
+
+    model_config = ConfigDict(extra="forbid")
