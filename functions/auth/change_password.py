@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cashew.auth import service
 from cashew.auth.models import ChangePasswordRequest
 from cashew.http import CashewResolver, caller
+from cashew.notifications import security
 from cashew.observability import logger
 
 app = CashewResolver()
@@ -14,9 +15,11 @@ app = CashewResolver()
 
 @app.post("/v1/users/me/password", status_code=204)
 def change_password(body: ChangePasswordRequest) -> Response[None]:
+    who = caller(app)
     service.change_password(
-        caller(app), body.current_password.get_secret_value(), body.new_password.get_secret_value()
+        who, body.current_password.get_secret_value(), body.new_password.get_secret_value()
     )
+    security.security_email(who.user_id, "password_changed")  # never fails the request
     return Response(status_code=204)
 
 

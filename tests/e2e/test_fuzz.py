@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -166,6 +167,7 @@ def seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
             _login(stack, signer.email, signer.password)["refresh_token"] for _ in range(SPARE)
         ],
         "current_passwords": [changer.password],
+        "reset_tokens": [_reset_token(stack, new_user("Fuzz Reset").email) for _ in range(SPARE)],
         "webhook_endpoints": hooks[:1],
         "spare_webhook_endpoints": hooks[1:],
         "webhook_deliveries": _hook_deliveries(stack, admin["access_token"], hooks[0]),
@@ -174,6 +176,21 @@ def seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
         "exp_years": [2030, 2099],
         "small_amounts": [1, 10, 100],
     }
+
+
+def _reset_token(stack: Stack, email: str) -> str:
+    """A password-reset token of the user, read from the local inbox (one per user: a newer
+    token voids the older)."""
+    _ok(stack.request("POST", "/v1/auth/password-reset", json={"email": email}), 202)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        reply = stack.http.get(f"{stack.url}/_local/mail.json", params={"to": email}, timeout=10)
+        for mail in reply.json()["data"]:
+            token = mail["text"].partition("#/reset?token=")[2].split()[0:1]
+            if token:
+                return urllib.parse.unquote(token[0])
+        time.sleep(0.3)
+    raise AssertionError("no reset email arrived")
 
 
 HOOK_URL = "http://127.0.0.1:9/hooks"  # loopback's discard port: refused at once
@@ -237,6 +254,7 @@ DICTIONARIES = (
     "passwords",
     "refresh_tokens",
     "current_passwords",
+    "reset_tokens",
     "webhook_endpoints",
     "spare_webhook_endpoints",
     "webhook_deliveries",
@@ -330,6 +348,7 @@ def config(data: Mapping[str, Any], report_dir: Path) -> str:
             token=data["changer_token"],
             body={"current_password": "current_passwords"},
         ),
+        _operation("POST /v1/auth/password-reset/confirm", body={"token": "reset_tokens"}),
     ]
     lines = [
         f"max-time = {MAX_TIME}",

@@ -34,6 +34,12 @@ class Settings(BaseModel):
     email_from: str = Field("Cashew <no-reply@cashew.local>", alias="CASHEW_EMAIL_FROM")
     notifications_table: str | None = Field(None, alias="CASHEW_NOTIFICATIONS_TABLE")
     email_queue_url: str | None = Field(None, alias="CASHEW_EMAIL_QUEUE_URL")
+    # Account recovery: the web client a reset link opens, a reset token's lifetime, and
+    # where the email of a reset for an unknown address goes (SES's mailbox simulator: the
+    # same send as for an account, delivered to no one).
+    app_url: str = Field("http://127.0.0.1:3000/", alias="CASHEW_APP_URL")
+    password_reset_ttl: int = Field(1800, alias="CASHEW_PASSWORD_RESET_TTL", ge=60, le=86400)
+    email_decoy_to: str = Field("success@simulator.amazonses.com", alias="CASHEW_EMAIL_DECOY_TO")
 
     access_token_ttl: int = Field(900, alias="CASHEW_ACCESS_TOKEN_TTL", ge=60, le=900)
     refresh_token_ttl: int = Field(30 * 86400, alias="CASHEW_REFRESH_TOKEN_TTL", ge=3600)

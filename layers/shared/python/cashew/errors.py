@@ -91,3 +91,10 @@ class TooManyAttemptsError(CashewError):
 
 class RateLimitedError(CashewError):
     status, code, title = 429, "rate_limited", "Rate limited"
+
+
+class InvalidTokenError(CashewError):
+    """A password-reset or email-verification token that is unknown, used, voided or
+    expired (API.md: 400 `invalid_token`)."""
+
+    status, code, title = 400, "invalid_token", "Invalid token"

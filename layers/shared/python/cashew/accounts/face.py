@@ -38,6 +38,7 @@ __all__ = [
     "mark_method_expired",
     "mark_method_used",
     "method_of_token",
+    "password_reset_item",
     "password_unchanged_check",
     "payee_check",
     "replace_password_hash",
@@ -135,6 +136,12 @@ def replace_password_hash(
 def password_unchanged_check(email: str, version: int) -> dynamo.Write:
     """The transaction item that fails if the password changed since `version` was read."""
     return store.password_unchanged_check(email, version)
+
+
+def password_reset_item(email: str, user_id: str, new_hash: str) -> dynamo.Write:
+    """The transaction item that sets a new password (its version bumped) on the user's
+    credentials, for a password reset."""
+    return store.password_reset_item(email, user_id, new_hash)
 
 
 def get_profile(user_id: str) -> Profile | None:

@@ -390,6 +390,19 @@ def password_unchanged_check(email: str, version: int) -> dynamo.Write:
     return dynamo.check(_table(), key, condition, values={":version": version})
 
 
+def password_reset_item(email: str, user_id: str, new_hash: str) -> dynamo.Write:
+    """The transaction item of a password reset: a new password (its version bumped, which
+    ends every session created under the old one), failing unless the credentials are the
+    user's."""
+    return dynamo.update(
+        _table(),
+        {"pk": f"EMAIL#{email}", "sk": "CREDENTIALS"},
+        "SET password_hash = :new ADD password_version :one",
+        condition="user_id = :user",
+        values={":new": new_hash, ":one": 1, ":user": user_id},
+    )
+
+
 def get_profile(user_id: str) -> Profile | None:
     item = dynamo.get_item(_table(), {"pk": _user(user_id), "sk": "PROFILE"})
     return Profile.from_item(item) if item is not None else None

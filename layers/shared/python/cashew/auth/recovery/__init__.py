@@ -1,0 +1,1 @@
+"""Account recovery (API.md "Account recovery"): password-reset tokens and their requests."""

@@ -1,0 +1,126 @@
+"""Password reset (API.md "Account recovery", property 43 and 45).
+
+A request answers the same whether or not the email has an account, and does the same work
+for both: the attempt counted, the credentials read, one conditional PutItem (it stores the
+token for an account; for an unknown email its condition fails and nothing is written), and
+one email sent (to the account's address, or to SES's mailbox simulator, which delivers to no
+one). More than `MAX_REQUESTS` requests an hour for one email are refused, for both alike.
+
+A token is `<user id>.<secret>`: the secret is 256 bits (`secrets.token_urlsafe(32)`); only
+the SHA-256 of the whole token is stored, on the user's one `RESET#` item, so a newer token
+voids the older. A confirm deletes that item conditionally (still this hash, unexpired) in
+the same transaction that replaces the password: of concurrent confirms with one token,
+exactly one passes. Every session is then revoked, and the password's version bump ends any
+session the user index did not list yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from cashew import clock, dynamo, ids
+from cashew.accounts import face as accounts
+from cashew.accounts import passwords
+from cashew.auth import login_attempts, sessions
+from cashew.auth.recovery import store
+from cashew.config import get_settings
+from cashew.errors import InvalidTokenError, TooManyAttemptsError
+from cashew.observability import logger, metrics
+
+MAX_REQUESTS = 5  # an hour, per email
+WINDOW_SECONDS = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class ResetMail:
+    """The reset email to send: to whom, and the link carrying the token (for an unknown
+    email: the mailbox simulator, a token valid nowhere, and a user id of no one)."""
+
+    to: str
+    link: str
+    user_id: str
+    known: bool
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _link(token: str) -> str:
+    return f"{get_settings().app_url.rstrip('/')}/#/reset?token={quote(token, safe='')}"
+
+
+def _throttle(email: str) -> None:
+    """Count a request for `email`; TooManyAttemptsError when it is one too many in the last
+    hour (the current hourly bucket plus the previous one, weighted, as the login lockout)."""
+    key = "RESETREQ#" + hashlib.sha256(email.encode()).hexdigest()
+    bucket, into = divmod(clock.epoch(), WINDOW_SECONDS)
+    current, previous = login_attempts.count(key, bucket, 2 * WINDOW_SECONDS)
+    recent = current + math.ceil(previous * (WINDOW_SECONDS - into) / WINDOW_SECONDS)
+    if recent > MAX_REQUESTS:
+        metrics.add_metric(name="PasswordResetThrottled", unit=MetricUnit.Count, value=1)
+        raise TooManyAttemptsError(
+            "too many password reset requests for this email; try again later",
+            headers={"Retry-After": str(WINDOW_SECONDS - into)},
+        )
+
+
+def request_reset(email: str) -> ResetMail:
+    """Issue a reset token for `email` (voiding older ones) and say what to send; the same
+    work and the same kind of answer for an email without an account."""
+    email = email.strip().lower()
+    _throttle(email)
+    credentials = accounts.get_credentials(email)
+    user_id = credentials.user_id if credentials else ids.new_id("usr")
+    token = f"{user_id}.{secrets.token_urlsafe(32)}"
+    now = clock.epoch()
+    record = store.ResetToken(
+        user_id=user_id,
+        email=email,
+        token_hash=token_hash(token),
+        created_at=clock.utcnow_str(),
+        expires_at=now + get_settings().password_reset_ttl,
+    )
+    stored = store.put(record, known=credentials is not None)
+    metrics.add_metric(name="PasswordResetRequested", unit=MetricUnit.Count, value=1)
+    to = email if stored else get_settings().email_decoy_to
+    return ResetMail(to, _link(token), user_id, stored)
+
+
+def confirm_reset(token: str, new_password: str) -> str:
+    """Replace the password of the token's user and revoke every session; the user id.
+    InvalidTokenError for a token that is unknown, used, voided, expired or malformed."""
+    invalid = InvalidTokenError("the token is invalid, used or expired")
+    user_id, _, secret = token.partition(".")
+    if not secret or not ids.PATTERNS["usr"].fullmatch(user_id):
+        raise invalid
+    presented = token_hash(token)
+    record = store.get(user_id)
+    if (
+        record is None
+        or not hmac.compare_digest(presented, record.token_hash)
+        or record.expires_at <= clock.epoch()
+    ):
+        metrics.add_metric(name="PasswordResetInvalid", unit=MetricUnit.Count, value=1)
+        raise invalid
+    new_hash = passwords.hash_password(new_password)
+    try:
+        dynamo.Transaction().add("token", store.consume_item(user_id, presented)).add(
+            "password", accounts.password_reset_item(record.email, user_id, new_hash)
+        ).write()
+    except dynamo.TransactionCanceled as exc:
+        if exc.failed("token", "password"):  # used meanwhile (a concurrent confirm), or gone
+            metrics.add_metric(name="PasswordResetInvalid", unit=MetricUnit.Count, value=1)
+            raise invalid from exc
+        raise
+    revoked = sessions.revoke_all_except(user_id, "")
+    metrics.add_metric(name="PasswordReset", unit=MetricUnit.Count, value=1)
+    logger.info("password reset", extra={"user_id": user_id, "sessions_revoked": revoked})
+    return user_id

@@ -1,0 +1,95 @@
+"""Security emails (API.md: "Security emails are always sent, whatever `notify_email`
+says"): a password changed or reset, a reset requested (the email carrying the reset link),
+a sign-in from a new session; MFA enabled or disabled to come.
+
+Sent directly through SES v2 by the request's own function, never through a queue or the
+bus: a reset link's token goes from the function to SES and nowhere else (no queue message,
+no table, no log). A failed send never fails the request: it is logged (without the link)
+and counted (`SecurityEmailFailed`).
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import tomllib
+from string import Template
+from typing import Literal
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from cashew.accounts import face as accounts
+from cashew.auth.recovery import service as recovery
+from cashew.config import get_settings
+from cashew.notifications import formatting, render, ses
+from cashew.observability import logger, metrics
+
+Kind = Literal["password_reset_requested", "password_reset", "password_changed", "new_sign_in"]
+
+
+@functools.cache
+def _wording() -> dict[str, dict[str, str]]:
+    with (render.TEMPLATES / "security.toml").open("rb") as file:
+        return tomllib.load(file)
+
+
+def compose(kind: Kind, name: str, link: str | None = None) -> render.Rendered:
+    """The subject, text and HTML of a security email of `kind` to `name`."""
+    words = _wording()[kind]
+    text_action = f"\n{words['action']}: {link}\n" if link else ""
+    html_action = (
+        f'<p><a href="{html.escape(link)}" style="font-weight:bold">'
+        f"{html.escape(words['action'])}</a></p>"
+        if link
+        else ""
+    )
+    text = Template((render.TEMPLATES / "security.txt").read_text(encoding="utf-8")).substitute(
+        name=name, headline=words["headline"], action=text_action
+    )
+    body = Template((render.TEMPLATES / "security.html").read_text(encoding="utf-8")).substitute(
+        subject=html.escape(words["subject"]),
+        name=html.escape(name),
+        headline=html.escape(words["headline"]),
+        action=html_action,
+    )
+    return render.Rendered(words["subject"], text, body)
+
+
+def send(to: str, kind: Kind, name: str, link: str | None = None) -> bool:
+    """Send one security email; False (logged and counted) when it could not be sent."""
+    sender = get_settings().email_from
+    try:
+        ses.send(sender, to, render.mime(sender, to, compose(kind, name, link)))
+    except Exception as error:  # noqa: BLE001 - an email never fails the request
+        metrics.add_metric(name="SecurityEmailFailed", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "a security email was not sent",
+            extra={"kind": kind, "error": type(error).__name__},
+        )
+        return False
+    metrics.add_metric(name="SecurityEmailSent", unit=MetricUnit.Count, value=1)
+    return True
+
+
+def security_email(user_id: str, kind: Kind) -> bool:
+    """The security email of `kind` to the user (whatever their notify_email says); never
+    raises: False when it was not sent."""
+    try:
+        profile = accounts.get_profile(user_id)
+    except Exception as error:  # noqa: BLE001 - an email never fails the request
+        metrics.add_metric(name="SecurityEmailFailed", unit=MetricUnit.Count, value=1)
+        logger.warning("a security email's recipient could not be read",
+                       extra={"kind": kind, "error": type(error).__name__})  # fmt: skip
+        return False
+    if profile is None:
+        return False
+    return send(profile.email, kind, formatting.one_line(profile.name))
+
+
+def request_password_reset(email: str) -> None:
+    """A reset token for `email` and its email (to the simulator for an unknown email, so
+    both cost the same); TooManyAttemptsError past the hourly limit."""
+    mail = recovery.request_reset(email)
+    profile = accounts.get_profile(mail.user_id)  # for an unknown email too: the same work
+    name = formatting.one_line(profile.name) if profile and mail.known else "Cashew user"
+    send(mail.to, "password_reset_requested", name, mail.link)
