@@ -38,6 +38,7 @@ __all__ = [
     "mark_method_expired",
     "mark_method_used",
     "method_of_token",
+    "mfa_flag_item",
     "password_unchanged_check",
     "payee_check",
     "replace_password_hash",
@@ -135,6 +136,12 @@ def replace_password_hash(
 def password_unchanged_check(email: str, version: int) -> dynamo.Write:
     """The transaction item that fails if the password changed since `version` was read."""
     return store.password_unchanged_check(email, version)
+
+
+def mfa_flag_item(user_id: str, enabled: bool) -> dynamo.Write:
+    """The transaction item that shows MFA on or off in the user's profile (`mfa_enabled`),
+    for auth's MFA confirm and disable."""
+    return store.mfa_flag_item(user_id, enabled)
 
 
 def get_profile(user_id: str) -> Profile | None:
