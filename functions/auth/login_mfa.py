@@ -2,6 +2,7 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import SecretStr
 
 from cashew.auth import service
 from cashew.auth.models import LoginMfaRequest, LoginResponse
@@ -25,8 +26,12 @@ def login_mfa(body: LoginMfaRequest) -> LoginResponse:
     user_agent = app.current_event.headers.get("User-Agent") or ""
     return service.login_mfa(
         body.mfa_token.get_secret_value(),
-        body.code.get_secret_value() if body.code is not None else None,
-        body.recovery_code.get_secret_value() if body.recovery_code is not None else None,
+        body.code.get_secret_value() if isinstance(body.code, SecretStr) else None,
+        (
+            body.recovery_code.get_secret_value()
+            if isinstance(body.recovery_code, SecretStr)
+            else None
+        ),
         user_agent,
     )
 

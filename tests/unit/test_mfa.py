@@ -65,6 +65,7 @@ def test_login_mfa_takes_exactly_one_factor_and_codes_are_six_digits():
         {"mfa_token": "mfa_x", "code": "12345a"},
         {"mfa_token": "mfa_x", "code": "٠١٢٣٤٥"},  # Arabic-Indic digits are not ASCII
         {"mfa_token": "mfa_x", "code": "012345", "extra": 1},
+        {"mfa_token": "mfa_x", "code": None, "recovery_code": "ab12"},  # null is no value
     ):
         with pytest.raises(ValidationError):
             LoginMfaRequest.model_validate(body)

@@ -159,8 +159,11 @@ def enrol(caller: Caller, password: str) -> Enrolment:
     return Enrolment(secret=secret, otpauth_uri=uri)
 
 
-def _verify_code(email: str, factor: TotpFactor, code: str) -> int:
-    lockout.attempt(email)
+def _verify_code(email: str | None, factor: TotpFactor, code: str) -> int:
+    """The step of `code`, counted toward the lockout of `email` (None: this request was
+    counted already, by its password)."""
+    if email is not None:
+        lockout.attempt(email)
     step = matching_step(unseal(factor), code)
     if step is None or step <= factor.last_step:
         raise InvalidMfaCodeError("the code is incorrect or was already used")
@@ -196,21 +199,15 @@ def disable(caller: Caller, password: str, code: str) -> None:
     factor = mfa_store.get_factor(caller.user_id)
     if factor is None or not factor.enabled:
         raise ConflictError("multi-factor authentication is not enabled")
-    step = _verify_code(email, factor, code)
-    tx = dynamo.Transaction().add("step", mfa_store.step_item(caller.user_id, step))
+    step = _verify_code(None, factor, code)  # one attempt per request, counted above
+    tx = dynamo.Transaction().add("factor", mfa_store.delete_item(caller.user_id, step))
     tx.add("profile", accounts.mfa_flag_item(caller.user_id, False))
     try:
         tx.write()
     except dynamo.TransactionCanceled as exc:
-        if exc.failed("step"):
+        if exc.failed("factor"):  # the code was used meanwhile, or MFA is off already
             raise InvalidMfaCodeError("the code is incorrect or was already used") from exc
         raise
-    # the factor goes once its last code is recorded: a concurrent disable finds none
-    try:
-        dynamo.Transaction().add("factor", mfa_store.delete_item(caller.user_id)).write()
-    except dynamo.TransactionCanceled as exc:  # pragma: no cover - removed concurrently
-        if not exc.failed("factor"):
-            raise
     lockout.succeeded(email)
     logger.info("mfa disabled")
     security_email_call_point(caller.user_id, "mfa_disabled")

@@ -183,9 +183,15 @@ def recovery_item(user_id: str, digest: str) -> dynamo.Write:
     )
 
 
-def delete_item(user_id: str) -> dynamo.Write:
-    """The transaction item that removes the user's factor."""
-    return dynamo.delete(_table(), _factor_key(user_id), condition="attribute_exists(pk)")
+def delete_item(user_id: str, step: int) -> dynamo.Write:
+    """The transaction item that removes the user's factor with a code of `step`: it fails
+    unless the factor is enabled and that code was not used (as `step_item`)."""
+    return dynamo.delete(
+        _table(),
+        _factor_key(user_id),
+        condition="enabled = :true AND last_step < :step",
+        values={":step": step, ":true": True},
+    )
 
 
 # -- challenges ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal, Self
 
 from pydantic import (
+    MISSING,
     AfterValidator,
     BaseModel,
     ConfigDict,
@@ -127,16 +128,20 @@ class LoginMfaRequest(BaseModel):
     """The second step of a login: the `mfa_token` of the 401 `mfa_required`, and exactly one
     of a code of the authenticator or an unused recovery code."""
 
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        hide_input_in_errors=True,
+        json_schema_extra={"oneOf": [{"required": ["code"]}, {"required": ["recovery_code"]}]},
+    )
 
     mfa_token: Annotated[
         SecretStr, Field(min_length=1, max_length=128), AfterValidator(utf8_secret)
     ]
-    code: TotpCode | None = None
-    recovery_code: RecoveryCode | None = None
+    code: TotpCode | MISSING = MISSING
+    recovery_code: RecoveryCode | MISSING = MISSING
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
-        if (self.code is None) == (self.recovery_code is None):
+        if ("code" in self.model_fields_set) == ("recovery_code" in self.model_fields_set):
             raise ValueError("give exactly one of code and recovery_code")
         return self
