@@ -26,11 +26,13 @@ import time
 import urllib.parse
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
+import requests
 
 from tests.e2e.conftest import (
     ADMIN_EMAIL,
@@ -39,11 +41,34 @@ from tests.e2e.conftest import (
     Stack,
     User,
     add_card,
+    launch,
     top_up,
     wait_for_entries,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fuzz]
+
+# The fuzzer's own stack, with a roomy login lockout: the coverage phase sends the seeded
+# mfa_token with boundary recovery codes before any real one, and every wrong code counts
+# toward the email's lockout (5 by default), so on the default stack POST /v1/auth/login/mfa
+# is 429 before the fuzzing phase tries a seeded recovery code. The lockout itself is tested
+# in tests/integration/test_mfa.py and tests/integration/test_auth_hardening.py.
+FUZZ_LOGIN_MAX_FAILURES = "1000"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if url := os.environ.get("CASHEW_E2E_URL"):  # a stack started by hand: its own lockout
+        aws_url = os.environ.get("CASHEW_E2E_AWS_URL", "http://127.0.0.1:4566")
+        yield Stack(url, aws_url, None, requests.Session())
+        return
+    log_path = tmp_path_factory.mktemp("fuzz-stack") / "dev.log"
+    with launch(log_path, CASHEW_LOGIN_MAX_FAILURES=FUZZ_LOGIN_MAX_FAILURES) as launched:
+        if launched.exit_code is not None:
+            pytest.fail(f"the local stack did not come up:\n{log_path.read_text()[-4000:]}")
+        yield launched.stack
+        launched.stop()
+
 
 DOCUMENT = REPO / "functions" / "docs" / "openapi.json"
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
@@ -135,6 +160,7 @@ def seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
         ),
         201,
     )["id"]
+    mfa = _mfa_seed(stack, new_user)
     holder = new_user("Fuzz Card Holder")
     revoker = new_user("Fuzz Revoker")
     signer = new_user("Fuzz Login")
@@ -175,6 +201,57 @@ def seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
         "card_numbers": ["4242424242424242", "5555555555554444"],  # approved, API.md
         "exp_years": [2030, 2099],
         "small_amounts": [1, 10, 100],
+        **mfa,
+    }
+
+
+def _codes_ahead(secret: str, first: int) -> list[str]:
+    """The codes of `secret` from `first` steps ahead of now to the end of a run (the second
+    run seeds again): at any time of it three are accepted (one step of drift either way)."""
+    totp, steps = pyotp.TOTP(secret), MAX_TIME // 30 + 3
+    return [totp.at(time.time() + 30 * step) for step in range(first, steps)]
+
+
+def _mfa_seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
+    """Users for the MFA operations: one to enrol, one with an enrolment pending (and the
+    codes of its secret), one with MFA on to disable it (its codes after the confirming one),
+    and one with MFA on, an mfa_token and its recovery codes (one token of one user: wrong
+    codes count toward the email's lockout, so every try must be able to match)."""
+
+    def enrolled(user: User, confirm: bool) -> tuple[str, list[str]]:
+        secret = _ok(
+            stack.request(
+                "POST", "/v1/users/me/mfa/totp", user.token, json={"password": user.password}
+            ),
+            200,
+        )["secret"]
+        if not confirm:
+            return secret, []
+        confirmed = stack.request(
+            "POST",
+            "/v1/users/me/mfa/totp/confirm",
+            user.token,
+            json={"code": pyotp.TOTP(secret).now()},
+        )
+        return secret, _ok(confirmed, 200)["recovery_codes"]
+
+    enroller, confirmer, disabler = (new_user(f"Fuzz MFA {n}") for n in ("Enrol", "Confirm", "Off"))
+    pending, _ = enrolled(confirmer, confirm=False)
+    on, _ = enrolled(disabler, confirm=True)
+    signer = new_user("Fuzz MFA Login")
+    recovery = enrolled(signer, confirm=True)[1]
+    login = stack.request(
+        "POST", "/v1/auth/login", json={"email": signer.email, "password": signer.password}
+    )
+    assert login.status_code == 401, login.text
+    return {
+        "mfa_enrol_token": enroller.token,
+        "mfa_confirm_token": confirmer.token,
+        "mfa_disable_token": disabler.token,
+        "confirm_codes": _codes_ahead(pending, -1),
+        "disable_codes": _codes_ahead(on, 1),
+        "mfa_tokens": [login.json()["mfa_token"]],
+        "recovery_codes": recovery,
     }
 
 
@@ -262,6 +339,10 @@ DICTIONARIES = (
     "card_numbers",
     "exp_years",
     "small_amounts",
+    "confirm_codes",
+    "disable_codes",
+    "mfa_tokens",
+    "recovery_codes",
 )
 
 
@@ -343,6 +424,25 @@ def config(data: Mapping[str, Any], report_dir: Path) -> str:
         _operation("POST /v1/auth/logout", token=data["throwaway_token"]),
         _operation("POST /v1/auth/login", body={"email": "emails", "password": "passwords"}),
         _operation("POST /v1/auth/refresh", body={"refresh_token": "refresh_tokens"}),
+        _operation(
+            "POST /v1/users/me/mfa/totp",
+            token=data["mfa_enrol_token"],
+            body={"password": "passwords"},
+        ),
+        _operation(
+            "POST /v1/users/me/mfa/totp/confirm",
+            token=data["mfa_confirm_token"],
+            body={"code": "confirm_codes"},
+        ),
+        _operation(
+            "DELETE /v1/users/me/mfa/totp",
+            token=data["mfa_disable_token"],
+            body={"password": "passwords", "code": "disable_codes"},
+        ),
+        _operation(
+            "POST /v1/auth/login/mfa",
+            body={"mfa_token": "mfa_tokens", "recovery_code": "recovery_codes"},
+        ),
         _operation(
             "POST /v1/users/me/password",
             token=data["changer_token"],

@@ -86,6 +86,7 @@ def test_patch_with_the_sample_changes_name_phone_and_one_setting(stack, new_use
         "phone": "+447700900123",
         "role": "user",
         "settings": {"default_currency": "GBP", "notify_email": True},
+        "mfa_enabled": False,
         "created_at": updated.body["created_at"],
     }
     # And GET /v1/users/me shows the same

@@ -21,6 +21,7 @@ ALLOWED = {
     "http.py": "the HTTP edge: API Gateway events and responses",
     "cursor.py": "a page's last evaluated key, encoded into a cursor",
     "auth/sessions.py": "the session store",
+    "auth/mfa_store.py": "the MFA store (factors and challenges, in the sessions table)",
     "auth/tokens.py": "JWT claims, a wire format",
     "auth/keys.py": "the JWKS document, a wire format",
     "payments/idempotency.py": "the idempotency table's store beside the protocol, and the "

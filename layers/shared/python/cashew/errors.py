@@ -16,11 +16,13 @@ class CashewError(Exception):
         *,
         errors: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
+        extensions: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
         self.headers = headers or {}
+        self.extensions = extensions or {}  # extra members of the problem body (RFC 9457)
 
 
 class InvalidRequestError(CashewError):
@@ -39,6 +41,16 @@ class UnauthenticatedError(CashewError):
 
 class InvalidCredentialsError(CashewError):
     status, code, title = 401, "invalid_credentials", "Invalid credentials"
+
+
+class MfaRequiredError(CashewError):
+    """The password was right and the account has MFA: the problem body carries `mfa_token`."""
+
+    status, code, title = 401, "mfa_required", "Multi-factor authentication required"
+
+
+class InvalidMfaCodeError(CashewError):
+    status, code, title = 401, "invalid_mfa_code", "Invalid MFA code"
 
 
 class RefreshTokenReusedError(CashewError):

@@ -137,6 +137,7 @@ def _problem_body(error: CashewError, request_id: str) -> str:
     }
     if error.errors:
         body["errors"] = error.errors
+    body.update({k: v for k, v in error.extensions.items() if k not in body})
     return json.dumps(body, separators=(",", ":"))
 
 

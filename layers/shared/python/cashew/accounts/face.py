@@ -38,6 +38,7 @@ __all__ = [
     "mark_method_expired",
     "mark_method_used",
     "method_of_token",
+    "mfa_flag_item",
     "password_reset_item",
     "password_unchanged_check",
     "payee_check",
@@ -142,6 +143,12 @@ def password_reset_item(email: str, user_id: str, new_hash: str) -> dynamo.Write
     """The transaction item that sets a new password (its version bumped) on the user's
     credentials, for a password reset."""
     return store.password_reset_item(email, user_id, new_hash)
+
+
+def mfa_flag_item(user_id: str, enabled: bool) -> dynamo.Write:
+    """The transaction item that shows MFA on or off in the user's profile (`mfa_enabled`),
+    for auth's MFA confirm and disable."""
+    return store.mfa_flag_item(user_id, enabled)
 
 
 def get_profile(user_id: str) -> Profile | None:

@@ -112,6 +112,7 @@ class UserResponse(BaseModel):
     phone: str | None
     role: Literal["user", "admin"]
     settings: UserSettings
+    mfa_enabled: bool = False
     created_at: str
 
 

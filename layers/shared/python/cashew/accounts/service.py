@@ -33,6 +33,7 @@ def user_response(profile: Profile) -> UserResponse:
                 "notify_email": profile.settings.notify_email,
             }
         ),
+        mfa_enabled=profile.mfa_enabled,
         created_at=profile.created_at,
     )
 

@@ -91,6 +91,7 @@ class Profile:
     settings: Settings
     created_at: str
     updated_at: str | None = None  # set by the first profile update
+    mfa_enabled: bool = False  # written by auth's MFA confirm and disable (`mfa_flag_item`)
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -109,6 +110,8 @@ class Profile:
         }
         if self.updated_at is not None:
             item["updated_at"] = self.updated_at
+        if self.mfa_enabled:
+            item["mfa_enabled"] = True
         return item
 
     @classmethod
@@ -130,6 +133,7 @@ class Profile:
             settings=settings,
             created_at=item["created_at"],
             updated_at=item.get("updated_at"),
+            mfa_enabled=bool(item.get("mfa_enabled", False)),
         )
 
 
@@ -654,6 +658,17 @@ def debit_item(user_id: str, currency: str, amount: int) -> dynamo.Write:
         "SET available = available - :amount",
         condition="available >= :amount",
         values={":amount": amount},
+    )
+
+
+def mfa_flag_item(user_id: str, enabled: bool) -> dynamo.Write:
+    """The transaction item that sets the profile's `mfa_enabled` (the profile must exist)."""
+    return dynamo.update(
+        _table(),
+        {"pk": _user(user_id), "sk": "PROFILE"},
+        "SET mfa_enabled = :enabled",
+        condition="attribute_exists(pk)",
+        values={":enabled": enabled},
     )
 
 

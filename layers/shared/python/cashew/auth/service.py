@@ -9,16 +9,18 @@ import secrets
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cashew import clock, ids
+from cashew import clock, dynamo, ids
 from cashew.accounts import face as accounts
 from cashew.accounts import passwords
-from cashew.auth import lockout, sessions, tokens
+from cashew.auth import lockout, mfa, sessions, tokens
 from cashew.auth.models import LoginResponse, SessionList, SessionResponse
 from cashew.config import get_settings
 from cashew.errors import (
     ConflictError,
     InvalidCredentialsError,
+    InvalidMfaCodeError,
     InvalidRequestError,
+    MfaRequiredError,
     NotFoundError,
     RefreshTokenReusedError,
     TooManyAttemptsError,
@@ -59,17 +61,79 @@ def login(email: str, password: str, user_agent: str) -> LoginResponse:
         metrics.add_metric(name="LoginFailed", unit=MetricUnit.Count, value=1)
         raise InvalidCredentialsError("email or password is incorrect")
     assert credentials is not None  # nosec B101 # False without a hash
-    lockout.succeeded(email)
     if passwords.needs_rehash(credentials.password_hash):
         accounts.replace_password_hash(
             email, credentials.password_hash, passwords.hash_password(password)
         )
+    if mfa.enabled(credentials.user_id):
+        # The password alone is not enough; the count of attempts is not cleared until the
+        # second factor passes, so codes cannot be guessed past the lockout.
+        token = mfa.start_challenge(
+            credentials.user_id, email, credentials.role, credentials.password_version
+        )
+        metrics.add_metric(name="LoginMfaRequired", unit=MetricUnit.Count, value=1)
+        raise MfaRequiredError(
+            "a second factor is required: POST /v1/auth/login/mfa with this mfa_token",
+            extensions={"mfa_token": token},
+        )
+    lockout.succeeded(email)
+    return _start_session(
+        credentials.user_id, credentials.role, email, credentials.password_version, user_agent
+    )
+
+
+def login_mfa(
+    mfa_token: str, code: str | None, recovery_code: str | None, user_agent: str
+) -> LoginResponse:
+    """The second step of a login with MFA: a live `mfa_token` and a code accepted once (or a
+    recovery code, once). The challenge, the code and the session are written in one
+    transaction, so of concurrent logins with one code exactly one gets a session."""
+    challenge = mfa.live_challenge(mfa_token)
+    if challenge is None:
+        metrics.add_metric(name="LoginFailed", unit=MetricUnit.Count, value=1)
+        raise UnauthenticatedError("the mfa_token is invalid, used or expired; log in again")
+    try:
+        used = mfa.second_factor(challenge, code, recovery_code)
+    except (InvalidMfaCodeError, TooManyAttemptsError):
+        metrics.add_metric(name="LoginFailed", unit=MetricUnit.Count, value=1)
+        raise
+    try:
+        pair = _start_session(
+            challenge.user_id,
+            challenge.role,
+            challenge.email,
+            challenge.password_version,
+            user_agent,
+            also=used,
+        )
+    except dynamo.TransactionCanceled as exc:
+        metrics.add_metric(name="LoginFailed", unit=MetricUnit.Count, value=1)
+        if exc.failed("code"):  # replayed, or the recovery code used meanwhile
+            mfa.wrong_code(challenge)
+        if exc.failed("challenge"):
+            raise UnauthenticatedError(
+                "the mfa_token is invalid, used or expired; log in again"
+            ) from exc
+        raise
+    lockout.succeeded(challenge.email)
+    return pair
+
+
+def _start_session(
+    user_id: str,
+    role: str,
+    email: str,
+    password_version: int,
+    user_agent: str,
+    *,
+    also: dynamo.Transaction | None = None,
+) -> LoginResponse:
     secret = secrets.token_urlsafe(32)
     now = clock.utcnow_str()
     session = sessions.Session(
         id=ids.new_id("ses"),
-        user_id=credentials.user_id,
-        role=credentials.role,
+        user_id=user_id,
+        role=role,
         refresh_hash=_refresh_hash(secret),
         created_at=now,
         last_used_at=now,
@@ -77,11 +141,15 @@ def login(email: str, password: str, user_agent: str) -> LoginResponse:
         expires_at=clock.epoch() + get_settings().refresh_token_ttl,
         revoked=False,
         email=email,
-        password_version=credentials.password_version,
+        password_version=password_version,
     )
-    if not sessions.create(
-        session, unless=accounts.password_unchanged_check(email, credentials.password_version)
-    ):  # the password changed while this login was being checked
+    unless = accounts.password_unchanged_check(email, password_version)
+    created = (
+        sessions.create(session, unless=unless)
+        if also is None
+        else sessions.create(session, unless=unless, also=also)
+    )
+    if not created:  # the password changed while this login was being checked
         metrics.add_metric(name="LoginFailed", unit=MetricUnit.Count, value=1)
         raise InvalidCredentialsError("email or password is incorrect")
     metrics.add_metric(name="LoginSucceeded", unit=MetricUnit.Count, value=1)

@@ -101,14 +101,21 @@ def _table() -> str:
     return get_settings().sessions_table
 
 
-def create(session: Session, *, unless: dynamo.Write) -> bool:
+def create(
+    session: Session, *, unless: dynamo.Write, also: dynamo.Transaction | None = None
+) -> bool:
     """Store a new session in one transaction with the `unless` condition check (the
-    password it was granted under is still current); False if that check failed."""
+    password it was granted under is still current) and the items of `also` (a second
+    factor used up); False if `unless` failed (TransactionCanceled if an item of `also` did)."""
+    tx = dynamo.Transaction().add(
+        "session",
+        dynamo.put(_table(), session.to_item(), condition="attribute_not_exists(pk)"),
+    )
+    tx.add("unless", unless)
+    if also is not None:
+        tx.extend(also)
     try:
-        dynamo.Transaction().add(
-            "session",
-            dynamo.put(_table(), session.to_item(), condition="attribute_not_exists(pk)"),
-        ).add("unless", unless).write()
+        tx.write()
     except dynamo.TransactionCanceled as exc:
         if exc.failed("unless"):
             return False
