@@ -6,6 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cashew.auth import mfa
 from cashew.auth.models import MfaConfirmRequest, RecoveryCodes
 from cashew.http import ERRORS, CashewResolver, caller
+from cashew.notifications import security
 from cashew.observability import logger
 
 app = CashewResolver()
@@ -23,7 +24,10 @@ app = CashewResolver()
 )
 def confirm(body: MfaConfirmRequest) -> RecoveryCodes:
     """Turn MFA on with a first code; the 10 recovery codes are shown this once."""
-    return RecoveryCodes(recovery_codes=mfa.confirm(caller(app), body.code.get_secret_value()))
+    who = caller(app)
+    codes = mfa.confirm(who, body.code.get_secret_value())
+    security.security_email(who.user_id, "mfa_enabled")  # never fails the request
+    return RecoveryCodes(recovery_codes=codes)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cashew.auth import mfa
 from cashew.auth.models import MfaDisableRequest
 from cashew.http import ERRORS, CashewResolver, caller
+from cashew.notifications import security
 from cashew.observability import logger
 
 app = CashewResolver()
@@ -24,7 +25,9 @@ app = CashewResolver()
     },
 )
 def disable(body: MfaDisableRequest) -> Response[None]:
-    mfa.disable(caller(app), body.password.get_secret_value(), body.code.get_secret_value())
+    who = caller(app)
+    mfa.disable(who, body.password.get_secret_value(), body.code.get_secret_value())
+    security.security_email(who.user_id, "mfa_disabled")  # never fails the request
     return Response(status_code=204)
 
 

@@ -13,6 +13,7 @@ from cashew import dynamo
 from cashew.auth import mfa
 from cashew.config import get_settings
 from tests.integration.conftest import PASSWORD, authorize
+from tests.integration.test_iam_policies import COVERED_BY_MFA, recorder  # noqa: F401
 
 
 def _call(stack, function, sample, user=None, **body):
@@ -227,3 +228,63 @@ def test_login_mfa_needs_exactly_one_factor(stack):
     assert both.status == neither.status == 422
     unknown = _call(stack, "LoginMfaFunction", "login_mfa", mfa_token="mfa_x", code="123456")
     assert (unknown.status, unknown.code) == (401, "unauthenticated")
+
+
+def test_turning_mfa_on_and_off_emails_the_user_each_time(stack, new_user):
+    from moto.ses.models import ses_backends
+
+    from local.cfn import ACCOUNT_ID, REGION
+
+    def subjects() -> list[str]:
+        sent = ses_backends[ACCOUNT_ID][REGION].sent_messages
+        return [
+            line.split(":", 1)[1].strip()
+            for m in sent
+            if user.email in m.destinations
+            for line in m.raw_data.splitlines()
+            if line.startswith("Subject:")
+        ]
+
+    # Given a user who enrols and confirms MFA, then turns it off
+    user = new_user()
+    secret, _ = _enrolled(stack, user)
+    assert subjects() == ["Two-factor sign-in is on for your Cashew account"]
+    _step_back(stack, user)
+    code = pyotp.TOTP(secret).now()
+    done = _call(stack, "MfaDisableFunction", "mfa_disable", user, password=PASSWORD, code=code)
+    assert done.status == 204, done.body
+    # Then each change was emailed (security emails: whatever notify_email says)
+    assert subjects() == [
+        "Two-factor sign-in is on for your Cashew account",
+        "Two-factor sign-in is off for your Cashew account",
+    ]
+
+
+def test_every_action_of_the_mfa_functions_is_granted(stack, new_user, recorder):  # noqa: F811
+    # Given a user who enrols, confirms, signs in with a code, and turns MFA off, each step
+    # run as its function
+    user = new_user()
+    with recorder.acting_as("MfaEnrolFunction"):
+        enrolled = _call(stack, "MfaEnrolFunction", "mfa_enrol", user, password=PASSWORD)
+    secret = enrolled.body["secret"]
+    with recorder.acting_as("MfaConfirmFunction"):
+        code = pyotp.TOTP(secret).now()
+        assert _call(stack, "MfaConfirmFunction", "mfa_confirm", user, code=code).status == 200
+    challenge = _login(stack, user.email)
+    _step_back(stack, user)
+    with recorder.acting_as("LoginMfaFunction"):
+        signed_in = _call(
+            stack, "LoginMfaFunction", "login_mfa",
+            mfa_token=challenge.body["mfa_token"], code=pyotp.TOTP(secret).now(),
+        )  # fmt: skip
+        assert signed_in.status == 200, signed_in.body
+    _step_back(stack, user)
+    with recorder.acting_as("MfaDisableFunction"):
+        code = pyotp.TOTP(secret).now()
+        done = _call(stack, "MfaDisableFunction", "mfa_disable", user, password=PASSWORD, code=code)
+        assert done.status == 204, done.body
+    # Then each was granted every action it performed, and only these functions ran
+    assert set(recorder.used) == COVERED_BY_MFA
+    assert recorder.ungranted() == {}
+    for function_id in ("MfaConfirmFunction", "MfaDisableFunction"):
+        assert ("ses:SendEmail", "EmailIdentity") in recorder.used[function_id]

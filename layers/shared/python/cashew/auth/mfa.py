@@ -189,7 +189,6 @@ def confirm(caller: Caller, code: str) -> list[str]:
         raise
     lockout.succeeded(profile.email)
     logger.info("mfa enabled")
-    security_email_call_point(caller.user_id, "mfa_enabled")
     return codes
 
 
@@ -210,12 +209,6 @@ def disable(caller: Caller, password: str, code: str) -> None:
         raise
     lockout.succeeded(email)
     logger.info("mfa disabled")
-    security_email_call_point(caller.user_id, "mfa_disabled")
-
-
-def security_email_call_point(user_id: str, event: str) -> None:
-    """CALL POINT for the MFA security emails (issue 13): `cashew.auth.face.security_email`
-    does not exist on this branch; the lead wires it here after merging the recovery part."""
 
 
 # -- the second step of a login ----------------------------------------------------------------

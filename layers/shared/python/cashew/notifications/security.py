@@ -1,6 +1,6 @@
 """Security emails (API.md: "Security emails are always sent, whatever `notify_email`
 says"): a password changed or reset, a reset requested (the email carrying the reset link),
-a sign-in from a new session; MFA enabled or disabled to come.
+a sign-in from a new session (to come), MFA enabled or disabled.
 
 Sent directly through SES v2 by the request's own function, never through a queue or the
 bus: a reset link's token goes from the function to SES and nowhere else (no queue message,
@@ -24,7 +24,14 @@ from cashew.config import get_settings
 from cashew.notifications import formatting, render, ses
 from cashew.observability import logger, metrics
 
-Kind = Literal["password_reset_requested", "password_reset", "password_changed", "new_sign_in"]
+Kind = Literal[
+    "password_reset_requested",
+    "password_reset",
+    "password_changed",
+    "new_sign_in",
+    "mfa_enabled",
+    "mfa_disabled",
+]
 
 
 @functools.cache
