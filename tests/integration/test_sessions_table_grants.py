@@ -1,0 +1,121 @@
+"""The public auth functions of issue 13 reach only their own items of the sessions table.
+
+The sessions table holds the sessions (`ses_...`: whoever can put one, with a refresh hash
+of their choosing, can mint tokens for any user, admins included), the reset tokens'
+hashes (`RESET#`), the TOTP factors (`MFA#`), the MFA challenges (`MFA_TOKEN#`) and the
+attempt counters (`LOGIN#`, `RESETREQ#`). Each grant these unauthenticated functions hold
+on it is conditioned to the partition keys they use, and every call they make is allowed
+by those conditions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from fnmatch import fnmatchcase
+from typing import Any
+
+import pytest
+
+from cashew import aws
+from local.cfn import load_template
+from tests.integration.test_password_reset import _confirm, _login, _request, _token
+
+PUBLIC_AUTH = ("LoginFunction", "PasswordResetFunction", "PasswordResetConfirmFunction")
+_TRANSACT = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+             "ConditionCheck": "ConditionCheckItem"}  # fmt: skip
+
+
+def _statements(function_id: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for policy in load_template()["Resources"][function_id]["Properties"]["Policies"]
+        for statement in policy["Statement"]
+        if statement["Resource"] == {"Fn::GetAtt": ["SessionsTable", "Arn"]}
+    ]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+def _leading(statement: dict[str, Any]) -> list[str] | None:
+    return (
+        statement.get("Condition", {})
+        .get("ForAllValues:StringLike", {})
+        .get("dynamodb:LeadingKeys")
+    )
+
+
+def _allowed(function_id: str, action: str, pk: str) -> bool:
+    return any(
+        action in _actions(s) and any(fnmatchcase(pk, p) for p in (_leading(s) or ["*"]))
+        for s in _statements(function_id)
+    )
+
+
+@pytest.mark.parametrize("function_id", PUBLIC_AUTH)
+def test_every_sessions_table_grant_of_the_public_auth_functions_names_its_keys(function_id):
+    statements = _statements(function_id)
+    assert statements
+    for statement in statements:
+        leading = _leading(statement)
+        assert leading, (function_id, statement)
+        assert "*" not in leading and all(re.fullmatch(r"[A-Za-z_#]+\*", p) for p in leading)
+    # A function that never creates a session may not put one
+    if function_id != "LoginFunction":
+        assert not _allowed(function_id, "dynamodb:PutItem", "ses_01J8Z6Q9V7X3K2M4N5P6R7S8T9")
+    # None but the factor's readers may read a factor or a reset token's hash
+    assert not _allowed(function_id, "dynamodb:GetItem", "ses_01J8Z6Q9V7X3K2M4N5P6R7S8T9")
+
+
+class _Calls:
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.calls: list[tuple[str, str]] = []
+
+    def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name == "TransactWriteItems":
+            for item in params["TransactItems"]:
+                ((kind, body),) = item.items()
+                self._note(_TRANSACT[kind], body)
+        elif model.name in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
+            self._note(model.name, params)
+
+    def _note(self, action: str, body: dict[str, Any]) -> None:
+        if body["TableName"] == self.table:
+            key = body.get("Key") or body["Item"]
+            self.calls.append((f"dynamodb:{action}", key["pk"]["S"]))
+
+
+@contextmanager
+def _recording(stack) -> Iterator[_Calls]:
+    calls = _Calls(stack.env["CASHEW_SESSIONS_TABLE"])
+    aws.reset()
+    aws.session().events.register("before-parameter-build", calls)
+    try:
+        yield calls
+    finally:
+        aws.reset()
+
+
+def test_every_sessions_table_call_of_the_public_auth_functions_is_allowed(stack, new_user):
+    user = new_user()
+    with _recording(stack) as reset:
+        assert _request(stack, f"nobody-{user.id.lower()}@example.com").status == 202
+        token = _token(stack, user.email)
+    with _recording(stack) as confirm:
+        assert _confirm(stack, "usr_01J8Z6Q9V7X3K2M4N5P6R7S8T9.x").status == 400
+        assert _confirm(stack, token).status == 204
+    with _recording(stack) as login:
+        assert _login(stack, user.email, "a wrong password, surely").status == 401
+        assert _login(stack, user.email, "a brand new horse battery staple").status == 200
+    for function_id, recorded in (
+        ("PasswordResetFunction", reset),
+        ("PasswordResetConfirmFunction", confirm),
+        ("LoginFunction", login),
+    ):
+        assert recorded.calls, function_id
+        refused = [c for c in recorded.calls if not _allowed(function_id, *c)]
+        assert refused == [], function_id
