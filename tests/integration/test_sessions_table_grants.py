@@ -21,7 +21,9 @@ from cashew import aws
 from local.cfn import load_template
 from tests.integration.test_password_reset import _confirm, _login, _request, _token
 
-PUBLIC_AUTH = ("LoginFunction", "PasswordResetFunction", "PasswordResetConfirmFunction")
+PUBLIC_AUTH = (
+    "LoginFunction", "PasswordResetFunction", "PasswordResetConfirmFunction", "LoginMfaFunction",
+)  # fmt: skip
 _TRANSACT = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
              "ConditionCheck": "ConditionCheckItem"}  # fmt: skip
 
@@ -64,7 +66,7 @@ def test_every_sessions_table_grant_of_the_public_auth_functions_names_its_keys(
         assert leading, (function_id, statement)
         assert "*" not in leading and all(re.fullmatch(r"[A-Za-z_#]+\*", p) for p in leading)
     # A function that never creates a session may not put one
-    if function_id != "LoginFunction":
+    if function_id not in ("LoginFunction", "LoginMfaFunction"):
         assert not _allowed(function_id, "dynamodb:PutItem", "ses_01J8Z6Q9V7X3K2M4N5P6R7S8T9")
     # None but the factor's readers may read a factor or a reset token's hash
     assert not _allowed(function_id, "dynamodb:GetItem", "ses_01J8Z6Q9V7X3K2M4N5P6R7S8T9")
@@ -119,3 +121,40 @@ def test_every_sessions_table_call_of_the_public_auth_functions_is_allowed(stack
         assert recorded.calls, function_id
         refused = [c for c in recorded.calls if not _allowed(function_id, *c)]
         assert refused == [], function_id
+
+
+def test_every_sessions_table_call_of_the_mfa_login_is_allowed(stack, new_user, monkeypatch):
+    import pyotp
+
+    from cashew.config import get_settings
+    from tests.integration.test_mfa import _call, _enrolled, _step_back
+    from tests.integration.test_mfa import _login as login
+
+    monkeypatch.setenv("CASHEW_LOGIN_MAX_FAILURES", "50")
+    get_settings.cache_clear()
+    # Given a user with MFA on, signing in: a wrong code, a right one, a recovery code
+    user = new_user()
+    secret, recovery = _enrolled(stack, user)
+    challenges = [login(stack, user.email).body["mfa_token"] for _ in range(2)]
+    with _recording(stack) as second_step:
+        wrong = _call(
+            stack, "LoginMfaFunction", "login_mfa", mfa_token=challenges[0], code="000000"
+        )
+        assert wrong.status == 401
+        _step_back(stack, user)
+        code = pyotp.TOTP(secret).now()
+        right = _call(stack, "LoginMfaFunction", "login_mfa", mfa_token=challenges[0], code=code)
+        assert right.status == 200, right.body
+        used = _call(
+            stack,
+            "LoginMfaFunction",
+            "login_mfa",
+            mfa_token=challenges[1],
+            recovery_code=recovery[0],
+        )
+        assert used.status == 200, used.body
+    get_settings.cache_clear()
+    # Then every sessions-table call the second step made is allowed by its conditions
+    assert second_step.calls
+    refused = [c for c in second_step.calls if not _allowed("LoginMfaFunction", *c)]
+    assert refused == [], sorted(set(second_step.calls))
