@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -45,15 +45,7 @@ Section = Literal[
     "disputes_as_payee",
     "transactions",
 ]
-SECTIONS: tuple[Section, ...] = (
-    "payment_methods",
-    "sessions",
-    "payments_as_payer",
-    "payments_as_payee",
-    "disputes_as_payer",
-    "disputes_as_payee",
-    "transactions",
-)
+SECTIONS: tuple[Section, ...] = get_args(Section)  # in the order pages go through them
 _CURSOR_FIELDS = {
     "user": re.compile(r"usr_[0-9A-HJKMNP-TV-Z]{26}"),
     "section": re.compile("|".join(SECTIONS)),
