@@ -17,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # sam build's python3.13 workflow needs python3.13 on PATH.
 SAM = PATH="$$(dirname "$$(scripts/find-python313)"):$$PATH" $(SAM_VENV)/bin/sam
 
-.PHONY: help dev test lint types unit integration e2e tests validate build check-layer \
+.PHONY: help dev test checks lint types unit integration e2e tests validate build check-layer \
         imports fuzz bandit cfn-lint checkov \
         invoke redrive republish bench bench-compare openapi create-admin format clean
 
@@ -46,8 +46,17 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 dev: $(VENV)/.installed ## run the whole system on 127.0.0.1:3000 (Ctrl-C stops it)
 	exec $(PY) -m local.dev
 
-test: lint types imports bandit tests fuzz validate cfn-lint checkov build check-layer ## every check: lint, types, import contracts, bandit, tests, fuzzing, sam validate --lint, cfn-lint, checkov, sam build
+# make test runs in three steps so that both cores stay busy: the three virtualenvs at once;
+# the tests (in pytest-xdist workers); then the fuzz gate (a server and a client taking turns on
+# about one core for its time budget) beside the static checks and sam build, one after another
+# on the other core. Each step stops make test at the first failure.
+test: ## every check: lint, types, import contracts, bandit, tests, fuzzing, sam validate --lint, cfn-lint, checkov, sam build
+	@$(MAKE) --no-print-directory -j3 $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
+	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory -j2 --output-sync=target fuzz checks
 	@echo "make test: all checks passed"
+
+checks: lint types imports bandit validate cfn-lint checkov check-layer
 
 lint: $(VENV)/.installed ## ruff
 	$(VENV)/bin/ruff check .
@@ -66,8 +75,9 @@ imports: $(VENV)/.installed ## import-linter: no cycle between cashew's packages
 bandit: $(VENV)/.installed ## bandit on all non-test code; each suppression is a `# nosec BXXX # reason`
 	$(VENV)/bin/bandit -q -c pyproject.toml -r layers functions local scripts tools bench
 
-tests: $(VENV)/.installed ## unit, integration and e2e tests
-	$(PY) -m pytest
+TEST_WORKERS ?= 2
+tests: $(VENV)/.installed ## unit, integration and e2e tests, in TEST_WORKERS processes (default 2)
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit

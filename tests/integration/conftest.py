@@ -188,6 +188,15 @@ def stack() -> Iterator[Stack]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def own_stack() -> Iterator[Stack]:
+    """A stack of the module's own, for tests that read every account (the audit does): the
+    session's holds hundreds of accounts by the time they run. A module uses it by defining
+    its `stack` fixture as this one."""
+    with running_stack(separate=True) as running:
+        yield running
+
+
 @dataclass
 class User:
     id: str

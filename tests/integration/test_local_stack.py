@@ -395,7 +395,7 @@ def test_a_long_poll_neither_blocks_other_calls_nor_misses_a_message(endpoint: s
     sqs = _client(endpoint, "sqs")
     url = sqs.create_queue(QueueName=f"test-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     received: list[Any] = []
-    poller = _client(endpoint, "sqs")
+    poller, other = _client(endpoint, "sqs"), _client(endpoint, "sts")
     thread = threading.Thread(
         target=lambda: received.append(poller.receive_message(QueueUrl=url, WaitTimeSeconds=3))
     )
@@ -403,12 +403,13 @@ def test_a_long_poll_neither_blocks_other_calls_nor_misses_a_message(endpoint: s
     time.sleep(0.3)
     # When another client calls meanwhile, then sends a message
     started = time.monotonic()
-    _client(endpoint, "sts").get_caller_identity()
+    other.get_caller_identity()
     elapsed = time.monotonic() - started
     sqs.send_message(QueueUrl=url, MessageBody="hello")
     thread.join()
-    # Then the other call was not held up, and the long poll returned the message early
-    assert elapsed < 1.0
+    # Then the other call was not held up (held, it would take the poll's 2.7 s left; the
+    # margin is for a test worker sharing the cores), and the long poll returned it early
+    assert elapsed < 1.5
     assert [m["Body"] for m in received[0]["Messages"]] == ["hello"]
 
 

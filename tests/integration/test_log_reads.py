@@ -18,6 +18,12 @@ from cashew.config import get_settings
 from cashew.ledger import chain, service
 from local.cfn import load_template
 from local.events import sample
+from tests.integration.conftest import Stack
+
+
+@pytest.fixture(scope="module")
+def stack(own_stack: Stack) -> Stack:
+    return own_stack  # the audit these tests run reads every account
 
 
 def new_id(prefix: str) -> str:
