@@ -194,6 +194,10 @@ def seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
         ],
         "current_passwords": [changer.password],
         "reset_tokens": [_reset_token(stack, new_user("Fuzz Reset").email) for _ in range(SPARE)],
+        "verify_tokens": [
+            _verify_token(stack, new_user("Fuzz Verify").email) for _ in range(SPARE)
+        ],
+        "resender_token": new_user("Fuzz Resend").token,
         "webhook_endpoints": hooks[:1],
         "spare_webhook_endpoints": hooks[1:],
         "webhook_deliveries": _hook_deliveries(stack, admin["access_token"], hooks[0]),
@@ -270,6 +274,19 @@ def _reset_token(stack: Stack, email: str) -> str:
     raise AssertionError("no reset email arrived")
 
 
+def _verify_token(stack: Stack, email: str) -> str:
+    """The email-verification token the user's registration emailed, from the local inbox."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        reply = stack.http.get(f"{stack.url}/_local/mail.json", params={"to": email}, timeout=10)
+        for mail in reply.json()["data"]:
+            token = mail["text"].partition("#/verify-email?token=")[2].split()[0:1]
+            if token:
+                return urllib.parse.unquote(token[0])
+        time.sleep(0.3)
+    raise AssertionError("no verification email arrived")
+
+
 HOOK_URL = "http://127.0.0.1:9/hooks"  # loopback's discard port: refused at once
 
 
@@ -332,6 +349,7 @@ DICTIONARIES = (
     "refresh_tokens",
     "current_passwords",
     "reset_tokens",
+    "verify_tokens",
     "webhook_endpoints",
     "spare_webhook_endpoints",
     "webhook_deliveries",
@@ -449,6 +467,9 @@ def config(data: Mapping[str, Any], report_dir: Path) -> str:
             body={"current_password": "current_passwords"},
         ),
         _operation("POST /v1/auth/password-reset/confirm", body={"token": "reset_tokens"}),
+        _operation("POST /v1/users/verify-email", body={"token": "verify_tokens"}),
+        # a user of its own: 5 resends an hour, then 429
+        _operation("POST /v1/users/me/verify-email/resend", token=data["resender_token"]),
     ]
     lines = [
         f"max-time = {MAX_TIME}",
