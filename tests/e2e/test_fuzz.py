@@ -219,7 +219,7 @@ def _codes_ahead(secret: str, first: int) -> list[str]:
 def _mfa_seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
     """Users for the MFA operations: one to enrol, one with an enrolment pending (and the
     codes of its secret), one with MFA on to disable it (its codes after the confirming one),
-    and one with MFA on, an mfa_token and its recovery codes (one token of one user: wrong
+    and one with MFA on, its mfa_tokens and its recovery codes (tokens of one user: wrong
     codes count toward the email's lockout, so every try must be able to match)."""
 
     def enrolled(user: User, confirm: bool) -> tuple[str, list[str]]:
@@ -244,17 +244,22 @@ def _mfa_seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
     on, _ = enrolled(disabler, confirm=True)
     signer = new_user("Fuzz MFA Login")
     recovery = enrolled(signer, confirm=True)[1]
-    login = stack.request(
-        "POST", "/v1/auth/login", json={"email": signer.email, "password": signer.password}
-    )
-    assert login.status_code == 401, login.text
+    # Several challenges: 5 wrong codes kill one, and the coverage phase sends boundary codes
+    # first (the fuzz stack's lockout is roomy, so the wrong codes of all of them fit in it)
+    logins = [
+        stack.request(
+            "POST", "/v1/auth/login", json={"email": signer.email, "password": signer.password}
+        )
+        for _ in range(SPARE)
+    ]
+    assert all(login.status_code == 401 for login in logins), [r.text for r in logins]
     return {
         "mfa_enrol_token": enroller.token,
         "mfa_confirm_token": confirmer.token,
         "mfa_disable_token": disabler.token,
         "confirm_codes": _codes_ahead(pending, -1),
         "disable_codes": _codes_ahead(on, 1),
-        "mfa_tokens": [login.json()["mfa_token"]],
+        "mfa_tokens": [login.json()["mfa_token"] for login in logins],
         "recovery_codes": recovery,
     }
 
