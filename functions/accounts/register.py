@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cashew.accounts import service
 from cashew.accounts.models import RegisterRequest, UserResponse
 from cashew.http import CashewResolver
+from cashew.notifications import security
 from cashew.observability import logger, metrics
 
 app = CashewResolver()
@@ -14,7 +15,9 @@ app = CashewResolver()
 
 @app.post("/v1/users", status_code=201)
 def register(body: RegisterRequest) -> Response[UserResponse]:
-    return Response(status_code=201, content_type="application/json", body=service.register(body))
+    user = service.register(body)
+    security.email_verification(user.id, user.email, user.name)  # never fails the request
+    return Response(status_code=201, content_type="application/json", body=user)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -5,16 +5,20 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cashew.http import CashewResolver, IdempotencyKey, caller
+from cashew.http import ERRORS, CashewResolver, IdempotencyKey, caller
 from cashew.observability import logger, metrics
 from cashew.payments import after_create
 from cashew.payments.models import RefundRequest, RefundResponse
-from cashew.payments.responses import response
+from cashew.payments.responses import EMAIL_UNVERIFIED, response
 
 app = CashewResolver()
 
 
-@app.post("/v1/payments/<id>/refunds", status_code=201)
+@app.post(
+    "/v1/payments/<id>/refunds",
+    status_code=201,
+    openapi_extensions={ERRORS: {"403": EMAIL_UNVERIFIED}},
+)
 def create_refund(
     id: Annotated[str, Path(max_length=64)], body: RefundRequest, key: IdempotencyKey
 ) -> Response[RefundResponse]:

@@ -4,16 +4,20 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cashew.http import CashewResolver, IdempotencyKey, caller
+from cashew.http import ERRORS, CashewResolver, IdempotencyKey, caller
 from cashew.observability import logger, metrics
 from cashew.payments import create
 from cashew.payments.models import PaymentResponse, TopUpRequest
-from cashew.payments.responses import response
+from cashew.payments.responses import EMAIL_UNVERIFIED, response
 
 app = CashewResolver()
 
 
-@app.post("/v1/top-ups", status_code=201)
+@app.post(
+    "/v1/top-ups",
+    status_code=201,
+    openapi_extensions={ERRORS: {"403": EMAIL_UNVERIFIED}},
+)
 def create_top_up(body: TopUpRequest, key: IdempotencyKey) -> Response[PaymentResponse]:
     return response(create.top_up(caller(app), body, key))
 

@@ -194,6 +194,10 @@ def seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
         ],
         "current_passwords": [changer.password],
         "reset_tokens": [_reset_token(stack, new_user("Fuzz Reset").email) for _ in range(SPARE)],
+        "verify_tokens": [
+            _verify_token(stack, new_user("Fuzz Verify").email) for _ in range(SPARE)
+        ],
+        "resender_token": new_user("Fuzz Resend").token,
         "webhook_endpoints": hooks[:1],
         "spare_webhook_endpoints": hooks[1:],
         "webhook_deliveries": _hook_deliveries(stack, admin["access_token"], hooks[0]),
@@ -215,7 +219,7 @@ def _codes_ahead(secret: str, first: int) -> list[str]:
 def _mfa_seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
     """Users for the MFA operations: one to enrol, one with an enrolment pending (and the
     codes of its secret), one with MFA on to disable it (its codes after the confirming one),
-    and one with MFA on, an mfa_token and its recovery codes (one token of one user: wrong
+    and one with MFA on, its mfa_tokens and its recovery codes (tokens of one user: wrong
     codes count toward the email's lockout, so every try must be able to match)."""
 
     def enrolled(user: User, confirm: bool) -> tuple[str, list[str]]:
@@ -240,17 +244,22 @@ def _mfa_seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
     on, _ = enrolled(disabler, confirm=True)
     signer = new_user("Fuzz MFA Login")
     recovery = enrolled(signer, confirm=True)[1]
-    login = stack.request(
-        "POST", "/v1/auth/login", json={"email": signer.email, "password": signer.password}
-    )
-    assert login.status_code == 401, login.text
+    # Several challenges: 5 wrong codes kill one, and the coverage phase sends boundary codes
+    # first (the fuzz stack's lockout is roomy, so the wrong codes of all of them fit in it)
+    logins = [
+        stack.request(
+            "POST", "/v1/auth/login", json={"email": signer.email, "password": signer.password}
+        )
+        for _ in range(SPARE)
+    ]
+    assert all(login.status_code == 401 for login in logins), [r.text for r in logins]
     return {
         "mfa_enrol_token": enroller.token,
         "mfa_confirm_token": confirmer.token,
         "mfa_disable_token": disabler.token,
         "confirm_codes": _codes_ahead(pending, -1),
         "disable_codes": _codes_ahead(on, 1),
-        "mfa_tokens": [login.json()["mfa_token"]],
+        "mfa_tokens": [login.json()["mfa_token"] for login in logins],
         "recovery_codes": recovery,
     }
 
@@ -268,6 +277,19 @@ def _reset_token(stack: Stack, email: str) -> str:
                 return urllib.parse.unquote(token[0])
         time.sleep(0.3)
     raise AssertionError("no reset email arrived")
+
+
+def _verify_token(stack: Stack, email: str) -> str:
+    """The email-verification token the user's registration emailed, from the local inbox."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        reply = stack.http.get(f"{stack.url}/_local/mail.json", params={"to": email}, timeout=10)
+        for mail in reply.json()["data"]:
+            token = mail["text"].partition("#/verify-email?token=")[2].split()[0:1]
+            if token:
+                return urllib.parse.unquote(token[0])
+        time.sleep(0.3)
+    raise AssertionError("no verification email arrived")
 
 
 HOOK_URL = "http://127.0.0.1:9/hooks"  # loopback's discard port: refused at once
@@ -332,6 +354,7 @@ DICTIONARIES = (
     "refresh_tokens",
     "current_passwords",
     "reset_tokens",
+    "verify_tokens",
     "webhook_endpoints",
     "spare_webhook_endpoints",
     "webhook_deliveries",
@@ -449,6 +472,9 @@ def config(data: Mapping[str, Any], report_dir: Path) -> str:
             body={"current_password": "current_passwords"},
         ),
         _operation("POST /v1/auth/password-reset/confirm", body={"token": "reset_tokens"}),
+        _operation("POST /v1/users/verify-email", body={"token": "verify_tokens"}),
+        # a user of its own: 5 resends an hour, then 429
+        _operation("POST /v1/users/me/verify-email/resend", token=data["resender_token"]),
     ]
     lines = [
         f"max-time = {MAX_TIME}",

@@ -82,6 +82,7 @@ def test_patch_with_the_sample_changes_name_phone_and_one_setting(stack, new_use
     assert updated.body == {
         "id": user.id,
         "email": user.email,
+        "email_verified": False,
         "name": "Ada King",
         "phone": "+447700900123",
         "role": "user",

@@ -245,6 +245,8 @@ COVERED_BY_WEBHOOKS = {
 }  # fmt: skip
 # tests/integration/test_password_reset.py checks these.
 COVERED_BY_RECOVERY = {"PasswordResetFunction", "PasswordResetConfirmFunction"}
+# tests/integration/test_email_verification.py checks these.
+COVERED_BY_VERIFICATION = {"VerifyEmailFunction", "ResendVerificationFunction"}
 # tests/integration/test_mfa.py checks these.
 COVERED_BY_MFA = {
     "MfaEnrolFunction",
@@ -260,7 +262,12 @@ def test_every_function_that_calls_aws_is_covered_by_these_tests(stack):
         if r["Type"] == "AWS::Serverless::Function" and not r["Properties"].get("Policies")
     }  # fmt: skip
     assert set(stack.functions) - no_policies == (
-        COVERED_HERE | COVERED_BELOW | COVERED_BY_WEBHOOKS | COVERED_BY_RECOVERY | COVERED_BY_MFA
+        COVERED_HERE
+        | COVERED_BELOW
+        | COVERED_BY_WEBHOOKS
+        | COVERED_BY_RECOVERY
+        | COVERED_BY_MFA
+        | COVERED_BY_VERIFICATION
     )
 
 

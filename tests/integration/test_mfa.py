@@ -248,13 +248,15 @@ def test_turning_mfa_on_and_off_emails_the_user_each_time(stack, new_user):
     # Given a user who enrols and confirms MFA, then turns it off
     user = new_user()
     secret, _ = _enrolled(stack, user)
-    assert subjects() == ["Two-factor sign-in is on for your Cashew account"]
+    welcome = "Confirm your Cashew email address"  # the registration's verification email
+    assert subjects() == [welcome, "Two-factor sign-in is on for your Cashew account"]
     _step_back(stack, user)
     code = pyotp.TOTP(secret).now()
     done = _call(stack, "MfaDisableFunction", "mfa_disable", user, password=PASSWORD, code=code)
     assert done.status == 204, done.body
     # Then each change was emailed (security emails: whatever notify_email says)
     assert subjects() == [
+        welcome,
         "Two-factor sign-in is on for your Cashew account",
         "Two-factor sign-in is off for your Cashew account",
     ]

@@ -17,6 +17,10 @@ from tests.integration.conftest import PASSWORD
 NEW_PASSWORD = "a changed horse battery staple"
 
 
+# Every registration emails the verification link first (API.md "Users and accounts").
+WELCOME = "Confirm your Cashew email address"
+
+
 def _subjects(address: str) -> list[str]:
     sent: list[Any] = list(ses_backends[ACCOUNT_ID][REGION].sent_messages)
     return [
@@ -49,7 +53,7 @@ def test_a_password_change_is_emailed_even_with_notifications_off(stack, new_use
     user = new_user()
     _mute(stack, user)
     assert _change(stack, user).status == 204
-    assert _subjects(user.email) == ["Your Cashew password was changed"]
+    assert _subjects(user.email) == [WELCOME, "Your Cashew password was changed"]
 
 
 def test_a_failed_security_email_never_fails_the_request(stack, new_user, monkeypatch):
@@ -61,7 +65,7 @@ def test_a_failed_security_email_never_fails_the_request(stack, new_user, monkey
 
     monkeypatch.setattr(aws, "sesv2", Broken)
     assert _change(stack, user).status == 204
-    assert _subjects(user.email) == []
+    assert _subjects(user.email) == [WELCOME]
     assert security.security_email(user.id, "password_changed") is False
     login = stack.call(
         "LoginFunction", "auth/login.json", body={"email": user.email, "password": NEW_PASSWORD}
@@ -76,4 +80,4 @@ def test_the_reset_email_never_goes_to_a_muted_users_settings(stack, new_user):
         "PasswordResetFunction", "auth/password_reset.json", body={"email": user.email}
     )
     assert reply.status == 202
-    assert _subjects(user.email) == ["Reset your Cashew password"]
+    assert _subjects(user.email) == [WELCOME, "Reset your Cashew password"]

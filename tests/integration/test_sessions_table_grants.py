@@ -2,8 +2,9 @@
 
 The sessions table holds the sessions (`ses_...`: whoever can put one, with a refresh hash
 of their choosing, can mint tokens for any user, admins included), the reset tokens'
-hashes (`RESET#`), the TOTP factors (`MFA#`), the MFA challenges (`MFA_TOKEN#`) and the
-attempt counters (`LOGIN#`, `RESETREQ#`). Each grant these unauthenticated functions hold
+hashes (`RESET#`), the email-verification tokens' hashes (`VERIFY#`), the TOTP factors
+(`MFA#`), the MFA challenges (`MFA_TOKEN#`) and the attempt counters (`LOGIN#`, `RESETREQ#`,
+`VERIFYREQ#`). Each grant these unauthenticated functions hold
 on it is conditioned to the partition keys they use, and every call they make is allowed
 by those conditions."""
 
@@ -23,6 +24,7 @@ from tests.integration.test_password_reset import _confirm, _login, _request, _t
 
 PUBLIC_AUTH = (
     "LoginFunction", "PasswordResetFunction", "PasswordResetConfirmFunction", "LoginMfaFunction",
+    "RegisterFunction", "VerifyEmailFunction",
 )  # fmt: skip
 _TRANSACT = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
              "ConditionCheck": "ConditionCheckItem"}  # fmt: skip
@@ -158,3 +160,23 @@ def test_every_sessions_table_call_of_the_mfa_login_is_allowed(stack, new_user, 
     assert second_step.calls
     refused = [c for c in second_step.calls if not _allowed("LoginMfaFunction", *c)]
     assert refused == [], sorted(set(second_step.calls))
+
+
+def test_every_sessions_table_call_of_the_verification_functions_is_allowed(stack):
+    from tests.integration.test_email_verification import _register, _token_of, _verify
+
+    # Given a registration (its token written), and a verify of a wrong then the right token
+    with _recording(stack) as register:
+        created = _register(stack)
+    with _recording(stack) as verify:
+        assert _verify(stack, "usr_01J8Z6Q9V7X3K2M4N5P6R7S8T9.x").status == 400
+        assert _verify(stack, _token_of(created["email"])).status == 204
+    # Then every sessions-table call they made is allowed by their keys' conditions
+    for function_id, recorded in (("RegisterFunction", register), ("VerifyEmailFunction", verify)):
+        assert recorded.calls, function_id
+        refused = [c for c in recorded.calls if not _allowed(function_id, *c)]
+        assert refused == [], function_id
+    # ... and neither may touch a reset token, whose hash the verify must never be able to use
+    for function_id in ("RegisterFunction", "VerifyEmailFunction"):
+        for action in ("dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:PutItem"):
+            assert not _allowed(function_id, action, "RESET#usr_01J8Z6Q9V7X3K2M4N5P6R7S8T9")

@@ -128,9 +128,14 @@ def test_a_registered_profile_reads_as_before_and_is_written_unchanged() -> None
     item = _through_dynamodb({"pk": f"USER#{written['id']}", "sk": "PROFILE", **written})
     # When it is read as a record
     profile = store.Profile.from_item(item)
-    # Then it answers what the item said (no MFA: v1.1's `mfa_enabled` false when absent), and
+    # Then it answers what the item said (no MFA, no verified email: v1.1's `mfa_enabled` and
+    # `email_verified` false when absent), and
     # its own item is the one register wrote
-    assert service.user_response(profile).model_dump() == {**written, "mfa_enabled": False}
+    assert service.user_response(profile).model_dump() == {
+        **written,
+        "mfa_enabled": False,
+        "email_verified": False,
+    }
     assert profile.updated_at is None
     assert _through_dynamodb(profile.to_item()) == item
 

@@ -40,6 +40,9 @@ class Settings(BaseModel):
     app_url: str = Field("http://127.0.0.1:3000/", alias="CASHEW_APP_URL")
     password_reset_ttl: int = Field(1800, alias="CASHEW_PASSWORD_RESET_TTL", ge=60, le=86400)
     email_decoy_to: str = Field("success@simulator.amazonses.com", alias="CASHEW_EMAIL_DECOY_TO")
+    # Email verification: money moves only for verified emails when true (the money-moving
+    # functions alone get it, from the template's RequireVerifiedEmail parameter).
+    require_verified_email: bool = Field(False, alias="CASHEW_REQUIRE_VERIFIED_EMAIL")
 
     access_token_ttl: int = Field(900, alias="CASHEW_ACCESS_TOKEN_TTL", ge=60, le=900)
     refresh_token_ttl: int = Field(30 * 86400, alias="CASHEW_REFRESH_TOKEN_TTL", ge=3600)

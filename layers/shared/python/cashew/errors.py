@@ -61,6 +61,13 @@ class ForbiddenError(CashewError):
     status, code, title = 403, "forbidden", "Forbidden"
 
 
+class EmailUnverifiedError(CashewError):
+    """A money-moving POST of a user whose email is not verified, while
+    CASHEW_REQUIRE_VERIFIED_EMAIL is true (API.md: 403 `email_unverified`)."""
+
+    status, code, title = 403, "email_unverified", "Email not verified"
+
+
 class NotFoundError(CashewError):
     status, code, title = 404, "not_found", "Not found"
 

@@ -18,6 +18,8 @@ from cashew.accounts.store import (
     StoredBalance,
     UnreadableBalance,
 )
+from cashew.config import get_settings
+from cashew.errors import EmailUnverifiedError
 
 __all__ = [
     "Credentials",
@@ -32,6 +34,7 @@ __all__ = [
     "credit_item",
     "debit_item",
     "default_payment_method_id",
+    "email_verified_item",
     "get_credentials",
     "get_payment_method",
     "get_profile",
@@ -43,6 +46,7 @@ __all__ = [
     "password_unchanged_check",
     "payee_check",
     "replace_password_hash",
+    "require_verified_email",
     "set_role",
     "user_exists",
 ]
@@ -149,6 +153,22 @@ def mfa_flag_item(user_id: str, enabled: bool) -> dynamo.Write:
     """The transaction item that shows MFA on or off in the user's profile (`mfa_enabled`),
     for auth's MFA confirm and disable."""
     return store.mfa_flag_item(user_id, enabled)
+
+
+def email_verified_item(user_id: str, email: str) -> dynamo.Write:
+    """The transaction item that marks the user's email verified (failing unless the
+    profile's email is still `email`), for auth's email verification."""
+    return store.email_verified_item(user_id, email)
+
+
+def require_verified_email(user_id: str) -> None:
+    """The gate of every money-moving POST (API.md "Users and accounts"): with
+    CASHEW_REQUIRE_VERIFIED_EMAIL true, EmailUnverifiedError unless the user's email is
+    verified, read at once (one strongly consistent GetItem); with it false, no AWS call."""
+    if not get_settings().require_verified_email:
+        return
+    if not store.email_verified(user_id):
+        raise EmailUnverifiedError("verify your email address before moving money")
 
 
 def get_profile(user_id: str) -> Profile | None:

@@ -108,6 +108,7 @@ class UpdateMeRequest(StrictRequest):
 class UserResponse(BaseModel):
     id: str
     email: str
+    email_verified: bool
     name: str
     phone: str | None
     role: Literal["user", "admin"]

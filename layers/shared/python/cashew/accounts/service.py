@@ -24,6 +24,7 @@ def user_response(profile: Profile) -> UserResponse:
     return UserResponse(
         id=profile.id,
         email=profile.email,
+        email_verified=profile.email_verified,
         name=profile.name,
         phone=profile.phone,
         role=profile.role,

@@ -4,7 +4,8 @@ Items (pk / sk), each kind a record class below with its `to_item` / `from_item`
     EMAIL#<email> / CREDENTIALS      user_id, password_hash, role, password_version (absent
                                      until the first change of password)     `Credentials`
     USER#<id>     / PROFILE          id, email, name, phone, role, settings, created_at,
-                                     updated_at (set by the first update)    `Profile`
+                                     updated_at (set by the first update), mfa_enabled and
+                                     email_verified (absent: false)          `Profile`
     USER#<id>     / BALANCE#<CUR>    currency, available (minor units; never below 0)
                                                                              `StoredBalance`
     USER#<id>     / PM#<pm id>       card metadata, the envelope-encrypted gateway token,
@@ -92,6 +93,9 @@ class Profile:
     created_at: str
     updated_at: str | None = None  # set by the first profile update
     mfa_enabled: bool = False  # written by auth's MFA confirm and disable (`mfa_flag_item`)
+    # Written by auth's email verification (`email_verified_item`); absent on profiles stored
+    # before verification existed, which read as not verified.
+    email_verified: bool = False
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -112,6 +116,8 @@ class Profile:
             item["updated_at"] = self.updated_at
         if self.mfa_enabled:
             item["mfa_enabled"] = True
+        if self.email_verified:
+            item["email_verified"] = True
         return item
 
     @classmethod
@@ -134,6 +140,7 @@ class Profile:
             created_at=item["created_at"],
             updated_at=item.get("updated_at"),
             mfa_enabled=bool(item.get("mfa_enabled", False)),
+            email_verified=item.get("email_verified") is True,
         )
 
 
@@ -670,6 +677,32 @@ def mfa_flag_item(user_id: str, enabled: bool) -> dynamo.Write:
         condition="attribute_exists(pk)",
         values={":enabled": enabled},
     )
+
+
+def email_verified_item(user_id: str, email: str) -> dynamo.Write:
+    """The transaction item that marks the profile's email verified, failing unless the
+    profile exists and its email is still `email` (the address the link was sent to)."""
+    return dynamo.update(
+        _table(),
+        {"pk": _user(user_id), "sk": "PROFILE"},
+        "SET email_verified = :true",
+        condition="attribute_exists(pk) AND email = :email",
+        values={":true": True, ":email": email},
+    )
+
+
+def email_verified(user_id: str) -> bool:
+    """Whether the user's email is verified: one strongly consistent GetItem of the profile
+    projected to that attribute alone (so verifying takes effect at once). False for a user
+    without a profile, or one stored before verification existed."""
+    response = aws.dynamodb().get_item(
+        TableName=_table(),
+        Key=dynamo.serialize({"pk": _user(user_id), "sk": "PROFILE"}),
+        ConsistentRead=True,
+        ProjectionExpression="email_verified",
+    )
+    item = dynamo.deserialize(response["Item"]) if "Item" in response else {}
+    return item.get("email_verified") is True
 
 
 def user_exists_check(user_id: str) -> dynamo.Write:

@@ -1,6 +1,7 @@
 """Security emails (API.md: "Security emails are always sent, whatever `notify_email`
 says"): a password changed or reset, a reset requested (the email carrying the reset link),
-a sign-in from a new session (to come), MFA enabled or disabled.
+a sign-in from a new session (to come), MFA enabled or disabled; and the email-verification
+link (at registration and on resend), which carries a token as the reset link does.
 
 Sent directly through SES v2 by the request's own function, never through a queue or the
 bus: a reset link's token goes from the function to SES and nowhere else (no queue message,
@@ -20,6 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew.accounts import face as accounts
 from cashew.auth.recovery import service as recovery
+from cashew.auth.recovery import verification
 from cashew.config import get_settings
 from cashew.notifications import formatting, render, ses
 from cashew.observability import logger, metrics
@@ -31,6 +33,7 @@ Kind = Literal[
     "new_sign_in",
     "mfa_enabled",
     "mfa_disabled",
+    "verify_email",
 ]
 
 
@@ -100,3 +103,30 @@ def request_password_reset(email: str) -> None:
     profile = accounts.get_profile(mail.user_id)  # for an unknown email too: the same work
     name = formatting.one_line(profile.name) if profile and mail.known else "Cashew user"
     send(mail.to, "password_reset_requested", name, mail.link)
+
+
+def email_verification(user_id: str, email: str, name: str) -> bool:
+    """At registration: a verification token for the new user and its email. Never raises
+    (a failed token or email never fails the registration): False, logged without the link
+    and counted (`VerificationEmailFailed`), when it was not sent; a resend makes another."""
+    try:
+        mail = verification.issue(user_id, email, formatting.one_line(name))
+    except Exception as error:  # noqa: BLE001 - the registration stands without its email
+        metrics.add_metric(name="VerificationEmailFailed", unit=MetricUnit.Count, value=1)
+        logger.warning("a verification token was not issued",
+                       extra={"error": type(error).__name__})  # fmt: skip
+        return False
+    sent = send(mail.to, "verify_email", mail.name, mail.link)
+    if not sent:
+        metrics.add_metric(name="VerificationEmailFailed", unit=MetricUnit.Count, value=1)
+    return sent
+
+
+def resend_verification(user_id: str) -> None:
+    """A new verification email for the caller (voiding older tokens), unless their email is
+    verified already; TooManyAttemptsError past the hourly limit."""
+    mail = verification.resend(user_id)
+    if mail is not None and not send(
+        mail.to, "verify_email", formatting.one_line(mail.name), mail.link
+    ):
+        metrics.add_metric(name="VerificationEmailFailed", unit=MetricUnit.Count, value=1)

@@ -94,6 +94,7 @@ def list_refunds(caller: Caller, payment_id: str, limit: int, cursor: str | None
 def capture(
     caller: Caller, payment_id: str, request: CaptureRequest, key: str
 ) -> Outcome[PaymentResponse]:
+    accounts.require_verified_email(caller.user_id)  # before any read or write of money
     stored = _visible(caller, payment_id)
     if caller.user_id != stored.payment.payee_id:
         raise ForbiddenError("only the payee can capture a payment")
@@ -107,6 +108,7 @@ def capture(
 
 
 def cancel(caller: Caller, payment_id: str, key: str) -> Outcome[PaymentResponse]:
+    accounts.require_verified_email(caller.user_id)  # before any read or write of money
     stored = _visible(caller, payment_id)
     scope = idempotency.scope(caller.user_id, key, f"POST /v1/payments/{payment_id}/cancel", {})
     return _counted("PaymentCanceled", idempotency.run(Cancel(scope, stored)))
@@ -209,6 +211,7 @@ def refund(
 ) -> Outcome[RefundResponse]:
     """Refund by the payee (or an admin): the payee's balance is debited and the payer
     credited, to the balance or, for card payments, to the card through the gateway."""
+    accounts.require_verified_email(caller.user_id)  # before any read or write of money
     stored = _visible(caller, payment_id)
     if caller.user_id != stored.payment.payee_id and caller.role != "admin":
         raise ForbiddenError("only the payee can refund a payment")

@@ -46,6 +46,7 @@ BLOCKED_MESSAGE = "the payment was blocked by risk screening"
 
 
 def create_payment(caller: Caller, request: PaymentRequest, key: str) -> Outcome[PaymentResponse]:
+    accounts.require_verified_email(caller.user_id)  # before any read or write of money
     if request.payee_id == caller.user_id:
         raise InvalidRequestError(
             "the payee must be another user",
@@ -69,6 +70,7 @@ def create_payment(caller: Caller, request: PaymentRequest, key: str) -> Outcome
 
 
 def top_up(caller: Caller, request: TopUpRequest, key: str) -> Outcome[PaymentResponse]:
+    accounts.require_verified_email(caller.user_id)  # before any read or write of money
     scope = idempotency.scope(
         caller.user_id, key, "POST /v1/top-ups", request.model_dump(mode="json")
     )

@@ -12,6 +12,12 @@ if TYPE_CHECKING:
 
 CREATED, OK = 201, 200
 
+# The 403 of every money-moving POST, in the OpenAPI document (API.md "Users and accounts").
+EMAIL_UNVERIFIED = (
+    "`email_unverified`: the caller's email is not verified, and money moves only for "
+    "verified emails (CASHEW_REQUIRE_VERIFIED_EMAIL)"
+)
+
 
 def status_code(outcome: Outcome[BaseModel]) -> int:
     """201 for a new payment or refund, 200 for a changed one; a replay keeps the first's."""

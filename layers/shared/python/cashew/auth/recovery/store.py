@@ -1,10 +1,13 @@
-"""Password-reset tokens, kept in the sessions table beside the sessions (auth's table).
+"""Password-reset and email-verification tokens, kept in the sessions table beside the
+sessions (auth's table).
 
-Items (the record `ResetToken`, with its `to_item` / `from_item`):
+Items (the records `ResetToken` and `VerifyToken`, with their `to_item` / `from_item`):
     pk = RESET#<user id>   token_hash (SHA-256 of the token: the token itself is never
                            stored), email, created_at, expires_at (TTL). One item per user:
                            a newer request overwrites it, which voids the older token; a
                            confirm deletes it conditionally, so a token is used once.
+    pk = VERIFY#<user id>  the same for the email-verification token (24 h): token_hash,
+                           email (the address the link was sent to), created_at, expires_at.
 """
 
 from __future__ import annotations
@@ -72,6 +75,55 @@ def consume_item(user_id: str, token_hash: str) -> dynamo.Write:
     return dynamo.delete(
         _table(),
         {"pk": f"RESET#{user_id}"},
+        condition="token_hash = :hash AND expires_at > :now",
+        values={":hash": token_hash, ":now": clock.epoch()},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyToken:
+    user_id: str
+    email: str
+    token_hash: str
+    created_at: str
+    expires_at: int
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "pk": f"VERIFY#{self.user_id}",
+            "email": self.email,
+            "token_hash": self.token_hash,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        return cls(
+            user_id=str(item["pk"]).removeprefix("VERIFY#"),
+            email=str(item["email"]),
+            token_hash=str(item["token_hash"]),
+            created_at=str(item["created_at"]),
+            expires_at=int(item["expires_at"]),
+        )
+
+
+def put_verification(token: VerifyToken) -> None:
+    """Store the user's current verification token, voiding any older one."""
+    dynamo.put_item(_table(), token.to_item())
+
+
+def get_verification(user_id: str) -> VerifyToken | None:
+    item = dynamo.get_item(_table(), {"pk": f"VERIFY#{user_id}"}, consistent=True)
+    return VerifyToken.from_item(item) if item else None
+
+
+def consume_verification_item(user_id: str, token_hash: str) -> dynamo.Write:
+    """The transaction item that deletes the user's verification token, failing unless it
+    is still the current one and unexpired: of concurrent verifies, one passes."""
+    return dynamo.delete(
+        _table(),
+        {"pk": f"VERIFY#{user_id}"},
         condition="token_hash = :hash AND expires_at > :now",
         values={":hash": token_hash, ":now": clock.epoch()},
     )
