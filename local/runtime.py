@@ -208,6 +208,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._context = multiprocessing.get_context("spawn")
         self._markers = Path(tempfile.mkdtemp(prefix="cashew-invocations-"))
+        self._closed = False
 
     def invoke(self, function_id: str, event: Any) -> Invocation:
         """Run `function_id` on `event` and wait for the outcome."""
@@ -216,6 +217,11 @@ class Runtime:
         try:
             for attempt in (1, 2):
                 pool = self._pool(function_id)
+                if pool is None:  # shut down: a new pool's workers would outlive the stack
+                    return Invocation(request_id, error={
+                        "errorMessage": "the runtime is shut down",
+                        "errorType": "Runtime.ExitError", "requestId": request_id,
+                    })  # fmt: skip
                 try:  # the worker enforces the timeout; this wait includes time queued
                     payload, error = pool.submit(_run, event, request_id, str(started)).result()
                     break
@@ -243,7 +249,7 @@ class Runtime:
         stack of forty functions could outlast SIGTERM's grace on a loaded machine); a worker
         still invoking after `grace` seconds is terminated, as Lambda ends an environment."""
         with self._lock:
-            pools, self._pools = list(self._pools.values()), {}
+            pools, self._pools, self._closed = list(self._pools.values()), {}, True
         workers = [
             p for pool in pools for p in list((getattr(pool, "_processes", None) or {}).values())
         ]
@@ -257,10 +263,13 @@ class Runtime:
                 worker.join(1.0)
         shutil.rmtree(self._markers, ignore_errors=True)
 
-    def _pool(self, function_id: str) -> ProcessPoolExecutor:
+    def _pool(self, function_id: str) -> ProcessPoolExecutor | None:
         """The function's pool; one with a dead worker (killed between invocations, say) is
-        replaced before it is given work, as Lambda replaces a dead execution environment."""
+        replaced before it is given work, as Lambda replaces a dead execution environment.
+        None once the runtime is shut down."""
         with self._lock:
+            if self._closed:
+                return None
             pool = self._pools.get(function_id)
             if pool is not None and _has_dead_worker(pool):
                 del self._pools[function_id]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import http.client
 import json
+import multiprocessing
 import os
 import sys
 import threading
@@ -593,6 +594,11 @@ def test_a_handler_error_comes_back_as_an_error_object_and_the_worker_survives(
     assert failed.error is not None
     assert (failed.error["errorType"], failed.error["errorMessage"]) == ("ValueError", "boom")
     assert ok.payload == {"calls": 2, "name": "cashew-Fn", "x": "y"}
+    # ... and once shut down it starts no worker (one would outlive the stack's stop)
+    children = set(multiprocessing.active_children())
+    late = runtime.invoke("Fn", {})
+    assert late.error is not None and late.error["errorType"] == "Runtime.ExitError"
+    assert set(multiprocessing.active_children()) == children
 
 
 def test_an_event_of_the_bus_reaches_every_target_queue_of_its_rules(
