@@ -14,13 +14,15 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 import requests
+
+from tests.support.secrets_seen import SecretsSeen
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
@@ -44,6 +46,10 @@ class Stack:
     aws_url: str
     log_path: Path | None
     http: requests.Session
+    seen: SecretsSeen = field(default_factory=SecretsSeen)
+
+    def __post_init__(self) -> None:
+        self.http.hooks["response"].append(self.seen.hook)
 
     def request(
         self, method: str, path: str, token: str | None = None, **kwargs: Any
@@ -84,6 +90,10 @@ class Launched:
     exit_code: int | None
 
     def stop(self) -> None:
+        """Stop the stack, once its tables and log are found to hold no secret its clients
+        sent or were sent in clear (every password, reset or verification token, TOTP secret,
+        recovery code and webhook secret that crossed its API)."""
+        leaks = self.stack.seen.leaks(self.stack.aws_url, self.stack.log_path)
         self.process.send_signal(signal.SIGTERM)
         try:
             code = self.process.wait(timeout=30)
@@ -91,6 +101,7 @@ class Launched:
             self.process.kill()
             pytest.fail("the local stack did not stop on SIGTERM")
         assert code == 0, f"the local stack exited with {code} on SIGTERM"
+        assert not leaks, "secrets in clear after the run:\n" + "\n".join(leaks)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
 
 from tests.e2e.conftest import PASSWORD
-from tests.e2e.test_no_secrets_at_rest import _all_items
+from tests.support.secrets_seen import all_items
 
 NEW_PASSWORD = "a brand new horse battery staple"
 _LINK = re.compile(r"/#/reset\?token=([A-Za-z0-9_.%\-]+)")
@@ -141,7 +141,7 @@ def test_no_reset_token_is_stored_or_logged(stack, new_user):
     user = new_user()
     tokens = [_reset_token(stack, user.email) for _ in range(2)]
     assert _confirm(stack, tokens[-1]).status_code == 204
-    stored, logs = _all_items(stack.aws_url), stack.logs()
+    stored, logs = all_items(stack.aws_url), stack.logs()
     assert "RESET#" in stored or "RESETREQ#" in stored, "the scan found no reset items"
     for token in tokens:
         secret = token.partition(".")[2]

@@ -19,7 +19,7 @@ from urllib.parse import unquote
 import pytest
 
 from tests.e2e.conftest import PASSWORD, Stack, User, launch
-from tests.e2e.test_no_secrets_at_rest import _all_items
+from tests.support.secrets_seen import all_items
 
 _LINK = re.compile(r"/#/verify-email\?token=([A-Za-z0-9_.%\-]+)")
 SUBJECT = "Confirm your Cashew email address"
@@ -147,8 +147,8 @@ def test_no_verification_token_is_stored_or_logged_in_clear(stack):
     assert _resend(stack, user).status_code == 202
     tokens = _tokens(stack, user.email, 2)
     assert _verify(stack, tokens[0]).status_code == 204
-    stored, logs = _all_items(stack.aws_url), stack.logs()
-    assert stored and f"VERIFY#{_register(stack).id}" in _all_items(stack.aws_url)
+    stored, logs = all_items(stack.aws_url), stack.logs()
+    assert stored and f"VERIFY#{_register(stack).id}" in all_items(stack.aws_url)
     for token in tokens:
         secret = token.partition(".")[2]
         assert secret not in stored, "a verification token stored in DynamoDB"

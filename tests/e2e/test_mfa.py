@@ -7,7 +7,7 @@ import time
 
 import pyotp
 
-from tests.e2e.test_no_secrets_at_rest import _all_items
+from tests.support.secrets_seen import all_items
 
 
 def _enrol(stack, user) -> tuple[str, list[str]]:
@@ -87,7 +87,7 @@ def test_mfa_over_http_and_no_secret_in_clear_afterwards(stack, new_user):
     assert _login(stack, other).status_code == 200
 
     # Then no secret, recovery code or mfa_token is in any table or log line
-    stored, logs = _all_items(stack.aws_url), stack.logs()
+    stored, logs = all_items(stack.aws_url), stack.logs()
     assert stored
     for value in [secret, other_secret, *codes, *other_codes, first.json()["mfa_token"]]:
         assert value not in stored, "a TOTP secret, recovery code or mfa_token stored in clear"

@@ -6,24 +6,8 @@ import re
 import secrets
 import uuid
 
-import boto3
-
 from tests.e2e.conftest import add_card, top_up, wait_for_entries
-
-
-def _all_items(aws_url: str) -> str:
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=aws_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    dumped = []
-    for table in client.list_tables()["TableNames"]:
-        for page in client.get_paginator("scan").paginate(TableName=table):
-            dumped += [repr(item) for item in page["Items"]]
-    return "\n".join(dumped)
+from tests.support.secrets_seen import all_items
 
 
 def test_secrets_are_never_stored_or_logged(stack, new_user):
@@ -68,7 +52,7 @@ def test_secrets_are_never_stored_or_logged(stack, new_user):
         "access token": signature,
     }
     # When every DynamoDB item and every captured log line are read
-    stored = _all_items(stack.aws_url)
+    stored = all_items(stack.aws_url)
     logs = stack.logs()
     # Then none of them appears anywhere
     assert stored, "the scan found no items: the test would prove nothing"

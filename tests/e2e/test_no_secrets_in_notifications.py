@@ -17,8 +17,8 @@ import boto3
 import pytest
 
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Stack, User, top_up
-from tests.e2e.test_no_secrets_at_rest import _all_items
 from tests.support.receiver import Receiver
+from tests.support.secrets_seen import all_items
 
 pytestmark = pytest.mark.e2e
 
@@ -160,7 +160,7 @@ def test_no_email_delivery_or_event_holds_card_data_tokens_passwords_or_secrets(
                 json.dumps(r.headers) + r.body.decode() for r in receiver.requests
             ),
             "bus events": "\n".join(bus_events()),
-            "stored items": _all_items(stack.aws_url),
+            "stored items": all_items(stack.aws_url),
         }
         for where, text in scanned.items():
             assert len(text) > 500, f"{where}: too little to prove anything"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.conftest import top_up
-from tests.e2e.test_no_secrets_at_rest import _all_items
+from tests.support.secrets_seen import all_items
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +52,7 @@ def test_a_card_tokenised_by_the_sandbox_is_added_charged_and_attaches_once(stac
         assert [e["field"] for e in again.json()["errors"]] == ["gateway_token"]
     # ... and the token (or its random part) is in no log line and no stored item of any table
     nonce = token.split(".")[-2]
-    everything = stack.logs() + _all_items(stack.aws_url)
+    everything = stack.logs() + all_items(stack.aws_url)
     assert token not in everything and nonce not in everything
 
 
