@@ -261,9 +261,28 @@ def change_password(caller: Caller, current: str, new: str) -> None:
             errors=[{"field": "new_password", "message": "must differ from current_password"}],
         )
     new_hash = passwords.hash_password(new)
-    if not accounts.replace_password_hash(
-        email, credentials.password_hash, new_hash, new_password=True
-    ):
-        raise ConflictError("the password was changed meanwhile; try again")
+    _new_password(caller, credentials, new_hash)
+    # The sessions the user index lists are revoked; one it does not list yet (created just
+    # before) has ended all the same: the authorizer and refresh refuse a session of an
+    # older password version.
     revoked = sessions.revoke_all_except(caller.user_id, caller.session_id)
     logger.info("password changed", extra={"other_sessions_revoked": revoked})
+
+
+def _new_password(caller: Caller, credentials: accounts.Credentials, new_hash: str) -> None:
+    """The new password on the credentials and the profile (its version bumped), and the
+    caller's own session moved to that version (it proved the current password, and is the
+    one session kept), in one transaction: no request of the caller's sees its session
+    refused in between. ConflictError if the password changed meanwhile."""
+    credentials_item, profile_item = accounts.new_password_items(credentials, new_hash)
+    version = credentials.password_version + 1
+    tx = dynamo.Transaction().add("credentials", credentials_item).add("profile", profile_item)
+    tx.add("session", sessions.version_item(caller.session_id, caller.user_id, version))
+    try:
+        tx.write()
+    except dynamo.TransactionCanceled as exc:
+        if exc.failed("credentials"):
+            raise ConflictError("the password was changed meanwhile; try again") from exc
+        if exc.failed("session"):
+            raise UnauthenticatedError("the session has ended") from exc
+        raise
