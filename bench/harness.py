@@ -325,6 +325,23 @@ class Driver:
         body = {"email": email, "password": PASSWORD}
         return self.api_request("LoginFunction", 200, body=body)
 
+    def login_mfa_required_request(self, email: str) -> Request:
+        """The first step of an MFA user's login: 401 `mfa_required` with its mfa_token."""
+        body = {"email": email, "password": PASSWORD}
+        event = self.api_request("LoginFunction", 401, body=body).event
+
+        def complete(raw: Any) -> str:
+            problem = _api_reply("LoginFunction", 401, None, raw)
+            if not isinstance(problem, dict) or problem.get("code") != "mfa_required":
+                raise HarnessError(f"LoginFunction: not mfa_required: {problem}")
+            return str(problem["mfa_token"])
+
+        return Request("LoginFunction", event, complete)
+
+    def login_mfa_request(self, mfa_token: str, code: str) -> Request:
+        body = {"mfa_token": mfa_token, "code": code}
+        return self.api_request("LoginMfaFunction", 200, body=body)
+
     def authorizer_request(self, access_token: str) -> Request:
         event = self.sample("AuthorizerFunction")
         event["authorizationToken"] = f"Bearer {access_token}"
@@ -580,6 +597,19 @@ class Driver:
         email = unique_email()
         create_admin(email, PASSWORD, "Bench Admin")
         return self.sign_in(email)
+
+    def new_mfa_account(self) -> tuple[str, str]:
+        """(email, TOTP secret) of a new user with MFA on (enrolled and confirmed with the
+        current step's code: the next login takes the next step's)."""
+        import pyotp
+
+        account = self.new_account()
+        body = {"password": PASSWORD}
+        enrolled = self.send(self.api_request("MfaEnrolFunction", 200, caller=account, body=body))
+        secret = str(enrolled["secret"])
+        code = pyotp.TOTP(secret).now()
+        self.send(self.api_request("MfaConfirmFunction", 200, caller=account, body={"code": code}))
+        return account.email, secret
 
     def sign_in(self, email: str) -> Account:
         """A new session of the user; the context comes from the real authorizer."""

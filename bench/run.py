@@ -25,6 +25,10 @@ What is measured, and how:
    queue messages) is done outside the counted window, afresh for every invocation.
    `log_consume` is one invocation of the log consumer with the outcome messages of one
    balance payment, received from the queue; it is also reported per log entry.
+   `login` is a login without MFA (its new session's security email included);
+   `login_mfa_required` the first step of an MFA user's login (the password: 401
+   `mfa_required` with an mfa_token), `login_mfa` the second (the code: the session and
+   its email). `authorizer` is one decision on a live session's access token.
    `send_emails` is one invocation of the email consumer with the bus event of one balance
    payment (its log entries written): one outcome, two emails (payer and payee).
 3. The budget: a warm balance payment that succeeds makes at most 2 AWS calls (reading the
@@ -243,6 +247,7 @@ def operations(driver: Driver, invocations: int, receiver: Receiver) -> list[Ope
         Operation("jwks", lambda: driver.api_request("JwksFunction", 200)),
         Operation("register", driver.register_request),
         Operation("login", login),
+        *mfa_login_operations(driver),
         Operation("refresh", refresh),
         Operation("authorizer", authorizer),
         Operation("get_me", get("GetMeFunction")),
@@ -281,6 +286,28 @@ def operations(driver: Driver, invocations: int, receiver: Receiver) -> list[Ope
             Operation(name, prepare)
             for name, prepare in webhook_bench.operations(driver, driver.new_admin(), receiver)
         ),
+    ]
+
+
+def mfa_login_operations(driver: Driver) -> list[Operation]:
+    """The two steps of an MFA user's login, each with a fresh user who has MFA on."""
+
+    def login_mfa_required() -> Request:
+        email, _ = driver.new_mfa_account()
+        return driver.login_mfa_required_request(email)
+
+    def login_mfa() -> Request:
+        import pyotp
+
+        email, secret = driver.new_mfa_account()
+        mfa_token = driver.send(driver.login_mfa_required_request(email))
+        # one step of drift is accepted, and the confirm used the current step's code
+        code = pyotp.TOTP(secret).at(time.time() + 30)
+        return driver.login_mfa_request(mfa_token, code)
+
+    return [
+        Operation("login_mfa_required", login_mfa_required),
+        Operation("login_mfa", login_mfa),
     ]
 
 

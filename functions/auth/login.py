@@ -3,9 +3,11 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import clock
 from cashew.auth import service
 from cashew.auth.models import LoginRequest, LoginResponse
-from cashew.http import ERRORS, CashewResolver
+from cashew.http import ERRORS, CashewResolver, client
+from cashew.notifications import security
 from cashew.observability import logger, metrics
 
 app = CashewResolver()
@@ -21,8 +23,11 @@ app = CashewResolver()
     },
 )
 def login(body: LoginRequest) -> LoginResponse:
-    user_agent = app.current_event.headers.get("User-Agent") or ""
-    return service.login(body.email, body.password.get_secret_value(), user_agent)
+    user_agent, source_ip = client(app)
+    signed_in = service.login(body.email, body.password.get_secret_value(), user_agent)
+    sign_in = security.SignIn(clock.utcnow_str(), user_agent, source_ip)
+    security.security_email(signed_in.user_id, "new_sign_in", sign_in)  # never fails the login
+    return signed_in.pair
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -4,9 +4,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import SecretStr
 
+from cashew import clock
 from cashew.auth import service
 from cashew.auth.models import LoginMfaRequest, LoginResponse
-from cashew.http import ERRORS, CashewResolver
+from cashew.http import ERRORS, CashewResolver, client
+from cashew.notifications import security
 from cashew.observability import logger, metrics
 
 app = CashewResolver()
@@ -23,8 +25,8 @@ app = CashewResolver()
     },
 )
 def login_mfa(body: LoginMfaRequest) -> LoginResponse:
-    user_agent = app.current_event.headers.get("User-Agent") or ""
-    return service.login_mfa(
+    user_agent, source_ip = client(app)
+    signed_in = service.login_mfa(
         body.mfa_token.get_secret_value(),
         body.code.get_secret_value() if isinstance(body.code, SecretStr) else None,
         (
@@ -34,6 +36,9 @@ def login_mfa(body: LoginMfaRequest) -> LoginResponse:
         ),
         user_agent,
     )
+    sign_in = security.SignIn(clock.utcnow_str(), user_agent, source_ip)
+    security.security_email(signed_in.user_id, "new_sign_in", sign_in)  # never fails the login
+    return signed_in.pair
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

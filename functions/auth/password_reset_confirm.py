@@ -16,7 +16,12 @@ app = CashewResolver()
 @app.post(
     "/v1/auth/password-reset/confirm",
     status_code=204,
-    openapi_extensions={ERRORS: {"400": "The token is unknown, used, voided or expired"}},
+    openapi_extensions={
+        ERRORS: {
+            "400": "The token is unknown, used, voided or expired",
+            "409": "The password kept changing while the reset was written; try again",
+        }
+    },
 )
 def confirm_password_reset(body: PasswordResetConfirmRequest) -> Response[None]:
     user_id = service.confirm_reset(

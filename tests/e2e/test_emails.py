@@ -18,19 +18,23 @@ from tests.e2e.conftest import add_card, top_up
 _JWS = re.compile(r"ey[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
-# Every registration emails its verification link (tests/e2e/test_attack_verification.py);
-# the outcomes' emails are counted here without it.
+# Every registration emails its verification link (tests/e2e/test_attack_verification.py),
+# every login a new-sign-in email: the outcomes' emails are counted here without them.
 _WELCOME = "Confirm your Cashew email address"
+_SIGN_IN = "New sign-in to your Cashew account"
 
 
 def _inbox(stack, address: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
-    """The address's emails but its verification email, once there are `count` of them
+    """The address's emails but its verification email and the new-sign-in emails (each login
+    of the fixtures sends one: tests/e2e/test_sign_in.py), once there are `count` of them
     (polled until the deadline)."""
     deadline = time.monotonic() + timeout
     while True:
         reply = stack.http.get(f"{stack.url}/_local/mail.json", params={"to": address}, timeout=10)
         assert reply.status_code == 200, reply.text
-        mails: list[dict[str, Any]] = [m for m in reply.json()["data"] if m["subject"] != _WELCOME]
+        mails: list[dict[str, Any]] = [
+            m for m in reply.json()["data"] if m["subject"] not in (_WELCOME, _SIGN_IN)
+        ]
         if len(mails) >= count or time.monotonic() > deadline:
             return mails
         time.sleep(0.3)

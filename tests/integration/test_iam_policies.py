@@ -151,6 +151,10 @@ class _Recorder:
             identity = address if address in self.by_physical else address.rpartition("@")[2]
             self._use("ses:SendEmail", identity)
             return
+        if model.name == "BatchGetItem":  # authorised on each table it reads
+            for table in params["RequestItems"]:
+                self._use("dynamodb:BatchGetItem", table)
+            return
         if model.name == "PutEvents":  # each entry names its bus
             for entry in params["Entries"]:
                 self._use("events:PutEvents", entry["EventBusName"])

@@ -77,7 +77,9 @@ def test_a_reset_replaces_the_password_and_ends_every_session(stack, new_user):
         assert refreshed.status == 401
     assert _login(stack, user.email, PASSWORD).status == 401
     assert _login(stack, user.email, NEW_PASSWORD).status == 200
-    assert "was reset" in _mails_to(user.email)[-1]
+    # the last email but the new-sign-in one of that login
+    assert "signed in to from a new session" in _mails_to(user.email)[-1]
+    assert "was reset" in _mails_to(user.email)[-2]
 
 
 def test_the_token_is_stored_only_as_a_hash(stack, new_user):

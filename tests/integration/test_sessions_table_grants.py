@@ -1,4 +1,7 @@
-"""The public auth functions of issue 13 reach only their own items of the sessions table.
+"""The auth functions of issue 13 reach only their own items of the sessions table: the
+public ones (login, reset, login/mfa), the MFA functions behind the authorizer (enrol,
+confirm, disable) and the authorizer itself (whose read of the accounts table is the
+profile's password version only).
 
 The sessions table holds the sessions (`ses_...`: whoever can put one, with a refresh hash
 of their choosing, can mint tokens for any user, admins included), the reset tokens'
@@ -74,10 +77,56 @@ def test_every_sessions_table_grant_of_the_public_auth_functions_names_its_keys(
     assert not _allowed(function_id, "dynamodb:GetItem", "ses_01J8Z6Q9V7X3K2M4N5P6R7S8T9")
 
 
+# Behind the authorizer, but any caller's request reaches them: a free grant would let a bug
+# or an injected key read or write any user's factor, session or reset token.
+MFA_FUNCTIONS = ("MfaEnrolFunction", "MfaConfirmFunction", "MfaDisableFunction")
+SESSION = "ses_01J8Z6Q9V7X3K2M4N5P6R7S8T9"
+
+
+@pytest.mark.parametrize("function_id", (*MFA_FUNCTIONS, "AuthorizerFunction"))
+def test_every_sessions_table_grant_of_the_mfa_functions_and_the_authorizer_names_its_keys(
+    function_id,
+):
+    statements = _statements(function_id)
+    assert statements
+    for statement in statements:
+        leading = _leading(statement)
+        assert leading, (function_id, statement)
+        assert "*" not in leading and all(re.fullmatch(r"[A-Za-z_#]+\*", p) for p in leading)
+    others = ("RESET#usr_x", "MFA_TOKEN#abc", "RT#abc", "RESETREQ#abc")
+    for action in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem"):
+        for pk in others:
+            assert not _allowed(function_id, f"dynamodb:{action}", pk), (function_id, action, pk)
+    if function_id == "AuthorizerFunction":  # sessions only, and only read
+        assert {a for s in statements for a in _actions(s)} == {"dynamodb:BatchGetItem"}
+        assert not _allowed(function_id, "dynamodb:BatchGetItem", "MFA#usr_x")
+        assert not _allowed(function_id, "dynamodb:BatchGetItem", "LOGIN#abc")
+    else:  # the factor and the login attempts; never a session
+        for action in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
+            assert not _allowed(function_id, f"dynamodb:{action}", SESSION), (function_id, action)
+
+
+def test_the_authorizers_read_of_the_accounts_table_is_the_password_version_only():
+    (grant,) = [
+        statement
+        for policy in load_template()["Resources"]["AuthorizerFunction"]["Properties"]["Policies"]
+        for statement in policy["Statement"]
+        if statement["Resource"] == {"Fn::GetAtt": ["AccountsTable", "Arn"]}
+    ]
+    assert _actions(grant) == ["dynamodb:BatchGetItem"]
+    condition = grant["Condition"]
+    assert condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["USER#*"]
+    assert condition["ForAllValues:StringEquals"]["dynamodb:Attributes"] == [
+        "pk", "sk", "password_version",
+    ]  # fmt: skip
+    assert condition["StringEquals"]["dynamodb:Select"] == "SPECIFIC_ATTRIBUTES"
+
+
 class _Calls:
     def __init__(self, table: str) -> None:
         self.table = table
         self.calls: list[tuple[str, str]] = []
+        self.projections: list[tuple[str, set[str]]] = []  # BatchGetItem of other tables
 
     def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         if model.name == "TransactWriteItems":
@@ -86,6 +135,17 @@ class _Calls:
                 self._note(_TRANSACT[kind], body)
         elif model.name in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
             self._note(model.name, params)
+        elif model.name == "BatchGetItem":
+            for table, entry in params["RequestItems"].items():
+                for key in entry["Keys"]:
+                    self._note(model.name, {"TableName": table, "Key": key})
+                    if table != self.table:  # what it reads of another table, by name
+                        names = entry.get("ExpressionAttributeNames", {})
+                        projection = entry.get("ProjectionExpression", "")
+                        self.projections.append(
+                            (key["pk"]["S"], {names.get(n.strip(), n.strip())
+                                              for n in projection.split(",") if n.strip()})
+                        )  # fmt: skip
 
     def _note(self, action: str, body: dict[str, Any]) -> None:
         if body["TableName"] == self.table:
@@ -180,3 +240,50 @@ def test_every_sessions_table_call_of_the_verification_functions_is_allowed(stac
     for function_id in ("RegisterFunction", "VerifyEmailFunction"):
         for action in ("dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:PutItem"):
             assert not _allowed(function_id, action, "RESET#usr_01J8Z6Q9V7X3K2M4N5P6R7S8T9")
+
+
+def test_every_sessions_table_call_of_the_mfa_functions_and_the_authorizer_is_allowed(
+    stack, new_user, monkeypatch
+):
+    import pyotp
+
+    from cashew.config import get_settings
+    from tests.integration.conftest import PASSWORD, authorize
+    from tests.integration.test_mfa import _call, _step_back
+
+    monkeypatch.setenv("CASHEW_LOGIN_MAX_FAILURES", "50")
+    get_settings.cache_clear()
+    # Given a user who enrols (a wrong password first), confirms (a wrong code first) and
+    # turns MFA off (a wrong code first), each step run as its function
+    user = new_user()
+    recorded: dict[str, _Calls] = {}
+    with _recording(stack) as recorded["MfaEnrolFunction"]:
+        wrong = _call(stack, "MfaEnrolFunction", "mfa_enrol", user, password="not it at all!")
+        assert wrong.status == 401
+        enrolled = _call(stack, "MfaEnrolFunction", "mfa_enrol", user, password=PASSWORD)
+        assert enrolled.status == 200, enrolled.body
+    secret = enrolled.body["secret"]
+    with _recording(stack) as recorded["MfaConfirmFunction"]:
+        assert _call(stack, "MfaConfirmFunction", "mfa_confirm", user, code="000000").status == 401
+        code = pyotp.TOTP(secret).now()
+        confirmed = _call(stack, "MfaConfirmFunction", "mfa_confirm", user, code=code)
+        assert confirmed.status == 200, confirmed.body
+    _step_back(stack, user)
+    with _recording(stack) as recorded["MfaDisableFunction"]:
+        wrong = _call(
+            stack, "MfaDisableFunction", "mfa_disable", user, password=PASSWORD, code="000000"
+        )
+        assert wrong.status == 401
+        code = pyotp.TOTP(secret).now()
+        done = _call(stack, "MfaDisableFunction", "mfa_disable", user, password=PASSWORD, code=code)
+        assert done.status == 204, done.body
+    with _recording(stack) as recorded["AuthorizerFunction"]:
+        assert authorize(stack, user.access_token)["principalId"] == user.id
+    get_settings.cache_clear()
+    # Then every sessions-table call each made is allowed by its conditions
+    for function_id, calls in recorded.items():
+        assert calls.calls, function_id
+        refused = [c for c in calls.calls if not _allowed(function_id, *c)]
+        assert refused == [], (function_id, sorted(set(calls.calls)))
+    # ... and the authorizer read the caller's profile's password version and nothing else
+    assert recorded["AuthorizerFunction"].projections == [(f"USER#{user.id}", {"password_version"})]

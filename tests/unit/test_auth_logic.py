@@ -140,9 +140,7 @@ def account(monkeypatch):
     monkeypatch.setattr(lockout, "attempt", lambda email: None)
     monkeypatch.setattr(lockout, "succeeded", lambda email: None)
     writes: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(
-        service.accounts, "replace_password_hash", lambda *a, **k: writes.append(a) or True
-    )
+    monkeypatch.setattr(service, "_new_password", lambda *a, **k: writes.append(a))
     monkeypatch.setattr(sessions, "revoke_all_except", lambda *a, **k: writes.append(a) or 0)
     return writes
 

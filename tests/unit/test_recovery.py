@@ -48,3 +48,33 @@ def test_the_reset_email_carries_the_link_in_text_and_escaped_html():
 
 def test_emails_without_a_link_carry_none():
     assert "http" not in security.compose("password_changed", "Ada").text
+
+
+def test_the_new_sign_in_email_says_when_from_what_and_where_escaped():
+    sign_in = security.SignIn(
+        "2026-12-01T22:43:05Z", '<script>alert(1)</script> Firefox/133 "x"', "203.0.113.7"
+    )
+    rendered = security.compose("new_sign_in", "Ada", rows=sign_in.rows())
+    assert rendered.subject == "New sign-in to your Cashew account"
+    for body in (rendered.text, rendered.html):
+        assert "1 December 2026, 22:43 UTC" in body
+        assert "203.0.113.7" in body
+    assert '<script>alert(1)</script> Firefox/133 "x"' in rendered.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; Firefox/133 &quot;x&quot;" in rendered.html
+    assert "<script>" not in rendered.html
+
+
+def test_the_new_sign_in_email_truncates_the_user_agent_to_one_line():
+    agent = "Mozilla/5.0\r\nBcc: victim@example.com " + "A" * 1000
+    (_, _), (_, shown), (_, _) = security.SignIn("2026-12-01T22:43:05Z", agent, "").rows()
+    assert len(shown) == security.USER_AGENT_CHARS and shown.endswith("…")
+    assert "\r" not in shown and "\n" not in shown
+    assert security.SignIn("2026-12-01T22:43:05Z", "", "").rows()[1:] == (
+        ("Device", "unknown"),
+        ("IP address", "unknown"),
+    )
+
+
+def test_only_the_new_sign_in_email_carries_details():
+    assert "IP address" not in security.compose("password_changed", "Ada").text
+    assert "IP address" not in security.compose("password_changed", "Ada").html

@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NewType
 
 from cashew import aws
@@ -256,6 +257,53 @@ class Transaction:
                         ) from exc
                     raise ConflictError("the account is busy; retry the request") from exc
                 time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 # nosec B311 # jitter
+
+
+@dataclass(frozen=True, slots=True)
+class Read[T]:
+    """One strongly consistent item read of a BatchGetItem, built by the store that owns its
+    table: the key, the attributes it may see (`projection`, names), and how the item (None
+    when there is none) becomes a record."""
+
+    table: str
+    key: Mapping[str, Any]
+    parse: Callable[[Item | None], T]
+    projection: tuple[str, ...] = ()
+
+
+BATCH_GET_ATTEMPTS = 4  # rounds for keys DynamoDB left unprocessed (throttling)
+
+
+class Unprocessed(Exception):
+    """DynamoDB left keys of a BatchGetItem unprocessed round after round."""
+
+
+def batch_get[A, B](first: Read[A], second: Read[B]) -> tuple[A, B]:
+    """Two items of two tables in one BatchGetItem call (one per table, both strongly
+    consistent), each parsed by its store; keys left unprocessed are asked again, with
+    backoff, and Unprocessed raised when they stay so."""
+    reads: tuple[Read[Any], Read[Any]] = (first, second)
+    if first.table == second.table:
+        raise ValueError("batch_get reads one item of each of two tables")
+    request: dict[str, Any] = {}
+    for read in reads:
+        entry: dict[str, Any] = {"Keys": [serialize(read.key)], "ConsistentRead": True}
+        if read.projection:
+            names = {f"#a{i}": name for i, name in enumerate(read.projection)}
+            entry["ProjectionExpression"] = ", ".join(names)
+            entry["ExpressionAttributeNames"] = names
+        request[read.table] = entry
+    found: dict[str, Item] = {}
+    for attempt in range(BATCH_GET_ATTEMPTS):
+        response = aws.dynamodb().batch_get_item(RequestItems=request)
+        for table, items in (response.get("Responses") or {}).items():
+            for raw in items:
+                found[table] = deserialize(raw)
+        request = response.get("UnprocessedKeys") or {}
+        if not request:
+            return first.parse(found.get(first.table)), second.parse(found.get(second.table))
+        time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 # nosec B311 # jitter
+    raise Unprocessed(f"BatchGetItem left {sorted(request)} unprocessed")
 
 
 def get_item(table: str, key: Mapping[str, Any], *, consistent: bool = True) -> Item | None:

@@ -325,3 +325,11 @@ IdempotencyKey = Annotated[
 ]
 """The Idempotency-Key header of a money-moving POST, declared so that it is validated and
 documented like any other input."""
+
+
+def client(app: APIGatewayRestResolver) -> tuple[str, str]:
+    """(user agent, source IP) of the request, as API Gateway saw them: the IP is the
+    connection's (`requestContext.identity.sourceIp`), never a client-set X-Forwarded-For."""
+    event = app.current_event
+    user_agent = event.headers.get("User-Agent") or event.headers.get("user-agent") or ""
+    return user_agent, event.request_context.identity.source_ip or ""

@@ -42,8 +42,9 @@ __all__ = [
     "mark_method_used",
     "method_of_token",
     "mfa_flag_item",
-    "password_reset_item",
+    "new_password_items",
     "password_unchanged_check",
+    "password_version_read",
     "payee_check",
     "replace_password_hash",
     "require_verified_email",
@@ -131,22 +132,29 @@ def get_credentials(email: str) -> Credentials | None:
     return store.get_credentials(email)
 
 
-def replace_password_hash(
-    email: str, old_hash: str, new_hash: str, *, new_password: bool = False
-) -> bool:
-    """A new hash unless the password changed meanwhile (then False, nothing written)."""
-    return store.replace_password_hash(email, old_hash, new_hash, new_password=new_password)
+def replace_password_hash(email: str, old_hash: str, new_hash: str) -> bool:
+    """A new hash of the same password (a rehash) unless the password changed meanwhile
+    (then False, nothing written)."""
+    return store.replace_password_hash(email, old_hash, new_hash)
+
+
+def new_password_items(
+    credentials: Credentials, new_hash: str
+) -> tuple[dynamo.Write, dynamo.Write]:
+    """The transaction items of a new password (credentials, then profile), for a reset's
+    own transaction; the first fails if the password changed since `credentials` were read."""
+    return store.new_password_items(credentials, new_hash)
+
+
+def password_version_read(user_id: str) -> dynamo.Read[int | None]:
+    """The read of the user's current password version (None: none recorded) for a
+    BatchGetItem with the session, as the authorizer makes it."""
+    return store.password_version_read(user_id)
 
 
 def password_unchanged_check(email: str, version: int) -> dynamo.Write:
     """The transaction item that fails if the password changed since `version` was read."""
     return store.password_unchanged_check(email, version)
-
-
-def password_reset_item(email: str, user_id: str, new_hash: str) -> dynamo.Write:
-    """The transaction item that sets a new password (its version bumped) on the user's
-    credentials, for a password reset."""
-    return store.password_reset_item(email, user_id, new_hash)
 
 
 def mfa_flag_item(user_id: str, enabled: bool) -> dynamo.Write:

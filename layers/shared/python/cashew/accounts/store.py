@@ -5,7 +5,10 @@ Items (pk / sk), each kind a record class below with its `to_item` / `from_item`
                                      until the first change of password)     `Credentials`
     USER#<id>     / PROFILE          id, email, name, phone, role, settings, created_at,
                                      updated_at (set by the first update), mfa_enabled and
-                                     email_verified (absent: false)          `Profile`
+                                     email_verified (absent: false)          `Profile`;
+                                     password_version: a copy of the credentials' one, set
+                                     with it by every change of password (absent until the
+                                     first), so the authorizer can read it by user id
     USER#<id>     / BALANCE#<CUR>    currency, available (minor units; never below 0)
                                                                              `StoredBalance`
     USER#<id>     / PM#<pm id>       card metadata, the envelope-encrypted gateway token,
@@ -368,28 +371,70 @@ def get_credentials(email: str) -> Credentials | None:
     return Credentials.from_item(item) if item is not None else None
 
 
-def replace_password_hash(
-    email: str, old_hash: str, new_hash: str, *, new_password: bool = False
-) -> bool:
-    """Set a new hash unless the password changed meanwhile (then False, nothing written).
-    A new password (not a rehash of the same one) bumps the password version, which ends
-    every session created under the old one."""
-    update = "SET password_hash = :new"
-    values: dict[str, Any] = {":new": new_hash, ":old": old_hash}
-    if new_password:
-        update += " ADD password_version :one"
-        values[":one"] = 1
+def replace_password_hash(email: str, old_hash: str, new_hash: str) -> bool:
+    """Set a new hash of the same password (a rehash) unless the password changed meanwhile
+    (then False, nothing written); its version stays."""
     try:
         dynamo.update_item(
             _table(),
             {"pk": f"EMAIL#{email}", "sk": "CREDENTIALS"},
-            update,
-            values,
+            "SET password_hash = :new",
+            {":new": new_hash, ":old": old_hash},
             condition="password_hash = :old",
         )
     except dynamo.ConditionFailed:
         return False
     return True
+
+
+def new_password_items(
+    credentials: Credentials, new_hash: str
+) -> tuple[dynamo.Write, dynamo.Write]:
+    """The two transaction items of a new password (a change or a reset): the credentials'
+    hash replaced and their version bumped, unless either changed since `credentials` were
+    read, and the same version set on the profile, where the authorizer reads it by user id
+    (every session created under the old version ends on its next request)."""
+    version = credentials.password_version + 1
+    unchanged = "password_hash = :old AND user_id = :user AND "
+    unchanged += (
+        "password_version = :current"
+        if credentials.password_version
+        else "attribute_not_exists(password_version)"
+    )
+    values: dict[str, Any] = {":new": new_hash, ":version": version, ":old":
+                              credentials.password_hash, ":user": credentials.user_id}  # fmt: skip
+    if credentials.password_version:
+        values[":current"] = credentials.password_version
+    return (
+        dynamo.update(
+            _table(),
+            {"pk": f"EMAIL#{credentials.email}", "sk": "CREDENTIALS"},
+            "SET password_hash = :new, password_version = :version",
+            condition=unchanged,
+            values=values,
+        ),
+        dynamo.update(
+            _table(),
+            {"pk": _user(credentials.user_id), "sk": "PROFILE"},
+            "SET password_version = :version",
+            condition="attribute_exists(pk)",
+            values={":version": version},
+        ),
+    )
+
+
+def _password_version(item: dynamo.Item | None) -> int | None:
+    if item is None or "password_version" not in item:
+        return None
+    return int(item["password_version"])
+
+
+def password_version_read(user_id: str) -> dynamo.Read[int | None]:
+    """The read of the user's current password version from the profile (that attribute
+    only), for a BatchGetItem: None when the profile records none (no change of password
+    since profiles started to carry it) or there is no profile."""
+    key = {"pk": _user(user_id), "sk": "PROFILE"}
+    return dynamo.Read(_table(), key, _password_version, projection=("password_version",))
 
 
 def password_unchanged_check(email: str, version: int) -> dynamo.Write:
@@ -399,19 +444,6 @@ def password_unchanged_check(email: str, version: int) -> dynamo.Write:
         condition = "(attribute_not_exists(password_version) OR password_version = :version)"
     key = {"pk": f"EMAIL#{email}", "sk": "CREDENTIALS"}
     return dynamo.check(_table(), key, condition, values={":version": version})
-
-
-def password_reset_item(email: str, user_id: str, new_hash: str) -> dynamo.Write:
-    """The transaction item of a password reset: a new password (its version bumped, which
-    ends every session created under the old one), failing unless the credentials are the
-    user's."""
-    return dynamo.update(
-        _table(),
-        {"pk": f"EMAIL#{email}", "sk": "CREDENTIALS"},
-        "SET password_hash = :new ADD password_version :one",
-        condition="user_id = :user",
-        values={":new": new_hash, ":one": 1, ":user": user_id},
-    )
 
 
 def get_profile(user_id: str) -> Profile | None:

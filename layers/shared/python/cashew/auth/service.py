@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -32,6 +33,15 @@ from cashew.observability import logger, metrics
 REFRESH_PREFIX = "rt_"
 
 
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """A login's new session: the pair to answer with, and whose session it is (for the
+    new-sign-in security email the handler sends)."""
+
+    user_id: str
+    pair: LoginResponse
+
+
 def _refresh_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -47,7 +57,7 @@ def _pair(session: sessions.Session, secret: str) -> LoginResponse:
     )
 
 
-def login(email: str, password: str, user_agent: str) -> LoginResponse:
+def login(email: str, password: str, user_agent: str) -> SignedIn:
     """A new session for valid credentials. Unknown email and wrong password are
     indistinguishable: same error, same lockout, and both verify a real argon2id hash."""
     email = email.strip().lower()
@@ -77,14 +87,15 @@ def login(email: str, password: str, user_agent: str) -> LoginResponse:
             extensions={"mfa_token": token},
         )
     lockout.succeeded(email)
-    return _start_session(
+    pair = _start_session(
         credentials.user_id, credentials.role, email, credentials.password_version, user_agent
     )
+    return SignedIn(credentials.user_id, pair)
 
 
 def login_mfa(
     mfa_token: str, code: str | None, recovery_code: str | None, user_agent: str
-) -> LoginResponse:
+) -> SignedIn:
     """The second step of a login with MFA: a live `mfa_token` and a code accepted once (or a
     recovery code, once). The challenge, the code and the session are written in one
     transaction, so of concurrent logins with one code exactly one gets a session."""
@@ -116,7 +127,7 @@ def login_mfa(
             ) from exc
         raise
     lockout.succeeded(challenge.email)
-    return pair
+    return SignedIn(challenge.user_id, pair)
 
 
 def _start_session(
@@ -250,9 +261,28 @@ def change_password(caller: Caller, current: str, new: str) -> None:
             errors=[{"field": "new_password", "message": "must differ from current_password"}],
         )
     new_hash = passwords.hash_password(new)
-    if not accounts.replace_password_hash(
-        email, credentials.password_hash, new_hash, new_password=True
-    ):
-        raise ConflictError("the password was changed meanwhile; try again")
+    _new_password(caller, credentials, new_hash)
+    # The sessions the user index lists are revoked; one it does not list yet (created just
+    # before) has ended all the same: the authorizer and refresh refuse a session of an
+    # older password version.
     revoked = sessions.revoke_all_except(caller.user_id, caller.session_id)
     logger.info("password changed", extra={"other_sessions_revoked": revoked})
+
+
+def _new_password(caller: Caller, credentials: accounts.Credentials, new_hash: str) -> None:
+    """The new password on the credentials and the profile (its version bumped), and the
+    caller's own session moved to that version (it proved the current password, and is the
+    one session kept), in one transaction: no request of the caller's sees its session
+    refused in between. ConflictError if the password changed meanwhile."""
+    credentials_item, profile_item = accounts.new_password_items(credentials, new_hash)
+    version = credentials.password_version + 1
+    tx = dynamo.Transaction().add("credentials", credentials_item).add("profile", profile_item)
+    tx.add("session", sessions.version_item(caller.session_id, caller.user_id, version))
+    try:
+        tx.write()
+    except dynamo.TransactionCanceled as exc:
+        if exc.failed("credentials"):
+            raise ConflictError("the password was changed meanwhile; try again") from exc
+        if exc.failed("session"):
+            raise UnauthenticatedError("the session has ended") from exc
+        raise

@@ -164,6 +164,29 @@ def rotate(session: Session, new_hash: str) -> bool:
     return True
 
 
+def version_item(session_id: str, user_id: str, password_version: int) -> dynamo.Write:
+    """The transaction item that moves one of `user_id`'s live sessions to a new password
+    version (the session that changed the password keeps going under it)."""
+    return dynamo.update(
+        _table(),
+        {"pk": session_id},
+        "SET password_version = :version",
+        condition="attribute_exists(pk) AND user_id = :user AND revoked = :false",
+        values={":version": password_version, ":user": user_id, ":false": False},
+    )
+
+
+def read(session_id: str) -> dynamo.Read[Session | None]:
+    """The read of a session (None for none, or an id that is not a session's) for a
+    BatchGetItem with the user's password version, as the authorizer makes it."""
+    key = {"pk": session_id if session_id.startswith("ses_") else "ses_"}
+    return dynamo.Read(_table(), key, _session_of)
+
+
+def _session_of(item: dynamo.Item | None) -> Session | None:
+    return Session.from_item(item) if item and str(item.get("pk", "")).startswith("ses_") else None
+
+
 def rotated_from(refresh_hash: str) -> str | None:
     """The session whose refresh token with this hash was rotated away, if any."""
     item = dynamo.get_item(_table(), {"pk": f"RT#{refresh_hash}"})

@@ -1,7 +1,8 @@
 """Security emails (API.md: "Security emails are always sent, whatever `notify_email`
 says"): a password changed or reset, a reset requested (the email carrying the reset link),
-a sign-in from a new session (to come), MFA enabled or disabled; and the email-verification
-link (at registration and on resend), which carries a token as the reset link does.
+a sign-in from a new session (`new_sign_in`, with its time, user agent and source IP), MFA
+enabled or disabled; and the email-verification link (at registration and on resend), which
+carries a token as the reset link does.
 
 Sent directly through SES v2 by the request's own function, never through a queue or the
 bus: a reset link's token goes from the function to SES and nowhere else (no queue message,
@@ -14,6 +15,8 @@ from __future__ import annotations
 import functools
 import html
 import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from string import Template
 from typing import Literal
 
@@ -37,15 +40,52 @@ Kind = Literal[
 ]
 
 
+USER_AGENT_CHARS = 200  # of the client's user agent an email shows
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    """What a new-sign-in email says of the session: when (UTC), and the client's user agent
+    and source IP as API Gateway saw them. Nothing secret: no session id, no token."""
+
+    at: str  # RFC 3339, UTC
+    user_agent: str
+    source_ip: str
+
+    def rows(self) -> tuple[tuple[str, str], ...]:
+        agent = formatting.one_line(self.user_agent)
+        if len(agent) > USER_AGENT_CHARS:
+            agent = agent[: USER_AGENT_CHARS - 1] + "…"
+        return (
+            ("Time", formatting.moment(self.at)),
+            ("Device", agent or "unknown"),
+            ("IP address", formatting.one_line(self.source_ip)[:64] or "unknown"),
+        )
+
+
 @functools.cache
 def _wording() -> dict[str, dict[str, str]]:
     with (render.TEMPLATES / "security.toml").open("rb") as file:
         return tomllib.load(file)
 
 
-def compose(kind: Kind, name: str, link: str | None = None) -> render.Rendered:
-    """The subject, text and HTML of a security email of `kind` to `name`."""
+def compose(
+    kind: Kind,
+    name: str,
+    link: str | None = None,
+    rows: Sequence[tuple[str, str]] = (),
+) -> render.Rendered:
+    """The subject, text and HTML of a security email of `kind` to `name`, with the details
+    `rows` (label, value: HTML-escaped in the HTML body) under its headline."""
     words = _wording()[kind]
+    text_rows = "".join(f"{label}: {value}\n" for label, value in rows)
+    html_rows = "".join(
+        f'<tr><td style="padding:4px 16px 4px 0;color:#777">{html.escape(label)}</td>'
+        f'<td style="padding:4px 0">{html.escape(value)}</td></tr>\n'
+        for label, value in rows
+    )
+    text_details = f"\n{text_rows}" if rows else ""
+    html_details = f'<table role="presentation">\n{html_rows}</table>' if rows else ""
     text_action = f"\n{words['action']}: {link}\n" if link else ""
     html_action = (
         f'<p><a href="{html.escape(link)}" style="font-weight:bold">'
@@ -54,22 +94,29 @@ def compose(kind: Kind, name: str, link: str | None = None) -> render.Rendered:
         else ""
     )
     text = Template((render.TEMPLATES / "security.txt").read_text(encoding="utf-8")).substitute(
-        name=name, headline=words["headline"], action=text_action
+        name=name, headline=words["headline"], details=text_details, action=text_action
     )
     body = Template((render.TEMPLATES / "security.html").read_text(encoding="utf-8")).substitute(
         subject=html.escape(words["subject"]),
         name=html.escape(name),
         headline=html.escape(words["headline"]),
+        details=html_details,
         action=html_action,
     )
     return render.Rendered(words["subject"], text, body)
 
 
-def send(to: str, kind: Kind, name: str, link: str | None = None) -> bool:
+def send(
+    to: str,
+    kind: Kind,
+    name: str,
+    link: str | None = None,
+    rows: Sequence[tuple[str, str]] = (),
+) -> bool:
     """Send one security email; False (logged and counted) when it could not be sent."""
     sender = get_settings().email_from
     try:
-        ses.send(sender, to, render.mime(sender, to, compose(kind, name, link)))
+        ses.send(sender, to, render.mime(sender, to, compose(kind, name, link, rows)))
     except Exception as error:  # noqa: BLE001 - an email never fails the request
         metrics.add_metric(name="SecurityEmailFailed", unit=MetricUnit.Count, value=1)
         logger.warning(
@@ -81,11 +128,13 @@ def send(to: str, kind: Kind, name: str, link: str | None = None) -> bool:
     return True
 
 
-def security_email(user_id: str, kind: Kind) -> bool:
-    """The security email of `kind` to the user (whatever their notify_email says); never
-    raises: False when it was not sent."""
+def security_email(user_id: str, kind: Kind, sign_in: SignIn | None = None) -> bool:
+    """The security email of `kind` to the user (whatever their notify_email says), with
+    the session's details for `new_sign_in`; never raises: False when it was not sent. One
+    GetItem (the profile: address and name) and one SendEmail."""
     try:
         profile = accounts.get_profile(user_id)
+        rows = sign_in.rows() if sign_in is not None else ()
     except Exception as error:  # noqa: BLE001 - an email never fails the request
         metrics.add_metric(name="SecurityEmailFailed", unit=MetricUnit.Count, value=1)
         logger.warning("a security email's recipient could not be read",
@@ -93,7 +142,7 @@ def security_email(user_id: str, kind: Kind) -> bool:
         return False
     if profile is None:
         return False
-    return send(profile.email, kind, formatting.one_line(profile.name))
+    return send(profile.email, kind, formatting.one_line(profile.name), rows=rows)
 
 
 def request_password_reset(email: str) -> None:

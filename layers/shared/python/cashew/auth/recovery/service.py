@@ -10,8 +10,9 @@ A token is `<user id>.<secret>`: the secret is 256 bits (`secrets.token_urlsafe(
 the SHA-256 of the whole token is stored, on the user's one `RESET#` item, so a newer token
 voids the older. A confirm deletes that item conditionally (still this hash, unexpired) in
 the same transaction that replaces the password: of concurrent confirms with one token,
-exactly one passes. Every session is then revoked, and the password's version bump ends any
-session the user index did not list yet.
+exactly one passes. Every session is then revoked, and the password's version bump (on the
+credentials and the profile, where the authorizer reads it with the session) ends at once
+any session the user index did not list yet.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from cashew.accounts import passwords
 from cashew.auth import login_attempts, sessions
 from cashew.auth.recovery import store
 from cashew.config import get_settings
-from cashew.errors import InvalidTokenError, TooManyAttemptsError
+from cashew.errors import ConflictError, InvalidTokenError, TooManyAttemptsError
 from cashew.observability import logger, metrics
 
 MAX_REQUESTS = 5  # an hour, per email
@@ -111,16 +112,40 @@ def confirm_reset(token: str, new_password: str) -> str:
         metrics.add_metric(name="PasswordResetInvalid", unit=MetricUnit.Count, value=1)
         raise invalid
     new_hash = passwords.hash_password(new_password)
-    try:
-        dynamo.Transaction().add("token", store.consume_item(user_id, presented)).add(
-            "password", accounts.password_reset_item(record.email, user_id, new_hash)
-        ).write()
-    except dynamo.TransactionCanceled as exc:
-        if exc.failed("token", "password"):  # used meanwhile (a concurrent confirm), or gone
-            metrics.add_metric(name="PasswordResetInvalid", unit=MetricUnit.Count, value=1)
-            raise invalid from exc
-        raise
+    _replace_password(record.email, user_id, presented, new_hash, invalid)
     revoked = sessions.revoke_all_except(user_id, "")
     metrics.add_metric(name="PasswordReset", unit=MetricUnit.Count, value=1)
     logger.info("password reset", extra={"user_id": user_id, "sessions_revoked": revoked})
     return user_id
+
+
+NEW_PASSWORD_ROUNDS = 3  # a password change racing the reset: read and write again
+
+
+def _replace_password(
+    email: str, user_id: str, presented: str, new_hash: str, invalid: InvalidTokenError
+) -> None:
+    """Use up the token and set the new password with its version bumped, on the
+    credentials and on the profile (where the authorizer reads it), in one transaction:
+    every session of the old version ends at its next request. A password change that lands
+    between the credentials' read and the write is read again; ConflictError if it keeps
+    happening, `invalid` if the token was used meanwhile."""
+    for _ in range(NEW_PASSWORD_ROUNDS):
+        credentials = accounts.get_credentials(email)
+        if credentials is None or credentials.user_id != user_id:
+            metrics.add_metric(name="PasswordResetInvalid", unit=MetricUnit.Count, value=1)
+            raise invalid
+        credentials_item, profile_item = accounts.new_password_items(credentials, new_hash)
+        try:
+            dynamo.Transaction().add("token", store.consume_item(user_id, presented)).add(
+                "password", credentials_item
+            ).add("profile", profile_item).write()
+        except dynamo.TransactionCanceled as exc:
+            if exc.failed("token"):  # used meanwhile (a concurrent confirm), or gone
+                metrics.add_metric(name="PasswordResetInvalid", unit=MetricUnit.Count, value=1)
+                raise invalid from exc
+            if exc.failed("password"):  # the password changed since it was read
+                continue
+            raise
+        return
+    raise ConflictError("the password is being changed meanwhile; try again")
