@@ -98,8 +98,11 @@ class Launched:
         try:
             code = self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGABRT)  # faulthandler: every thread's traceback
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
             self.process.kill()
-            pytest.fail("the local stack did not stop on SIGTERM")
+            pytest.fail(f"the local stack did not stop on SIGTERM:\n{self.stack.logs()[-8000:]}")
         assert code == 0, f"the local stack exited with {code} on SIGTERM"
         assert not leaks, "secrets in clear after the run:\n" + "\n".join(leaks)
 
@@ -119,6 +122,7 @@ def launch(log_path: Path, timeout: float = 90, **env: str) -> Iterator[Launched
         "CASHEW_AWS_PORT": str(aws_port),
         "PYTHONPATH": f"{REPO / 'layers/shared/python'}{os.pathsep}{REPO}",
         "POWERTOOLS_LOG_LEVEL": "DEBUG",  # the leak test reads everything that is logged
+        "PYTHONFAULTHANDLER": "1",  # a stack that will not stop shows where it hangs
         "CASHEW_ADMIN_EMAIL": ADMIN_EMAIL,
         "CASHEW_ADMIN_PASSWORD": ADMIN_PASSWORD,
         **env,
