@@ -18,25 +18,21 @@ any session the user index did not list yet.
 from __future__ import annotations
 
 import hashlib
-import hmac
-import math
-import secrets
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import clock, dynamo, ids
 from cashew.accounts import face as accounts
 from cashew.accounts import passwords
-from cashew.auth import login_attempts, sessions
-from cashew.auth.recovery import store
+from cashew.auth import sessions
+from cashew.auth.recovery import store, tokens
+from cashew.auth.recovery.tokens import token_hash
 from cashew.config import get_settings
-from cashew.errors import ConflictError, InvalidTokenError, TooManyAttemptsError
+from cashew.errors import ConflictError, InvalidTokenError
 from cashew.observability import logger, metrics
 
 MAX_REQUESTS = 5  # an hour, per email
-WINDOW_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,27 +46,18 @@ class ResetMail:
     known: bool
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _link(token: str) -> str:
-    return f"{get_settings().app_url.rstrip('/')}/#/reset?token={quote(token, safe='')}"
+    return tokens.link("reset", token)
 
 
 def _throttle(email: str) -> None:
-    """Count a request for `email`; TooManyAttemptsError when it is one too many in the last
-    hour (the current hourly bucket plus the previous one, weighted, as the login lockout)."""
-    key = "RESETREQ#" + hashlib.sha256(email.encode()).hexdigest()
-    bucket, into = divmod(clock.epoch(), WINDOW_SECONDS)
-    current, previous = login_attempts.count(key, bucket, 2 * WINDOW_SECONDS)
-    recent = current + math.ceil(previous * (WINDOW_SECONDS - into) / WINDOW_SECONDS)
-    if recent > MAX_REQUESTS:
-        metrics.add_metric(name="PasswordResetThrottled", unit=MetricUnit.Count, value=1)
-        raise TooManyAttemptsError(
-            "too many password reset requests for this email; try again later",
-            headers={"Retry-After": str(WINDOW_SECONDS - into)},
-        )
+    """Count a request for `email`; TooManyAttemptsError past `MAX_REQUESTS` an hour."""
+    tokens.throttle(
+        "RESETREQ#" + hashlib.sha256(email.encode()).hexdigest(),
+        MAX_REQUESTS,
+        "PasswordResetThrottled",
+        "too many password reset requests for this email; try again later",
+    )
 
 
 def request_reset(email: str) -> ResetMail:
@@ -80,7 +67,7 @@ def request_reset(email: str) -> ResetMail:
     _throttle(email)
     credentials = accounts.get_credentials(email)
     user_id = credentials.user_id if credentials else ids.new_id("usr")
-    token = f"{user_id}.{secrets.token_urlsafe(32)}"
+    token = tokens.new_token(user_id)
     now = clock.epoch()
     record = store.ResetToken(
         user_id=user_id,
@@ -99,18 +86,12 @@ def confirm_reset(token: str, new_password: str) -> str:
     """Replace the password of the token's user and revoke every session; the user id.
     InvalidTokenError for a token that is unknown, used, voided, expired or malformed."""
     invalid = InvalidTokenError("the token is invalid, used or expired")
-    user_id, _, secret = token.partition(".")
-    if not secret or not ids.PATTERNS["usr"].fullmatch(user_id):
-        raise invalid
-    presented = token_hash(token)
-    record = store.get(user_id)
-    if (
-        record is None
-        or not hmac.compare_digest(presented, record.token_hash)
-        or record.expires_at <= clock.epoch()
-    ):
+    found = tokens.current(token, store.get)
+    if found is None:
         metrics.add_metric(name="PasswordResetInvalid", unit=MetricUnit.Count, value=1)
         raise invalid
+    presented, record = found
+    user_id = record.user_id
     new_hash = passwords.hash_password(new_password)
     _replace_password(record.email, user_id, presented, new_hash, invalid)
     revoked = sessions.revoke_all_except(user_id, "")

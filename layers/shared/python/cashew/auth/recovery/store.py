@@ -1,7 +1,8 @@
 """Password-reset and email-verification tokens, kept in the sessions table beside the
 sessions (auth's table).
 
-Items (the records `ResetToken` and `VerifyToken`, with their `to_item` / `from_item`):
+Items (the records `ResetToken` and `VerifyToken`, one `EmailedToken` each, with their
+`to_item` / `from_item`):
     pk = RESET#<user id>   token_hash (SHA-256 of the token: the token itself is never
                            stored), email, created_at, expires_at (TTL). One item per user:
                            a newer request overwrites it, which voids the older token; a
@@ -14,14 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from cashew import clock, dynamo
 from cashew.config import get_settings
 
 
 @dataclass(frozen=True, slots=True)
-class ResetToken:
+class EmailedToken:
+    """A user's current emailed token of one purpose (the subclass's `PREFIX`)."""
+
+    PREFIX: ClassVar[str] = ""
     user_id: str
     email: str
     token_hash: str
@@ -30,7 +34,7 @@ class ResetToken:
 
     def to_item(self) -> dict[str, Any]:
         return {
-            "pk": f"RESET#{self.user_id}",
+            "pk": f"{self.PREFIX}#{self.user_id}",
             "email": self.email,
             "token_hash": self.token_hash,
             "created_at": self.created_at,
@@ -40,12 +44,22 @@ class ResetToken:
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Self:
         return cls(
-            user_id=str(item["pk"]).removeprefix("RESET#"),
+            user_id=str(item["pk"]).removeprefix(f"{cls.PREFIX}#"),
             email=str(item["email"]),
             token_hash=str(item["token_hash"]),
             created_at=str(item["created_at"]),
             expires_at=int(item["expires_at"]),
         )
+
+
+class ResetToken(EmailedToken):
+    __slots__ = ()
+    PREFIX = "RESET"
+
+
+class VerifyToken(EmailedToken):
+    __slots__ = ()
+    PREFIX = "VERIFY"
 
 
 def _table() -> str:
@@ -64,48 +78,28 @@ def put(token: ResetToken, *, known: bool) -> bool:
     return known
 
 
-def get(user_id: str) -> ResetToken | None:
-    item = dynamo.get_item(_table(), {"pk": f"RESET#{user_id}"}, consistent=True)
-    return ResetToken.from_item(item) if item else None
+def _get[T: EmailedToken](kind: type[T], user_id: str) -> T | None:
+    item = dynamo.get_item(_table(), {"pk": f"{kind.PREFIX}#{user_id}"}, consistent=True)
+    return kind.from_item(item) if item else None
 
 
-def consume_item(user_id: str, token_hash: str) -> dynamo.Write:
-    """The transaction item that deletes the user's token, failing unless it is still the
-    current one (`token_hash`) and unexpired: of concurrent confirms, one passes."""
+def _consume(kind: type[EmailedToken], user_id: str, token_hash: str) -> dynamo.Write:
+    """The transaction item that deletes the user's token of `kind`, failing unless it is
+    still the current one (`token_hash`) and unexpired: of concurrent uses, one passes."""
     return dynamo.delete(
         _table(),
-        {"pk": f"RESET#{user_id}"},
+        {"pk": f"{kind.PREFIX}#{user_id}"},
         condition="token_hash = :hash AND expires_at > :now",
         values={":hash": token_hash, ":now": clock.epoch()},
     )
 
 
-@dataclass(frozen=True, slots=True)
-class VerifyToken:
-    user_id: str
-    email: str
-    token_hash: str
-    created_at: str
-    expires_at: int
+def get(user_id: str) -> ResetToken | None:
+    return _get(ResetToken, user_id)
 
-    def to_item(self) -> dict[str, Any]:
-        return {
-            "pk": f"VERIFY#{self.user_id}",
-            "email": self.email,
-            "token_hash": self.token_hash,
-            "created_at": self.created_at,
-            "expires_at": self.expires_at,
-        }
 
-    @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> Self:
-        return cls(
-            user_id=str(item["pk"]).removeprefix("VERIFY#"),
-            email=str(item["email"]),
-            token_hash=str(item["token_hash"]),
-            created_at=str(item["created_at"]),
-            expires_at=int(item["expires_at"]),
-        )
+def consume_item(user_id: str, token_hash: str) -> dynamo.Write:
+    return _consume(ResetToken, user_id, token_hash)
 
 
 def put_verification(token: VerifyToken) -> None:
@@ -114,16 +108,8 @@ def put_verification(token: VerifyToken) -> None:
 
 
 def get_verification(user_id: str) -> VerifyToken | None:
-    item = dynamo.get_item(_table(), {"pk": f"VERIFY#{user_id}"}, consistent=True)
-    return VerifyToken.from_item(item) if item else None
+    return _get(VerifyToken, user_id)
 
 
 def consume_verification_item(user_id: str, token_hash: str) -> dynamo.Write:
-    """The transaction item that deletes the user's verification token, failing unless it
-    is still the current one and unexpired: of concurrent verifies, one passes."""
-    return dynamo.delete(
-        _table(),
-        {"pk": f"VERIFY#{user_id}"},
-        condition="token_hash = :hash AND expires_at > :now",
-        values={":hash": token_hash, ":now": clock.epoch()},
-    )
+    return _consume(VerifyToken, user_id, token_hash)

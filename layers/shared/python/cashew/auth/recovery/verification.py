@@ -19,26 +19,19 @@ Decisions the contract leaves open:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import math
-import secrets
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cashew import clock, dynamo, ids
+from cashew import clock, dynamo
 from cashew.accounts import face as accounts
-from cashew.auth import login_attempts
-from cashew.auth.recovery import store
-from cashew.config import get_settings
-from cashew.errors import InvalidTokenError, NotFoundError, TooManyAttemptsError
+from cashew.auth.recovery import store, tokens
+from cashew.auth.recovery.tokens import token_hash
+from cashew.errors import InvalidTokenError, NotFoundError
 from cashew.observability import logger, metrics
 
 TTL_SECONDS = 24 * 3600
 MAX_RESENDS = 5  # an hour, per user (as the reset requests, per email)
-WINDOW_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,17 +43,13 @@ class VerificationMail:
     link: str
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _link(token: str) -> str:
-    return f"{get_settings().app_url.rstrip('/')}/#/verify-email?token={quote(token, safe='')}"
+    return tokens.link("verify-email", token)
 
 
 def issue(user_id: str, email: str, name: str) -> VerificationMail:
     """A new verification token for the user's `email` (voiding any older one): one PutItem."""
-    token = f"{user_id}.{secrets.token_urlsafe(32)}"
+    token = tokens.new_token(user_id)
     store.put_verification(
         store.VerifyToken(
             user_id=user_id,
@@ -75,17 +64,11 @@ def issue(user_id: str, email: str, name: str) -> VerificationMail:
 
 
 def _throttle(user_id: str) -> None:
-    """Count a resend for the user; TooManyAttemptsError past `MAX_RESENDS` in the last hour
-    (the current hourly bucket plus the previous one, weighted, as the reset requests)."""
-    bucket, into = divmod(clock.epoch(), WINDOW_SECONDS)
-    current, previous = login_attempts.count(f"VERIFYREQ#{user_id}", bucket, 2 * WINDOW_SECONDS)
-    recent = current + math.ceil(previous * (WINDOW_SECONDS - into) / WINDOW_SECONDS)
-    if recent > MAX_RESENDS:
-        metrics.add_metric(name="EmailVerificationThrottled", unit=MetricUnit.Count, value=1)
-        raise TooManyAttemptsError(
-            "too many verification emails asked for; try again later",
-            headers={"Retry-After": str(WINDOW_SECONDS - into)},
-        )
+    """Count a resend for the user; TooManyAttemptsError past `MAX_RESENDS` an hour."""
+    tokens.throttle(
+        f"VERIFYREQ#{user_id}", MAX_RESENDS,
+        "EmailVerificationThrottled", "too many verification emails asked for; try again later",
+    )  # fmt: skip
 
 
 def resend(user_id: str) -> VerificationMail | None:
@@ -107,18 +90,12 @@ def verify(token: str) -> str:
     InvalidTokenError for a token that is unknown, used, voided, expired or malformed, or
     whose address is no longer the user's."""
     invalid = InvalidTokenError("the token is invalid, used or expired")
-    user_id, _, secret = token.partition(".")
-    if not secret or not ids.PATTERNS["usr"].fullmatch(user_id):
-        raise invalid
-    presented = token_hash(token)
-    record = store.get_verification(user_id)
-    if (
-        record is None
-        or not hmac.compare_digest(presented, record.token_hash)
-        or record.expires_at <= clock.epoch()
-    ):
+    found = tokens.current(token, store.get_verification)
+    if found is None:
         metrics.add_metric(name="EmailVerificationInvalid", unit=MetricUnit.Count, value=1)
         raise invalid
+    presented, record = found
+    user_id = record.user_id
     try:
         dynamo.Transaction().add("token", store.consume_verification_item(user_id, presented)).add(
             "profile", accounts.email_verified_item(user_id, record.email)
