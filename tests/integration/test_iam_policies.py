@@ -977,3 +977,36 @@ def test_password_writers_write_exactly_the_attributes_their_policies_allow(
         for attributes, _, returns in updates:
             assert attributes <= _PASSWORD_ATTRIBUTES, (function_id, attributes)
             assert returns == "NONE"
+
+
+def test_the_login_may_update_the_credentials_hash_only(stack, new_user, recorder):
+    # Given the public login's grant to update the accounts table (a rehash on login)
+    [grant] = _accounts_update_grants("LoginFunction")
+    condition = grant.get("Condition", {})
+    attributes = condition.get("ForAllValues:StringEquals", {}).get("dynamodb:Attributes")
+    # Then it may write a credential's hash alone: no balance, role, version or profile
+    assert attributes, "LoginFunction may update any attribute of the accounts table"
+    assert set(attributes) == {"pk", "sk", "password_hash"}
+    assert condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["EMAIL#*"]
+    assert condition["StringEqualsIfExists"]["dynamodb:ReturnValues"] == ["NONE"]
+    # When a login rehashes a password stored with weaker parameters, as that function
+    from argon2 import PasswordHasher
+
+    user = new_user()
+    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    table, key = (
+        stack.env["CASHEW_ACCOUNTS_TABLE"],
+        {"pk": f"EMAIL#{user.email}", "sk": "CREDENTIALS"},
+    )
+    dynamo.update_item(table, key, "SET password_hash = :weak", {":weak": weak})
+    with recorder.acting_as("LoginFunction"):
+        reply = stack.call(
+            "LoginFunction", "auth/login.json", body={"email": user.email, "password": PASSWORD}
+        )
+    assert reply.status == 200, reply.body
+    # Then its one update was the credentials' hash, within the grant
+    assert dynamo.get_item(table, key)["password_hash"] != weak
+    assert recorder.ungranted() == {}
+    assert recorder.account_updates["LoginFunction"] == [
+        ({"pk", "sk", "password_hash"}, f"EMAIL#{user.email}", "NONE")
+    ]
