@@ -1010,3 +1010,23 @@ def test_the_login_may_update_the_credentials_hash_only(stack, new_user, recorde
     assert recorder.account_updates["LoginFunction"] == [
         ({"pk", "sk", "password_hash"}, f"EMAIL#{user.email}", "NONE")
     ]
+
+
+@pytest.mark.parametrize("function_id", ["LoginFunction", "LoginMfaFunction"])
+def test_the_public_logins_check_credentials_only(function_id):
+    # The logins' ConditionCheckItem on the accounts table is the password unchanged since
+    # it was checked (EMAIL#<email> / CREDENTIALS): a free one lets a public function probe
+    # any item's attributes (a balance, a role, a payment method) with a condition
+    checks = [
+        statement
+        for policy in load_template()["Resources"][function_id]["Properties"]["Policies"]
+        for statement in policy["Statement"]
+        if "dynamodb:ConditionCheckItem" in _actions(statement)
+        and statement["Resource"] == {"Fn::GetAtt": ["AccountsTable", "Arn"]}
+    ]
+    assert checks
+    for statement in checks:
+        condition = statement.get("Condition", {})
+        assert condition.get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys") == [
+            "EMAIL#*"
+        ], (function_id, statement)
