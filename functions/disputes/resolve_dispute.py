@@ -6,13 +6,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cashew.disputes import service
 from cashew.disputes.models import AdminDispute, ResolveRequest
-from cashew.http import CashewResolver, admin
+from cashew.http import ERRORS, CashewResolver, admin
 from cashew.observability import logger
+from cashew.payments.responses import EMAIL_UNVERIFIED
 
 app = CashewResolver(admin_only=True)
 
 
-@app.post("/v1/admin/disputes/<id>/resolve")
+@app.post(
+    "/v1/admin/disputes/<id>/resolve",
+    openapi_extensions={ERRORS: {"403": EMAIL_UNVERIFIED}},
+)
 def resolve_dispute(id: Annotated[str, Path(max_length=64)], body: ResolveRequest) -> AdminDispute:
     return service.resolve(admin(app), id, body)
 

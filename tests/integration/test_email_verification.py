@@ -389,3 +389,38 @@ def test_every_action_of_the_gated_money_functions_is_granted(stack, new_user, r
         refund = _payment(stack, payee, "CreateRefundFunction", paid.body["id"], "r", {"amount": 1})
         assert refund.status == 201
     assert recorder.ungranted() == {}
+
+
+def test_with_the_gate_an_unverified_admin_cannot_move_money_by_resolving_a_dispute(
+    stack,
+    new_user,
+    new_admin,
+    recorder,  # noqa: F811
+    gate,
+):
+    # A won dispute refunds the payer from the payee's balance: it moves money as a refund
+    # does, so the admin who resolves it is gated as an admin's POST .../refunds is
+    from tests.integration.test_disputes import open_dispute, paid_entry, resolve
+
+    payer, payee, admin = new_user(), new_user(), new_admin()
+    _verified(stack, payer)
+    stack.skip_changes()
+    assert top_up(stack, payer, add_card(stack, payer), 1_000).status == 201
+    payment = pay(stack, payer, payee.id, 600).body
+    stack.settle()
+    dispute = open_dispute(stack, payer, paid_entry(stack, payer, payment["id"])["id"]).body
+    assert dispute["status"] == "open", dispute
+
+    refused = resolve(stack, admin, dispute["id"], "won")
+    assert (refused.status, refused.code) == (403, "email_unverified"), refused.body
+    assert (balance(stack, payer), balance(stack, payee)) == (400, 600)
+    stored = dynamo.get_item(get_settings().disputes_table, {"pk": dispute["id"]})
+    assert stored is not None and stored["status"] == "open"
+    assert "pending_outcome" not in stored  # nothing claimed
+
+    _verified(stack, admin)
+    with recorder.acting_as("ResolveDisputeFunction"):
+        won = resolve(stack, admin, dispute["id"], "won")
+    assert won.status == 200 and won.body["status"] == "won", won.body
+    assert (balance(stack, payer), balance(stack, payee)) == (1_000, 0)
+    assert recorder.ungranted() == {}

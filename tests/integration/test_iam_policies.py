@@ -928,3 +928,105 @@ def test_every_action_of_the_email_consumer_is_granted_and_sends_from_the_identi
     assert {g for g in _granted()["SendEmailsFunction"] if g[0].startswith("ses:")} == {
         ("ses:SendEmail", "EmailIdentity")
     }
+
+
+# The functions that set a new password: since revocation at once they write the
+# credentials' hash and version and the profile's copy of the version (the authorizer reads
+# it), and nothing else of the accounts table. The reset confirm is public.
+PASSWORD_WRITERS = ("PasswordResetConfirmFunction", "ChangePasswordFunction")
+_PASSWORD_ATTRIBUTES = {"pk", "sk", "password_hash", "password_version", "user_id"}
+
+
+@pytest.mark.parametrize("function_id", PASSWORD_WRITERS)
+def test_password_writers_may_update_the_password_attributes_only(function_id):
+    # Given the function's grants to update the accounts table
+    grants = _accounts_update_grants(function_id)
+    assert len(grants) == 1, f"{function_id}: one statement grants UpdateItem on AccountsTable"
+    condition = grants[0].get("Condition", {})
+    attributes = condition.get("ForAllValues:StringEquals", {}).get("dynamodb:Attributes")
+    # Then it names the password's attributes alone: never a balance, a role, a profile's
+    # email_verified or mfa_enabled (a public function with a free UpdateItem could set any)
+    assert attributes, f"{function_id} may update any attribute of the accounts table"
+    assert set(attributes) == _PASSWORD_ATTRIBUTES, function_id
+    assert condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["EMAIL#*", "USER#*"]
+    assert condition["StringEqualsIfExists"]["dynamodb:ReturnValues"] == ["NONE"]
+
+
+def test_password_writers_write_exactly_the_attributes_their_policies_allow(
+    stack, new_user, recorder
+):
+    from tests.integration.test_password_reset import NEW_PASSWORD, _confirm, _token
+
+    # Given a password change and a reset, each run as its function
+    changing, resetting = new_user(), new_user()
+    with recorder.acting_as("ChangePasswordFunction"):
+        changed = stack.call(
+            "ChangePasswordFunction", "auth/change_password.json",
+            authorizer=changing.authorizer,
+            body={"current_password": PASSWORD, "new_password": "another passphrase"},
+        )  # fmt: skip
+    assert changed.status == 204, changed.body
+    token = _token(stack, resetting.email)
+    with recorder.acting_as("PasswordResetConfirmFunction"):
+        assert _confirm(stack, token, NEW_PASSWORD).status == 204
+    # Then each wrote the credentials and the profile, within its grant
+    assert recorder.ungranted() == {}
+    for function_id, user in zip(PASSWORD_WRITERS, (resetting, changing), strict=True):
+        updates = recorder.account_updates[function_id]
+        assert {pk for _, pk, _ in updates} == {f"EMAIL#{user.email}", f"USER#{user.id}"}
+        for attributes, _, returns in updates:
+            assert attributes <= _PASSWORD_ATTRIBUTES, (function_id, attributes)
+            assert returns == "NONE"
+
+
+def test_the_login_may_update_the_credentials_hash_only(stack, new_user, recorder):
+    # Given the public login's grant to update the accounts table (a rehash on login)
+    [grant] = _accounts_update_grants("LoginFunction")
+    condition = grant.get("Condition", {})
+    attributes = condition.get("ForAllValues:StringEquals", {}).get("dynamodb:Attributes")
+    # Then it may write a credential's hash alone: no balance, role, version or profile
+    assert attributes, "LoginFunction may update any attribute of the accounts table"
+    assert set(attributes) == {"pk", "sk", "password_hash"}
+    assert condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["EMAIL#*"]
+    assert condition["StringEqualsIfExists"]["dynamodb:ReturnValues"] == ["NONE"]
+    # When a login rehashes a password stored with weaker parameters, as that function
+    from argon2 import PasswordHasher
+
+    user = new_user()
+    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    table, key = (
+        stack.env["CASHEW_ACCOUNTS_TABLE"],
+        {"pk": f"EMAIL#{user.email}", "sk": "CREDENTIALS"},
+    )
+    dynamo.update_item(table, key, "SET password_hash = :weak", {":weak": weak})
+    with recorder.acting_as("LoginFunction"):
+        reply = stack.call(
+            "LoginFunction", "auth/login.json", body={"email": user.email, "password": PASSWORD}
+        )
+    assert reply.status == 200, reply.body
+    # Then its one update was the credentials' hash, within the grant
+    assert dynamo.get_item(table, key)["password_hash"] != weak
+    assert recorder.ungranted() == {}
+    assert recorder.account_updates["LoginFunction"] == [
+        ({"pk", "sk", "password_hash"}, f"EMAIL#{user.email}", "NONE")
+    ]
+
+
+@pytest.mark.parametrize("function_id", ["LoginFunction", "LoginMfaFunction"])
+def test_the_public_logins_check_credentials_only(function_id):
+    # The logins' ConditionCheckItem on the accounts table is the password unchanged since
+    # it was checked (EMAIL#<email> / CREDENTIALS): a free one lets a public function probe
+    # any item's attributes (a balance, a role, a payment method) with a condition
+    checks = [
+        statement
+        for policy in load_template()["Resources"][function_id]["Properties"]["Policies"]
+        for statement in policy["Statement"]
+        if "dynamodb:ConditionCheckItem" in _actions(statement)
+        and statement["Resource"] == {"Fn::GetAtt": ["AccountsTable", "Arn"]}
+    ]
+    assert checks
+    for statement in checks:
+        condition = statement.get("Condition", {})
+        assert condition.get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys") == [
+            "EMAIL#*"
+        ], (function_id, statement)

@@ -103,3 +103,15 @@ def test_the_authorizer_decides_with_one_batch_read(stack, new_user):
         with counter.window() as calls:
             assert authorize(stack, user.access_token)["principalId"] == user.id
     assert list(calls) == ["DynamoDB.BatchGetItem"]
+
+
+def test_a_session_of_a_user_without_a_profile_is_refused(stack, new_user):
+    # Given a signed-in user whose profile is gone (the item the authorizer reads the
+    # password version from): nothing can then say the session's password is current
+    user = new_user()
+    assert authorize(stack, user.access_token)["principalId"] == user.id
+    dynamo.delete_item(
+        stack.env["CASHEW_ACCOUNTS_TABLE"], {"pk": f"USER#{user.id}", "sk": "PROFILE"}
+    )
+    # Then the authorizer does not fail open: the session is refused
+    assert _refused(stack, user.access_token)

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from cashew import aws, dynamo
+from cashew.accounts.store import NO_PROFILE
 from cashew.auth import access, sessions, tokens
 from cashew.errors import UnauthenticatedError
 
@@ -70,7 +71,15 @@ def _session(version: int) -> sessions.Session:
 
 @pytest.mark.parametrize(
     ("session_version", "current", "allowed"),
-    [(0, None, True), (2, None, True), (2, 2, True), (1, 2, False), (0, 1, False)],
+    [
+        (0, None, True),
+        (2, None, True),
+        (2, 2, True),
+        (1, 2, False),
+        (0, 1, False),
+        (0, NO_PROFILE, False),
+        (2, NO_PROFILE, False),
+    ],  # no profile: no such user
 )
 def test_a_session_of_an_older_password_version_is_refused(
     monkeypatch, session_version, current, allowed

@@ -147,8 +147,9 @@ def new_password_items(
 
 
 def password_version_read(user_id: str) -> dynamo.Read[int | None]:
-    """The read of the user's current password version (None: none recorded) for a
-    BatchGetItem with the session, as the authorizer makes it."""
+    """The read of the user's current password version (None: none recorded; NO_PROFILE,
+    which no session has: no such user) for a BatchGetItem with the session, as the
+    authorizer makes it."""
     return store.password_version_read(user_id)
 
 

@@ -423,18 +423,26 @@ def new_password_items(
     )
 
 
+NO_PROFILE = -1
+"""The password version read for a user without a profile: no session's (versions are 0 or
+more), so the authorizer refuses every session of a user it cannot find."""
+
+
 def _password_version(item: dynamo.Item | None) -> int | None:
-    if item is None or "password_version" not in item:
+    if item is None:
+        return NO_PROFILE
+    if "password_version" not in item:
         return None
     return int(item["password_version"])
 
 
 def password_version_read(user_id: str) -> dynamo.Read[int | None]:
-    """The read of the user's current password version from the profile (that attribute
-    only), for a BatchGetItem: None when the profile records none (no change of password
-    since profiles started to carry it) or there is no profile."""
+    """The read of the user's current password version from the profile (that attribute and
+    the key only), for a BatchGetItem: None when the profile records none (no change of
+    password since profiles started to carry it), NO_PROFILE when there is no profile (the
+    key in the projection tells a profile without a version from no profile at all)."""
     key = {"pk": _user(user_id), "sk": "PROFILE"}
-    return dynamo.Read(_table(), key, _password_version, projection=("password_version",))
+    return dynamo.Read(_table(), key, _password_version, projection=("pk", "password_version"))
 
 
 def password_unchanged_check(email: str, version: int) -> dynamo.Write:

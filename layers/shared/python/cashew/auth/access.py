@@ -30,8 +30,9 @@ def authenticate(authorization: str) -> Caller:
     if session is None or not session.live(clock.epoch()) or session.user_id != claims.user_id:
         raise UnauthenticatedError("the session has ended")
     if version is not None and session.password_version != version:
-        # made under a password since changed or reset (None: the profile records no
-        # version, as before the first change of password: nothing to compare)
+        # made under a password since changed or reset, or of a user without a profile
+        # (NO_PROFILE, which no session has); None: the profile records no version, as
+        # before the first change of password: nothing to compare
         raise UnauthenticatedError("the session has ended")
     if session.role not in ROLES:
         raise UnauthenticatedError("the session has no valid role")

@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Literal
 
 from cashew import clock, ids
+from cashew.accounts import face as accounts
 from cashew.disputes import store
 from cashew.disputes.models import (
     AdminDispute,
@@ -100,6 +101,9 @@ def admin_list(status: DisputeStatus | None, limit: int, cursor: str | None) -> 
 
 
 def resolve(admin: Caller, dispute_id: str, request: ResolveRequest) -> AdminDispute:
+    # A won dispute refunds the payer: this POST moves money, so it is gated as an admin's
+    # refund is (API.md "Users and accounts"), before any read or write
+    accounts.require_verified_email(admin.user_id)
     found = store.get(dispute_id)
     if found is None:
         raise NotFoundError("dispute not found")
