@@ -933,6 +933,7 @@ def admin_emails() -> Iterator[str]:
     request: dict[str, Any] = {
         "TableName": get_settings().accounts_table,
         "ProjectionExpression": "pk, #role",
+        "Select": "SPECIFIC_ATTRIBUTES",  # its policy's condition names it: absent, IAM denies
         "FilterExpression": "sk = :credentials AND #role = :admin",
         "ExpressionAttributeNames": {"#role": "role"},
         "ExpressionAttributeValues": dynamo.serialize(
