@@ -625,7 +625,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             measurements = _measure_all(stack, args.warm_runs, progress)
             log_figures = _measure_log(stack, args, progress)
-            log_figures["webhooks"] = _measure_webhooks(stack, args, progress)
+            try:
+                log_figures["webhooks"] = _measure_webhooks(stack, args, progress)
+            except HarnessError as error:  # the figures before it are kept, and the run fails
+                log_figures["webhooks"] = {"error": str(error)}
     except (HarnessError, ImportFailedError) as error:
         print(f"bench: FAILED: {error}", file=sys.stderr)
         return 2
@@ -636,6 +639,9 @@ def main(argv: list[str] | None = None) -> int:
     print_log_report(log_figures)
     print(f"\nwrote {args.output} in {time.perf_counter() - started:.0f} s")
 
+    if "error" in log_figures["webhooks"]:
+        print(f"bench: FAILED: webhooks: {log_figures['webhooks']['error']}", file=sys.stderr)
+        return 2
     budget = report["budget"]
     if not budget["ok"]:
         names = ", ".join(report["aws_call_names"][BUDGET_OPERATION]["warm"])
@@ -723,6 +729,9 @@ def print_log_report(figures: dict[str, Any]) -> None:
         " of the function's 1,024 MB)"
     )
     hooks = figures["webhooks"]
+    if "error" in hooks:
+        print(f"\nWebhooks: not measured: {hooks['error']}")
+        return
     print(
         f"\nWebhooks: {hooks['deliveries']} events routed at {hooks['events_routed_per_second']}/s"
         f" ({hooks['aws_calls_per_event_routed']} AWS calls each), then delivered to a loopback"
