@@ -6,7 +6,6 @@ bus holds no card number, CVC, token, password or secret."""
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import time
 import uuid
@@ -18,7 +17,7 @@ import pytest
 
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Stack, User, top_up
 from tests.support.receiver import Receiver
-from tests.support.secrets_seen import all_items
+from tests.support.secrets_seen import all_items, standing_alone
 
 pytestmark = pytest.mark.e2e
 
@@ -108,7 +107,7 @@ def test_no_email_delivery_or_event_holds_card_data_tokens_passwords_or_secrets(
         # ... a payer with a distinctive password, a card added by number and one by token
         password = "pw-" + secrets.token_urlsafe(18)
         payer, payee = new_user("Scan Payer", password=password), new_user("Scan Payee")
-        number, cvc = "5555555555554444", "7319"
+        number, cvc = "5555555555554444", "0731"  # a leading zero: no count is written so
         card = {"number": number, "exp_month": 12, "exp_year": 2031, "cvc": cvc}
         by_number = _post(stack, "/v1/users/me/payment-methods", payer.token, {"card": card}, 201)[
             "id"
@@ -116,7 +115,7 @@ def test_no_email_delivery_or_event_holds_card_data_tokens_passwords_or_secrets(
         tokenised = stack.request(
             "POST", "/_sandbox/v1/tokens",
             json={"card": {"number": "4242424242424242", "exp_month": 11, "exp_year": 2031,
-                           "cvc": "8052"}},
+                           "cvc": "0528"}},
         )  # fmt: skip
         assert tokenised.status_code == 200, tokenised.text
         gateway_token = tokenised.json()["id"]
@@ -155,7 +154,7 @@ def test_no_email_delivery_or_event_holds_card_data_tokens_passwords_or_secrets(
             "card number": number,
             "tokenised card number": "4242424242424242",
             "cvc": cvc,
-            "tokenised cvc": "8052",
+            "tokenised cvc": "0528",
             "gateway token": gateway_token,
             "password": password,
             "access token": jwt_secret,
@@ -175,7 +174,7 @@ def test_no_email_delivery_or_event_holds_card_data_tokens_passwords_or_secrets(
         for where, text in scanned.items():
             assert len(text) > 500, f"{where}: too little to prove anything"
             for name, value in forbidden.items():
-                alone = re.compile(rf"(?<![0-9A-Za-z]){re.escape(value)}(?![0-9A-Za-z])")
+                alone = standing_alone(value)
                 assert not alone.search(text), f"{name} found in {where}"
         # ... and a card shows as brand and last4 at most
         assert "4444" in scanned["emails"] and "555555" not in scanned["emails"]

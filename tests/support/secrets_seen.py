@@ -25,6 +25,13 @@ _LINK_TOKEN = re.compile(r"[?&]token=([A-Za-z0-9_.%\-]+)")
 _SHORTEST = 8  # shorter values (a fuzzed "x", a 6-digit code) match stored text by chance
 
 
+def standing_alone(value: str) -> re.Pattern[str]:
+    """`value` as a token of its own: not inside a word or hash, not a group of a request id
+    (`…-4821-…`), not part of a decimal (`0.4821`). A short secret (a CVC) occurs in those
+    by chance; leaked, it stands alone (`"cvc": "0731"`, `cvc=0731`)."""
+    return re.compile(rf"(?<![0-9A-Za-z.-]){re.escape(value)}(?![0-9A-Za-z-]|\.[0-9])")
+
+
 def all_items(aws_url: str) -> str:
     """Every item of every table of the stack's embedded AWS, one repr a line."""
     client = boto3.client(

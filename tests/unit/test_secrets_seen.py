@@ -7,7 +7,7 @@ import json
 
 import requests
 
-from tests.support.secrets_seen import SecretsSeen
+from tests.support.secrets_seen import SecretsSeen, standing_alone
 
 
 def _exchange(url: str, sent: object, answer: object, content_type: str = "application/json"):
@@ -65,3 +65,11 @@ def test_an_emailed_links_token_is_kept_and_a_card_token_is_not():
         )
     )
     assert set(seen.values) == {"usr_9.s3cr3t-vv", "s3cr3t-vv"}
+
+
+def test_a_short_secret_counts_where_it_stands_alone_not_inside_an_id_or_a_decimal():
+    cvc = standing_alone("0482")
+    leaked = ['{"cvc": "0482"}', "cvc=0482&x", "card 0482.", "0482"]
+    chance = ["c9bee02a-d10b-4768-0482-0863c1", "0.0482", "0482.5", "a0482", "104821", "x-0482"]
+    assert [text for text in leaked if cvc.search(text)] == leaked
+    assert [text for text in chance if cvc.search(text)] == []
