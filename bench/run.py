@@ -695,15 +695,16 @@ def _measure_webhooks(
     with quiet_handlers(), webhook_bench.loopback_receiver() as receiver:
         driver = Driver(stack)
         admin = driver.new_admin()
-        driver.send(
+        endpoint = driver.send(
             driver.api_request(
                 "CreateWebhookEndpointFunction", 201, caller=admin,
                 body={"url": receiver.url, "events": [webhook_bench.THROUGHPUT]},
             )
         )  # fmt: skip
         return webhook_bench.delivery_throughput(
-            stack, CallCounter(), receiver, args.webhook_deliveries, progress
-        )
+            stack, CallCounter(), receiver, args.webhook_deliveries, progress,
+            describe=lambda: webhook_bench.describe_deliveries(driver, admin, str(endpoint["id"])),
+        )  # fmt: skip
 
 
 def print_log_report(figures: dict[str, Any]) -> None:

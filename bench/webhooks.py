@@ -17,6 +17,7 @@ import json
 import os
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -109,6 +110,26 @@ def send_request(stack: LocalStack, messages: list[dict[str, Any]]) -> Request:
     return Request("SendWebhookDeliveriesFunction", event, _no_failures)
 
 
+def describe_deliveries(driver: Driver, admin: Account, endpoint_id: str) -> str:
+    """How many of the endpoint's deliveries are in each (status, attempts, last error)."""
+    counts: Counter[tuple[str, int, str | None]] = Counter()
+    query = {"limit": "100"}
+    while True:
+        page = driver.send(
+            driver.api_request(
+                "ListWebhookDeliveriesFunction", 200, caller=admin,
+                path={"id": endpoint_id}, query=query,
+            )
+        )  # fmt: skip
+        counts.update((d["status"], d["attempts"], d["last_error"]) for d in page["data"])
+        if not page["has_more"]:
+            break
+        query = {"limit": "100", "cursor": page["next_cursor"]}
+    return "the endpoint's deliveries (status, attempts, last error): " + ", ".join(
+        f"{key}: {n}" for key, n in counts.most_common()
+    )
+
+
 def operations(
     driver: Driver, admin: Account, receiver: Receiver
 ) -> list[tuple[str, Callable[[], Request]]]:
@@ -177,9 +198,12 @@ def delivery_throughput(
     receiver: Receiver,
     deliveries: int,
     progress: Callable[[str], None],
+    *,
+    describe: Callable[[], str] = lambda: "",
 ) -> dict[str, Any]:
     """Route `deliveries` events to the one endpoint subscribed to their type (registered by
-    the caller for THROUGHPUT, on `receiver`), then send them all."""
+    the caller for THROUGHPUT, on `receiver`), then send them all. `describe` says what the
+    endpoint's deliveries are when the receiver did not get them all."""
     progress(f"webhooks: {deliveries} events routed, then their deliveries sent")
     counter.install()
     with counter.window() as routing:
@@ -199,7 +223,7 @@ def delivery_throughput(
     counter.uninstall()
     received = len(receiver.requests) - before
     if received != deliveries:
-        raise HarnessError(f"the receiver got {received} of {deliveries} deliveries")
+        raise HarnessError(f"the receiver got {received} of {deliveries} deliveries; {describe()}")
     return {
         "deliveries": deliveries,
         "route_seconds": round(route_seconds, 2),
