@@ -5,8 +5,9 @@ card testing spread over currencies to slip past the count."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
-from tests.e2e.conftest import add_card, balance
+from tests.e2e.conftest import add_card, balance, launch
 
 RISKY = "4100000000000019"  # tokenises with the gateway's high-risk flag set
 DECLINED = "4000000000000002"
@@ -74,3 +75,14 @@ def test_card_testing_spread_over_currencies_is_stopped_at_the_count(stack, new_
     )
     assert again["failure_code"] == "fraud_suspected"
     assert balance(stack, payer) == 0
+
+
+def test_a_malformed_threshold_stops_the_stack_at_start(tmp_path: Path) -> None:
+    # Given the local stack started with a per-currency threshold naming no real currency
+    with launch(tmp_path / "dev.log", CASHEW_FRAUD_MAX_AMOUNT="USD=500000,YEN=50000") as launched:
+        # Then it exits instead of serving, and says which variable and why
+        assert launched.exit_code is not None, "started with a malformed fraud threshold"
+        assert launched.exit_code != 0
+        output = " ".join(launched.stack.logs().split())
+        assert "cannot start" in output
+        assert "CASHEW_FRAUD_MAX_AMOUNT" in output and "'YEN' is not a currency" in output
