@@ -110,8 +110,8 @@ class Settings(BaseModel):
     secrets_max_age: int = Field(300, alias="CASHEW_SECRETS_MAX_AGE", ge=0)
 
     # Fraud screening (cashew.payments.fraud). The amount thresholds are per currency; a
-    # malformed value fails these settings, so every request of the function fails at once
-    # (its first reading of the settings) with the variable named, never a payment later.
+    # malformed value fails these settings (the variable named), at the function's first
+    # reading of them, before any logic; the local stack checks them at start.
     fraud_max_amount: Annotated[PerCurrency, _per_currency(500_000)] = _threshold(
         500_000, "CASHEW_FRAUD_MAX_AMOUNT"
     )
