@@ -27,14 +27,36 @@ from types import FrameType
 from local import aws, mail
 from local.admin import create_from_env
 from local.api import DEFAULT_PORT, Gateway, make_server
-from local.cfn import ParameterError, load_template, local_parameters
+from local.cfn import ParameterError, Resources, load_template, local_parameters
 from local.consumers import Consumers
 from local.provision import ClientFactory, provision
 from local.runtime import Runtime
 from local.sandbox import TOKENS_PATH, WebhookScheduler, tokens_endpoint
-from local.specs import function_env, functions, stack_env
+from local.specs import FunctionSpec, function_env, functions, stack_env
 
 _log = logging.getLogger("local.dev")
+
+
+def _checked_envs(
+    specs: dict[str, FunctionSpec], resources: Resources, aws_url: str
+) -> dict[str, dict[str, str]]:
+    """Each function's environment, checked as its cold start would check it: a malformed
+    CASHEW_* value (say a fraud threshold) stops the stack at start, naming the function, the
+    variable and why (exit status 2, what has started stopped), rather than failing that
+    function's every request."""
+    from pydantic import ValidationError  # noqa: PLC0415 # the layer is on the path only now
+
+    from cashew.config import Settings  # noqa: PLC0415
+
+    envs = {fid: function_env(spec, resources, aws_url) for fid, spec in specs.items()}
+    for function_id, env in sorted(envs.items()):
+        try:
+            Settings.model_validate(env)
+        except ValidationError as error:
+            problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in error.errors())
+            print(f"cannot start: {function_id}: {problems}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from error
+    return envs
 
 
 def _banner(api_url: str, aws_url: str, gateway: Gateway, consumers: Consumers) -> str:
@@ -112,9 +134,7 @@ def main() -> int:
             # Webhook endpoints on loopback (a receiver on this machine): the local stack only,
             # never template.yaml, so no deployed stage can call loopback.
             os.environ["CASHEW_WEBHOOK_ALLOW_LOOPBACK"] = "true"
-            runtime = Runtime(
-                specs, {fid: function_env(spec, resources, aws_url) for fid, spec in specs.items()}
-            )
+            runtime = Runtime(specs, _checked_envs(specs, resources, aws_url))
             stack.callback(runtime.shutdown)
             admin = create_from_env(shared_env, layers)
             if admin:

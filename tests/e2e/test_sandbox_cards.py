@@ -18,7 +18,8 @@ CARDS = [
     ("4000000000000069", "failed", "expired_card", "visa", "normal"),
     ("4000000000000119", "failed", "gateway_error", "visa", "normal"),
     ("4000000000003220", "processing", None, "visa", "normal"),
-    ("4100000000000019", "succeeded", None, "visa", "elevated"),
+    # the gateway's high-risk flag: blocked by default (CASHEW_FRAUD_BLOCK_RISKY_CARDS)
+    ("4100000000000019", "failed", "fraud_suspected", "visa", "blocked"),
 ]
 
 

@@ -154,7 +154,7 @@ def test_a_refused_unusable_method_is_not_counted_in_the_payers_history(stack, n
     user, payee = new_user(), new_user()
     expired = add_card(stack, user)
     assert store.mark_expired(user.id, expired)
-    window = 10 * 60 * 1000
+    window = velocity.COUNT_WINDOW_MINUTES
     counted = velocity.read(user.id).count_within(window)
     # When they try to charge it three times
     for _ in range(3):

@@ -184,7 +184,8 @@ SCENARIOS = [
     ("4242424242424242", "succeeded", None, "normal"),
     ("4000000000000002", "failed", "card_declined", "normal"),
     (PROCESSING, "processing", None, "normal"),
-    ("4100000000000019", "succeeded", None, "elevated"),
+    # the high-risk flag is blocked by default (CASHEW_FRAUD_BLOCK_RISKY_CARDS): by token too
+    ("4100000000000019", "failed", "fraud_suspected", "blocked"),
 ]
 
 

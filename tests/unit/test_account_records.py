@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from cashew import dynamo
 from cashew.accounts import service, store
+from cashew.accounts.minute_buckets import MinuteBucket, Tally
 from cashew.auth import login_attempts, sessions
 
 text = st.text(max_size=40)
@@ -54,11 +55,16 @@ payment_methods = st.builds(
     token_data_key=st.binary(min_size=1),
     created_at=text,
 )
+minute_buckets = st.builds(
+    MinuteBucket,
+    minute=st.integers(min_value=0, max_value=10**9),
+    tallies=st.dictionaries(currencies, st.builds(Tally, count=ints, amount=ints), max_size=4),
+)
 payer_attempts = st.builds(
     store.PayerAttempts,
     user_id=text,
     version=ints,
-    attempts=st.lists(st.tuples(epoch_ms, ints, currencies), max_size=5).map(tuple),
+    buckets=st.lists(minute_buckets, max_size=5).map(tuple),
 )
 session_records = st.builds(
     sessions.Session,
@@ -276,21 +282,57 @@ def test_a_balance_as_the_credit_wrote_it() -> None:
     assert store.StoredBalance.from_item(item).to_item() == item
 
 
-def test_an_attempt_history_as_the_velocity_write_left_it() -> None:
-    # the write sets `attempts` ([ms, amount, currency] lists) and `version`
+def test_an_attempt_history_as_the_velocity_write_leaves_it() -> None:
+    # the write sets `buckets` ([minute, {currency: [count, amount]}] lists) and `version`
     item = _through_dynamodb(
         {
             "pk": "USER#usr_1",
             "sk": "VELOCITY",
-            "attempts": [[1_700_000_000_000, 500, "USD"], [1_700_000_000_100, 7, "EUR"]],
+            "buckets": [[28_333_333, {"USD": [2, 507]}], [28_333_334, {"EUR": [1, 7]}]],
             "version": 3,
         }
     )
     record = store.PayerAttempts.from_item(item)
     assert record == store.PayerAttempts(
-        "usr_1", 3, ((1_700_000_000_000, 500, "USD"), (1_700_000_000_100, 7, "EUR"))
+        "usr_1",
+        3,
+        (
+            MinuteBucket(28_333_333, {"USD": Tally(2, 507)}),
+            MinuteBucket(28_333_334, {"EUR": Tally(1, 7)}),
+        ),
     )
     assert record.to_item() == item
+
+
+def test_an_attempt_history_of_the_former_format_reads_as_the_same_attempts_in_buckets() -> None:
+    # Given an item as the velocity write left it before the buckets: every attempt listed
+    # ([ms, amount, currency]), two of them in one minute, one in the next minute
+    item = _through_dynamodb(
+        {
+            "pk": "USER#usr_1",
+            "sk": "VELOCITY",
+            "attempts": [
+                [1_700_000_000_000, 500, "USD"],  # minute 28,333,333 (second 20)
+                [1_700_000_000_100, 7, "EUR"],
+                [1_700_000_039_999, 5, "USD"],  # the same minute's last millisecond
+                [1_700_000_040_000, 9, "USD"],  # the next minute
+            ],
+            "version": 3,
+        }
+    )
+    # When it is read
+    record = store.PayerAttempts.from_item(item)
+    # Then it holds the same attempts, counted per minute and currency, and the same version
+    assert record == store.PayerAttempts(
+        "usr_1",
+        3,
+        (
+            MinuteBucket(28_333_333, {"USD": Tally(2, 505), "EUR": Tally(1, 7)}),
+            MinuteBucket(28_333_334, {"USD": Tally(1, 9)}),
+        ),
+    )
+    # ... and written back, it is in the new format, without the list
+    assert "attempts" not in record.to_item()
 
 
 def test_a_session_and_a_rotated_token_as_login_and_refresh_wrote_them() -> None:

@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cashew import clock
+from cashew import clock, dynamo
+from cashew.accounts import minute_buckets
 from cashew.accounts.velocity import History
 from cashew.config import get_settings
 from cashew.payments.fraud import Screening, screen
+from cashew.payments.models import Risk
 
 NOW = datetime(2026, 11, 30, 9, 30, tzinfo=UTC)
 DEFAULT_MAX = 500_000
@@ -26,7 +29,7 @@ def history(*attempts: tuple[timedelta, int, str]) -> History:
         (NOW_MS - int(ago.total_seconds() * 1000), amount, currency)
         for ago, amount, currency in attempts
     )
-    return History("usr_x", len(at), at, NOW_MS)
+    return History("usr_x", len(at), minute_buckets.from_attempts(at), NOW_MS // 60_000)
 
 
 def times(n: int, ago: timedelta, amount: int = 100, currency: str = "USD"):
@@ -53,10 +56,12 @@ def configure(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
 
 def test_defaults_are_those_of_the_contract() -> None:
     settings = get_settings()
-    assert settings.fraud_max_amount == DEFAULT_MAX
-    assert settings.fraud_new_card_amount == DEFAULT_NEW_CARD
+    for currency in ("USD", "EUR", "GBP", "JPY"):
+        assert settings.fraud_max_amount[currency] == DEFAULT_MAX
+        assert settings.fraud_new_card_amount[currency] == DEFAULT_NEW_CARD
+        assert settings.fraud_max_amount_24h[currency] == DEFAULT_DAY_AMOUNT
     assert settings.fraud_max_payments_10min == DEFAULT_COUNT
-    assert settings.fraud_max_amount_24h == DEFAULT_DAY_AMOUNT
+    assert settings.fraud_block_risky_cards is True
 
 
 def test_amount_equal_to_the_limit_is_not_blocked() -> None:
@@ -127,11 +132,31 @@ def test_without_a_card_the_new_card_rule_does_not_apply() -> None:
 # --- risk flag ------------------------------------------------------------------------------
 
 
-def test_a_risk_flagged_card_is_elevated_but_not_blocked() -> None:
+def test_a_risk_flagged_card_is_blocked_by_default() -> None:
+    # (this test said "elevated but not blocked" before CASHEW_FRAUD_BLOCK_RISKY_CARDS)
     result = screen(1_000, "USD", card_risk_flag=True)
     assert result.fired == ["card_risk_flag"]
-    assert result.risk().level == "elevated"
-    assert not result.blocked
+    assert result.risk() == Risk(score=100, level="blocked")
+    assert result.blocked
+
+
+@pytest.mark.parametrize(
+    ("value", "blocked"), [("false", False), ("true", True), ("0", False), ("1", True)]
+)
+def test_the_risk_flag_blocks_unless_the_setting_is_false(
+    monkeypatch: pytest.MonkeyPatch, value: str, blocked: bool
+) -> None:
+    configure(monkeypatch, CASHEW_FRAUD_BLOCK_RISKY_CARDS=value)
+    result = screen(1_000, "USD", card_risk_flag=True)
+    assert result.fired == ["card_risk_flag"]
+    assert result.blocked is blocked
+    assert result.risk() == (
+        Risk(score=100, level="blocked") if blocked else Risk(score=60, level="elevated")
+    )
+
+
+def test_a_card_without_the_flag_is_not_blocked_by_the_setting() -> None:
+    assert screen(1_000, "USD", card_risk_flag=False).fired == []
 
 
 def test_amount_over_the_limit_on_a_flagged_card_is_blocked_and_both_rules_are_named() -> None:
@@ -139,6 +164,18 @@ def test_amount_over_the_limit_on_a_flagged_card_is_blocked_and_both_rules_are_n
     assert result.blocked
     assert set(result.fired) == {"max_amount", "card_risk_flag"}
     assert result.risk().score == 100  # capped
+
+
+def test_a_flagged_new_card_is_blocked_with_the_flag_off_only_if_over_a_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given risky cards only elevated: flag (60) and new card (50) add up to a block
+    configure(monkeypatch, CASHEW_FRAUD_BLOCK_RISKY_CARDS="false")
+    new = added(timedelta(minutes=5))
+    both = screen(DEFAULT_NEW_CARD + 1, "USD", card_added_at=new, card_risk_flag=True)
+    assert (both.fired, both.blocked) == (["card_risk_flag", "new_card_large_amount"], True)
+    flag_only = screen(DEFAULT_NEW_CARD, "USD", card_added_at=new, card_risk_flag=True)
+    assert (flag_only.fired, flag_only.risk().level) == (["card_risk_flag"], "elevated")
 
 
 def test_an_ordinary_payment_scores_zero() -> None:
@@ -176,17 +213,35 @@ def test_the_31st_attempt_in_10_minutes_is_blocked(earlier: int, fires: bool) ->
     assert result.blocked is fires
 
 
+def at(hour: int, minute: int, second: int = 0, ms: int = 0) -> datetime:
+    return datetime(2026, 11, 30, hour, minute, second, ms * 1000, tzinfo=UTC)
+
+
+def history_at(now: datetime, *attempts: tuple[datetime, int, str]) -> History:
+    """The payer's earlier attempts at these instants, read at `now`."""
+    ms = tuple((int(t.timestamp() * 1000), amount, cur) for t, amount, cur in attempts)
+    return History("usr_x", len(ms), minute_buckets.from_attempts(ms), int(now.timestamp()) // 60)
+
+
+# The windows are whole minutes: at 09:30:xx the 10-minute window is 09:21:00.000 to now.
 @pytest.mark.parametrize(
-    ("ago", "counts"),
+    ("now", "earlier", "counts"),
     [
-        (timedelta(minutes=9, seconds=59, milliseconds=999), True),
-        (timedelta(minutes=10), False),  # the window is the last 10 minutes, its start excluded
-        (timedelta(hours=2), False),
+        (at(9, 30), at(9, 21), True),  # 9 minutes ago, in minute 09:21
+        (at(9, 30), at(9, 20, 59, 999), False),  # 9 min 0.001 s ago, but in minute 09:20
+        (at(9, 30, 59, 999), at(9, 21), True),  # 9 min 59.999 s ago, in minute 09:21
+        (at(9, 30, 59, 999), at(9, 20, 59, 999), False),  # 10 minutes ago
+        (at(9, 30), at(9, 20), False),
+        (at(9, 30), at(7, 30), False),
+        (at(9, 30), at(9, 30, 30), True),  # a little later than now (another clock)
     ],
 )
-def test_the_count_window_slides(ago: timedelta, counts: bool) -> None:
-    earlier = [*times(DEFAULT_COUNT - 1, timedelta(minutes=1)), (ago, 100, "USD")]
-    result = screen(100, "USD", history=history(*earlier))
+def test_the_count_window_is_this_minute_and_the_9_before(
+    monkeypatch: pytest.MonkeyPatch, now: datetime, earlier: datetime, counts: bool
+) -> None:
+    monkeypatch.setattr(clock, "now", lambda: now)
+    recent = [(now - timedelta(seconds=1), 100, "USD")] * (DEFAULT_COUNT - 1)
+    result = screen(100, "USD", history=history_at(now, *recent, (earlier, 100, "USD")))
     assert ("velocity_count_10min" in result.fired) is counts
 
 
@@ -214,12 +269,26 @@ def test_the_24h_amount_edge_includes_this_attempt(amount: int, fires: bool) -> 
     assert result.blocked is fires
 
 
+# The 24-hour window: at 09:30:xx, from 09:31:00.000 the day before (1440 minutes) to now.
 @pytest.mark.parametrize(
-    ("ago", "counts"),
-    [(timedelta(hours=23, minutes=59, seconds=59), True), (timedelta(hours=24), False)],
+    ("now", "earlier", "counts"),
+    [
+        (at(9, 30), at(9, 31) - timedelta(days=1), True),  # 23 h 59 min ago
+        (
+            at(9, 30),
+            at(9, 30, 59, 999) - timedelta(days=1),
+            False,
+        ),  # in minute 09:30 of the day before
+        (at(9, 30, 59, 999), at(9, 31) - timedelta(days=1), True),  # 23 h 59 min 59.999 s ago
+        (at(9, 30), at(9, 30) - timedelta(days=1), False),  # 24 h ago
+        (at(9, 30), at(9, 29, 59), True),
+    ],
 )
-def test_the_amount_window_slides(ago: timedelta, counts: bool) -> None:
-    result = screen(1, "USD", history=history((ago, DEFAULT_DAY_AMOUNT, "USD")))
+def test_the_amount_window_is_this_minute_and_the_1439_before(
+    monkeypatch: pytest.MonkeyPatch, now: datetime, earlier: datetime, counts: bool
+) -> None:
+    monkeypatch.setattr(clock, "now", lambda: now)
+    result = screen(1, "USD", history=history_at(now, (earlier, DEFAULT_DAY_AMOUNT, "USD")))
     assert ("velocity_amount_24h" in result.fired) is counts
 
 
@@ -236,17 +305,91 @@ def test_the_amount_limit_comes_from_the_environment(monkeypatch: pytest.MonkeyP
     assert screen(101, "USD", history=earlier).fired == ["velocity_amount_24h"]
 
 
-def test_recording_an_attempt_forgets_those_over_a_day_old() -> None:
-    earlier = history((timedelta(hours=25), 5, "USD"), (timedelta(hours=1), 7, "USD"))
+def test_recording_an_attempt_forgets_the_buckets_over_a_day_old() -> None:
+    earlier = history(
+        (timedelta(hours=24), 5, "USD"),  # minute 09:30 of the day before: out of every window
+        (timedelta(hours=23, minutes=59), 6, "USD"),  # minute 09:31 the day before: kept
+        (timedelta(hours=1), 7, "EUR"),
+        (timedelta(hours=1), 8, "EUR"),
+    )
     update = earlier.record_item(9, "USD")["Update"]
-    values = update["ExpressionAttributeValues"]
-    kept = [[int(n["N"]) if "N" in n else n["S"] for n in a["L"]] for a in values[":attempts"]["L"]]
-    assert [a[1] for a in kept] == [7, 9]
-    assert kept[-1] == [NOW_MS, 9, "USD"]
-    assert values[":next"] == {"N": "3"} and values[":current"] == {"N": "2"}
+    values = dynamo.deserialize(update["ExpressionAttributeValues"])
+    minute = NOW_MS // 60_000
+    assert values[":buckets"] == [
+        [minute - 1439, {"USD": [1, 6]}],
+        [minute - 60, {"EUR": [2, 15]}],
+        [minute, {"USD": [1, 9]}],
+    ]
+    assert values[":next"] == 5 and values[":current"] == 4
+    assert update["UpdateExpression"] == "SET buckets = :buckets, #version = :next REMOVE attempts"
     assert update["ConditionExpression"] == "#version = :current"
 
 
 def test_the_first_attempt_is_recorded_only_if_nobody_recorded_one_meanwhile() -> None:
     update = History("usr_x", 0, (), NOW_MS).record_item(9, "USD")["Update"]
     assert update["ConditionExpression"] == "attribute_not_exists(#version)"
+
+
+# --- thresholds per currency -----------------------------------------------------------------
+
+PER_CURRENCY = "USD=500000,JPY=50000,EUR=400000"
+# What each amount rule allows per currency with PER_CURRENCY; GBP is not named: the default.
+ALLOWED = {"USD": 500_000, "JPY": 50_000, "EUR": 400_000}
+
+
+def _max_amount(amount: int, currency: str) -> Screening:
+    return screen(amount, currency)
+
+
+def _day_amount(amount: int, currency: str) -> Screening:
+    earlier = history((timedelta(hours=2), amount // 2, currency))
+    return screen(amount - amount // 2, currency, history=earlier)
+
+
+def _new_card(amount: int, currency: str) -> Screening:
+    return screen(amount, currency, card_added_at=added(timedelta(minutes=5)))
+
+
+@pytest.mark.parametrize(
+    ("variable", "rule", "attempt", "default"),
+    [
+        ("CASHEW_FRAUD_MAX_AMOUNT", "max_amount", _max_amount, DEFAULT_MAX),
+        ("CASHEW_FRAUD_MAX_AMOUNT_24H", "velocity_amount_24h", _day_amount, DEFAULT_DAY_AMOUNT),
+        ("CASHEW_FRAUD_NEW_CARD_AMOUNT", "new_card_large_amount", _new_card, DEFAULT_NEW_CARD),
+    ],
+    ids=["max_amount", "amount_24h", "new_card"],
+)
+@pytest.mark.parametrize("currency", ["USD", "JPY", "EUR", "GBP"])
+def test_each_amount_rule_fires_above_its_currencys_threshold(
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    rule: str,
+    attempt: Callable[[int, str], Screening],
+    default: int,
+    currency: str,
+) -> None:
+    # Given a per-currency value of the setting (GBP not named: the documented default)
+    configure(monkeypatch, **{variable: PER_CURRENCY})
+    threshold = ALLOWED.get(currency, default)
+    # Then the currency's own threshold is allowed, and one minor unit more fires the rule
+    assert rule not in attempt(threshold - 1, currency).fired
+    assert rule not in attempt(threshold, currency).fired
+    assert rule in attempt(threshold + 1, currency).fired
+
+
+@pytest.mark.parametrize("currency", ["USD", "JPY", "EUR", "GBP"])
+def test_a_bare_number_is_the_threshold_of_every_currency(
+    monkeypatch: pytest.MonkeyPatch, currency: str
+) -> None:
+    configure(monkeypatch, CASHEW_FRAUD_MAX_AMOUNT="7000")
+    assert screen(7_000, currency).fired == []
+    assert screen(7_001, currency).fired == ["max_amount"]
+
+
+def test_a_jpy_amount_over_its_limit_is_blocked_while_the_same_usd_amount_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    configure(monkeypatch, CASHEW_FRAUD_MAX_AMOUNT=PER_CURRENCY)
+    assert screen(60_000, "USD").fired == []
+    jpy = screen(60_000, "JPY")
+    assert (jpy.fired, jpy.risk().level) == (["max_amount"], "blocked")

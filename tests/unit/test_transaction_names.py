@@ -181,7 +181,7 @@ def _scenario(tables: Any, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         history = read(user_id)
         if stale["left"]:
             stale["left"] -= 1
-            return velocity.History(user_id, history.version - 1, (), history.now_ms)
+            return velocity.History(user_id, history.version - 1, (), history.now_minute)
         return history
 
     monkeypatch.setattr(velocity, "read", read_stale)

@@ -4,9 +4,68 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Literal
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, cast, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from cashew.money import Currency
+
+CURRENCIES: tuple[str, ...] = get_args(Currency)
+
+
+class PerCurrency(BaseModel):
+    """A threshold in minor units, per currency: `for_all` for every currency `amounts` does
+    not name. Read from the environment as a bare number (`500000`: every currency) or as
+    `CUR=amount` pairs separated by commas (`USD=500000,JPY=50000`), where a currency not
+    named gets the documented default of that setting (API.md's Defaults)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    for_all: int = Field(ge=1)
+    amounts: Mapping[Currency, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+
+    def __hash__(self) -> int:  # Settings are hashed (the gateway's cache key)
+        return hash((self.for_all, tuple(sorted(self.amounts.items()))))
+
+    def __getitem__(self, currency: str) -> int:
+        return cast(Mapping[str, int], self.amounts).get(currency, self.for_all)
+
+
+_NUMBER = re.compile(r"[0-9]+")
+_FORMAT = "a number of minor units (500000) or CUR=amount pairs (USD=500000,JPY=50000)"
+
+
+def _per_currency(default: int) -> Any:
+    """The validator of a PerCurrency setting whose documented default is `default`."""
+
+    def parse(value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"for_all": value}
+        if not isinstance(value, str):
+            return value  # a PerCurrency, or a dict: the model validates it
+        text = value.strip()
+        if _NUMBER.fullmatch(text):
+            return {"for_all": int(text)}
+        amounts: dict[str, int] = {}
+        for pair in text.split(","):
+            currency, sep, amount = (part.strip() for part in pair.partition("="))
+            if not sep or not _NUMBER.fullmatch(amount):
+                raise ValueError(f"expected {_FORMAT}, got {pair.strip()!r}")
+            if currency not in CURRENCIES:
+                raise ValueError(f"{currency!r} is not a currency ({', '.join(CURRENCIES)})")
+            if currency in amounts:
+                raise ValueError(f"{currency} is given twice")
+            amounts[currency] = int(amount)
+        return {"for_all": default, "amounts": amounts}
+
+    return BeforeValidator(parse)
+
+
+def _threshold(default: int, variable: str) -> Any:
+    """A PerCurrency field of Settings: its default and how the environment spells it."""
+    return Field(PerCurrency(for_all=default), alias=variable)
 
 
 class Settings(BaseModel):
@@ -50,10 +109,21 @@ class Settings(BaseModel):
     idempotency_ttl: int = Field(86400, alias="CASHEW_IDEMPOTENCY_TTL", ge=86400)
     secrets_max_age: int = Field(300, alias="CASHEW_SECRETS_MAX_AGE", ge=0)
 
-    fraud_max_amount: int = Field(500_000, alias="CASHEW_FRAUD_MAX_AMOUNT", ge=1)
-    fraud_new_card_amount: int = Field(200_000, alias="CASHEW_FRAUD_NEW_CARD_AMOUNT", ge=1)
+    # Fraud screening (cashew.payments.fraud). The amount thresholds are per currency; a
+    # malformed value fails these settings (the variable named), at the function's first
+    # reading of them, before any logic; the local stack checks them at start.
+    fraud_max_amount: Annotated[PerCurrency, _per_currency(500_000)] = _threshold(
+        500_000, "CASHEW_FRAUD_MAX_AMOUNT"
+    )
+    fraud_new_card_amount: Annotated[PerCurrency, _per_currency(200_000)] = _threshold(
+        200_000, "CASHEW_FRAUD_NEW_CARD_AMOUNT"
+    )
+    fraud_max_amount_24h: Annotated[PerCurrency, _per_currency(2_000_000)] = _threshold(
+        2_000_000, "CASHEW_FRAUD_MAX_AMOUNT_24H"
+    )
     fraud_max_payments_10min: int = Field(30, alias="CASHEW_FRAUD_MAX_PAYMENTS_10MIN", ge=1)
-    fraud_max_amount_24h: int = Field(2_000_000, alias="CASHEW_FRAUD_MAX_AMOUNT_24H", ge=1)
+    # A card with the gateway's high-risk flag: blocked (true), or only elevated (false).
+    fraud_block_risky_cards: bool = Field(True, alias="CASHEW_FRAUD_BLOCK_RISKY_CARDS")
 
     # The stack's `Stage` parameter (`local` on the local stack); a label in logs only: no
     # stage is exempt from any check.

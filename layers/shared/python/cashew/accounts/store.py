@@ -15,7 +15,8 @@ Items (pk / sk), each kind a record class below with its `to_item` / `from_item`
                                      status, last_used_at                    `PaymentMethod`
     USER#<id>     / PM_DEFAULT       method_id: the user's default payment method (one item,
                                      so only one is)                          `DefaultMethod`
-    USER#<id>     / VELOCITY         attempts, version (see accounts.velocity) `PayerAttempts`
+    USER#<id>     / VELOCITY         buckets, version (see accounts.velocity)  `PayerAttempts`;
+                                     items written before the buckets have `attempts` instead
     GATEWAY_TOKEN#<sha256 of the gateway token> / GATEWAY_TOKEN
                                      owner, method_id, created_at: the token is attached (put
                                      with the method, conditionally: a token attaches once)
@@ -25,11 +26,13 @@ Items (pk / sk), each kind a record class below with its `to_item` / `from_item`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
 from cashew import aws, clock, dynamo
+from cashew.accounts import minute_buckets
+from cashew.accounts.minute_buckets import MinuteBucket, Tally
 from cashew.config import get_settings
 from cashew.errors import ConflictError, EmailTakenError
 
@@ -320,31 +323,52 @@ class TokenAttachedError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class PayerAttempts:
-    """USER#<id> / VELOCITY: the payer's recent attempts, `(epoch ms, amount, currency)` each,
-    oldest first, and the version of the item (0: never written). Written by `velocity_item`."""
+    """USER#<id> / VELOCITY: the payer's recent attempts in per-minute buckets, oldest first
+    (see accounts.minute_buckets), and the version of the item (0: never written). Written by
+    `velocity_item`.
+
+    `buckets` is a list of `[minute, {currency: [count, amount]}]`. An item written before
+    the buckets has `attempts` instead, a list of `[epoch ms, amount, currency]`: it reads as
+    the same attempts in buckets, and its next write replaces the list."""
 
     user_id: str
     version: int
-    attempts: tuple[tuple[int, int, str], ...]
+    buckets: tuple[MinuteBucket, ...]
 
     def to_item(self) -> dict[str, Any]:
         return {
             "pk": _user(self.user_id),
             "sk": "VELOCITY",
-            "attempts": [[at, amount, currency] for at, amount, currency in self.attempts],
+            "buckets": _bucket_values(self.buckets),
             "version": self.version,
         }
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Self:
-        return cls(
-            user_id=_user_of(item),
-            version=int(item.get("version", 0)),
-            attempts=tuple(
+        if "buckets" in item:
+            buckets = tuple(
+                MinuteBucket(
+                    int(minute),
+                    {
+                        str(currency): Tally(int(count), int(amount))
+                        for currency, (count, amount) in tallies.items()
+                    },
+                )
+                for minute, tallies in item["buckets"]
+            )
+        else:  # the former format
+            buckets = minute_buckets.from_attempts(
                 (int(at), int(amount), str(currency))
                 for at, amount, currency in item.get("attempts", [])
-            ),
-        )
+            )
+        return cls(user_id=_user_of(item), version=int(item.get("version", 0)), buckets=buckets)
+
+
+def _bucket_values(buckets: Iterable[MinuteBucket]) -> list[Any]:
+    return [
+        [b.minute, {currency: [t.count, t.amount] for currency, t in b.tallies.items()}]
+        for b in buckets
+    ]
 
 
 def _table() -> str:
@@ -750,10 +774,11 @@ def user_exists_check(user_id: str) -> dynamo.Write:
     return dynamo.check(_table(), key, "attribute_exists(pk)")
 
 
-def velocity_item(user_id: str, version: int, attempts: list[list[Any]]) -> dynamo.Write:
+def velocity_item(user_id: str, version: int, buckets: Iterable[MinuteBucket]) -> dynamo.Write:
     """The write of a payer's attempt history (USER#<id> / VELOCITY, see accounts.velocity),
-    valid only if its version is still `version` (0: never written)."""
-    values: dict[str, Any] = {":attempts": attempts, ":next": version + 1}
+    valid only if its version is still `version` (0: never written). It replaces the whole
+    history, and drops the former format's `attempts` list."""
+    values: dict[str, Any] = {":buckets": _bucket_values(buckets), ":next": version + 1}
     if version:
         condition = "#version = :current"
         values[":current"] = version
@@ -762,7 +787,7 @@ def velocity_item(user_id: str, version: int, attempts: list[list[Any]]) -> dyna
     return dynamo.update(
         _table(),
         {"pk": _user(user_id), "sk": "VELOCITY"},
-        "SET attempts = :attempts, #version = :next",
+        "SET buckets = :buckets, #version = :next REMOVE attempts",
         condition=condition,
         names={"#version": "version"},
         values=values,
