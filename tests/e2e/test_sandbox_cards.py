@@ -19,6 +19,7 @@ CARDS = [
     ("4000000000000119", "failed", "gateway_error", "visa", "normal"),
     ("4000000000003220", "processing", None, "visa", "normal"),
     ("4100000000000019", "succeeded", None, "visa", "elevated"),
+    ("4000000000003063", "requires_action", None, "visa", "normal"),
 ]
 
 
