@@ -6,6 +6,7 @@ payment once. `abandon` fails what no one authenticated."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from typing import Any
@@ -245,3 +246,49 @@ def _entries(stack: Any, user: Any, payment_id: str) -> list[tuple[str, str, int
         for e in listed.body["data"]
         if e["payment_id"] == payment_id
     ]
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_a_pass_an_abandon_and_a_retry_racing_settle_it_once(stack, new_user, round_):
+    # Given a top-up awaiting authentication
+    user = new_user()
+    method = add_card(stack, user, THREE_DS)
+    key = str(uuid.uuid4())
+    created = top_up(stack, user, method, 1_000, key=key).body
+    challenge = SandboxGateway(secret=stack.gateway_webhook_secret()).read_challenge(
+        created["next_action"]["url"].rsplit("/", 1)[1]
+    )
+    assert challenge is not None
+    passed = SandboxGateway.challenge_event(challenge, True)
+    answers: dict[str, Any] = {}
+
+    def webhook() -> None:
+        answers["webhook"] = _deliver(stack, passed)
+
+    def reconcile() -> None:
+        answers["abandon"] = actions.abandon(created["id"])
+
+    def retry() -> None:
+        answers["retry"] = top_up(stack, user, method, 1_000, key=key).body
+
+    # When the webhook, a reconciliation run and the client's retry race
+    threads = [threading.Thread(target=f) for f in (webhook, reconcile, retry)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # Then the payment settled once, and the money follows what it settled as
+    settled = store.get(created["id"]).payment
+    assert answers["webhook"] == 200
+    assert answers["retry"] == created  # the request's recorded answer
+    if answers["abandon"]:
+        assert (settled.status, settled.failure_code) == ("failed", "authentication_failed")
+        assert balance(stack, user) == 0
+    else:
+        assert settled.status == "succeeded"
+        assert balance(stack, user) == 1_000
+    # ... and neither a second run nor the webhook again changes it
+    assert actions.abandon(created["id"]) is False
+    assert _deliver(stack, passed) == 200
+    assert store.get(created["id"]).payment.status == settled.status
+    assert balance(stack, user) == (1_000 if settled.status == "succeeded" else 0)
