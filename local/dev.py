@@ -26,8 +26,11 @@ from types import FrameType
 
 from local import aws, mail
 from local.admin import create_from_env
-from local.api import DEFAULT_PORT, Gateway, make_server
+from local.api import DEFAULT_PORT, Gateway, LocalRoute, make_server
 from local.cfn import ParameterError, Resources, load_template, local_parameters
+from local.challenges import PREFIX as CHALLENGES
+from local.challenges import WEBHOOK_DELAY_SECONDS as CHALLENGE_DELAY
+from local.challenges import Challenges
 from local.consumers import Consumers
 from local.provision import ClientFactory, provision
 from local.runtime import Runtime
@@ -95,6 +98,18 @@ def _webhook_secret(clients: ClientFactory, secret_id: str) -> Callable[[], str]
     return read
 
 
+def _local_routes(
+    secret: Callable[[], str], webhooks: WebhookScheduler
+) -> dict[tuple[str, str], LocalRoute]:
+    """The local-only endpoints: the sandbox's tokens and challenge pages, the inbox."""
+    challenges = Challenges(secret, lambda event: webhooks.schedule(CHALLENGE_DELAY, event))
+    return {
+        ("POST", TOKENS_PATH): tokens_endpoint(secret),
+        **mail.ROUTES,
+        **challenges.routes(),
+    }
+
+
 def main() -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -131,6 +146,7 @@ def main() -> int:
             webhooks.start()
             stack.callback(webhooks.stop)
             os.environ["CASHEW_SANDBOX_WEBHOOK_URL"] = webhooks.url  # reaches every function
+            os.environ["CASHEW_SANDBOX_CHALLENGE_URL"] = f"http://127.0.0.1:{api_port}{CHALLENGES}"
             # Webhook endpoints on loopback (a receiver on this machine): the local stack only,
             # never template.yaml, so no deployed stage can call loopback.
             os.environ["CASHEW_WEBHOOK_ALLOW_LOOPBACK"] = "true"
@@ -142,10 +158,8 @@ def main() -> int:
             consumers = Consumers(specs, resources, runtime.invoke, clients)
             consumers.start()
             stack.callback(consumers.stop)
-            tokens = tokens_endpoint(
-                _webhook_secret(clients, shared_env["CASHEW_GATEWAY_SECRET_ID"])
-            )
-            local_routes = {("POST", TOKENS_PATH): tokens, **mail.ROUTES}
+            secret = _webhook_secret(clients, shared_env["CASHEW_GATEWAY_SECRET_ID"])
+            local_routes = _local_routes(secret, webhooks)
             gateway = Gateway.from_template(template, runtime.invoke, local_routes)
             server = make_server(gateway, port=api_port)
             stack.callback(server.server_close)

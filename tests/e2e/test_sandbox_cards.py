@@ -20,6 +20,7 @@ CARDS = [
     ("4000000000003220", "processing", None, "visa", "normal"),
     # the gateway's high-risk flag: blocked by default (CASHEW_FRAUD_BLOCK_RISKY_CARDS)
     ("4100000000000019", "failed", "fraud_suspected", "visa", "blocked"),
+    ("4000000000003063", "requires_action", None, "visa", "normal"),
 ]
 
 

@@ -47,7 +47,8 @@ CARDS = {
     "4000000000000069": "expired",
     "4000000000000101": "risky",  # Stripe's "cvc_check fails" card
     "4000000000003220": "processing",
-    "4000000000003063": "authentication",  # requires_action: 3DS we cannot do
+    "4000000000003063": "authentication",  # requires_action: 3-D Secure, by redirect
+    "4000000000003055": "sdk_action",  # requires_action that only Stripe.js could handle
     "4000000000000010": "server_error",
     "4000000000000036": "flaky",  # 500 the first time a key is seen, then the answer
     "4000000000000044": "slow",
@@ -125,7 +126,23 @@ ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
     "conflict": (409, {"error": {"type": "idempotency_error", "message": "key in use"}}),
     "invalid": (400, {"error": {"type": "invalid_request_error", "code": "resource_missing"}}),
 }
-STATUSES = {"processing": "processing", "authentication": "requires_action"}
+STATUSES = {
+    "processing": "processing",
+    "authentication": "requires_action",
+    "sdk_action": "requires_action",
+}
+ISSUER_PAGE = "https://hooks.stripe.com/3d_secure_2/hosted?merchant=acct_1&payment_intent="
+
+
+def next_action(scenario: str, pi_id: str, form: dict[str, str]) -> dict[str, Any]:
+    """Stripe's next_action of a PaymentIntent in requires_action: with a return_url, 3-D
+    Secure is a redirect to the issuer's page; otherwise Stripe.js must handle it."""
+    if scenario == "authentication" and form.get("return_url"):
+        return {
+            "type": "redirect_to_url",
+            "redirect_to_url": {"url": ISSUER_PAGE + pi_id, "return_url": form["return_url"]},
+        }
+    return {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}}
 
 
 def create_payment_method(form: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -163,6 +180,8 @@ def create_payment_intent(pi_id: str, form: dict[str, str]) -> tuple[int, dict[s
         time.sleep(SLOW_SECONDS)
     manual = form.get("capture_method") == "manual"
     status = STATUSES.get(scenario) or ("requires_capture" if manual else "succeeded")
+    if status == "requires_action":
+        return 200, intent(pi_id, form, status, next_action=next_action(scenario, pi_id, form))
     return 200, intent(pi_id, form, status)
 
 
@@ -409,7 +428,6 @@ def test_the_same_key_returns_the_same_payment_intent(gateway: StripeGateway) ->
         ("4000000000000002", "card_declined"),
         ("4000000000009995", "insufficient_funds"),
         ("4000000000000069", "expired_card"),
-        ("4000000000003063", "card_declined"),
     ],
 )
 def test_a_declined_card_is_a_failed_charge_with_our_code(
@@ -421,6 +439,52 @@ def test_a_declined_card_is_a_failed_charge_with_our_code(
     assert (charge.status, charge.failure_code) == ("failed", code)
     assert charge.failure_message
     assert charge.id is not None and charge.id.startswith("pi_")
+
+
+@pytest.mark.parametrize("capture", [True, False])
+def test_a_card_asking_for_3ds_requires_action_with_the_issuers_page(
+    gateway: StripeGateway, fake_stripe: FakeStripe, capture: bool
+) -> None:
+    charge = gateway.authorise(
+        token(gateway, "4000000000003063"), 100, "EUR", idempotency_key="k3ds",
+        capture=capture, metadata={"payment_id": "pay_3ds"},
+    )  # fmt: skip
+    assert (charge.status, charge.failure_code, charge.amount_captured) == (
+        "requires_action", None, 0,
+    )  # fmt: skip
+    assert charge.id is not None
+    assert charge.action_url == ISSUER_PAGE + charge.id
+    seen = fake_stripe.last("/v1/payment_intents")
+    assert seen.form["return_url"] == "http://127.0.0.1:3000/#/3ds-return"
+    assert seen.form["confirm"] == "true"
+
+
+def test_the_return_url_is_the_configured_one(fake_stripe: FakeStripe) -> None:
+    gateway = StripeGateway(
+        API_KEY, WEBHOOK_SECRET, api_base=fake_stripe.url, timeout=0.5,
+        return_url="https://app.example.com/#/3ds-return",
+    )  # fmt: skip
+    charge = gateway.authorise(
+        token(gateway, "4000000000003063"), 100, "EUR", idempotency_key="r", capture=True,
+        metadata={},
+    )  # fmt: skip
+    assert charge.status == "requires_action"
+    assert fake_stripe.last("/v1/payment_intents").form["return_url"] == (
+        "https://app.example.com/#/3ds-return"
+    )
+    with pytest.raises(ValueError, match="http"):
+        StripeGateway(API_KEY, WEBHOOK_SECRET, return_url="javascript:alert(1)")
+
+
+def test_an_action_that_is_no_redirect_fails_as_authentication_failed(
+    gateway: StripeGateway,
+) -> None:
+    charge = gateway.authorise(
+        token(gateway, "4000000000003055"), 100, "EUR", idempotency_key="sdk", capture=True,
+        metadata={},
+    )  # fmt: skip
+    assert (charge.status, charge.failure_code) == ("failed", "authentication_failed")
+    assert charge.failure_message and charge.action_url is None
 
 
 def test_a_processing_payment_intent_is_processing(gateway: StripeGateway) -> None:
@@ -610,6 +674,19 @@ def stripe_signature(payload: bytes, t: int, secret: str = WEBHOOK_SECRET) -> st
             ("requires_capture", None, 0),
         ),
         ("payment_intent.canceled", {"status": "canceled"}, ("canceled", None, 0)),
+        (  # 3-D Secure failed (or was abandoned at the issuer's page)
+            "payment_intent.payment_failed",
+            {
+                "status": "requires_payment_method",
+                "last_payment_error": {"code": "payment_intent_authentication_failure"},
+            },
+            ("failed", "authentication_failed", 0),
+        ),
+        (  # 3-D Secure passed, the payment is processing
+            "payment_intent.processing",
+            {"status": "processing"},
+            ("processing", None, 0),
+        ),
     ],
 )
 def test_payment_intent_events_are_verified_and_mapped(

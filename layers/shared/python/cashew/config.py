@@ -132,6 +132,12 @@ class Settings(BaseModel):
     # The JSON secret {"api_key": ..., "webhook_secret": ...} of either gateway (GatewaySecret).
     gateway_secret_id: str | None = Field(None, alias="CASHEW_GATEWAY_SECRET_ID")
     sandbox_webhook_url: str | None = Field(None, alias="CASHEW_SANDBOX_WEBHOOK_URL")
+    # Where the local stack serves the sandbox's 3-D Secure challenge pages.
+    sandbox_challenge_url: str = Field(
+        "http://127.0.0.1:3000/_sandbox/v1/challenges", alias="CASHEW_SANDBOX_CHALLENGE_URL"
+    )
+    # Where Stripe sends the card holder back after 3-D Secure (None: <app_url>#/3ds-return).
+    three_ds_return_url: str | None = Field(None, alias="CASHEW_3DS_RETURN_URL")
     stripe_api_base: str | None = Field(None, alias="CASHEW_STRIPE_API_BASE")  # tests only
     request_lease_seconds: int = Field(60, alias="CASHEW_REQUEST_LEASE_SECONDS", ge=30)
     gateway_max_attempts: int = Field(3, alias="CASHEW_GATEWAY_MAX_ATTEMPTS", ge=1, le=5)

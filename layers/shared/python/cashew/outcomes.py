@@ -34,6 +34,9 @@ from cashew.payments import face as payments
 from cashew.payments.models import PaymentResponse
 
 EVENT_SOURCE = "cashew.payments"
+NOT_OUTCOMES = frozenset({"requires_action"})
+"""Payment statuses that decide nothing: a payment waiting for the card holder's 3-D Secure
+authentication is no outcome (not logged, published or emailed); what it ends as is."""
 
 
 class PublishError(Exception):
@@ -55,6 +58,7 @@ def _payment_event(before: str | None, after: str) -> str | None:
     if after in ("failed", "canceled"):
         return f"payment.{after}"
     return None  # requires_capture, processing: not an outcome yet for other services
+    # (requires_action is no outcome at all: `NOT_OUTCOMES`)
 
 
 def of_images(old: dict[str, Any] | None, new: dict[str, Any] | None) -> Change | None:
@@ -65,6 +69,8 @@ def of_images(old: dict[str, Any] | None, new: dict[str, Any] | None) -> Change 
     before = old.get("status") if old else None
     if before == new.get("status"):
         return None  # e.g. a refund adding to amount_refunded
+    if new.get("status") in NOT_OUTCOMES:
+        return None
     stored = payments.from_image(new)
     if stored is not None:
         return _change(before, stored)
@@ -81,6 +87,8 @@ def of_item(item: payments.Record) -> list[Change]:
     log once everything committed has been published: the audit's in-flight outcomes and the
     republisher. Outcome ids are those the stream gives, so consumers deduplicate what was
     published before."""
+    if isinstance(item, payments.StoredPayment) and item.payment.status in NOT_OUTCOMES:
+        return []
     current = _change(None, item)
     if not isinstance(item, payments.StoredRefund):
         return [current]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urljoin
 
 from cashew import aws
 from cashew.config import Settings, get_settings
@@ -47,7 +48,11 @@ class GatewayKeys:
 def _sandbox(settings: Settings, keys: GatewayKeys) -> Gateway:
     from cashew.gateways.sandbox import SandboxGateway  # noqa: PLC0415
 
-    return SandboxGateway(webhook_url=settings.sandbox_webhook_url, secret=keys.webhook_secret)
+    return SandboxGateway(
+        webhook_url=settings.sandbox_webhook_url,
+        secret=keys.webhook_secret,
+        challenge_url=settings.sandbox_challenge_url,
+    )
 
 
 def _stripe(settings: Settings, keys: GatewayKeys) -> Gateway:
@@ -57,6 +62,7 @@ def _stripe(settings: Settings, keys: GatewayKeys) -> Gateway:
         api_key=keys.api_key,
         webhook_secret=keys.webhook_secret,
         api_base=settings.stripe_api_base,
+        return_url=settings.three_ds_return_url or urljoin(settings.app_url, "#/3ds-return"),
     )
 
 

@@ -18,8 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol, overload
 
-ChargeStatus = Literal["succeeded", "requires_capture", "processing", "failed", "canceled"]
-FailureCode = Literal["insufficient_funds", "card_declined", "gateway_error", "expired_card"]
+ChargeStatus = Literal[
+    "succeeded", "requires_capture", "requires_action", "processing", "failed", "canceled"
+]
+FailureCode = Literal[
+    "insufficient_funds", "card_declined", "gateway_error", "expired_card", "authentication_failed"
+]
 RefundStatus = Literal["succeeded", "pending", "failed"]
 
 SIGNATURE_HEADER = "Gateway-Signature"
@@ -110,13 +114,15 @@ class CardUpdate:
 @dataclass(frozen=True, slots=True)
 class Charge:
     """A charge (authorisation) at the gateway. `id` is None only when the gateway never
-    issued one (e.g. it was unreachable on every attempt)."""
+    issued one (e.g. it was unreachable on every attempt). `action_url` is where the card
+    holder authenticates a `requires_action` charge (3-D Secure); None otherwise."""
 
     id: str | None
     status: ChargeStatus
     failure_code: FailureCode | None = None
     failure_message: str | None = None
     amount_captured: int | None = None
+    action_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

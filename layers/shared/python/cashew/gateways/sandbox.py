@@ -11,12 +11,19 @@
   refund's likewise (`re_sbx_...`): repeating a call with the same key gives the same answer.
 - The processing card answers `processing`; when a webhook URL is configured, the sandbox
   asks it (the local stack's scheduler) to deliver the signed outcome a few seconds later.
+- The 3-D Secure card answers `requires_action` with the URL of the local stack's challenge
+  page (`challenge_url`): `<challenge_url>/<reference>`, the reference a description of the
+  charge authenticated with an HMAC under a key derived from the gateway secret (so it is
+  unguessable, and the same key gives the same URL). Completing the page sends the signed
+  `challenge_event` (see local/challenges.py).
 - The error card fails every charge with GatewayUnavailableError. It never gets a charge
   id, so capture/void/refund fail that way for ids with `OUTAGE_CHARGE_PREFIX` instead.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import http.client
@@ -55,6 +62,7 @@ SCENARIOS = {
     "4000000000000119": "error",
     "4000000000003220": "processing",
     "4100000000000019": "risky",
+    "4000000000003063": "challenge",
 }
 """Every other number (4242424242424242, 5555555555554444, ...) is approved."""
 _FAILURES: dict[str, tuple[FailureCode, str]] = {
@@ -65,7 +73,7 @@ _FAILURES: dict[str, tuple[FailureCode, str]] = {
 TOKEN_PREFIX = "tok_sbx_"  # nosec B105 # the sandbox's token prefix, not a secret
 CLIENT_TOKEN_PREFIX = "tok_"  # nosec B105 # the prefix of tokens handed to clients
 _CLIENT_TOKEN = re.compile(
-    r"tok_(?P<scenario>approved|declined|insufficient|expired|error|processing|risky)"
+    r"tok_(?P<scenario>approved|declined|insufficient|expired|error|processing|risky|challenge)"
     r"\.(?P<brand>visa|mastercard|amex|unknown)\.(?P<last4>[0-9]{4})"
     r"\.(?P<month>0[1-9]|1[0-2])(?P<year>20[0-9]{2}|2100)"
     r"\.(?P<fingerprint>[0-9a-f]{16})\.(?P<nonce>[0-9a-f]{24})\.(?P<mac>[0-9a-f]{32})"
@@ -78,6 +86,9 @@ OUTAGE_CHARGE_PREFIX = "ch_sbx_error_"
 """Capture, void and refund of such a charge id fail with GatewayUnavailableError (ids
 derived from keys are hex, so they never start with it)."""
 
+DEFAULT_CHALLENGE_URL = "http://127.0.0.1:3000/_sandbox/v1/challenges"
+_CHALLENGE_REF = re.compile(r"(?P<body>[A-Za-z0-9_-]{1,400})\.(?P<mac>[0-9a-f]{32})")
+AUTHENTICATION_FAILED = "the card holder did not pass 3-D Secure authentication"
 DEFAULT_WEBHOOK_SECRET = "whsec_sandbox_local"  # nosec B105 # local default (API.md)
 WEBHOOK_DELAY_SECONDS = 3
 SCHEDULE_TIMEOUT_SECONDS = 2.0
@@ -115,6 +126,18 @@ class _Event(BaseModel):
     id: str
     type: Literal["charge.succeeded", "charge.failed"]
     data: _EventData
+
+
+class Challenge(BaseModel):
+    """The charge a 3-D Secure challenge authenticates, as its reference describes it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    charge_id: str = Field(pattern=r"^ch_sbx_[0-9a-f]{24}$")
+    payment_id: str | None = Field(default=None, max_length=64)
+    amount: int = Field(strict=True, ge=1)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    capture: bool = Field(strict=True)
 
 
 class _CardData(BaseModel):
@@ -162,13 +185,17 @@ class SandboxGateway:
         *,
         webhook_url: str | None = None,
         secret: str = DEFAULT_WEBHOOK_SECRET,
+        challenge_url: str = DEFAULT_CHALLENGE_URL,
         delay_seconds: int = WEBHOOK_DELAY_SECONDS,
         timeout: float = SCHEDULE_TIMEOUT_SECONDS,
         transport: Transport | None = None,
     ) -> None:
         if webhook_url is not None and not webhook_url.startswith(("http://", "https://")):
             raise ValueError("the sandbox webhook URL must be http(s)")
+        if not challenge_url.startswith(("http://", "https://")):
+            raise ValueError("the sandbox challenge URL must be http(s)")
         self.webhook_url = webhook_url
+        self.challenge_url = challenge_url.rstrip("/")
         self._secret = secret
         self._delay = delay_seconds
         self._timeout = timeout
@@ -250,9 +277,71 @@ class SandboxGateway:
                 charge_id, amount, idempotency_key, capture, metadata.get("payment_id")
             )
             return Charge(id=charge_id, status="processing")
+        if scenario == "challenge":
+            challenge = Challenge(
+                charge_id=charge_id,
+                payment_id=metadata.get("payment_id"),
+                amount=amount,
+                currency=currency.upper(),
+                capture=capture,
+            )
+            url = f"{self.challenge_url}/{self.challenge_reference(challenge)}"
+            return Charge(id=charge_id, status="requires_action", amount_captured=0, action_url=url)
         if capture:
             return Charge(id=charge_id, status="succeeded", amount_captured=amount)
         return Charge(id=charge_id, status="requires_capture", amount_captured=0)
+
+    # --- 3-D Secure challenges ------------------------------------------------------------
+
+    def _challenge_mac(self, body: str) -> str:
+        key = hmac.new(self._secret.encode(), b"cashew-sandbox-challenge", "sha256").digest()
+        return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def challenge_reference(self, challenge: Challenge) -> str:
+        """The unguessable reference of a challenge: its description (URL-safe base64 of
+        compact JSON) and an HMAC of it; the same charge always has the same reference."""
+        raw = json.dumps(challenge.model_dump(), separators=(",", ":"), sort_keys=True)
+        body = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        return f"{body}.{self._challenge_mac(body)}"
+
+    def read_challenge(self, reference: str) -> Challenge | None:
+        """The challenge a reference describes, once its HMAC is checked (constant time);
+        None for anything this gateway did not issue."""
+        match = _CHALLENGE_REF.fullmatch(reference)
+        if match is None:
+            return None
+        body = match["body"]
+        if not hmac.compare_digest(self._challenge_mac(body).encode(), match["mac"].encode()):
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            return Challenge.model_validate_json(raw)
+        except (binascii.Error, ValueError):  # ValidationError is a ValueError
+            return None
+
+    @staticmethod
+    def challenge_event(challenge: Challenge, passed: bool) -> dict[str, Any]:
+        """The webhook event a completed challenge sends: the charge goes on as it would have
+        (settled, or authorised when not captured), or fails with `authentication_failed`.
+        One event id per charge, whichever the result: only one can ever apply."""
+        data: dict[str, Any] = {
+            "charge_id": challenge.charge_id,
+            "payment_id": challenge.payment_id,
+            "currency": challenge.currency,
+        }
+        if not passed:
+            data |= {"status": "failed", "failure_code": "authentication_failed"}
+            data["amount_captured"] = 0
+        elif challenge.capture:
+            data |= {"status": "succeeded", "failure_code": None}
+            data["amount_captured"] = challenge.amount
+        else:
+            data |= {"status": "requires_capture", "failure_code": None, "amount_captured": 0}
+        return {
+            "id": EVENT_PREFIX + _digest("challenge:" + challenge.charge_id),
+            "type": "charge.succeeded" if passed else "charge.failed",
+            "data": data,
+        }
 
     def capture(self, charge_id: str, amount: int, *, idempotency_key: str) -> Charge:
         self._check_charge(charge_id)

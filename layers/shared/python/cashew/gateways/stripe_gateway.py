@@ -1,9 +1,12 @@
 """The Stripe adapter, on the official SDK (`stripe.StripeClient`).
 
 Mapping: a card token is a PaymentMethod (`pm_...`), a charge is a PaymentIntent (`pi_...`)
-confirmed at creation, capture/void are the PaymentIntent's capture/cancel, a refund is a
-Refund on the PaymentIntent. Our idempotency key is Stripe's `Idempotency-Key`, so asking
-again after an unknown outcome returns Stripe's first answer.
+confirmed at creation with our `return_url` (3-D Secure: `requires_action` with Stripe's
+`next_action.redirect_to_url.url`, then settled by the `payment_intent.*` webhooks; Stripe's
+`payment_intent_authentication_failure` is our `authentication_failed`); capture/void are
+the PaymentIntent's capture/cancel, a refund is a Refund on the PaymentIntent. Our
+idempotency key is Stripe's `Idempotency-Key`, so asking again after an unknown outcome
+returns Stripe's first answer.
 
 Failures: the SDK's own retries are off (we retry, with the same key) and every request is
 bounded by a timeout.
@@ -58,6 +61,7 @@ _EVENT_STATUSES: dict[str, ChargeStatus] = {
     "payment_intent.payment_failed": "failed",
     "payment_intent.amount_capturable_updated": "requires_capture",
     "payment_intent.canceled": "canceled",
+    "payment_intent.processing": "processing",
 }
 _REFUND_STATUSES: dict[str, RefundStatus] = {
     "succeeded": "succeeded",
@@ -71,11 +75,16 @@ _MESSAGES: dict[FailureCode, str] = {
     "insufficient_funds": "the card has insufficient funds",
     "expired_card": "the card has expired",
     "gateway_error": "the payment gateway is unavailable",
+    "authentication_failed": "the card holder did not complete 3-D Secure authentication",
 }
+AUTHENTICATION_FAILURE = "payment_intent_authentication_failure"
+"""Stripe's error code for a PaymentIntent whose 3-D Secure authentication failed."""
 
 
 def failure_code(code: str | None, decline_code: str | None) -> FailureCode:
     """Our failure code for Stripe's error `code` and issuer `decline_code`."""
+    if code == AUTHENTICATION_FAILURE:
+        return "authentication_failed"
     if "expired_card" in (code, decline_code):
         return "expired_card"
     if "insufficient_funds" in (code, decline_code):
@@ -157,11 +166,37 @@ def _charge(intent: stripe.PaymentIntent) -> Charge:
         return Charge(id=intent.id, status="processing")
     if status == "canceled":
         return Charge(id=intent.id, status="canceled", amount_captured=intent.amount_received)
-    # requires_payment_method (declined), requires_action (authentication we cannot do
-    # server-side), requires_confirmation: the charge did not go through.
+    if status == "requires_action":
+        return _action(intent)
+    # requires_payment_method (declined), requires_confirmation: the charge did not go through.
     error = _opt(intent, "last_payment_error")
     code = failure_code(_opt(error, "code"), _opt(error, "decline_code"))
     return Charge(id=intent.id, status="failed", failure_code=code, failure_message=_MESSAGES[code])
+
+
+def _action(intent: stripe.PaymentIntent) -> Charge:
+    """A PaymentIntent waiting for the card holder (3-D Secure): `requires_action` with
+    Stripe's `next_action.redirect_to_url.url`, the issuer's page (the card holder comes back
+    to our `return_url`; the outcome arrives by webhook). Any other kind of action cannot be
+    offered through a redirect, so the charge cannot go on: failed, `authentication_failed`
+    (no money moved; the PaymentIntent is left to expire at Stripe)."""
+    action = _opt(intent, "next_action")
+    redirect = (
+        _opt(action, "redirect_to_url") if _opt(action, "type") == "redirect_to_url" else None
+    )
+    url = _opt(redirect, "url")
+    if isinstance(url, str) and url.startswith("https://"):
+        return Charge(id=intent.id, status="requires_action", amount_captured=0, action_url=url)
+    logger.warning(
+        "stripe asked for an action other than a redirect",
+        extra={"payment_intent": intent.id, "next_action_type": _opt(action, "type")},
+    )
+    return Charge(
+        id=intent.id,
+        status="failed",
+        failure_code="authentication_failed",
+        failure_message=_MESSAGES["authentication_failed"],
+    )
 
 
 def _risky(method: stripe.PaymentMethod) -> bool:
@@ -217,7 +252,11 @@ class StripeGateway:
         client: stripe.StripeClient | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        return_url: str = "http://127.0.0.1:3000/#/3ds-return",
     ) -> None:
+        if not return_url.startswith(("http://", "https://")):
+            raise ValueError("the 3-D Secure return URL must be http(s)")
+        self._return_url = return_url
         if client is None:
             http_client = stripe.RequestsClient(timeout=(min(CONNECT_TIMEOUT, timeout), timeout))
             client = stripe.StripeClient(
@@ -296,8 +335,11 @@ class StripeGateway:
             "amount": amount,
             "currency": currency.lower(),
             "payment_method": token,
-            # cards only: no redirect-based method, so no return_url is needed
-            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+            # the card given (`payment_method`) is the only method used; with a return_url
+            # a card that asks for 3-D Secure answers requires_action with a redirect_to_url
+            # next action, after which Stripe sends the card holder to that URL
+            "automatic_payment_methods": {"enabled": True, "allow_redirects": "always"},
+            "return_url": self._return_url,
             "confirm": True,
             "metadata": dict(metadata),
         }

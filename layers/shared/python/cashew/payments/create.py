@@ -36,6 +36,7 @@ from cashew.payments.idempotency import (
 )
 from cashew.payments.models import (
     BalanceSource,
+    NextAction,
     PaymentRequest,
     PaymentResponse,
     PaymentType,
@@ -432,6 +433,13 @@ def _apply_charge(payment: PaymentResponse, charge: Charge) -> PaymentResponse:
     if charge.status == "failed":
         return _with_failure(
             payment, charge.failure_code or "card_declined", charge.failure_message or "declined"
+        )
+    if charge.status == "requires_action":  # 3-D Secure: nothing moves until it passes
+        if not charge.action_url:
+            raise ValueError("a requires_action charge carries the URL to authenticate at")
+        action = NextAction(type="redirect_to_url", url=charge.action_url)
+        return payment.model_copy(
+            update={"status": "requires_action", "amount_captured": 0, "next_action": action}
         )
     captured = payment.amount if charge.status == "succeeded" else 0
     return payment.model_copy(update={"status": charge.status, "amount_captured": captured})

@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from cashew.money import Amount, Currency
 
-PaymentStatus = Literal["succeeded", "requires_capture", "processing", "failed", "canceled"]
+PaymentStatus = Literal[
+    "succeeded", "requires_capture", "requires_action", "processing", "failed", "canceled"
+]
 PaymentType = Literal["top_up", "payment"]
 RiskLevel = Literal["normal", "elevated", "blocked"]
 
@@ -57,6 +59,14 @@ class Risk(BaseModel):
     )
 
 
+class NextAction(BaseModel):
+    """What the card holder must do before a `requires_action` payment can go on: open `url`
+    (3-D Secure: the sandbox's challenge page locally, the issuer's via Stripe)."""
+
+    type: Literal["redirect_to_url"]
+    url: str
+
+
 class PaymentResponse(BaseModel):
     """The payment object of the contract (also the record stored in the payments table,
     plus `fired_rules`, which only admins see)."""
@@ -75,6 +85,9 @@ class PaymentResponse(BaseModel):
     failure_message: str | None
     risk: Risk
     description: str | None
+    next_action: NextAction | None = Field(
+        default=None, description="null except in requires_action: where to authenticate"
+    )
     created_at: str
     updated_at: str
 

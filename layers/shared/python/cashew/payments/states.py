@@ -8,7 +8,7 @@ from typing import Literal
 from cashew.errors import ConflictError
 from cashew.payments.models import PaymentStatus
 
-Event = Literal["capture", "cancel", "settled", "authorised", "declined"]
+Event = Literal["capture", "cancel", "settled", "authorised", "declined", "pending"]
 
 TRANSITIONS: dict[tuple[PaymentStatus, Event], PaymentStatus] = {
     ("requires_capture", "capture"): "succeeded",
@@ -16,6 +16,12 @@ TRANSITIONS: dict[tuple[PaymentStatus, Event], PaymentStatus] = {
     ("processing", "settled"): "succeeded",  # the gateway's webhook: charge captured
     ("processing", "authorised"): "requires_capture",  # ...: authorised, capture pending
     ("processing", "declined"): "failed",
+    # 3-D Secure: authentication passed, the payment goes on as it would have (settled,
+    # authorised, or the gateway answers later); failed or abandoned: failed.
+    ("requires_action", "settled"): "succeeded",
+    ("requires_action", "authorised"): "requires_capture",
+    ("requires_action", "pending"): "processing",
+    ("requires_action", "declined"): "failed",
 }
 
 

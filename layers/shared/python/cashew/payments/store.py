@@ -69,6 +69,7 @@ class StoredPayment:
             "failure_message": p.failure_message,
             "risk": p.risk.model_dump(mode="json"),
             "description": p.description,
+            "next_action": p.next_action.model_dump(mode="json") if p.next_action else None,
             "created_at": p.created_at,
             "updated_at": p.updated_at,
             "fired_rules": list(self.fired_rules),
@@ -80,7 +81,7 @@ class StoredPayment:
         fields = _present(
             item, "id", "type", "status", "amount", "currency", "payer_id", "payee_id",
             "source", "amount_captured", "amount_refunded", "failure_code",
-            "failure_message", "risk", "description", "created_at", "updated_at",
+            "failure_message", "risk", "description", "next_action", "created_at", "updated_at",
         )  # fmt: skip
         payment = PaymentResponse.model_validate(fields, strict=False)
         return cls(payment, item.get("charge_id"), list(item.get("fired_rules") or []))

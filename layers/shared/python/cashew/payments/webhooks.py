@@ -1,8 +1,9 @@
-"""The gateway's webhooks: the outcome of a charge that was `processing`.
+"""The gateway's webhooks: the outcome of a charge that was `processing` or `requires_action`.
 
 A webhook is verified (signature over the raw body, 5-minute tolerance) before anything is
 read from it. Its effect is one transaction: the event's dedupe marker, the payment's move
-out of `processing` (conditional on it still being there) and, when the charge succeeded,
+out of `processing` or `requires_action` (conditional on it still being there; a 3-D Secure
+payment's `next_action` cleared with it, cashew.payments.actions) and, when the charge succeeded,
 the payee's credit. A repeated event, an event for an unknown payment and an event that
 arrives after the payment moved on are accepted and change nothing.
 
@@ -38,7 +39,7 @@ from cashew.errors import ConflictError, WebhookRejectedError
 from cashew.gateways import get_gateway
 from cashew.gateways.base import CardUpdate, WebhookError, WebhookEvent
 from cashew.observability import logger, metrics
-from cashew.payments import states
+from cashew.payments import actions, states
 from cashew.payments import store as payments
 from cashew.payments.models import PaymentResponse
 
@@ -47,6 +48,7 @@ DEDUPE_SECONDS = 30 * 86400
 _EVENTS: dict[str, states.Event] = {
     "succeeded": "settled",
     "requires_capture": "authorised",
+    "processing": "pending",  # only from requires_action: authenticated, answered later
     "failed": "declined",
 }
 
@@ -180,13 +182,11 @@ def _effect(event: WebhookEvent) -> _Effect | None:
     if status == "failed":
         code = event.failure_code or "card_declined"
         settled = payment.model_copy(update={"status": status, "failure_code": code})
-        return _Effect(dynamo.Transaction().add("transition", payments.transition_item(
-            payment, status, failure_code=code, failure_message="the card was declined",
-            updated_at=now,
-        )), settled)  # fmt: skip
+        transition = actions.failed_item(payment, code, now)
+        return _Effect(dynamo.Transaction().add("transition", transition), settled)
     captured = payment.amount if event.amount_captured is None else event.amount_captured
     captured = captured if status == "succeeded" else 0
-    transition = payments.transition_item(payment, status, amount_captured=captured, updated_at=now)
+    transition = actions.transition_item(payment, status, amount_captured=captured, updated_at=now)
     tx = dynamo.Transaction().add("transition", transition)
     if status == "succeeded":
         tx.add("credit", accounts.credit_item(payment.payee_id, payment.currency, captured))
