@@ -75,6 +75,11 @@ class PaymentResponse(BaseModel):
     failure_message: str | None
     risk: Risk
     description: str | None
+    cancellation_reason: Literal["expired"] | None = Field(
+        default=None,
+        description="Why a `canceled` payment was canceled: `expired` for an authorisation "
+        "reconciliation voided after CASHEW_AUTHORIZATION_TTL; null otherwise.",
+    )
     created_at: str
     updated_at: str
 
