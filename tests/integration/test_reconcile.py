@@ -4,9 +4,12 @@ with itself, and the sparse index it pages through."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from datetime import timedelta
+
+import pytest
 
 from cashew import clock, dynamo
 from cashew.config import get_settings
@@ -14,6 +17,7 @@ from cashew.gateways import get_gateway
 from cashew.gateways.base import GatewayOutcomeUnknownError
 from cashew.payments import reconcile
 from cashew.payments import store as payments
+from local.cfn import REPO_ROOT as REPO
 from tests.integration.conftest import add_card, balance, pay, top_up
 from tests.integration.test_gateway_webhooks import _deliver, _event
 from tests.integration.test_iam_policies import _allowed_attributes, _granted, _Recorder
@@ -62,7 +66,22 @@ def test_a_stuck_processing_payment_is_settled_by_a_run_once(stack, new_user):
     assert balance(stack, payee) == 700
 
 
-def test_a_run_and_a_webhook_racing_on_one_payment_settle_it_once(stack, new_user, monkeypatch):
+def _only(monkeypatch, *pks):
+    """Runs act on these records alone (the shared stack holds other tests' open records,
+    whose outcomes would be counted with ours)."""
+    sweeps = {
+        status: reconcile.Sweep(
+            sweep.after, lambda pk, settle=sweep.settle: pk in pks and settle(pk)
+        )
+        for status, sweep in reconcile.SWEEPS.items()
+    }
+    monkeypatch.setattr(reconcile, "SWEEPS", sweeps)
+
+
+@pytest.mark.parametrize("lands", ["while_asking", "while_writing"])
+def test_a_run_a_webhook_and_a_retry_racing_on_one_payment_settle_it_once(
+    stack, new_user, monkeypatch, lands
+):
     payer, payee = new_user(), new_user()
     # Given one processing payment settled by its webhook alone, for comparison
     stack.skip_changes()
@@ -71,26 +90,48 @@ def test_a_run_and_a_webhook_racing_on_one_payment_settle_it_once(stack, new_use
     assert _deliver(stack, _event(alone["id"], charge_id, amount=300)).status == 200
     outcomes_of_one = stack.settle()
     assert outcomes_of_one >= 1
-    # And another whose webhook lands while a run is asking the gateway about it
-    raced = _card_payment(stack, payer, payee, 700, number=PROCESSING)
+    # And another whose webhook lands while a run asks the gateway about it, or between the
+    # run's read of the payment and its write
+    key = str(uuid.uuid4())
+    method = add_card(stack, payer, PROCESSING)
+    card = {"type": "card", "payment_method_id": method}
+    raced = pay(stack, payer, payee.id, 700, key, source=card).body
     raced_charge = payments.get(raced["id"]).charge_id
-    gateway = get_gateway()
-    real = type(gateway).retrieve_charge
     webhook = _event(raced["id"], raced_charge, amount=700)
+    gateway = get_gateway()
+    real_retrieve, real_write = type(gateway).retrieve_charge, dynamo.Transaction.write_retrying
+    asked = threading.Event()
+    landed: list[int] = []
 
-    def retrieve_while_the_webhook_lands(self, charge_id):
+    def retrieve(self, charge_id):
         if charge_id == raced_charge:
-            assert _deliver(stack, webhook).status == 200
-        return real(self, charge_id)
+            if lands == "while_asking":
+                landed.append(_deliver(stack, webhook).status)
+            asked.set()
+        return real_retrieve(self, charge_id)
 
-    monkeypatch.setattr(type(gateway), "retrieve_charge", retrieve_while_the_webhook_lands)
-    # When the run settles what is due
-    reconcile.run(now=clock.now() + LATER)
-    # Then the payee was credited once, and the payment changed once (one outcome)
+    def write(self):
+        if asked.is_set() and lands == "while_writing" and not landed:
+            landed.append(0)  # the webhook's own write, inside, passes through
+            landed[0] = _deliver(stack, webhook).status
+        return real_write(self)
+
+    monkeypatch.setattr(type(gateway), "retrieve_charge", retrieve)
+    monkeypatch.setattr(dynamo.Transaction, "write_retrying", write)
+    _only(monkeypatch, raced["id"])
+    # When the run settles it
+    report = reconcile.run(now=clock.now() + LATER)
+    # Then the webhook won, the run changed nothing: the payee was credited once, the
+    # payment changed once (as many outcomes as one settlement makes)
+    assert landed == [200]
+    assert report.settled == {} and report.left["payment#processing"] == 1
     assert _status(raced["id"]) == "succeeded"
     assert balance(stack, payee) == 1_000
     assert stack.settle() == outcomes_of_one
-    # And the webhook again, or another run, changes nothing
+    # And the client's retry replays its answer, the webhook again and another run change
+    # nothing
+    retried = pay(stack, payer, payee.id, 700, key, source=card)
+    assert retried.status == 201 and retried.body["id"] == raced["id"]
     assert _deliver(stack, webhook).status == 200
     reconcile.run(now=clock.now() + LATER)
     assert balance(stack, payee) == 1_000
@@ -127,7 +168,7 @@ def test_the_scheduled_function_voids_what_expired(stack, new_user, monkeypatch)
     expired = _card_payment(stack, payer, payee, 500, capture=False)
     later = clock.now() + EXPIRED
     monkeypatch.setattr(clock, "now", lambda: later)
-    result = stack.invoke("ReconcileFunction", {"source": "aws.events"})
+    result = stack.invoke("ReconcileFunction", _sample())
     assert result["settled"]["payment#requires_capture"] >= 1
     assert _status(expired["id"]) == "canceled"
 
@@ -241,7 +282,7 @@ def test_the_function_is_granted_exactly_what_a_run_does(stack, new_user, monkey
     # When the scheduled function runs, every AWS call recorded
     recorder = _Recorder(stack.resources)
     with recorder.acting_as("ReconcileFunction"):
-        result = stack.invoke("ReconcileFunction", {"source": "aws.events"})
+        result = stack.invoke("ReconcileFunction", _sample())
     kinds = ("payment#processing", "payment#requires_capture", "refund#pending")
     assert all(result["settled"].get(k) for k in kinds), result
     # Then it did nothing its policy does not grant, and its grant is no wider than it needs
@@ -251,6 +292,11 @@ def test_the_function_is_granted_exactly_what_a_run_does(stack, new_user, monkey
     assert granted - used == {("dynamodb:DeleteItem", "IdempotencyTable")}, sorted(granted - used)
     written = set().union(*(a for a, _, _ in recorder.account_updates["ReconcileFunction"]))
     assert written <= _allowed_attributes("ReconcileFunction")
+
+
+def _sample():
+    """The function's events/ sample: a Scheduled Event, as EventBridge sends it."""
+    return json.loads((REPO / "events/payments/reconcile.json").read_text())
 
 
 def _lost():
