@@ -19,7 +19,7 @@ SAM = PATH="$$(dirname "$$(scripts/find-python313)"):$$PATH" $(SAM_VENV)/bin/sam
 
 .PHONY: help dev test checks lint types unit integration e2e tests validate build check-layer \
         imports fuzz bandit cfn-lint checkov \
-        invoke redrive republish bench bench-compare openapi create-admin format clean
+        invoke redrive republish reconcile bench bench-compare openapi create-admin format clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -117,6 +117,9 @@ redrive: $(VENV)/.installed ## while make dev runs: move the log's dead-letter m
 
 republish: $(VENV)/.installed ## while make dev runs: publish again what PublishFailuresQueue describes
 	$(PY) -m local.republish
+
+reconcile: $(VENV)/.installed ## while make dev runs: one reconciliation run now (prints what it settled)
+	$(PY) -m local.reconcile
 
 bench: $(VENV)/.installed ## cold import times and AWS calls per operation -> bench/results.json
 	$(PY) -m bench.run

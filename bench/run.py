@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import log as log_bench
+from bench import reconcile as reconcile_bench
 from bench import webhooks as webhook_bench
 from bench.harness import (
     NEW_PASSWORD,
@@ -281,6 +282,8 @@ def operations(driver: Driver, invocations: int, receiver: Receiver) -> list[Ope
         Operation("update_payment_method", payment_method("UpdatePaymentMethodFunction", 200)),
         Operation("delete_payment_method", payment_method("DeletePaymentMethodFunction", 204)),
         Operation("openapi", get("OpenApiFunction")),
+        # a scheduled run with nothing due: its fixed cost (the stuck runs: reconciliation)
+        Operation("reconcile_idle", lambda: reconcile_bench.run_request(driver.stack)),
         *log_operations(driver, payer, payee),
         *(
             Operation(name, prepare)
@@ -608,6 +611,12 @@ def main(argv: list[str] | None = None) -> int:
         default=200,
         help="deliveries per webhook throughput run (default 200)",
     )
+    parser.add_argument(
+        "--reconcile-items",
+        type=_positive(2),
+        default=1_000,
+        help="stuck records of the reconciliation run (default 1000)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="the results file")
     args = parser.parse_args(argv)
 
@@ -629,6 +638,13 @@ def main(argv: list[str] | None = None) -> int:
                 log_figures["webhooks"] = _measure_webhooks(stack, args, progress)
             except HarnessError as error:  # the figures before it are kept, and the run fails
                 log_figures["webhooks"] = {"error": str(error)}
+            try:
+                with quiet_handlers():
+                    log_figures["reconciliation"] = reconcile_bench.stuck_run(
+                        stack, CallCounter(), args.reconcile_items, progress
+                    )
+            except HarnessError as error:  # likewise
+                log_figures["reconciliation"] = {"error": str(error)}
     except (HarnessError, ImportFailedError) as error:
         print(f"bench: FAILED: {error}", file=sys.stderr)
         return 2
@@ -639,9 +655,10 @@ def main(argv: list[str] | None = None) -> int:
     print_log_report(log_figures)
     print(f"\nwrote {args.output} in {time.perf_counter() - started:.0f} s")
 
-    if "error" in log_figures["webhooks"]:
-        print(f"bench: FAILED: webhooks: {log_figures['webhooks']['error']}", file=sys.stderr)
-        return 2
+    for stage in ("webhooks", "reconciliation"):
+        if "error" in log_figures[stage]:
+            print(f"bench: FAILED: {stage}: {log_figures[stage]['error']}", file=sys.stderr)
+            return 2
     budget = report["budget"]
     if not budget["ok"]:
         names = ", ".join(report["aws_call_names"][BUDGET_OPERATION]["warm"])
@@ -729,6 +746,7 @@ def print_log_report(figures: dict[str, Any]) -> None:
         f" {export['peak_rss_mb']} MB ({export['rss_after_import_mb']} MB after its imports,"
         " of the function's 1,024 MB)"
     )
+    _print_reconciliation(figures["reconciliation"])
     hooks = figures["webhooks"]
     if "error" in hooks:
         print(f"\nWebhooks: not measured: {hooks['error']}")
@@ -738,6 +756,18 @@ def print_log_report(figures: dict[str, Any]) -> None:
         f" ({hooks['aws_calls_per_event_routed']} AWS calls each), then delivered to a loopback"
         f" receiver by one sender at {hooks['deliveries_per_second']}/s"
         f" ({hooks['aws_calls_per_delivery_sent']} AWS calls each)"
+    )
+
+
+def _print_reconciliation(run: dict[str, Any]) -> None:
+    if "error" in run:
+        print(f"\nReconciliation: not measured: {run['error']}")
+        return
+    print(
+        f"\nReconciliation: one run over {run['items']} stuck records {run['by_status']} in"
+        f" {run['seconds']} s ({run['items_per_second']} records/s), {run['aws_calls_per_item']}"
+        f" AWS calls per record ({run['aws_calls_by_name']}); a run with nothing due makes"
+        f" {run['idle_run_aws_calls']} calls"
     )
 
 

@@ -1,13 +1,14 @@
 """`python -m local.dev`: the whole stack on this machine, until Ctrl-C or SIGTERM.
 
 Starts the embedded AWS endpoint, provisions template.yaml on it, creates the first admin
-when CASHEW_ADMIN_EMAIL and CASHEW_ADMIN_PASSWORD are set, starts the SQS consumers and the
-API.
+when CASHEW_ADMIN_EMAIL and CASHEW_ADMIN_PASSWORD are set, starts the SQS consumers, the
+scheduled functions (`local.schedules`) and the API.
 
 Environment: PORT (the API, default 3000), CASHEW_AWS_PORT (the AWS endpoint, default 4566),
 CASHEW_LOCAL_PARAMETERS (template parameter overrides over `Stage=local Gateway=sandbox`;
 parameters that break the template's Rules stop it before it starts, naming the rule),
-CASHEW_LOCAL_VISIBILITY_TIMEOUT (see `local.provision`), and any CASHEW_* variable, which
+CASHEW_LOCAL_VISIBILITY_TIMEOUT (see `local.provision`), CASHEW_RECONCILE_INTERVAL (see
+`local.schedules`), and any CASHEW_* variable, which
 every function gets over the template's value.
 """
 
@@ -35,6 +36,7 @@ from local.consumers import Consumers
 from local.provision import ClientFactory, provision
 from local.runtime import Runtime
 from local.sandbox import TOKENS_PATH, WebhookScheduler, tokens_endpoint
+from local.schedules import Schedules, check_intervals
 from local.specs import FunctionSpec, function_env, functions, stack_env
 
 _log = logging.getLogger("local.dev")
@@ -62,17 +64,25 @@ def _checked_envs(
     return envs
 
 
-def _banner(api_url: str, aws_url: str, gateway: Gateway, consumers: Consumers) -> str:
+def _banner(
+    api_url: str, aws_url: str, gateway: Gateway, consumers: Consumers, schedules: Schedules
+) -> str:
     routes = [
         f"  {r.event.method:6} {r.event.path:32} -> {r.event.function_id}"
         + ("" if r.event.authorizer else "  (no auth)")
         for r in gateway.routes
     ]
-    pollers = [
-        f"  SQS    {p.event.queue_id:32} -> {p.event.function_id}" for p in consumers.pollers
-    ] + [
-        f"  Stream {p.event.table_id:32} -> {p.event.function_id}" for p in consumers.stream_pollers
-    ]
+    pollers = (
+        [f"  SQS    {p.event.queue_id:32} -> {p.event.function_id}" for p in consumers.pollers]
+        + [
+            f"  Stream {p.event.table_id:32} -> {p.event.function_id}"
+            for p in consumers.stream_pollers
+        ]
+        + [
+            f"  Every  {f'{s.every:g} s ({s.event.expression})':32} -> {s.event.function_id}"
+            for s in schedules.schedules
+        ]
+    )
     return "\n".join(
         [
             "Cashew local stack",
@@ -110,22 +120,30 @@ def _local_routes(
     }
 
 
-def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _stop_on_signals() -> threading.Event:
+    """An event set by Ctrl-C or SIGTERM (a second one does not wait for a clean stop)."""
     stopping = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         stopping.set()
-        signal.signal(signum, signal.SIG_DFL)  # a second Ctrl-C does not wait for a clean stop
+        signal.signal(signum, signal.SIG_DFL)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
+    return stopping
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    stopping = _stop_on_signals()
     template = load_template()
     try:
         parameters = local_parameters(template)
-    except ParameterError as error:
+        specs = functions(template)
+        check_intervals(specs)  # before anything starts
+    except (ParameterError, ValueError) as error:
         print(f"cannot start: {error}", file=sys.stderr, flush=True)
         return 2
     try:
@@ -134,7 +152,6 @@ def main() -> int:
             stack.callback(endpoint.stop)
             clients = aws.clients(aws_url)
             resources = provision(template, clients, parameters)
-            specs = functions(template)
             layers = list(dict.fromkeys(p for spec in specs.values() for p in spec.layer_dirs))
             sys.path[:0] = [str(p) for p in layers if str(p) not in sys.path]
             api_port = int(os.environ.get("PORT", DEFAULT_PORT))
@@ -158,6 +175,8 @@ def main() -> int:
             consumers = Consumers(specs, resources, runtime.invoke, clients)
             consumers.start()
             stack.callback(consumers.stop)
+            schedules = Schedules(specs, runtime.invoke).start()
+            stack.callback(schedules.stop)
             secret = _webhook_secret(clients, shared_env["CASHEW_GATEWAY_SECRET_ID"])
             local_routes = _local_routes(secret, webhooks)
             gateway = Gateway.from_template(template, runtime.invoke, local_routes)
@@ -165,7 +184,7 @@ def main() -> int:
             stack.callback(server.server_close)
             threading.Thread(target=server.serve_forever, name="api", daemon=True).start()
             stack.callback(server.shutdown)
-            print(_banner(server.url, aws_url, gateway, consumers), flush=True)
+            print(_banner(server.url, aws_url, gateway, consumers, schedules), flush=True)
             stopping.wait()
             print("Stopping...", flush=True)
     except OSError as exc:

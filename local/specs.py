@@ -10,6 +10,7 @@ Environment variables read here:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,45 @@ class StreamEvent:
 
 
 @dataclass(frozen=True)
+class ScheduleEvent:
+    """A `Schedule` (EventBridge rule) or `ScheduleV2` (EventBridge Scheduler) event:
+    `function_id` runs every `rate_seconds` (the template's `rate(...)` expression)."""
+
+    function_id: str
+    name: str
+    expression: str
+    rate_seconds: int
+
+
+_RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> int:
+    """The interval of a `rate(N unit)` schedule expression, in seconds. The local stack runs
+    rate expressions only: a cron(...) schedule is refused by name rather than run wrongly."""
+    match = _RATE.fullmatch(expression.strip())
+    if match is None:
+        raise ValueError(f"the local stack runs rate(...) schedules only, not {expression!r}")
+    return int(match[1]) * _UNIT_SECONDS[match[2].removesuffix("s")]
+
+
+def _schedule_event(
+    function_id: str, name: str, kind: str, props: Mapping[str, Any]
+) -> ScheduleEvent:
+    expression = str(props["Schedule" if kind == "Schedule" else "ScheduleExpression"])
+    return ScheduleEvent(function_id, name, expression, rate_seconds(expression))
+
+
+def _enabled(kind: str, props: Mapping[str, Any]) -> bool:
+    if kind == "ScheduleV2":
+        return str(props.get("State", "ENABLED")).upper() == "ENABLED"
+    return (
+        bool(props.get("Enabled", True)) and str(props.get("State", "ENABLED")).upper() == "ENABLED"
+    )
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     logical_id: str
     name: str
@@ -76,6 +116,7 @@ class FunctionSpec:
     api_events: tuple[ApiEvent, ...]
     sqs_events: tuple[SqsEvent, ...]
     stream_events: tuple[StreamEvent, ...] = ()
+    schedule_events: tuple[ScheduleEvent, ...] = ()
 
 
 def _merge_globals(defaults: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,7 +198,8 @@ def functions(template: Mapping[str, Any], root: Path = REPO_ROOT) -> dict[str, 
         layers = [
             _logical_id(layer) for layer in props.get("Layers", []) if isinstance(layer, dict)
         ]
-        events = props.get("Events", {}).values()
+        named_events = props.get("Events", {})
+        events = named_events.values()
         specs[logical_id] = FunctionSpec(
             logical_id=logical_id,
             name=props.get("FunctionName") or physical_name(logical_id),
@@ -186,6 +228,12 @@ def functions(template: Mapping[str, Any], root: Path = REPO_ROOT) -> dict[str, 
                 _stream_event(logical_id, event["Properties"])
                 for event in events
                 if event["Type"] == "DynamoDB" and event["Properties"].get("Enabled", True)
+            ),
+            schedule_events=tuple(
+                _schedule_event(logical_id, name, event["Type"], event["Properties"])
+                for name, event in named_events.items()
+                if event["Type"] in ("Schedule", "ScheduleV2")
+                and _enabled(event["Type"], event["Properties"])
             ),
         )
     return specs

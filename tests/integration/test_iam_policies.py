@@ -218,7 +218,7 @@ GATEWAY_SECRET_READ = ("secretsmanager:GetSecretValue", "GatewaySecret")
 GATEWAY_FUNCTIONS = {
     "AddPaymentMethodFunction", "CreateTopUpFunction", "CreatePaymentFunction",
     "CapturePaymentFunction", "CancelPaymentFunction", "CreateRefundFunction",
-    "GatewayWebhookFunction", "ResolveDisputeFunction",
+    "GatewayWebhookFunction", "ResolveDisputeFunction", "ReconcileFunction",
 }  # fmt: skip
 
 COVERED_HERE = {
@@ -247,6 +247,8 @@ COVERED_BY_WEBHOOKS = {
     "RotateWebhookSecretFunction", "ListWebhookDeliveriesFunction",
     "RetryWebhookDeliveryFunction", "RouteWebhookEventsFunction", "SendWebhookDeliveriesFunction",
 }  # fmt: skip
+# tests/integration/test_reconcile.py checks it.
+COVERED_BY_RECONCILE = {"ReconcileFunction"}
 # tests/integration/test_password_reset.py checks these.
 COVERED_BY_RECOVERY = {"PasswordResetFunction", "PasswordResetConfirmFunction"}
 # tests/integration/test_email_verification.py checks these.
@@ -272,6 +274,7 @@ def test_every_function_that_calls_aws_is_covered_by_these_tests(stack):
         | COVERED_BY_RECOVERY
         | COVERED_BY_MFA
         | COVERED_BY_VERIFICATION
+        | COVERED_BY_RECONCILE
     )
 
 

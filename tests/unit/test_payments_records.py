@@ -169,7 +169,12 @@ def test_a_stored_payment_item_reads_to_the_same_fields_as_before(item: dict[str
 def test_a_payment_is_written_as_the_same_item_as_before(record: StoredPayment) -> None:
     put = store.put_item(record.payment, record.fired_rules, record.charge_id)["Put"]
     old = _old_payment_item(record.payment, record.fired_rules, record.charge_id)
-    assert dynamo.deserialize(put["Item"]) == _as_stored(old)
+    written = dynamo.deserialize(put["Item"])
+    # plus ReconcileIndex's keys, exactly while the payment is open
+    index = {k: written.pop(k) for k in ("open_status", "open_since") if k in written}
+    assert written == _as_stored(old)
+    key = store.open_key("payment", record.payment.status)
+    assert index == ({"open_status": key, "open_since": record.payment.updated_at} if key else {})
 
 
 def test_a_stored_refund_item_reads_to_the_same_fields_as_before() -> None:
@@ -195,7 +200,9 @@ def test_a_refund_is_written_as_the_same_item_as_before() -> None:
     old = {"pk": record.refund.id, **record.refund.model_dump(mode="json"),
            "gateway_refund_id": None, "payment_payer_id": PAYER, "payment_payee_id": PAYEE,
            "payment_source": "card"}  # fmt: skip
-    assert dynamo.deserialize(put["Item"]) == old
+    # plus ReconcileIndex's keys: a pending refund is open
+    index = {"open_status": "refund#pending", "open_since": record.refund.created_at}
+    assert dynamo.deserialize(put["Item"]) == {**old, **index}
 
 
 def test_a_webhook_marker_is_written_as_before() -> None:

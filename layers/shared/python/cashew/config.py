@@ -142,6 +142,15 @@ class Settings(BaseModel):
     request_lease_seconds: int = Field(60, alias="CASHEW_REQUEST_LEASE_SECONDS", ge=30)
     gateway_max_attempts: int = Field(3, alias="CASHEW_GATEWAY_MAX_ATTEMPTS", ge=1, le=5)
 
+    # Reconciliation (cashew.payments.reconcile): authorisations voided after, requires_action
+    # failed after, processing / pending asked of the gateway after (seconds); at most this
+    # many records per run; the local stack's interval between runs.
+    authorization_ttl: int = Field(7 * 86400, alias="CASHEW_AUTHORIZATION_TTL", ge=30)
+    action_ttl: int = Field(86400, alias="CASHEW_ACTION_TTL", ge=30)
+    reconcile_after: int = Field(600, alias="CASHEW_RECONCILE_AFTER", ge=30)
+    reconcile_max_items: int = Field(1000, alias="CASHEW_RECONCILE_MAX_ITEMS", ge=1, le=100_000)
+    reconcile_interval: int = Field(300, alias="CASHEW_RECONCILE_INTERVAL", ge=1)
+
 
 @functools.cache
 def get_settings() -> Settings:

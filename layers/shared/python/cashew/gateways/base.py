@@ -190,6 +190,11 @@ class Gateway(Protocol):
         """Refund `amount` of a captured charge back to the card."""
         ...
 
+    def retrieve_charge(self, charge_id: str) -> Charge:
+        """The charge as the gateway has it now: asking only, it never acts. How
+        reconciliation settles a `processing` charge whose webhook never came."""
+        ...
+
     def parse_webhook(
         self, payload: bytes, signature_header: str | None, now: int
     ) -> WebhookEvent | CardUpdate | None:

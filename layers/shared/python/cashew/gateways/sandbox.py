@@ -16,6 +16,11 @@
   charge authenticated with an HMAC under a key derived from the gateway secret (so it is
   unguessable, and the same key gives the same URL). Completing the page sends the signed
   `challenge_event` (see local/challenges.py).
+- A processing charge's id says how it ends, as the card table does for every other outcome:
+  `ch_sbx_<hex>` is captured, `ch_sbx_z<hex>` (not hex: never another id) only authorised
+  (`capture: false`). `retrieve_charge` answers that outcome, as the webhook would, so
+  reconciliation can settle a processing charge whose webhook was lost; the sandbox keeps no
+  state, and Cashew only ever asks it about processing charges.
 - The error card fails every charge with GatewayUnavailableError. It never gets a charge
   id, so capture/void/refund fail that way for ids with `OUTAGE_CHARGE_PREFIX` instead.
 """
@@ -82,6 +87,8 @@ _CLIENT_TOKEN = re.compile(
 CHARGE_PREFIX = "ch_sbx_"
 REFUND_PREFIX = "re_sbx_"
 EVENT_PREFIX = "evt_sbx_"
+AUTHORISED_CHARGE_PREFIX = "ch_sbx_z"
+"""A processing charge authorised only (`capture: false`): it ends `requires_capture`."""
 OUTAGE_CHARGE_PREFIX = "ch_sbx_error_"
 """Capture, void and refund of such a charge id fail with GatewayUnavailableError (ids
 derived from keys are hex, so they never start with it)."""
@@ -273,6 +280,8 @@ class SandboxGateway:
             code, message = _FAILURES[scenario]
             return Charge(id=charge_id, status="failed", failure_code=code, failure_message=message)
         if scenario == "processing":
+            if not capture:
+                charge_id = AUTHORISED_CHARGE_PREFIX + _digest(idempotency_key)[1:]
             self._schedule_outcome(
                 charge_id, amount, idempotency_key, capture, metadata.get("payment_id")
             )
@@ -358,6 +367,14 @@ class SandboxGateway:
         if amount < 1:
             raise ValueError("the amount to refund must be positive")
         return GatewayRefund(id=REFUND_PREFIX + _digest(idempotency_key), status="succeeded")
+
+    def retrieve_charge(self, charge_id: str) -> Charge:
+        """The outcome a processing charge ends in (its id says which): what its webhook
+        reports, with the whole amount captured unless only authorised."""
+        self._check_charge(charge_id)
+        if charge_id.startswith(AUTHORISED_CHARGE_PREFIX):
+            return Charge(id=charge_id, status="requires_capture", amount_captured=0)
+        return Charge(id=charge_id, status="succeeded")
 
     @staticmethod
     def _check_charge(charge_id: str) -> None:

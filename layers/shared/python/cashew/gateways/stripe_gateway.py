@@ -390,6 +390,12 @@ class StripeGateway:
             id=refund.id, status=status, failure_code=_opt(refund, "failure_reason")
         )
 
+    def retrieve_charge(self, charge_id: str) -> Charge:
+        """The PaymentIntent as Stripe has it now (GET /v1/payment_intents/{id})."""
+        with _translated("retrieve_charge"):
+            intent = self._client.v1.payment_intents.retrieve(charge_id)
+        return _charge(intent)
+
     # --- webhooks -------------------------------------------------------------------------
 
     def parse_webhook(

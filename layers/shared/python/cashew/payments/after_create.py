@@ -299,7 +299,7 @@ class Refund:
         self.money = (
             dynamo.Transaction()
             .add("refunded", payments.refund_item(payment, amount, now))
-            .add("refund", payments.put_refund_item(self.refund, payment, None))
+            .add("refund", payments.put_refund_item(self.refund, payment, None, self.scope.pk))
             .add("debit", accounts.debit_item(payment.payee_id, payment.currency, amount))
         )
         if not self.by_card:  # completes with the record, in commit

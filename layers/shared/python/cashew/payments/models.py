@@ -88,6 +88,11 @@ class PaymentResponse(BaseModel):
     next_action: NextAction | None = Field(
         default=None, description="null except in requires_action: where to authenticate"
     )
+    cancellation_reason: Literal["expired"] | None = Field(
+        default=None,
+        description="Why a `canceled` payment was canceled: `expired` for an authorisation "
+        "reconciliation voided after CASHEW_AUTHORIZATION_TTL; null otherwise.",
+    )
     created_at: str
     updated_at: str
 

@@ -10,6 +10,13 @@ Items (pk), each read and written only as its record (`from_item` / `to_item`):
     WEBHOOK#<event id>
                  a gateway webhook already handled (`WebhookMarker`, deduplication); TTL.
 
+ReconcileIndex (open_status, open_since), sparse: a payment or refund is in it only while it
+is open (`OPEN`: a payment processing, requires_capture or requires_action, a refund
+pending), keyed `<kind>#<status>` and the time it entered that status. The write helpers
+below (`put_item`, `transition_item`, `put_refund_item`, `settle_refund_item`) keep the two
+attributes, so every writer does: they are set on entering an open status and removed on
+leaving it. Reconciliation pages through it (cashew.payments.reconcile), never the table.
+
 A payment's status only moves through conditional updates (see cashew.payments.states).
 """
 
@@ -35,6 +42,24 @@ def _present(item: Mapping[str, Any], *names: str) -> dict[str, Any]:
 
 
 _NEW = "attribute_not_exists(pk)"
+OPEN: dict[str, tuple[str, ...]] = {
+    "payment": ("processing", "requires_capture", "requires_action"),
+    "refund": ("pending",),
+}
+"""The statuses in which a record is open (in ReconcileIndex), per kind."""
+RECONCILE_INDEX = "ReconcileIndex"
+
+
+def open_key(kind: str, status: str) -> str | None:
+    """ReconcileIndex's `open_status` of a `kind` record in `status`; None when closed."""
+    return f"{kind}#{status}" if status in OPEN.get(kind, ()) else None
+
+
+def _with_open(item: dict[str, Any], kind: str, status: str, since: str) -> dict[str, Any]:
+    key = open_key(kind, status)
+    return {**item, "open_status": key, "open_since": since} if key else item
+
+
 _STATUS = {"#status": "status"}
 
 
@@ -70,6 +95,7 @@ class StoredPayment:
             "risk": p.risk.model_dump(mode="json"),
             "description": p.description,
             "next_action": p.next_action.model_dump(mode="json") if p.next_action else None,
+            "cancellation_reason": p.cancellation_reason,
             "created_at": p.created_at,
             "updated_at": p.updated_at,
             "fired_rules": list(self.fired_rules),
@@ -81,7 +107,8 @@ class StoredPayment:
         fields = _present(
             item, "id", "type", "status", "amount", "currency", "payer_id", "payee_id",
             "source", "amount_captured", "amount_refunded", "failure_code",
-            "failure_message", "risk", "description", "next_action", "created_at", "updated_at",
+            "failure_message", "risk", "description", "next_action", "cancellation_reason",
+            "created_at", "updated_at",
         )  # fmt: skip
         payment = PaymentResponse.model_validate(fields, strict=False)
         return cls(payment, item.get("charge_id"), list(item.get("fired_rules") or []))
@@ -98,6 +125,8 @@ class StoredRefund:
     payment_payer_id: str | None
     payment_payee_id: str | None
     payment_source: str | None
+    request_pk: str | None = None
+    """The idempotency record of the request that made it (None before it was recorded)."""
 
     @property
     def pk(self) -> str:
@@ -119,6 +148,7 @@ class StoredRefund:
             "payment_payer_id": self.payment_payer_id,
             "payment_payee_id": self.payment_payee_id,
             "payment_source": self.payment_source,
+            **({"request_pk": self.request_pk} if self.request_pk is not None else {}),
         }
 
     @classmethod
@@ -132,6 +162,7 @@ class StoredRefund:
             item.get("payment_payer_id"),
             item.get("payment_payee_id"),
             item.get("payment_source"),
+            item.get("request_pk"),
         )
 
     def with_status(self, status: Literal["succeeded", "pending", "failed"]) -> StoredRefund:
@@ -223,6 +254,7 @@ def put_item(
 ) -> dynamo.Write:
     """The payment's first write: conditional on its id being new."""
     item = StoredPayment(payment, charge_id, fired_rules).to_item()
+    item = _with_open(item, "payment", payment.status, payment.updated_at)
     return dynamo.put(_table(), item, condition=_NEW)
 
 
@@ -235,13 +267,24 @@ def get(payment_id: str) -> StoredPayment | None:
 
 def transition_item(payment: PaymentResponse, to: PaymentStatus, **changes: Any) -> dynamo.Write:
     """Move the payment from its current status to `to` (with `changes`), only if nobody
-    moved it meanwhile: one authorisation resolves once."""
+    moved it meanwhile: one authorisation resolves once. It keeps ReconcileIndex's keys: set
+    (since now) when `to` is open, removed when it is not."""
     values = {":from": payment.status, ":to": to, **{f":{k}": v for k, v in changes.items()}}
-    sets = ", ".join(["#status = :to", *(f"{k} = :{k}" for k in changes)])
+    sets = ["#status = :to", *(f"{k} = :{k}" for k in changes)]
+    key = open_key("payment", to)
+    if key is None:
+        index = " REMOVE open_status, open_since"
+    else:
+        sets.append("open_status = :open_status, open_since = :open_since")
+        values |= {
+            ":open_status": key,
+            ":open_since": changes.get("updated_at") or clock.utcnow_str(),
+        }
+        index = ""
     return dynamo.update(
         _table(),
         {"pk": payment.id},
-        f"SET {sets}",
+        f"SET {', '.join(sets)}{index}",
         condition="#status = :from",
         names=_STATUS,
         values=values,
@@ -267,12 +310,19 @@ def refund_item(payment: PaymentResponse, amount: int, now: str) -> dynamo.Write
 
 
 def put_refund_item(
-    refund: RefundResponse, payment: PaymentResponse, gateway_refund_id: str | None
+    refund: RefundResponse,
+    payment: PaymentResponse,
+    gateway_refund_id: str | None,
+    request_pk: str | None = None,
 ) -> dynamo.Write:
-    """A new refund; it names the payment's payer and payee, whom its outcome concerns."""
+    """A new refund; it names the payment's payer and payee, whom its outcome concerns, and
+    the idempotency record of the request making it (`request_pk`: how reconciliation
+    resumes a pending card refund as that request's retry would)."""
     item = StoredRefund(
-        refund, gateway_refund_id, payment.payer_id, payment.payee_id, payment.source.get("type")
-    ).to_item()
+        refund, gateway_refund_id, payment.payer_id, payment.payee_id, payment.source.get("type"),
+        request_pk,
+    ).to_item()  # fmt: skip
+    item = _with_open(item, "refund", refund.status, refund.created_at)
     return dynamo.put(_table(), item, condition=_NEW)
 
 
@@ -293,11 +343,30 @@ def settle_refund_item(refund_id: str, gateway_refund_id: str) -> dynamo.Write:
     return dynamo.update(
         _table(),
         {"pk": refund_id},
-        "SET #status = :succeeded, gateway_refund_id = :gateway",
+        "SET #status = :succeeded, gateway_refund_id = :gateway REMOVE open_status, open_since",
         condition="#status = :pending",
         names=_STATUS,
         values={":succeeded": "succeeded", ":pending": "pending", ":gateway": gateway_refund_id},
     )
+
+
+def due(open_status: str, before: str, limit: int) -> Iterator[str]:
+    """The keys of the records open in `open_status` (ReconcileIndex) since before `before`,
+    oldest first, page after page (`limit` per page). The index is eventually consistent:
+    the caller reads each record again before acting on it."""
+    start: dict[str, Any] | None = None
+    while True:
+        items, start = dynamo.query(
+            _table(),
+            "open_status = :status AND open_since <= :before",
+            {":status": open_status, ":before": before},
+            index=RECONCILE_INDEX,
+            limit=limit,
+            start_key=start,
+        )
+        yield from (str(i["pk"]) for i in items)
+        if start is None:
+            return
 
 
 def _page(

@@ -65,9 +65,20 @@ def handle(payload: bytes, signature: str | None) -> None:
     if event is None:
         _count("WebhookIgnored")
         return
+    applied = apply(event)
+    if applied is not None:
+        _count("WebhookApplied" if applied else "WebhookIgnored")
+
+
+def apply(event: WebhookEvent | CardUpdate) -> bool | None:
+    """Apply a verified event: its effect, with its dedupe marker, in one transaction. True
+    when it changed something, False when it changed nothing (seen before, too late, for no
+    payment of ours), None when it was refused (counted as WebhookAmountRefused).
+    Reconciliation applies what it asked of the gateway through here too, so a webhook and a
+    run settle a payment with the same conditional write, once."""
     effect = _card_effect(event) if isinstance(event, CardUpdate) else _effect(event)
     if effect is None:
-        return  # refused, and counted as WebhookAmountRefused
+        return None  # refused, and counted as WebhookAmountRefused
     marker = payments.webhook_seen_item(event.id, clock.epoch() + DEDUPE_SECONDS)
     tx = dynamo.Transaction().add("marker", marker).extend(effect.tx)
     try:
@@ -75,16 +86,14 @@ def handle(payload: bytes, signature: str | None) -> None:
     except dynamo.TransactionCanceled as exc:
         if exc.failed("marker"):
             logger.info("webhook seen before", extra={"event_id": event.id})
-            _count("WebhookIgnored")
-            return
+            return False
         if exc.failed(*effect.tx.names):  # the payment moved on (or the method went) meanwhile
             logger.info("webhook too late to change the payment", extra={"event_id": event.id})
-            _count("WebhookIgnored")
-            return
+            return False
         raise
-    _count("WebhookApplied" if effect.tx.names else "WebhookIgnored")
     if effect.charged is not None:
         _keep_current(effect.charged, effect.tx)
+    return bool(effect.tx.names)
 
 
 @dataclass(frozen=True)
