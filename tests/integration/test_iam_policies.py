@@ -44,6 +44,7 @@ _TARGET_PARAMS = ("TableName", "QueueUrl", "KeyId", "SecretId")
 MONEY_FUNCTIONS = (
     "CreateTopUpFunction", "CreatePaymentFunction", "CapturePaymentFunction",
     "CreateRefundFunction", "GatewayWebhookFunction", "ResolveDisputeFunction",
+    "CreatePayoutFunction",
 )  # fmt: skip
 _KEY_ATTRIBUTES = {"pk", "sk"}
 _NOT_ATTRIBUTES = {
@@ -218,7 +219,7 @@ GATEWAY_SECRET_READ = ("secretsmanager:GetSecretValue", "GatewaySecret")
 GATEWAY_FUNCTIONS = {
     "AddPaymentMethodFunction", "CreateTopUpFunction", "CreatePaymentFunction",
     "CapturePaymentFunction", "CancelPaymentFunction", "CreateRefundFunction",
-    "GatewayWebhookFunction", "ResolveDisputeFunction",
+    "GatewayWebhookFunction", "ResolveDisputeFunction", "CreatePayoutFunction",
 }  # fmt: skip
 
 COVERED_HERE = {
@@ -247,6 +248,8 @@ COVERED_BY_WEBHOOKS = {
     "RotateWebhookSecretFunction", "ListWebhookDeliveriesFunction",
     "RetryWebhookDeliveryFunction", "RouteWebhookEventsFunction", "SendWebhookDeliveriesFunction",
 }  # fmt: skip
+# test_every_action_of_the_payout_functions_is_granted checks these.
+COVERED_BY_PAYOUTS = {"CreatePayoutFunction", "ListPayoutsFunction", "GetPayoutFunction"}
 # tests/integration/test_password_reset.py checks these.
 COVERED_BY_RECOVERY = {"PasswordResetFunction", "PasswordResetConfirmFunction"}
 # tests/integration/test_email_verification.py checks these.
@@ -272,6 +275,7 @@ def test_every_function_that_calls_aws_is_covered_by_these_tests(stack):
         | COVERED_BY_RECOVERY
         | COVERED_BY_MFA
         | COVERED_BY_VERIFICATION
+        | COVERED_BY_PAYOUTS
     )
 
 
@@ -533,6 +537,46 @@ def test_every_action_of_the_payment_lifecycle_functions_is_granted(stack, new_u
         "GatewayWebhookFunction": 200,
     }  # fmt: skip
     # Then each was granted every action it performed, on that very resource
+    assert recorder.ungranted() == {}
+    assert recorder.gateway_readers() == GATEWAY_FUNCTIONS & set(recorder.used)
+
+
+def test_every_action_of_the_payout_functions_is_granted(stack, new_user, recorder):
+    # Given a funded user, and each payout operation run as its function: a payout paid, one
+    # refused for too little money, one declined (credited back), one left pending and the
+    # gateway's webhook that settles it, a read and a list
+    from tests.integration.test_payouts import deliver, payout, payout_webhook
+
+    user = new_user()
+    card = add_card(stack, user)
+    top_up(stack, user, card, 5_000)
+    declined, slow = (
+        add_card(stack, user, "4000000000000002"),
+        add_card(stack, user, "4000000000003220"),
+    )
+    with recorder.acting_as("CreatePayoutFunction"):
+        paid = payout(stack, user, 1_000, card)
+        low = payout(stack, user, 9_000, card)
+        failed = payout(stack, user, 1_000, declined)
+        pending = payout(stack, user, 1_000, slow)
+    assert [r.body["status"] for r in (paid, low, failed, pending)] == [
+        "paid",
+        "failed",
+        "failed",
+        "pending",
+    ]
+    body, signature = payout_webhook(stack, pending.body["id"])
+    with recorder.acting_as("GatewayWebhookFunction"):
+        assert deliver(stack, body, signature).status == 200
+    with recorder.acting_as("GetPayoutFunction"):
+        got = call_with_id(stack, "GetPayoutFunction", "payouts/get_payout.json",
+                           paid.body["id"], authorizer=user.authorizer)  # fmt: skip
+    with recorder.acting_as("ListPayoutsFunction"):
+        listed = stack.call("ListPayoutsFunction", "payouts/list_payouts.json",
+                            authorizer=user.authorizer)  # fmt: skip
+    assert (got.status, listed.status, len(listed.body["data"])) == (200, 200, 4)
+    # Then each was granted every action it performed, on that very resource
+    assert set(recorder.used) >= COVERED_BY_PAYOUTS
     assert recorder.ungranted() == {}
     assert recorder.gateway_readers() == GATEWAY_FUNCTIONS & set(recorder.used)
 

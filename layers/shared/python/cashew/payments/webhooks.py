@@ -17,6 +17,9 @@ event settles it. Each refusal is logged as an error (ids and amounts only, neve
 and counted (`WebhookAmountRefused`), which raises the template's WebhookAmountRefusedAlarm:
 a refusal means a forged or broken event, or a leaked webhook secret.
 
+A payout event (`payout.paid` / `payout.failed`) settles a pending payout with the write of
+`cashew.payouts.settle.webhook_effect`, with the dedupe marker in the same transaction.
+
 A card update (Stripe `payment_method.automatically_updated`, the sandbox's event of that
 name) is one transaction too: the dedupe marker and the payment method's new last4 and
 expiry, `active` again; for a token no method of ours has, nothing but the marker. After a
@@ -36,7 +39,7 @@ from cashew import clock, dynamo
 from cashew.accounts import face as accounts
 from cashew.errors import ConflictError, WebhookRejectedError
 from cashew.gateways import get_gateway
-from cashew.gateways.base import CardUpdate, WebhookError, WebhookEvent
+from cashew.gateways.base import CardUpdate, PayoutEvent, WebhookError, WebhookEvent
 from cashew.observability import logger, metrics
 from cashew.payments import states
 from cashew.payments import store as payments
@@ -63,7 +66,14 @@ def handle(payload: bytes, signature: str | None) -> None:
     if event is None:
         _count("WebhookIgnored")
         return
-    effect = _card_effect(event) if isinstance(event, CardUpdate) else _effect(event)
+    if isinstance(event, PayoutEvent):  # a pending payout's outcome (cashew.payouts.settle)
+        from cashew.payouts import settle  # noqa: PLC0415 # only payout events need it
+
+        effect: _Effect | None = _Effect(settle.webhook_effect(event))
+    elif isinstance(event, CardUpdate):
+        effect = _card_effect(event)
+    else:
+        effect = _effect(event)
     if effect is None:
         return  # refused, and counted as WebhookAmountRefused
     marker = payments.webhook_seen_item(event.id, clock.epoch() + DEDUPE_SECONDS)
