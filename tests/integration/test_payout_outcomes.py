@@ -103,8 +103,12 @@ def test_a_pending_payout_is_no_outcome_until_its_webhook_settles_it(stack, new_
 def test_a_muted_owner_gets_no_payout_email(stack, new_user):
     stack.skip_changes()
     user, card = funded(stack, new_user)
-    muted = stack.call("UpdateMeFunction", "accounts/update_me.json",
-                       body={"settings": {"notify_email": False}}, authorizer=user.authorizer)  # fmt: skip
+    muted = stack.call(
+        "UpdateMeFunction",
+        "accounts/update_me.json",
+        body={"settings": {"notify_email": False}},
+        authorizer=user.authorizer,
+    )
     assert muted.status == 200, muted.body
     stack.settle()
     _events(stack)
