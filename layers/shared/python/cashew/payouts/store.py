@@ -162,6 +162,23 @@ def from_image(image: Mapping[str, Any]) -> StoredPayout | None:
     return StoredPayout.from_item(image) if str(image.get("pk", "")).startswith(PREFIX) else None
 
 
+def payouts_of(user_id: str) -> Iterator[StoredPayout]:
+    """Every payout of the user (PayoutIndex, every page), for the audit's re-checks."""
+    request: dict[str, Any] = {
+        "TableName": _table(),
+        "IndexName": INDEX,
+        "KeyConditionExpression": "payout_user_id = :user",
+        "ExpressionAttributeValues": dynamo.serialize({":user": user_id}),
+    }
+    while True:
+        response = aws.dynamodb().query(**request)
+        for raw in response.get("Items", []):
+            yield StoredPayout.from_item(dynamo.deserialize(raw))
+        if "LastEvaluatedKey" not in response:
+            return
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
 def all_payouts() -> Iterator[StoredPayout]:
     """Every payout (one consistent Scan of the payments table), for the audit."""
     request: dict[str, Any] = {
