@@ -33,7 +33,7 @@ from cashew.ledger.models import Outcome
 from cashew.observability import logger, metrics
 from cashew.payments import face as payments
 from cashew.payments.models import PaymentResponse
-from cashew.payouts import store as payouts
+from cashew.payouts import face as payouts
 
 EVENT_SOURCE = "cashew.payments"
 

@@ -21,7 +21,7 @@ from cashew.ledger import face as ledger
 from cashew.ledger.models import Entry, balance_change
 from cashew.payments import face as payments
 from cashew.payments.models import PaymentResponse
-from cashew.payouts import store as payouts
+from cashew.payouts import face as payouts
 
 # A page of CSV is at most ~170 bytes a row: 5,000 rows stay far below Lambda's 6 MB response.
 CSV_DEFAULT_PAGE = 1000

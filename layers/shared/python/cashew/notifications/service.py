@@ -44,7 +44,7 @@ from cashew.notifications.recipients import Facts, Notice
 from cashew.observability import logger, metrics
 from cashew.payments import face as payments
 from cashew.payments.models import PaymentResponse
-from cashew.payouts import store as payouts
+from cashew.payouts import face as payouts
 
 RECEIPT_WAIT_RECEIVES = 4  # receives that wait for a missing log entry; then send without
 RECEIPT_WAIT_SECONDS = 5  # x the receive count
@@ -88,7 +88,7 @@ def handle(body: str, receives: int, receipt_handle: str | None) -> Result:
 
 
 def deliver(body: str, receives: int) -> Result:
-    facts = recipients.of_message(body, _payment_of, _payout_owner)
+    facts = recipients.of_message(body, _payment_of, payouts.owner_of)
     if facts is None:
         logger.info("no email for this event")
         return Result({})
@@ -128,11 +128,6 @@ def deliver(body: str, receives: int) -> Result:
 def _payment_of(payment_id: str) -> PaymentResponse | None:
     stored = payments.get(payment_id)
     return stored.payment if stored else None
-
-
-def _payout_owner(payout_id: str) -> str | None:
-    stored = payouts.get(payout_id)
-    return stored.user_id if stored else None
 
 
 def _send(

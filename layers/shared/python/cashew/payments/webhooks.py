@@ -17,8 +17,10 @@ event settles it. Each refusal is logged as an error (ids and amounts only, neve
 and counted (`WebhookAmountRefused`), which raises the template's WebhookAmountRefusedAlarm:
 a refusal means a forged or broken event, or a leaked webhook secret.
 
-A payout event (`payout.paid` / `payout.failed`) settles a pending payout with the write of
-`cashew.payouts.settle.webhook_effect`, with the dedupe marker in the same transaction.
+A payout event (`payout.paid` / `payout.failed`) settles a pending payout with the write its
+`payouts` argument gives (`cashew.payouts.settle.webhook_effect`: payouts sit above payments,
+so the handler hands it in), with the dedupe marker in the same transaction; without one, a
+payout event is ignored.
 
 A card update (Stripe `payment_method.automatically_updated`, the sandbox's event of that
 name) is one transaction too: the dedupe marker and the payment method's new last4 and
@@ -30,6 +32,7 @@ a success sets its `last_used_at`, an `expired_card` decline makes it `expired`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -58,7 +61,11 @@ def signature_header() -> str:
     return get_gateway().signature_header
 
 
-def handle(payload: bytes, signature: str | None) -> None:
+PayoutEffect = Callable[[PayoutEvent], dynamo.Transaction]
+"""What a payout event writes (besides its dedupe marker)."""
+
+
+def handle(payload: bytes, signature: str | None, payouts: PayoutEffect | None = None) -> None:
     try:
         event = get_gateway().parse_webhook(payload, signature, clock.epoch())
     except WebhookError as exc:
@@ -67,9 +74,7 @@ def handle(payload: bytes, signature: str | None) -> None:
         _count("WebhookIgnored")
         return
     if isinstance(event, PayoutEvent):  # a pending payout's outcome (cashew.payouts.settle)
-        from cashew.payouts import settle  # noqa: PLC0415 # only payout events need it
-
-        effect: _Effect | None = _Effect(settle.webhook_effect(event))
+        effect: _Effect | None = _Effect(payouts(event) if payouts else dynamo.Transaction())
     elif isinstance(event, CardUpdate):
         effect = _card_effect(event)
     else:
