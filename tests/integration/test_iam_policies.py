@@ -812,6 +812,13 @@ def test_money_functions_write_exactly_the_account_attributes_their_policies_all
             top_up(stack, payer, m, 100) if f == "CreateTopUpFunction"
             else pay(stack, payer, payee.id, 100, source=g))).body  # fmt: skip
         assert declined["failure_code"] == "expired_card", declined
+    # (payouts: one paid, which debits, and one declined, which credits the money back)
+    from tests.integration.test_payouts import payout
+
+    refused_card = add_card(stack, payer, "4000000000000002")
+    paid_out = [run("CreatePayoutFunction", lambda m=m: payout(stack, payer, 200, m)).body
+                for m in (card, refused_card)]  # fmt: skip
+    assert [p["status"] for p in paid_out] == ["paid", "failed"]
     authorised = pay(stack, payer, payee.id, 500, source=source, capture=False).body
     deliver = _charge_success_webhook(stack, payer, payee)
     by_token = sandbox_token(stack)

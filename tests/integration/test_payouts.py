@@ -262,6 +262,24 @@ def test_an_unknown_outcome_stays_pending_until_a_retry_with_the_key_asks(stack,
     assert balance(stack, user) == 7_000
 
 
+def test_a_retry_resumes_even_when_the_held_money_leaves_too_little_for_another(
+    stack, new_user, flaky
+):
+    # Given a payout of 60.00 of 100.00 whose outcome is unknown: 40.00 left, held 60.00
+    user, card = funded(stack, new_user)
+    key = str(uuid.uuid4())
+    assert payout(stack, user, 6_000, card, key).status == 409
+    assert balance(stack, user) == 4_000
+    # When the client retries with the same key, the gateway back
+    flaky.down = False
+    retry = payout(stack, user, 6_000, card, key)
+    # Then the retry resumes that payout (not a new one refused for insufficient funds)
+    assert retry.status == 201, retry.body
+    assert (retry.body["status"], retry.body["failure_code"]) == ("paid", None)
+    assert balance(stack, user) == 4_000
+    assert len(payouts_store.list_payouts(user.id, 10, None).data) == 1
+
+
 def test_settle_pending_asks_the_gateway_under_the_payouts_key(stack, new_user, flaky):
     user, card = funded(stack, new_user)
     assert payout(stack, user, 3_000, card).status == 409

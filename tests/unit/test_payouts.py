@@ -42,6 +42,7 @@ def operation(
 ) -> create.PayoutOperation:
     monkeypatch.setattr(create.velocity, "read", lambda user: History(user, 0, (), 10**12))
     monkeypatch.setattr(create.accounts, "available", lambda user, currency: balance)
+    monkeypatch.setattr(create.idempotency, "get", lambda scope: None)  # a new key
     scope = idempotency.scope(USER, "k", "POST /v1/payouts", {"amount": amount})
     request = PayoutRequest(amount=amount, currency="USD")
     caller = Caller(user_id=USER, role="user", session_id="ses_x")
@@ -65,6 +66,15 @@ def test_too_little_balance_is_answered_at_once_failed_and_moves_nothing(monkeyp
     commit = op.commit(None)
     assert (commit.model.status, commit.model.failure_code) == ("failed", "insufficient_funds")
     assert commit.items.names == ("payout",)  # the failed payout only: no debit, no credit
+
+
+def test_a_retry_whose_debit_left_too_little_resumes_its_record_not_a_failure(monkeypatch):
+    # Given a key whose first request debited the balance and whose outcome is unknown
+    op = operation(monkeypatch, balance=0)
+    monkeypatch.setattr(create.idempotency, "get", lambda scope: object())
+    # Then the retry is admitted to find that record, not answered insufficient_funds
+    admission = op.admit()
+    assert not admission.at_once and admission.along is None and op.failure is None
 
 
 def test_a_blocked_payout_is_failed_at_once_and_records_no_attempt(monkeypatch):

@@ -1,7 +1,8 @@
 """The gateway interface every adapter implements, its webhook signature, and the retry policy.
 
 An adapter is an outbound port: it turns our calls (tokenise, authorise, capture, void,
-refund) into the gateway's, and the gateway's signed webhooks into `WebhookEvent`s. Two
+refund, payout) into the gateway's, and the gateway's signed webhooks into `WebhookEvent`s
+(and `PayoutEvent`s, `CardUpdate`s). Two
 exceptions tell the caller what it may do after a failure:
 
 - `GatewayUnavailableError`: the request was definitely not processed; retry it.

@@ -147,20 +147,30 @@ class PayoutOperation:
         self.stored = self._stored(self.payout_id, self.screening)
         kept = Kept(self.screening.score, self.screening.fired, self.method.id)
         if self.screening.blocked:  # not an attempt: nothing is recorded but the payout
-            self.failure = ("fraud_suspected", BLOCKED_MESSAGE)
-            return Admission(self.payout_id, at_once=True)
+            return self._failed_at_once(kept, "fraud_suspected", BLOCKED_MESSAGE, None)
         if self.method.current_status() != "active":  # refused in `prepare`
             return Admission(self.payout_id, kept)
         attempt = dynamo.Transaction().add("history", history.record_item(amount, currency))
         if accounts.available(user_id, currency) < amount:
-            self.failure = ("insufficient_funds", LOW_MESSAGE)
-            return Admission(self.payout_id, at_once=True, along=attempt)
+            return self._failed_at_once(kept, "insufficient_funds", LOW_MESSAGE, attempt)
         self.failure = None
         along = (
             attempt.add("payout", store.put_item(self.stored))
             .add("debit", accounts.debit_item(user_id, currency, amount))
         )  # fmt: skip
         return Admission(self.payout_id, kept, along)
+
+    def _failed_at_once(
+        self, kept: Kept, code: str, message: str, along: dynamo.Transaction | None
+    ) -> Admission:
+        """A payout that fails before anything moves, answered at once; unless this key has
+        a record already: a retry of a payout that debited the balance (so it may look too
+        low now, or its attempt now count against it) resumes or replays that record."""
+        if idempotency.get(self.scope) is not None:
+            self.failure = None
+            return Admission(self.payout_id, kept)
+        self.failure = (code, message)
+        return Admission(self.payout_id, at_once=True, along=along)
 
     def prepare(self, work_id: str, resumed: IdempotencyRecord | None) -> None:
         if resumed is None:
