@@ -29,6 +29,9 @@ What is measured, and how:
    `login_mfa_required` the first step of an MFA user's login (the password: 401
    `mfa_required` with an mfa_token), `login_mfa` the second (the code: the session and
    its email). `authorizer` is one decision on a live session's access token.
+   `payout` is a payout of the balance to an approved card (paid); `get_payout` and
+   `list_payouts` read one and the list. `--only payout,...` measures only the named
+   operations (no import times, throughput runs or results file).
    `send_emails` is one invocation of the email consumer with the bus event of one balance
    payment (its log entries written): one outcome, two emails (payer and payee).
 3. The budget: a warm balance payment that succeeds makes at most 2 AWS calls (reading the
@@ -90,7 +93,7 @@ REFUND_AMOUNT = 40
 # Balance payments per invocation: one each for balance_payment, publish_outcome, log_consume,
 # refund, get_payment, list_refunds, get_transaction, open_dispute and the two
 # resolve_dispute operations (the card payments take nothing from the balance).
-BALANCE_PAYMENTS = 10
+BALANCE_PAYMENTS = 11  # the operations that pay from the balance (payouts among them)
 MAX_TOP_UP = 100_000  # under the risk screening's limit for a new card
 
 
@@ -272,6 +275,7 @@ def operations(driver: Driver, invocations: int, receiver: Receiver) -> list[Ope
         Operation("get_payment", get_payment),
         Operation("list_payments", list_payments),
         Operation("list_refunds", list_refunds),
+        *payout_operations(driver, payer, card),
         Operation("logout", logout),
         Operation("list_sessions", get("ListSessionsFunction", {"limit": "20"})),
         Operation("revoke_session", revoke_session),
@@ -289,6 +293,30 @@ def operations(driver: Driver, invocations: int, receiver: Receiver) -> list[Ope
             Operation(name, prepare)
             for name, prepare in webhook_bench.operations(driver, driver.new_admin(), receiver)
         ),
+    ]
+
+
+def payout_operations(driver: Driver, payer: Account, card: str) -> list[Operation]:
+    """A payout of the payer's balance to their card (paid), reading one, and the list."""
+
+    def payout() -> Request:
+        body = {"amount": PAYMENT_AMOUNT, "currency": "USD", "payment_method_id": card}
+        return driver.api_request("CreatePayoutFunction", 201, body=body, caller=payer,
+                                  headers={"Idempotency-Key": str(uuid.uuid4())},
+                                  payment_status="paid")  # fmt: skip
+
+    def get_payout() -> Request:
+        path = {"id": str(driver.send(payout())["id"])}
+        return driver.api_request("GetPayoutFunction", 200, caller=payer, path=path)
+
+    def list_payouts() -> Request:
+        query = {"limit": "20"}
+        return driver.api_request("ListPayoutsFunction", 200, caller=payer, query=query)
+
+    return [
+        Operation("payout", payout),
+        Operation("get_payout", get_payout),
+        Operation("list_payouts", list_payouts),
     ]
 
 
@@ -533,8 +561,9 @@ def results(
 
 def print_report(imports: dict[str, ImportTiming], measurements: list[Measurement]) -> None:
     runs = len(next(iter(imports.values())).runs_ms) if imports else 0
-    print(f"\nCold import of the handler module (ms, {runs} fresh interpreters)")
-    print(f"  {'function':<26} {'median':>7} {'min':>7} {'max':>7}  boto3")
+    if imports:  # none with --only
+        print(f"\nCold import of the handler module (ms, {runs} fresh interpreters)")
+        print(f"  {'function':<26} {'median':>7} {'min':>7} {'max':>7}  boto3")
     for function_id, timing in imports.items():
         print(
             f"  {function_id:<26} {timing.median_ms:>7.1f} {min(timing.runs_ms):>7.1f}"
@@ -618,10 +647,20 @@ def main(argv: list[str] | None = None) -> int:
         help="stuck records of the reconciliation run (default 1000)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="the results file")
+    parser.add_argument(
+        "--only",
+        type=lambda names: set(names.split(",")),
+        default=None,
+        help="measure only these operations (comma-separated, e.g. payout): their AWS calls"
+        " and handler times are printed; no import times, throughput runs or results file",
+    )
     args = parser.parse_args(argv)
 
     def progress(message: str) -> None:
         print(f"bench: {message}", file=sys.stderr, flush=True)
+
+    if args.only:
+        return _measure_only(args.only, args.warm_runs, progress)
 
     started = time.perf_counter()
     try:
@@ -672,8 +711,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _measure_only(names: set[str], warm_runs: int, progress: Callable[[str], None]) -> int:
+    """`--only`: the named operations' figures, printed."""
+    try:
+        with local_stack() as stack:
+            measurements = _measure_all(stack, warm_runs, progress, names)
+    except HarnessError as error:
+        print(f"bench: FAILED: {error}", file=sys.stderr)
+        return 2
+    unknown = names - {m.name for m in measurements}
+    if unknown:
+        print(f"bench: no such operation: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    print_report({}, measurements)
+    return 0
+
+
 def _measure_all(
-    stack: LocalStack, warm_runs: int, progress: Callable[[str], None]
+    stack: LocalStack,
+    warm_runs: int,
+    progress: Callable[[str], None],
+    only: set[str] | None = None,
 ) -> list[Measurement]:
     for function_id in stack.functions:  # Lambda's init phase: before any invocation
         stack.handler(function_id)
@@ -684,12 +742,14 @@ def _measure_all(
         try:
             progress("setting up users, a card and a balance")
             for operation in operations(driver, invocations=1 + warm_runs, receiver=receiver):
+                if only is not None and operation.name not in only:
+                    continue
                 progress(f"invoke {operation.name}")
                 measurements.append(measure(driver, counter, operation, warm_runs))
         finally:
             counter.uninstall()
     covered = {m.function_id for m in measurements}
-    for function_id in stack.functions.keys() - covered:
+    for function_id in stack.functions.keys() - covered if only is None else ():
         progress(f"warning: no operation invokes {function_id}")
     return measurements
 

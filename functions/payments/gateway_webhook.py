@@ -7,6 +7,7 @@ from cashew.http import ERRORS, CashewResolver, parse_json
 from cashew.observability import logger, metrics
 from cashew.payments import webhooks
 from cashew.payments.models import WebhookReceipt
+from cashew.payouts import settle
 
 app = CashewResolver()
 
@@ -21,7 +22,8 @@ def gateway_webhook() -> WebhookReceipt:
     event = app.current_event
     payload = (event.decoded_body or "").encode()
     parse_json(payload)  # the gateway's parser may not refuse what the API's refuses (422)
-    webhooks.handle(payload, event.headers.get(webhooks.signature_header()))
+    signature = event.headers.get(webhooks.signature_header())
+    webhooks.handle(payload, signature, payouts=settle.webhook_effect)
     return WebhookReceipt(received=True)
 
 

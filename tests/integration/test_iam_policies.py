@@ -44,6 +44,7 @@ _TARGET_PARAMS = ("TableName", "QueueUrl", "KeyId", "SecretId")
 MONEY_FUNCTIONS = (
     "CreateTopUpFunction", "CreatePaymentFunction", "CapturePaymentFunction",
     "CreateRefundFunction", "GatewayWebhookFunction", "ResolveDisputeFunction",
+    "CreatePayoutFunction",
 )  # fmt: skip
 _KEY_ATTRIBUTES = {"pk", "sk"}
 _NOT_ATTRIBUTES = {
@@ -219,6 +220,7 @@ GATEWAY_FUNCTIONS = {
     "AddPaymentMethodFunction", "CreateTopUpFunction", "CreatePaymentFunction",
     "CapturePaymentFunction", "CancelPaymentFunction", "CreateRefundFunction",
     "GatewayWebhookFunction", "ResolveDisputeFunction", "ReconcileFunction",
+    "CreatePayoutFunction",
 }  # fmt: skip
 
 COVERED_HERE = {
@@ -249,6 +251,8 @@ COVERED_BY_WEBHOOKS = {
 }  # fmt: skip
 # tests/integration/test_reconcile.py checks it.
 COVERED_BY_RECONCILE = {"ReconcileFunction"}
+# test_every_action_of_the_payout_functions_is_granted checks these.
+COVERED_BY_PAYOUTS = {"CreatePayoutFunction", "ListPayoutsFunction", "GetPayoutFunction"}
 # tests/integration/test_password_reset.py checks these.
 COVERED_BY_RECOVERY = {"PasswordResetFunction", "PasswordResetConfirmFunction"}
 # tests/integration/test_email_verification.py checks these.
@@ -275,6 +279,7 @@ def test_every_function_that_calls_aws_is_covered_by_these_tests(stack):
         | COVERED_BY_MFA
         | COVERED_BY_VERIFICATION
         | COVERED_BY_RECONCILE
+        | COVERED_BY_PAYOUTS
     )
 
 
@@ -540,6 +545,46 @@ def test_every_action_of_the_payment_lifecycle_functions_is_granted(stack, new_u
     assert recorder.gateway_readers() == GATEWAY_FUNCTIONS & set(recorder.used)
 
 
+def test_every_action_of_the_payout_functions_is_granted(stack, new_user, recorder):
+    # Given a funded user, and each payout operation run as its function: a payout paid, one
+    # refused for too little money, one declined (credited back), one left pending and the
+    # gateway's webhook that settles it, a read and a list
+    from tests.integration.test_payouts import deliver, payout, payout_webhook
+
+    user = new_user()
+    card = add_card(stack, user)
+    top_up(stack, user, card, 5_000)
+    declined, slow = (
+        add_card(stack, user, "4000000000000002"),
+        add_card(stack, user, "4000000000003220"),
+    )
+    with recorder.acting_as("CreatePayoutFunction"):
+        paid = payout(stack, user, 1_000, card)
+        low = payout(stack, user, 9_000, card)
+        failed = payout(stack, user, 1_000, declined)
+        pending = payout(stack, user, 1_000, slow)
+    assert [r.body["status"] for r in (paid, low, failed, pending)] == [
+        "paid",
+        "failed",
+        "failed",
+        "pending",
+    ]
+    body, signature = payout_webhook(stack, pending.body["id"])
+    with recorder.acting_as("GatewayWebhookFunction"):
+        assert deliver(stack, body, signature).status == 200
+    with recorder.acting_as("GetPayoutFunction"):
+        got = call_with_id(stack, "GetPayoutFunction", "payouts/get_payout.json",
+                           paid.body["id"], authorizer=user.authorizer)  # fmt: skip
+    with recorder.acting_as("ListPayoutsFunction"):
+        listed = stack.call("ListPayoutsFunction", "payouts/list_payouts.json",
+                            authorizer=user.authorizer)  # fmt: skip
+    assert (got.status, listed.status, len(listed.body["data"])) == (200, 200, 4)
+    # Then each was granted every action it performed, on that very resource
+    assert set(recorder.used) >= COVERED_BY_PAYOUTS
+    assert recorder.ungranted() == {}
+    assert recorder.gateway_readers() == GATEWAY_FUNCTIONS & set(recorder.used)
+
+
 def _charging_token(stack, token: str) -> str:
     from cashew.gateways.sandbox import SandboxGateway
 
@@ -771,6 +816,13 @@ def test_money_functions_write_exactly_the_account_attributes_their_policies_all
             top_up(stack, payer, m, 100) if f == "CreateTopUpFunction"
             else pay(stack, payer, payee.id, 100, source=g))).body  # fmt: skip
         assert declined["failure_code"] == "expired_card", declined
+    # (payouts: one paid, which debits, and one declined, which credits the money back)
+    from tests.integration.test_payouts import payout
+
+    refused_card = add_card(stack, payer, "4000000000000002")
+    paid_out = [run("CreatePayoutFunction", lambda m=m: payout(stack, payer, 200, m)).body
+                for m in (card, refused_card)]  # fmt: skip
+    assert [p["status"] for p in paid_out] == ["paid", "failed"]
     authorised = pay(stack, payer, payee.id, 500, source=source, capture=False).body
     deliver = _charge_success_webhook(stack, payer, payee)
     by_token = sandbox_token(stack)

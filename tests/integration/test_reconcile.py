@@ -276,6 +276,17 @@ def test_the_function_is_granted_exactly_what_a_run_does(stack, new_user, monkey
         "CreateRefundFunction", "payments/create_refund.json", authorizer=payee.authorizer,
         path={"id": refunded["id"]}, body={}, headers={"Idempotency-Key": str(uuid.uuid4())},
     )  # fmt: skip
+    # ... a payment awaiting 3-D Secure, and a payout whose outcome the gateway never gave
+    _card_payment(stack, payer, payee, 200, number="4000000000003063")
+    card = add_card(stack, payer)
+    assert top_up(stack, payer, card, 1_000).body["status"] == "succeeded"
+    monkeypatch.setattr(type(gateway), "payout", lambda *a, **k: _lost())
+    pending = stack.call(
+        "CreatePayoutFunction", "payouts/create_payout.json", authorizer=payer.authorizer,
+        body={"amount": 300, "currency": "USD", "payment_method_id": card},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )  # fmt: skip
+    assert pending.status == 409, pending.body
     monkeypatch.undo()
     later = clock.now() + EXPIRED
     monkeypatch.setattr(clock, "now", lambda: later)
@@ -283,7 +294,10 @@ def test_the_function_is_granted_exactly_what_a_run_does(stack, new_user, monkey
     recorder = _Recorder(stack.resources)
     with recorder.acting_as("ReconcileFunction"):
         result = stack.invoke("ReconcileFunction", _sample())
-    kinds = ("payment#processing", "payment#requires_capture", "refund#pending")
+    kinds = (
+        "payment#processing", "payment#requires_capture", "refund#pending",
+        "payment#requires_action", "payout#pending",
+    )  # fmt: skip
     assert all(result["settled"].get(k) for k in kinds), result
     # Then it did nothing its policy does not grant, and its grant is no wider than it needs
     assert recorder.ungranted() == {}

@@ -16,6 +16,7 @@ from cashew.accounts.store import StoredBalance
 from cashew.ledger import chain, service
 from cashew.ledger.store import ChainItem, Marker, StoredEntry
 from cashew.payments import store as payments_store
+from cashew.payouts.store import StoredPayout
 
 PAYER = "usr_01JCQ3F6Z4V8T2K9M1N5P7R3S6"
 PAYEE = "usr_01JCQ3H1J3K5M7N9P1Q3R5S7T9"
@@ -154,13 +155,31 @@ def fake_stores(
         reports.accounts, "balances_of",
         lambda u: iter([StoredBalance(*b) for b in balances if b[0] == u]),
     )  # fmt: skip
+
+    def payout(record: dict[str, Any]) -> bool:
+        return str(record["pk"]).startswith("po_")
+
     monkeypatch.setattr(
-        reports.payments, "all_records", lambda: iter([payments_store.record(r) for r in records])
+        reports.payments,
+        "all_records",
+        lambda: iter([payments_store.record(r) for r in records if not payout(r)]),
     )
     monkeypatch.setattr(
         reports.payments,
         "records_of",
-        lambda u: [payments_store.record(r) for r in records if concerns(u, r)],
+        lambda u: [payments_store.record(r) for r in records if concerns(u, r) and not payout(r)],
+    )
+    monkeypatch.setattr(  # payouts are items of the payments table too, read by their store
+        reports.payouts,
+        "all_payouts",
+        lambda: iter([StoredPayout.from_item(r) for r in records if payout(r)]),
+    )
+    monkeypatch.setattr(
+        reports.payouts,
+        "payouts_of",
+        lambda u: [
+            StoredPayout.from_item(r) for r in records if payout(r) and r["payout_user_id"] == u
+        ],
     )
     monkeypatch.setattr(reports.clock, "now", lambda: now)
     monkeypatch.setattr(reports, "RECHECK_PAUSE", 0, raising=False)

@@ -16,6 +16,7 @@ from cashew.gateways.base import GatewayOutcomeUnknownError
 from cashew.gateways.sandbox import SandboxGateway
 from cashew.payments import actions, reconcile
 from cashew.payments import store as payments
+from cashew.payouts import face as payouts_face
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -85,7 +86,7 @@ def test_a_run_takes_each_open_status_past_its_own_age_and_nothing_younger(
 
 def test_every_open_status_of_the_store_has_a_step_and_the_hooks_are_the_named_ones() -> None:
     statuses = {f"{kind}#{s}" for kind, open_ in payments.OPEN.items() for s in open_}
-    assert set(reconcile.SWEEPS) == statuses
+    assert set(reconcile.SWEEPS) | set(payouts_face.SWEEPS) == statuses
     steps = {k: v.settle for k, v in reconcile.SWEEPS.items()}
     assert steps == {
         "payment#processing": reconcile.settle_charge,

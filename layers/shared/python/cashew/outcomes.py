@@ -8,8 +8,9 @@ them in order and turns each change of status into
 - for the changes other services care about, an event on the payments bus
   (source `cashew.payments`, detail-type `payment.succeeded`, `payment.failed`,
   `payment.captured`, `payment.canceled`, `refund.succeeded`, `dispute.opened`,
-  `dispute.won` or `dispute.lost`; the detail is the payment, refund or dispute object of the
-  contract plus `outcome_id`, the key to deduplicate on).
+  `dispute.won`, `dispute.lost`, `payout.paid` or `payout.failed`; the detail is the
+  payment, refund, dispute or payout object of the contract plus `outcome_id`, the key to
+  deduplicate on).
 
 The disputes table's stream comes here too: a dispute's changes of status are outcomes.
 
@@ -32,6 +33,7 @@ from cashew.ledger.models import Outcome
 from cashew.observability import logger, metrics
 from cashew.payments import face as payments
 from cashew.payments.models import PaymentResponse
+from cashew.payouts import face as payouts
 
 EVENT_SOURCE = "cashew.payments"
 NOT_OUTCOMES = frozenset({"requires_action"})
@@ -64,19 +66,20 @@ def _payment_event(before: str | None, after: str) -> str | None:
 def of_images(old: dict[str, Any] | None, new: dict[str, Any] | None) -> Change | None:
     """The change between two images of an item of the payments table (deserialized), or
     None when nothing was decided: a removal, a marker, an update that kept the status."""
-    if new is None:
+    if new is None or new.get("status") in NOT_OUTCOMES:
         return None
     before = old.get("status") if old else None
     if before == new.get("status"):
         return None  # e.g. a refund adding to amount_refunded
-    if new.get("status") in NOT_OUTCOMES:
-        return None
     stored = payments.from_image(new)
     if stored is not None:
         return _change(before, stored)
     if str(new.get("pk", "")).startswith("dsp_"):
         return _dispute_change(disputes.StoredDispute.from_item(new))
-    return None
+    payout = payouts.from_image(new)
+    if payout is not None and payout.payout.status != "pending":
+        return payout_change(payout)
+    return None  # a pending payout is not an outcome yet
 
 
 def of_item(item: payments.Record) -> list[Change]:
@@ -143,6 +146,27 @@ def _refund_change(stored: payments.StoredRefund) -> Change:
     detail = {**refund.model_dump(mode="json"), "outcome_id": outcome.outcome_id}
     event = "refund.succeeded" if refund.status == "succeeded" else None
     return Change(outcome, event, detail)
+
+
+def payout_change(stored: payouts.StoredPayout) -> Change:
+    """A payout `paid` or `failed`: its owner's outcome (payer and payee both the owner, from
+    the balance)."""
+    payout = stored.payout
+    outcome = Outcome(
+        outcome_id=f"{payout.id}:{payout.status}",
+        payment_id=payout.id,
+        type="payout",
+        status=payout.status,
+        amount=payout.amount,
+        currency=payout.currency,
+        payer_id=stored.user_id,
+        payee_id=stored.user_id,
+        source="balance",
+        failure_code=payout.failure_code,
+        occurred_at=payout.updated_at,
+    )
+    detail = {**payout.model_dump(mode="json"), "outcome_id": outcome.outcome_id}
+    return Change(outcome, f"payout.{payout.status}", detail)
 
 
 def of_dispute(stored: disputes.StoredDispute) -> list[Change]:

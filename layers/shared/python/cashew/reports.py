@@ -8,7 +8,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 
@@ -21,6 +21,7 @@ from cashew.ledger import face as ledger
 from cashew.ledger.models import Entry, balance_change
 from cashew.payments import face as payments
 from cashew.payments.models import PaymentResponse
+from cashew.payouts import face as payouts
 
 # A page of CSV is at most ~170 bytes a row: 5,000 rows stay far below Lambda's 6 MB response.
 CSV_DEFAULT_PAGE = 1000
@@ -147,7 +148,8 @@ class Discrepancy(BaseModel):
       `currency_differs`; `amount` is the money at stake);
     - `conservation`: in a currency, the sum of all balances (`balance`; less any gap of a
       balance that was only lag: a payment committing while the audit read) is not the
-      money in by card minus card refunds (`card_balance`);
+      money in by card minus card refunds minus payouts `paid` or `pending`
+      (`card_balance`);
     - `missing_from_log`: an outcome (`outcome_id`, of `payment_id`) committed longer ago
       than the stream keeps changes (`since`: the latest time its change can have been
       committed) and still not in the chain of `user_id`; `amount` is what it changes in
@@ -243,12 +245,14 @@ def audit() -> Audit:
     log = _read_log(found)
     balances = _readable_balances(accounts.all_balances(), found)
     records = _readable(payments.all_records(), found)
+    out = list(payouts.all_payouts())
     now = clock.now()
-    drift, unlogged = _user_drift(log, balances, records, now, None)
+    drift, unlogged = _user_drift(log, balances, records, now, None, out=out)
     found.extend(_unexplained(records, log.credits))
     persisting = _recheck(drift, now)
     found.extend(persisting)
-    found.extend(_conserved_but_for_lag(_conservation(records, balances), drift, persisting))
+    gaps = _conservation(records, balances, out)
+    found.extend(_conserved_but_for_lag(gaps, drift, persisting))
     return Audit(
         chains_valid=not any(d.kind == "chain" for d in found),
         balances_match=not any(d.kind in _DRIFT for d in found),
@@ -266,11 +270,15 @@ def _user_drift(
     records: list[payments.Record],
     now: datetime,
     users: set[str] | None,
+    *,
+    out: list[payouts.StoredPayout],
 ) -> tuple[list[Discrepancy], list[_Unlogged]]:
     """The `balance` and `missing_from_log` discrepancies of `users` (of everyone for None),
-    and the outcomes not yet logged."""
+    and the outcomes not yet logged (payouts `out` among them)."""
     unlogged = [
-        u for u in _pending(records, log.logged) if users is None or u.outcome.user_id in users
+        u
+        for u in _pending(records, log.logged) + _payouts_unlogged(out, log.logged)
+        if users is None or u.outcome.user_id in users
     ]
     in_flight: Counter[tuple[str, str]] = Counter()
     for u in unlogged:
@@ -317,11 +325,14 @@ def _recheck(candidates: list[Discrepancy], now: datetime) -> list[Discrepancy]:
         ignored: list[Discrepancy] = []  # chains and records: the first read reported them
         balances: dict[tuple[str, str], int] = {}
         stored: dict[str, payments.Record | payments.Unreadable] = {}
+        out: list[payouts.StoredPayout] = []
         for user_id in sorted(users):  # the same order as the first read: log, balances, payments
             _add_chain(log, user_id, *ledger.chain_items(user_id), ignored)
             balances.update(_balances_of(user_id, ignored))
             stored.update((r.pk, r) for r in payments.records_of(user_id))
-        again, _ = _user_drift(log, balances, _readable(iter(stored.values()), ignored), now, users)
+            out.extend(payouts.payouts_of(user_id))
+        readable = _readable(iter(stored.values()), ignored)
+        again, _ = _user_drift(log, balances, readable, now, users, out=out)
         wanted = {_identity(d) for d in candidates}
         candidates = [d for d in again if _identity(d) in wanted]
     return candidates
@@ -454,6 +465,38 @@ def _pending(records: list[payments.Record], logged: set[tuple[str, str]]) -> li
     return found
 
 
+_NEVER_LATE = datetime.max.replace(tzinfo=UTC)
+"""The `since` of a pending payout: it is not an outcome yet, so never `missing_from_log`."""
+
+
+def _payouts_unlogged(
+    out: list[payouts.StoredPayout], logged: set[tuple[str, str]]
+) -> list[_Unlogged]:
+    """What payouts changed in their owners' balances that the log does not say yet: a
+    `pending` payout's debit (written at its admission, logged once it settles), and a
+    settled payout's outcome not in its owner's chain yet."""
+    found = []
+    for stored in out:
+        payout = stored.payout
+        if payout.status == "pending":
+            pending = PendingOutcome(
+                outcome_id=f"{payout.id}:pending", payment_id=payout.id,
+                user_id=stored.user_id, currency=payout.currency, amount=-payout.amount,
+            )  # fmt: skip
+            found.append(_Unlogged(pending, _NEVER_LATE))
+            continue
+        outcome = outcomes.payout_change(stored).outcome
+        if (stored.user_id, outcome.outcome_id) in logged:
+            continue
+        amount = balance_change("payout", outcome.status, "balance", "debit", outcome.amount)
+        pending = PendingOutcome(
+            outcome_id=outcome.outcome_id, payment_id=payout.id, user_id=stored.user_id,
+            currency=payout.currency, amount=amount,
+        )  # fmt: skip
+        found.append(_Unlogged(pending, clock.to_utc(datetime.fromisoformat(outcome.occurred_at))))
+    return found
+
+
 def _committed_by(record: payments.Record, status: str, occurred_at: str) -> datetime:
     """The latest time the change to `status` can have been committed: the outcome's time;
     for a card refund's settlement (which records no time), its creation plus an
@@ -510,11 +553,14 @@ def _credit_problem(entry: Entry, payment: PaymentResponse | None) -> str | None
 
 
 def _conservation(
-    records: list[payments.Record], balances: dict[tuple[str, str], int]
+    records: list[payments.Record],
+    balances: dict[tuple[str, str], int],
+    out: list[payouts.StoredPayout],
 ) -> Iterator[Discrepancy]:
     """Per currency: the sum of balances = card money in (what succeeded card payments and
-    top-ups captured) - card refunds (pending ones included: they left the payee's balance).
-    Both are read from the tables that commit them together, so no lag can break it."""
+    top-ups captured) - card refunds (pending ones included: they left the payee's balance)
+    - payouts `paid` or `pending` (a pending one was debited at its admission).
+    All are read from the tables that commit them together, so no lag can break it."""
     held: Counter[str] = Counter()
     for (_, currency), available in balances.items():
         held[currency] += available
@@ -526,6 +572,9 @@ def _conservation(
                 by_card[payment.currency] += payment.amount_captured
         elif record.refund.status != "failed" and record.payment_source == "card":
             by_card[record.refund.currency] -= record.refund.amount
+    for stored in out:
+        if stored.payout.status in ("paid", "pending"):
+            by_card[stored.payout.currency] -= stored.payout.amount
     for currency in sorted(set(held) | set(by_card)):
         if held[currency] != by_card[currency]:
             yield Discrepancy(

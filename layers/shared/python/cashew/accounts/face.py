@@ -29,6 +29,7 @@ __all__ = [
     "UnreadableBalance",
     "admin_emails",
     "all_balances",
+    "available",
     "balances_of",
     "card_update_item",
     "credit_item",
@@ -64,6 +65,12 @@ def credit_item(user_id: str, currency: str, amount: int) -> dynamo.Write:
 def debit_item(user_id: str, currency: str, amount: int) -> dynamo.Write:
     """The transaction item that takes `amount` off, failing rather than go below zero."""
     return store.debit_item(user_id, currency, amount)
+
+
+def available(user_id: str, currency: str) -> int:
+    """The user's balance in `currency` now (0 when none): one strongly consistent read, for
+    an operation that answers `insufficient_funds` rather than try a debit it knows fails."""
+    return store.available(user_id, currency)
 
 
 def payee_check(user_id: str) -> dynamo.Write:

@@ -721,6 +721,19 @@ def credit_item(user_id: str, currency: str, amount: int) -> dynamo.Write:
     )
 
 
+def available(user_id: str, currency: str) -> int:
+    """The user's balance in `currency` (0 when none), one strongly consistent GetItem
+    projected to `available`."""
+    response = aws.dynamodb().get_item(
+        TableName=_table(),
+        Key=dynamo.serialize({"pk": _user(user_id), "sk": f"BALANCE#{currency}"}),
+        ConsistentRead=True,
+        ProjectionExpression="available",
+    )
+    item = dynamo.deserialize(response["Item"]) if "Item" in response else {}
+    return int(item.get("available", 0))
+
+
 def debit_item(user_id: str, currency: str, amount: int) -> dynamo.Write:
     """Debit that fails (ConditionalCheckFailed) rather than go below zero."""
     return dynamo.update(

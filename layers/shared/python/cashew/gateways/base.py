@@ -1,7 +1,8 @@
 """The gateway interface every adapter implements, its webhook signature, and the retry policy.
 
 An adapter is an outbound port: it turns our calls (tokenise, authorise, capture, void,
-refund) into the gateway's, and the gateway's signed webhooks into `WebhookEvent`s. Two
+refund, payout) into the gateway's, and the gateway's signed webhooks into `WebhookEvent`s
+(and `PayoutEvent`s, `CardUpdate`s). Two
 exceptions tell the caller what it may do after a failure:
 
 - `GatewayUnavailableError`: the request was definitely not processed; retry it.
@@ -25,6 +26,7 @@ FailureCode = Literal[
     "insufficient_funds", "card_declined", "gateway_error", "expired_card", "authentication_failed"
 ]
 RefundStatus = Literal["succeeded", "pending", "failed"]
+PayoutStatus = Literal["paid", "pending", "failed"]
 
 SIGNATURE_HEADER = "Gateway-Signature"
 WEBHOOK_TOLERANCE = 300
@@ -133,6 +135,39 @@ class GatewayRefund:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayPayout:
+    """A payout (push to card) at the gateway. `id` is None only when the gateway never
+    issued one (it was unreachable on every attempt)."""
+
+    id: str | None
+    status: PayoutStatus
+    failure_code: FailureCode | None = None
+    failure_message: str | None = None
+
+
+GATEWAY_ERROR_PAYOUT = GatewayPayout(
+    id=None,
+    status="failed",
+    failure_code="gateway_error",
+    failure_message="the payment gateway is unavailable",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutEvent:
+    """A verified payout outcome sent by the gateway. `payout_id` is ours (from the metadata
+    given to `payout`); None when the gateway's payout did not carry one."""
+
+    id: str
+    gateway_payout_id: str
+    payout_id: str | None
+    status: Literal["paid", "failed"]
+    failure_code: FailureCode | None = None
+    amount: int | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class WebhookEvent:
     """A verified charge outcome sent by the gateway. `payment_id` is ours (from the
     metadata given to `authorise`); None when the gateway's charge did not carry one."""
@@ -195,9 +230,23 @@ class Gateway(Protocol):
         reconciliation settles a `processing` charge whose webhook never came."""
         ...
 
+    def payout(
+        self,
+        token: str,
+        amount: int,
+        currency: str,
+        *,
+        idempotency_key: str,
+        metadata: dict[str, str],
+    ) -> GatewayPayout:
+        """Push `amount` to the card behind `token`. The same idempotency key always returns
+        the same payout (asking again settles an unknown outcome); `metadata` (our
+        `payout_id`) comes back in webhooks. `pending`: the gateway answers by webhook."""
+        ...
+
     def parse_webhook(
         self, payload: bytes, signature_header: str | None, now: int
-    ) -> WebhookEvent | CardUpdate | None:
+    ) -> WebhookEvent | CardUpdate | PayoutEvent | None:
         """Verify the raw body against its signature header and return the charge outcome
         or card update it reports; None for a verified event that reports neither (ignore it).
         Raises WebhookSignatureError (bad, missing, stale) or WebhookPayloadError."""

@@ -21,6 +21,10 @@
   (`capture: false`). `retrieve_charge` answers that outcome, as the webhook would, so
   reconciliation can settle a processing charge whose webhook was lost; the sandbox keeps no
   state, and Cashew only ever asks it about processing charges.
+- Payouts (push to card) behave as the card's charges: approved cards are `paid`, declines
+  fail with their code, the error card is unavailable, the processing card is `pending`
+  and its signed `payout.paid` webhook is scheduled as a processing charge's is. A payout's
+  id is derived from its idempotency key (`po_sbx_<sha256(key)[:24]>`).
 - The error card fails every charge with GatewayUnavailableError. It never gets a charge
   id, so capture/void/refund fail that way for ids with `OUTAGE_CHARGE_PREFIX` instead.
 """
@@ -48,8 +52,10 @@ from cashew.gateways.base import (
     Charge,
     ChargeStatus,
     FailureCode,
+    GatewayPayout,
     GatewayRefund,
     GatewayUnavailableError,
+    PayoutEvent,
     TokenisedCard,
     TokenRejectedError,
     WebhookEvent,
@@ -86,6 +92,7 @@ _CLIENT_TOKEN = re.compile(
 """`tok_<scenario>.<brand>.<last4>.<MMYYYY>.<fingerprint>.<nonce>.<mac>`"""
 CHARGE_PREFIX = "ch_sbx_"
 REFUND_PREFIX = "re_sbx_"
+PAYOUT_PREFIX = "po_sbx_"
 EVENT_PREFIX = "evt_sbx_"
 AUTHORISED_CHARGE_PREFIX = "ch_sbx_z"
 """A processing charge authorised only (`capture: false`): it ends `requires_capture`."""
@@ -167,8 +174,28 @@ class _CardEvent(BaseModel):
     data: _CardData
 
 
-_ANY_EVENT: TypeAdapter[_Event | _CardEvent] = TypeAdapter(
-    Annotated[_Event | _CardEvent, Field(discriminator="type")]
+class _PayoutData(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    gateway_payout_id: str
+    payout_id: str | None = None
+    failure_code: FailureCode | None = None
+    amount: int | None = None
+    currency: str | None = None
+
+
+class _PayoutEvent(BaseModel):
+    """The outcome of a `pending` payout."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    type: Literal["payout.paid", "payout.failed"]
+    data: _PayoutData
+
+
+_ANY_EVENT: TypeAdapter[_Event | _CardEvent | _PayoutEvent] = TypeAdapter(
+    Annotated[_Event | _CardEvent | _PayoutEvent, Field(discriminator="type")]
 )
 
 
@@ -376,6 +403,55 @@ class SandboxGateway:
             return Charge(id=charge_id, status="requires_capture", amount_captured=0)
         return Charge(id=charge_id, status="succeeded")
 
+    def payout(
+        self,
+        token: str,
+        amount: int,
+        currency: str,
+        *,
+        idempotency_key: str,
+        metadata: dict[str, str],
+    ) -> GatewayPayout:
+        if not token.startswith(TOKEN_PREFIX):
+            raise ValueError("not a sandbox token")
+        if amount < 1:
+            raise ValueError("the amount to pay out must be positive")
+        scenario = token.removeprefix(TOKEN_PREFIX).rsplit("_", 1)[0]
+        payout_id = PAYOUT_PREFIX + _digest(idempotency_key)
+        if scenario == "error":
+            raise GatewayUnavailableError("sandbox: simulated gateway error")
+        if scenario in _FAILURES:
+            code, message = _FAILURES[scenario]
+            return GatewayPayout(payout_id, "failed", failure_code=code, failure_message=message)
+        if scenario == "processing":
+            event = self.payout_event(
+                payout_id, amount, currency, idempotency_key, metadata.get("payout_id")
+            )
+            self._schedule(event, payout_id)
+            return GatewayPayout(payout_id, "pending")
+        return GatewayPayout(payout_id, "paid")
+
+    def payout_event(
+        self,
+        gateway_payout_id: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        payout_id: str | None,
+    ) -> dict[str, Any]:
+        """The webhook event that settles a pending payout (same key, same event id)."""
+        return {
+            "id": EVENT_PREFIX + _digest("payout-event:" + idempotency_key),
+            "type": "payout.paid",
+            "data": {
+                "gateway_payout_id": gateway_payout_id,
+                "payout_id": payout_id,
+                "failure_code": None,
+                "amount": amount,
+                "currency": currency,
+            },
+        }
+
     @staticmethod
     def _check_charge(charge_id: str) -> None:
         if not charge_id.startswith(CHARGE_PREFIX):
@@ -409,9 +485,11 @@ class SandboxGateway:
     def _schedule_outcome(
         self, charge_id: str, amount: int, key: str, capture: bool, payment_id: str | None
     ) -> None:
+        self._schedule(self.outcome_event(charge_id, amount, key, capture, payment_id), charge_id)
+
+    def _schedule(self, event: dict[str, Any], charge_id: str) -> None:
         if self.webhook_url is None:
             return
-        event = self.outcome_event(charge_id, amount, key, capture, payment_id)
         body = json.dumps({"delay_seconds": self._delay, "event": event}).encode()
         try:
             self._transport(self.webhook_url, body, self._timeout)
@@ -423,7 +501,7 @@ class SandboxGateway:
 
     def parse_webhook(
         self, payload: bytes, signature_header: str | None, now: int
-    ) -> WebhookEvent | CardUpdate | None:
+    ) -> WebhookEvent | CardUpdate | PayoutEvent | None:
         verify_signature(payload, signature_header, self._secret, now)
         try:
             event = _ANY_EVENT.validate_json(payload)
@@ -434,6 +512,13 @@ class SandboxGateway:
             return CardUpdate(
                 id=event.id, type=event.type, token=card.token, last4=card.last4,
                 exp_month=card.exp_month, exp_year=card.exp_year,
+            )  # fmt: skip
+        if isinstance(event, _PayoutEvent):
+            paid = event.data
+            return PayoutEvent(
+                id=event.id, gateway_payout_id=paid.gateway_payout_id, payout_id=paid.payout_id,
+                status="paid" if event.type == "payout.paid" else "failed",
+                failure_code=paid.failure_code, amount=paid.amount, currency=paid.currency,
             )  # fmt: skip
         data = event.data
         return WebhookEvent(

@@ -8,6 +8,24 @@ the PaymentIntent's capture/cancel, a refund is a Refund on the PaymentIntent. O
 idempotency key is Stripe's `Idempotency-Key`, so asking again after an unknown outcome
 returns Stripe's first answer.
 
+Payouts (push to card): Stripe pays money out to a card only from a Stripe account's balance
+to a debit card that is an external account of that account; a platform's own PaymentMethods
+(`pm_...`, what a top-up charges) cannot receive money. So a payout goes, as Stripe documents
+for a platform paying its users (Connect, "Pay out to connected accounts", Instant Payouts):
+a Transfer (`POST /v1/transfers`, `destination` the user's connected account) moves the
+amount from the platform's balance to the user's connected account, then a Payout
+(`POST /v1/payouts` with `Stripe-Account: acct_...`, `destination` the debit card
+`card_...`, `method: instant`) pushes it to the card, within minutes. Why not a Transfer
+alone: it only reaches the connected account's Stripe balance, not the card; why not a
+Payout from the platform: the platform's payouts go to the platform's own bank. Both calls
+carry keys derived from our idempotency key (`<key>:transfer`, `<key>:payout`), so asking
+again after an unknown outcome replays Stripe's first answers and moves nothing twice.
+A payout's token is therefore `acct_...:card_...` (the connected account and its debit card,
+from Connect onboarding); for any other token (a `pm_...`) Stripe cannot push money and the
+payout fails at once as `card_declined`, with nothing sent. Payout events (`payout.paid`,
+`payout.failed`, sent by Connect webhooks for the connected account) settle a `pending`
+(`in_transit`) payout.
+
 Failures: the SDK's own retries are off (we retry, with the same key) and every request is
 bounded by a timeout.
 - Could not connect (refused, DNS, connect timeout, TLS handshake), 429, or a non-card 4xx
@@ -37,8 +55,11 @@ from cashew.gateways.base import (
     ChargeStatus,
     FailureCode,
     GatewayOutcomeUnknownError,
+    GatewayPayout,
     GatewayRefund,
     GatewayUnavailableError,
+    PayoutEvent,
+    PayoutStatus,
     RefundStatus,
     TokenisedCard,
     TokenRejectedError,
@@ -69,6 +90,26 @@ _REFUND_STATUSES: dict[str, RefundStatus] = {
     "requires_action": "pending",
     "failed": "failed",
     "canceled": "failed",
+}
+_PAYOUT_DESTINATION = re.compile(
+    r"(?P<account>acct_[A-Za-z0-9]{1,255}):(?P<card>card_[A-Za-z0-9]{1,255})"
+)
+_PAYOUT_STATUSES: dict[str, PayoutStatus] = {
+    "paid": "paid",
+    "pending": "pending",
+    "in_transit": "pending",
+    "failed": "failed",
+    "canceled": "failed",
+}
+_PAYOUT_EVENTS = {"payout.paid": "paid", "payout.failed": "failed"}
+_PAYOUT_FAILURES: dict[str, FailureCode] = {
+    "insufficient_funds": "insufficient_funds",
+    "declined": "card_declined",
+    "unsupported_card": "card_declined",
+    "debit_not_authorized": "card_declined",
+    "could_not_process": "card_declined",
+    "account_closed": "card_declined",
+    "invalid_card": "card_declined",
 }
 _MESSAGES: dict[FailureCode, str] = {
     "card_declined": "the card was declined",
@@ -196,6 +237,29 @@ def _action(intent: stripe.PaymentIntent) -> Charge:
         status="failed",
         failure_code="authentication_failed",
         failure_message=_MESSAGES["authentication_failed"],
+    )
+
+
+def _payout(payout_id: str, status: object, code: object) -> GatewayPayout:
+    mapped = _PAYOUT_STATUSES.get(str(status), "pending")  # an unknown status: ask again later
+    if mapped != "failed":
+        return GatewayPayout(payout_id, mapped)
+    failure = _PAYOUT_FAILURES.get(str(code), "card_declined")
+    return GatewayPayout(payout_id, "failed", failure, _MESSAGES[failure])
+
+
+def _payout_event(event_id: str, kind: str, payout: dict[str, Any]) -> PayoutEvent:
+    ours = (payout.get("metadata") or {}).get("payout_id")
+    amount, currency = payout.get("amount"), payout.get("currency")
+    settled = _payout(str(payout["id"]), _PAYOUT_EVENTS[kind], payout.get("failure_code"))
+    return PayoutEvent(
+        id=event_id,
+        gateway_payout_id=str(payout["id"]),
+        payout_id=str(ours) if ours else None,
+        status="paid" if settled.status == "paid" else "failed",
+        failure_code=settled.failure_code,
+        amount=amount if isinstance(amount, int) else None,
+        currency=currency.upper() if isinstance(currency, str) else None,
     )
 
 
@@ -396,11 +460,54 @@ class StripeGateway:
             intent = self._client.v1.payment_intents.retrieve(charge_id)
         return _charge(intent)
 
+    def payout(
+        self,
+        token: str,
+        amount: int,
+        currency: str,
+        *,
+        idempotency_key: str,
+        metadata: dict[str, str],
+    ) -> GatewayPayout:
+        """A Transfer to the user's connected account, then an instant Payout from it to its
+        debit card (see the module's docstring)."""
+        destination = _PAYOUT_DESTINATION.fullmatch(token)
+        if destination is None:
+            return GatewayPayout(
+                None, "failed", "card_declined", "this card cannot receive payouts"
+            )
+        account, card = destination["account"], destination["card"]
+        with _translated("payout transfer"):
+            self._client.v1.transfers.create(
+                params={
+                    "amount": amount,
+                    "currency": currency.lower(),
+                    "destination": account,
+                    "metadata": dict(metadata),
+                },
+                options={"idempotency_key": f"{idempotency_key}:transfer"},
+            )
+        with _translated("payout"):
+            payout = self._client.v1.payouts.create(
+                params={
+                    "amount": amount,
+                    "currency": currency.lower(),
+                    "destination": card,
+                    "method": "instant",
+                    "metadata": dict(metadata),
+                },
+                options={
+                    "idempotency_key": f"{idempotency_key}:payout",
+                    "stripe_account": account,
+                },
+            )
+        return _payout(payout.id, _opt(payout, "status"), _opt(payout, "failure_code"))
+
     # --- webhooks -------------------------------------------------------------------------
 
     def parse_webhook(
         self, payload: bytes, signature_header: str | None, now: int
-    ) -> WebhookEvent | CardUpdate | None:
+    ) -> WebhookEvent | CardUpdate | PayoutEvent | None:
         """Verify Stripe's `Stripe-Signature` with the SDK (constant-time compare), check its
         timestamp against `now` both ways, and map the PaymentIntent events and the card
         updates (`payment_method.automatically_updated`)."""
@@ -421,6 +528,8 @@ class StripeGateway:
             raise WebhookPayloadError("not a stripe event") from exc
         if kind == CARD_UPDATED:
             return _card_update(event.id, intent)
+        if kind in _PAYOUT_EVENTS and intent.get("object") == "payout":
+            return _payout_event(event.id, kind, intent)
         status = _EVENT_STATUSES.get(kind)
         if status is None or intent.get("object") != "payment_intent":
             return None

@@ -8,9 +8,10 @@ from pydantic import BaseModel, ConfigDict
 
 Direction = Literal["credit", "debit"]
 Funds = Literal["balance", "card"]
-EntryType = Literal["top_up", "payment", "refund", "dispute"]
+EntryType = Literal["top_up", "payment", "refund", "dispute", "payout"]
 EntryStatus = Literal[
     "succeeded",
+    "paid",
     "pending",
     "failed",
     "processing",
@@ -75,8 +76,9 @@ def balance_change(
     """What an entry with these fields does to its user's balance (0 when it moves none).
     A card refund takes the money from the payee's balance when it is created (`pending`,
     the payee's entry) and gives it to the card once the gateway confirms (`succeeded`, the
-    payer's entry, about the card)."""
-    moved = status == "succeeded" or (type, status) == ("refund", "pending")
+    payer's entry, about the card). A payout's entry is `paid` (the money left the balance)
+    or `failed` (debited and credited back in one write: it moved none)."""
+    moved = status == "succeeded" or (type, status) in (("refund", "pending"), ("payout", "paid"))
     if not moved or funds != "balance" or type == "dispute":
         return 0
     return amount if direction == "credit" else -amount

@@ -47,6 +47,8 @@ def affected(outcome: Outcome) -> list[tuple[str, Direction, Funds]]:
     payer, payee = outcome.payer_id, outcome.payee_id
     if outcome.type == "top_up":  # the card pays into the balance
         return [(payer, "credit", "balance")]
+    if outcome.type == "payout":  # the balance pays out to the owner's card
+        return [(payer, "debit", "balance")]
     if outcome.type == "refund":
         return _refunded(outcome)
     if outcome.type == "dispute":  # the way money goes back if the payer wins

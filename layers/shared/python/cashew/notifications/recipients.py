@@ -23,6 +23,7 @@ Kind = Literal["outcome", "security"]
 EVENTS = (
     "payment.succeeded", "payment.failed", "payment.captured", "payment.canceled",
     "refund.succeeded", "dispute.opened", "dispute.won", "dispute.lost",
+    "payout.paid", "payout.failed",
 )  # fmt: skip
 
 
@@ -57,13 +58,23 @@ class Facts:
         )  # fmt: skip
 
 
-def of_message(body: str, payment_of: Callable[[str], PaymentResponse | None]) -> Facts | None:
+def of_message(
+    body: str,
+    payment_of: Callable[[str], PaymentResponse | None],
+    owner_of: Callable[[str], str | None] = lambda _: None,
+) -> Facts | None:
     """The facts of an EventBridge event (a message of EmailQueue); None for an event no
-    email is about. `payment_of` reads a refund's or a dispute's payment."""
+    email is about. `payment_of` reads a refund's or a dispute's payment, `owner_of` a
+    payout's owner (the payout object does not name them)."""
     event = json.loads(body)
     detail_type, detail = str(event.get("detail-type")), event.get("detail") or {}
     if detail_type not in EVENTS:
         return None
+    if detail_type.startswith("payout."):
+        owner = owner_of(str(detail.get("id")))
+        if owner is None:
+            raise LookupError(f"the payout {detail.get('id')} is not stored")
+        return of_payout(detail_type, detail, owner)
     payment = None
     if not detail_type.startswith("payment."):
         stored = payment_of(str(detail.get("payment_id")))
@@ -107,6 +118,18 @@ def of_event(event: str, detail: dict[str, Any], payment: dict[str, Any] | None)
     return Facts(
         **common, type="dispute", amount=int(detail["amount"]), failure_code=None,
         occurred_at=str(detail.get("resolved_at") or detail["created_at"]),
+    )  # fmt: skip
+
+
+def of_payout(event: str, detail: dict[str, Any], owner: str) -> Facts:
+    """The facts of a payout event: the owner's money, out of the balance to their card."""
+    return Facts(
+        event=event, outcome_id=str(detail["outcome_id"]), object_id=str(detail["id"]),
+        payment_id=str(detail["id"]), payment_type="payout", type="payout",
+        status=str(detail["status"]), amount=int(detail["amount"]),
+        currency=str(detail["currency"]), payer_id=owner, payee_id=owner, source="balance",
+        method_id=None, failure_code=detail.get("failure_code"),
+        occurred_at=str(detail["updated_at"]),
     )  # fmt: skip
 
 

@@ -44,6 +44,7 @@ from cashew.notifications.recipients import Facts, Notice
 from cashew.observability import logger, metrics
 from cashew.payments import face as payments
 from cashew.payments.models import PaymentResponse
+from cashew.payouts import face as payouts
 
 RECEIPT_WAIT_RECEIVES = 4  # receives that wait for a missing log entry; then send without
 RECEIPT_WAIT_SECONDS = 5  # x the receive count
@@ -87,7 +88,7 @@ def handle(body: str, receives: int, receipt_handle: str | None) -> Result:
 
 
 def deliver(body: str, receives: int) -> Result:
-    facts = recipients.of_message(body, _payment_of)
+    facts = recipients.of_message(body, _payment_of, payouts.owner_of)
     if facts is None:
         logger.info("no email for this event")
         return Result({})

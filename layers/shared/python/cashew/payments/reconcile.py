@@ -37,7 +37,7 @@ metrics and one log line.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypedDict
@@ -152,8 +152,9 @@ SWEEPS: dict[str, Sweep] = {
     "payment#requires_capture": Sweep(lambda s: s.authorization_ttl, expire_authorisation),
     "payment#requires_action": Sweep(lambda s: s.action_ttl, actions.abandon),
 }
-"""ReconcileIndex's open statuses (cashew.payments.store.open_key) and their steps. Payouts
-add `"payout#pending": Sweep(lambda s: s.reconcile_after, payouts.settle_pending)`."""
+"""ReconcileIndex's open statuses (cashew.payments.store.open_key) and their steps. Payouts,
+a layer above payments, bring their own row (`cashew.payouts.face.SWEEPS`): the function
+runs `run(..., more=...)` with it."""
 
 
 class Summary(TypedDict):
@@ -189,13 +190,18 @@ class Report:
         }
 
 
-def run(remaining_ms: Callable[[], int] | None = None, now: datetime | None = None) -> Report:
-    """One reconciliation run (see the module's docstring); `now` is when the run counts ages
-    from (tests run it as if later)."""
+def run(
+    remaining_ms: Callable[[], int] | None = None,
+    now: datetime | None = None,
+    more: Mapping[str, Sweep] | None = None,
+) -> Report:
+    """One reconciliation run (see the module's docstring) over `SWEEPS` and `more` (the rows
+    of the layers above: payouts); `now` is when the run counts ages from (tests run it as if
+    later)."""
     settings, report = get_settings(), Report()
     now = now or clock.now()
     budget = settings.reconcile_max_items
-    for open_status, sweep in SWEEPS.items():
+    for open_status, sweep in {**SWEEPS, **(more or {})}.items():
         before = clock.rfc3339(now - timedelta(seconds=sweep.after(settings)))
         for pk in payments.due(open_status, before, min(PAGE, budget + 1)):
             if budget <= 0 or (remaining_ms is not None and remaining_ms() < STOP_MARGIN_MS):

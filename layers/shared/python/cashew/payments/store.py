@@ -45,6 +45,7 @@ _NEW = "attribute_not_exists(pk)"
 OPEN: dict[str, tuple[str, ...]] = {
     "payment": ("processing", "requires_capture", "requires_action"),
     "refund": ("pending",),
+    "payout": ("pending",),  # written by cashew.payouts.store, which this store cannot see
 }
 """The statuses in which a record is open (in ReconcileIndex), per kind."""
 RECONCILE_INDEX = "ReconcileIndex"

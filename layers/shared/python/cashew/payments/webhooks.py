@@ -18,6 +18,11 @@ event settles it. Each refusal is logged as an error (ids and amounts only, neve
 and counted (`WebhookAmountRefused`), which raises the template's WebhookAmountRefusedAlarm:
 a refusal means a forged or broken event, or a leaked webhook secret.
 
+A payout event (`payout.paid` / `payout.failed`) settles a pending payout with the write its
+`payouts` argument gives (`cashew.payouts.settle.webhook_effect`: payouts sit above payments,
+so the handler hands it in), with the dedupe marker in the same transaction; without one, a
+payout event is ignored.
+
 A card update (Stripe `payment_method.automatically_updated`, the sandbox's event of that
 name) is one transaction too: the dedupe marker and the payment method's new last4 and
 expiry, `active` again; for a token no method of ours has, nothing but the marker. After a
@@ -28,6 +33,7 @@ a success sets its `last_used_at`, an `expired_card` decline makes it `expired`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -37,7 +43,7 @@ from cashew import clock, dynamo
 from cashew.accounts import face as accounts
 from cashew.errors import ConflictError, WebhookRejectedError
 from cashew.gateways import get_gateway
-from cashew.gateways.base import CardUpdate, WebhookError, WebhookEvent
+from cashew.gateways.base import CardUpdate, PayoutEvent, WebhookError, WebhookEvent
 from cashew.observability import logger, metrics
 from cashew.payments import actions, states
 from cashew.payments import store as payments
@@ -57,7 +63,11 @@ def signature_header() -> str:
     return get_gateway().signature_header
 
 
-def handle(payload: bytes, signature: str | None) -> None:
+PayoutEffect = Callable[[PayoutEvent], dynamo.Transaction]
+"""What a payout event writes (besides its dedupe marker)."""
+
+
+def handle(payload: bytes, signature: str | None, payouts: PayoutEffect | None = None) -> None:
     try:
         event = get_gateway().parse_webhook(payload, signature, clock.epoch())
     except WebhookError as exc:
@@ -65,18 +75,28 @@ def handle(payload: bytes, signature: str | None) -> None:
     if event is None:
         _count("WebhookIgnored")
         return
-    applied = apply(event)
+    applied = apply(event, payouts)
     if applied is not None:
         _count("WebhookApplied" if applied else "WebhookIgnored")
 
 
-def apply(event: WebhookEvent | CardUpdate) -> bool | None:
+def apply(
+    event: WebhookEvent | CardUpdate | PayoutEvent, payouts: PayoutEffect | None = None
+) -> bool | None:
     """Apply a verified event: its effect, with its dedupe marker, in one transaction. True
     when it changed something, False when it changed nothing (seen before, too late, for no
     payment of ours), None when it was refused (counted as WebhookAmountRefused).
     Reconciliation applies what it asked of the gateway through here too, so a webhook and a
-    run settle a payment with the same conditional write, once."""
-    effect = _card_effect(event) if isinstance(event, CardUpdate) else _effect(event)
+    run settle a payment with the same conditional write, once. A payout's event is written
+    by `payouts` (cashew.payouts.settle): without it, the event is not consumed."""
+    if isinstance(event, PayoutEvent):  # a pending payout's outcome
+        if payouts is None:
+            raise TypeError("a payout event needs the payouts' effect: it would be lost")
+        effect: _Effect | None = _Effect(payouts(event))
+    elif isinstance(event, CardUpdate):
+        effect = _card_effect(event)
+    else:
+        effect = _effect(event)
     if effect is None:
         return None  # refused, and counted as WebhookAmountRefused
     marker = payments.webhook_seen_item(event.id, clock.epoch() + DEDUPE_SECONDS)

@@ -1,0 +1,25 @@
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cashew.http import CashewResolver, caller
+from cashew.observability import logger
+from cashew.payouts import create
+from cashew.payouts.models import PayoutList
+
+app = CashewResolver()
+
+
+@app.get("/v1/payouts")
+def list_payouts(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
+) -> PayoutList:
+    return create.list_payouts(caller(app), limit, cursor)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
