@@ -37,7 +37,7 @@ metrics and one log line.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypedDict
@@ -51,7 +51,7 @@ from cashew.errors import CashewError
 from cashew.gateways import get_gateway
 from cashew.gateways.base import Charge, GatewayOutcomeUnknownError, WebhookEvent, with_retries
 from cashew.observability import logger, metrics
-from cashew.payments import actions, after_create, idempotency, webhooks
+from cashew.payments import actions, after_create, idempotency, resume, webhooks
 from cashew.payments import store as payments
 from cashew.payments.idempotency import Commit
 from cashew.payments.models import PaymentResponse, RefundRequest
@@ -144,6 +144,9 @@ class Sweep:
 
     after: Callable[[Settings], int]
     settle: Callable[[str], bool]
+    due: Callable[[str, str, int], Iterator[str]] | None = None
+    """Where its records are found: None for ReconcileIndex (`payments.due`), or another
+    index's query (requests: the idempotency table's ResumeIndex, `idempotency.due`)."""
 
 
 SWEEPS: dict[str, Sweep] = {
@@ -151,6 +154,7 @@ SWEEPS: dict[str, Sweep] = {
     "refund#pending": Sweep(lambda s: s.reconcile_after, settle_refund),
     "payment#requires_capture": Sweep(lambda s: s.authorization_ttl, expire_authorisation),
     "payment#requires_action": Sweep(lambda s: s.action_ttl, actions.abandon),
+    idempotency.RESUMABLE: Sweep(lambda s: s.reconcile_after, resume.resume, idempotency.due),
 }
 """ReconcileIndex's open statuses (cashew.payments.store.open_key) and their steps. Payouts
 add `"payout#pending": Sweep(lambda s: s.reconcile_after, payouts.settle_pending)`."""
@@ -197,7 +201,8 @@ def run(remaining_ms: Callable[[], int] | None = None, now: datetime | None = No
     budget = settings.reconcile_max_items
     for open_status, sweep in SWEEPS.items():
         before = clock.rfc3339(now - timedelta(seconds=sweep.after(settings)))
-        for pk in payments.due(open_status, before, min(PAGE, budget + 1)):
+        due = sweep.due or payments.due
+        for pk in due(open_status, before, min(PAGE, budget + 1)):
             if budget <= 0 or (remaining_ms is not None and remaining_ms() < STOP_MARGIN_MS):
                 report.bounded = True
                 break
