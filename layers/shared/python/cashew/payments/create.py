@@ -305,11 +305,12 @@ class BalancePayment:
 
 class CardCharge:
     """A card charge crediting the payee. Its in-progress record is written before the
-    gateway is called, with the screening (a resumed request uses it) and, unless it is
-    blocked, the attempt recorded in the payer's history. The gateway sees the request's
-    key, so a retry of a request whose outcome is unknown asks again (the gateway returns
-    the same charge), then completes the record and moves the money in one transaction:
-    whoever completes first wins, the other replays."""
+    gateway is called, with the screening (a resumed request uses it), the request
+    (`CardRequest.kept`: reconciliation resumes a request that died, cashew.payments.resume)
+    and, unless it is blocked, the attempt recorded in the payer's history. The gateway
+    sees the request's key, so a retry of a request whose outcome is unknown asks again (the
+    gateway returns the same charge), then completes the record and moves the money in one
+    transaction: whoever completes first wins, the other replays."""
 
     answer = PaymentResponse
     creates = True

@@ -1,7 +1,9 @@
 """Reconciliation: settling what no request will (API.md, *Reconciliation (v1.1)*).
 
 A run pages through ReconcileIndex (cashew.payments.store: only open records are in it,
-oldest first per status) and hands each record due to its kind's step, a row of `SWEEPS`:
+oldest first per status) and the idempotency table's ResumeIndex (only in-progress card
+charges that keep their request), and hands each record due to its kind's step, a row of
+`SWEEPS`:
 
     payment#processing        after CASHEW_RECONCILE_AFTER: the charge is asked of the gateway
                               (`retrieve_charge`) and its answer applied by
@@ -15,7 +17,19 @@ oldest first per status) and hands each record due to its kind's step, a row of 
                               resumed as its retry would be (`after_create.Refund` through
                               `idempotency.run`, under the request's record, taken over only
                               once its lease has run out), asking the gateway again under the
-                              request's key.
+                              request's key;
+    request#in_progress       after CASHEW_RECONCILE_AFTER (ResumeIndex): a top-up or card
+                              payment whose request died (timeout, crash) after its record
+                              was written, the card perhaps charged, nothing credited:
+                              `resume.resume` rebuilds the request its record kept and runs
+                              it as the client's retry would (`CardCharge` through
+                              `idempotency.run`, the record taken over only once its lease
+                              has run out, the gateway asked again under the request's key,
+                              so it answers the same charge; then the completing write with
+                              the money). One that can no longer be resumed (its method or
+                              payee deleted since) is taken out of ResumeIndex and reported
+                              (an ERROR log, `ReconcileUnresumable`, alarmed) for an operator
+                              to void or refund at the gateway (see cashew.payments.resume).
 
 Every step ends in a write conditional on the status the record was read in, the same write a
 webhook, a client's retry or cancel would make, so whichever comes first settles the record
@@ -23,11 +37,13 @@ and the others change nothing (property 48): overlapping runs are safe too. An a
 settles nothing (still processing, gateway unreachable, a request still holding its lease)
 leaves the record open for the next run.
 
-In-progress idempotency records of top-ups and card payments whose request died after the
-gateway call are not swept: no payment is stored until their request completes, and the
-record keeps only the request's hash, not the request (amount, currency, payee), so nothing
-but the client's retry (within CASHEW_IDEMPOTENCY_TTL) can resume them without guessing. Card
-refunds are swept, because their pending refund is stored first and names its record.
+A top-up's or card payment's payment is stored only when its request completes, so its
+in-progress idempotency record is what is swept: it keeps the operation and the validated
+body (`kept_request`; no card data is in these bodies) and the caller's id (its pk), enough
+to resume the request without guessing, and is in ResumeIndex only until it completes. Card
+refunds are swept through their pending refund, which is stored first and names its record.
+Other in-progress records (captures, cancels of a stored payment) are not: the payment they
+work on is in ReconcileIndex.
 
 A run is bounded: at most CASHEW_RECONCILE_MAX_ITEMS records, and it stops starting new ones
 once the function's remaining time is under `STOP_MARGIN_MS`. It reports what it did as
