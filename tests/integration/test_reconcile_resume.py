@@ -14,6 +14,8 @@ import pytest
 
 from cashew import clock, dynamo
 from cashew.config import get_settings
+from cashew.gateways import get_gateway
+from cashew.gateways.base import GatewayOutcomeUnknownError
 from cashew.payments import create, idempotency, reconcile
 from cashew.payments import store as payments
 from tests.integration.conftest import Died, add_card, balance, pay, top_up
@@ -240,3 +242,35 @@ def test_the_resume_index_holds_no_completed_record(stack, new_user):
         record = _record(pk)
         assert record is not None and record["status"] == "in_progress", (pk, record)
         assert "kept_request" in record
+
+
+def test_a_charge_whose_answer_was_lost_and_never_retried_is_credited_once(
+    stack, new_user, monkeypatch
+):
+    # Given a top-up the gateway charged but whose answer was lost: 409, never retried
+    payer = new_user()
+    method = add_card(stack, payer)
+    gateway = get_gateway()
+    real, charged = type(gateway).authorise, []
+
+    def answer_lost(self, *args, **kwargs):
+        charged.append(real(self, *args, **kwargs))
+        raise GatewayOutcomeUnknownError("read timeout")
+
+    monkeypatch.setattr(type(gateway), "authorise", answer_lost)
+    key = str(uuid.uuid4())
+    first = top_up(stack, payer, method, 550, key)
+    assert first.status == 409, first.body
+    monkeypatch.undo()
+    pk = f"{payer.id}#{key}"
+    assert _record(pk)["lease_until"] == 0 and _indexed(pk)
+    # When a run happens after CASHEW_RECONCILE_AFTER, Then the same charge is credited once
+    _only(monkeypatch, pk)
+    _later(monkeypatch)
+    assert reconcile.run().settled[ROW] == 1
+    assert balance(stack, payer) == 550
+    assert {c.id for c in charged} == {
+        payments.get(_record(pk)["payment_id"]).charge_id
+    }  # the gateway answered the same charge again
+    assert not reconcile.run().settled[ROW]
+    assert balance(stack, payer) == 550
