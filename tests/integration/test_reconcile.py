@@ -15,10 +15,11 @@ from cashew import clock, dynamo
 from cashew.config import get_settings
 from cashew.gateways import get_gateway
 from cashew.gateways.base import GatewayOutcomeUnknownError
-from cashew.payments import reconcile
+from cashew.payments import create, reconcile
 from cashew.payments import store as payments
+from cashew.payments.idempotency import RESUMABLE
 from local.cfn import REPO_ROOT as REPO
-from tests.integration.conftest import add_card, balance, pay, top_up
+from tests.integration.conftest import Died, add_card, balance, pay, top_up
 from tests.integration.test_gateway_webhooks import _deliver, _event
 from tests.integration.test_iam_policies import _allowed_attributes, _granted, _Recorder
 
@@ -71,7 +72,7 @@ def _only(monkeypatch, *pks):
     whose outcomes would be counted with ours)."""
     sweeps = {
         status: reconcile.Sweep(
-            sweep.after, lambda pk, settle=sweep.settle: pk in pks and settle(pk)
+            sweep.after, lambda pk, settle=sweep.settle: pk in pks and settle(pk), sweep.due
         )
         for status, sweep in reconcile.SWEEPS.items()
     }
@@ -265,8 +266,13 @@ def test_the_index_holds_no_terminal_record(stack, new_user):
 
 
 def test_the_function_is_granted_exactly_what_a_run_does(stack, new_user, monkeypatch):
-    # Given one record of every kind due: processing, expired, a pending card refund
+    # Given one record of every kind due: processing, expired, a pending card refund, a card
+    # charge whose function died after the gateway call
     payer, payee = new_user(), new_user()
+    with monkeypatch.context() as dying:
+        dying.setattr(create.CardCharge, "commit", _die)
+        with pytest.raises(Died):
+            top_up(stack, payer, add_card(stack, payer), 200)
     _card_payment(stack, payer, payee, 200, number=PROCESSING)
     _card_payment(stack, payer, payee, 200, capture=False)
     refunded = _card_payment(stack, payer, payee, 200)
@@ -296,7 +302,7 @@ def test_the_function_is_granted_exactly_what_a_run_does(stack, new_user, monkey
         result = stack.invoke("ReconcileFunction", _sample())
     kinds = (
         "payment#processing", "payment#requires_capture", "refund#pending",
-        "payment#requires_action", "payout#pending",
+        "payment#requires_action", "payout#pending", RESUMABLE,
     )  # fmt: skip
     assert all(result["settled"].get(k) for k in kinds), result
     # Then it did nothing its policy does not grant, and its grant is no wider than it needs
@@ -311,6 +317,10 @@ def test_the_function_is_granted_exactly_what_a_run_does(stack, new_user, monkey
 def _sample():
     """The function's events/ sample: a Scheduled Event, as EventBridge sends it."""
     return json.loads((REPO / "events/payments/reconcile.json").read_text())
+
+
+def _die(*_):
+    raise Died
 
 
 def _lost():

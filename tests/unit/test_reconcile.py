@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -14,8 +15,9 @@ from cashew.config import get_settings
 from cashew.errors import ConflictError, IdempotencyInProgressError
 from cashew.gateways.base import GatewayOutcomeUnknownError
 from cashew.gateways.sandbox import SandboxGateway
-from cashew.payments import actions, reconcile
+from cashew.payments import actions, idempotency, reconcile, resume
 from cashew.payments import store as payments
+from cashew.payments.idempotency import RESUMABLE
 from cashew.payouts import face as payouts_face
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -45,9 +47,13 @@ def index(monkeypatch: pytest.MonkeyPatch) -> FakeIndex:
         ("payment#requires_capture", NOW - timedelta(days=6), "pay_authorised"),
         ("payment#requires_action", NOW - timedelta(days=2), "pay_abandoned"),
         ("payment#requires_action", NOW - timedelta(hours=2), "pay_challenged"),
+        (RESUMABLE, NOW - timedelta(seconds=s.reconcile_after + 1), "usr_A#died"),
+        (RESUMABLE, NOW - timedelta(seconds=s.reconcile_after - 60), "usr_A#running"),
     ]
     fake = FakeIndex(rows)
     monkeypatch.setattr(payments, "due", fake.due)
+    resumable = dataclasses.replace(reconcile.SWEEPS[RESUMABLE], due=fake.due)
+    monkeypatch.setitem(reconcile.SWEEPS, RESUMABLE, resumable)
     return fake
 
 
@@ -62,7 +68,7 @@ def _steps(monkeypatch: pytest.MonkeyPatch, behaviour: dict[str, object]) -> lis
             raise outcome
         return bool(outcome)
 
-    sweeps = {k: reconcile.Sweep(v.after, step) for k, v in reconcile.SWEEPS.items()}
+    sweeps = {k: reconcile.Sweep(v.after, step, v.due) for k, v in reconcile.SWEEPS.items()}
     monkeypatch.setattr(reconcile, "SWEEPS", sweeps)
     return called
 
@@ -72,7 +78,9 @@ def test_a_run_takes_each_open_status_past_its_own_age_and_nothing_younger(
 ) -> None:
     called = _steps(monkeypatch, {})
     report = reconcile.run(now=NOW)
-    assert sorted(called) == ["pay_abandoned", "pay_expired", "pay_stuck", "re_pending"]
+    assert sorted(called) == [
+        "pay_abandoned", "pay_expired", "pay_stuck", "re_pending", "usr_A#died"
+    ]  # fmt: skip
     s = get_settings()
     ages = {status: before for status, before, _ in index.asked}
     assert ages == {
@@ -80,20 +88,25 @@ def test_a_run_takes_each_open_status_past_its_own_age_and_nothing_younger(
         "refund#pending": clock.rfc3339(NOW - timedelta(seconds=s.reconcile_after)),
         "payment#requires_capture": clock.rfc3339(NOW - timedelta(seconds=s.authorization_ttl)),
         "payment#requires_action": clock.rfc3339(NOW - timedelta(seconds=s.action_ttl)),
+        RESUMABLE: clock.rfc3339(NOW - timedelta(seconds=s.reconcile_after)),
     }
-    assert sum(report.settled.values()) == 4 and not report.bounded
+    assert sum(report.settled.values()) == 5 and not report.bounded
 
 
 def test_every_open_status_of_the_store_has_a_step_and_the_hooks_are_the_named_ones() -> None:
     statuses = {f"{kind}#{s}" for kind, open_ in payments.OPEN.items() for s in open_}
-    assert set(reconcile.SWEEPS) | set(payouts_face.SWEEPS) == statuses
+    assert set(reconcile.SWEEPS) | set(payouts_face.SWEEPS) == statuses | {RESUMABLE}
     steps = {k: v.settle for k, v in reconcile.SWEEPS.items()}
     assert steps == {
         "payment#processing": reconcile.settle_charge,
         "refund#pending": reconcile.settle_refund,
         "payment#requires_capture": reconcile.expire_authorisation,
         "payment#requires_action": actions.abandon,
+        RESUMABLE: resume.resume,
     }
+    # Requests are found in the idempotency table's ResumeIndex, the rest in ReconcileIndex
+    dues = {k: v.due for k, v in (reconcile.SWEEPS | payouts_face.SWEEPS).items()}
+    assert dues == {**dict.fromkeys(statuses), RESUMABLE: idempotency.due}
 
 
 def test_raced_and_unanswered_records_are_left_and_aws_errors_counted_not_fatal(
@@ -105,11 +118,12 @@ def test_raced_and_unanswered_records_are_left_and_aws_errors_counted_not_fatal(
         "re_pending": IdempotencyInProgressError("lease"),
         "pay_expired": error,
         "pay_abandoned": ConflictError("raced"),
+        "usr_A#died": IdempotencyInProgressError("lease"),
     })  # fmt: skip
     report = reconcile.run(now=NOW)
-    assert len(called) == 4  # a failure stops nothing
+    assert len(called) == 5  # a failure stops nothing
     assert report.left == {"payment#processing": 1, "refund#pending": 1,
-                           "payment#requires_action": 1}  # fmt: skip
+                           "payment#requires_action": 1, RESUMABLE: 1}  # fmt: skip
     assert report.failed == {"payment#requires_capture": 1}
     assert not report.settled
 

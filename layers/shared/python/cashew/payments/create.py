@@ -10,6 +10,7 @@ replayable. A failed attempt is a payment too, recorded with its key.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -36,6 +37,7 @@ from cashew.payments.idempotency import (
 )
 from cashew.payments.models import (
     BalanceSource,
+    CardSource,
     NextAction,
     PaymentRequest,
     PaymentResponse,
@@ -53,43 +55,29 @@ def create_payment(caller: Caller, request: PaymentRequest, key: str) -> Outcome
             "the payee must be another user",
             errors=[{"field": "payee_id", "message": "must not be the payer"}],
         )
-    scope = idempotency.scope(
-        caller.user_id, key, "POST /v1/payments", request.model_dump(mode="json")
-    )
+    scope = idempotency.scope(caller.user_id, key, PAYMENTS, request.model_dump(mode="json"))
     if isinstance(request.source, BalanceSource):
         return _counted(idempotency.run(BalancePayment(caller, request, scope)))
-    charge = CardRequest(
-        kind="payment",
-        payee_id=request.payee_id,
-        amount=request.amount,
-        currency=request.currency,
-        method_id=request.source.payment_method_id,
-        capture=request.capture,
-        description=request.description,
-    )
-    return _card_charge(caller, scope, charge, "source.payment_method_id")
+    charge, field = card_request(caller.user_id, PAYMENTS, request)
+    return _card_charge(caller, scope, charge, field)
 
 
 def top_up(caller: Caller, request: TopUpRequest, key: str) -> Outcome[PaymentResponse]:
     accounts.require_verified_email(caller.user_id)  # before any read or write of money
-    scope = idempotency.scope(
-        caller.user_id, key, "POST /v1/top-ups", request.model_dump(mode="json")
-    )
-    charge = CardRequest(
-        kind="top_up",
-        payee_id=caller.user_id,
-        amount=request.amount,
-        currency=request.currency,
-        method_id=request.payment_method_id,
-        capture=True,
-        description=None,
-    )
-    return _card_charge(caller, scope, charge, "payment_method_id")
+    scope = idempotency.scope(caller.user_id, key, TOP_UPS, request.model_dump(mode="json"))
+    charge, field = card_request(caller.user_id, TOP_UPS, request)
+    return _card_charge(caller, scope, charge, field)
+
+
+TOP_UPS, PAYMENTS = "POST /v1/top-ups", "POST /v1/payments"
+"""The operations of card charges, as their requests' records keep them."""
 
 
 @dataclass(frozen=True, slots=True)
 class CardRequest:
-    """What a card charge was asked for: a top-up or a card payment."""
+    """What a card charge was asked for: a top-up or a card payment; `kept` is the request
+    its in-progress record keeps (the operation and the validated body: amounts, ids, the
+    description, never card data), for reconciliation to resume it (cashew.payments.resume)."""
 
     kind: PaymentType
     payee_id: str
@@ -98,6 +86,62 @@ class CardRequest:
     method_id: str | None  # None: the caller's default
     capture: bool
     description: str | None
+    kept: str
+
+
+type CardChargeRequest = TopUpRequest | PaymentRequest
+
+
+def card_request(
+    user_id: str, operation: str, request: CardChargeRequest
+) -> tuple[CardRequest, str]:
+    """The card charge a top-up or card payment asks for, and the field naming its method;
+    ValueError for a request that is not one (a balance payment, another operation)."""
+    body = request.model_dump(mode="json")  # what the request's hash is of
+    kept = json.dumps({"operation": operation, "body": body}, separators=(",", ":"))
+    if operation == TOP_UPS and isinstance(request, TopUpRequest):
+        top_up = request
+        charge = CardRequest(
+            kind="top_up",
+            payee_id=user_id,
+            amount=top_up.amount,
+            currency=top_up.currency,
+            method_id=top_up.payment_method_id,
+            capture=True,
+            description=None,
+            kept=kept,
+        )
+        return charge, "payment_method_id"
+    payment = request
+    if (
+        operation != PAYMENTS
+        or not isinstance(payment, PaymentRequest)
+        or not isinstance(payment.source, CardSource)
+    ):
+        raise ValueError(f"not a card charge: {operation}")
+    charge = CardRequest(
+        kind="payment",
+        payee_id=payment.payee_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        method_id=payment.source.payment_method_id,
+        capture=payment.capture,
+        description=payment.description,
+        kept=kept,
+    )
+    return charge, "source.payment_method_id"
+
+
+def kept_request(kept: str) -> tuple[str, CardChargeRequest]:
+    """The operation and the request a card charge's record kept (`CardRequest.kept`), validated
+    again (ValidationError, ValueError for a kept request that is not one)."""
+    parsed = json.loads(kept)
+    operation = str(parsed["operation"])
+    if operation == TOP_UPS:
+        return operation, TopUpRequest.model_validate(parsed["body"])
+    if operation == PAYMENTS:
+        return operation, PaymentRequest.model_validate(parsed["body"])
+    raise ValueError(f"not a card charge: {operation}")
 
 
 def _card_charge(
@@ -126,6 +170,14 @@ def _card_charge(
         charged = outcome.model.source.get("payment_method_id") or method_id
         _keep_current(caller.user_id, str(charged), outcome.model)
     return outcome
+
+
+def after_charge(user_id: str, method_id: str, outcome: Outcome[PaymentResponse]) -> None:
+    """What a charge that completed its record does after it (a resumed one too): counted, and
+    its method kept current."""
+    _counted(outcome)
+    charged = outcome.model.source.get("payment_method_id") or method_id
+    _keep_current(user_id, str(charged), outcome.model)
 
 
 def _recorded(scope: idempotency.Scope) -> Outcome[PaymentResponse] | None:
@@ -253,11 +305,12 @@ class BalancePayment:
 
 class CardCharge:
     """A card charge crediting the payee. Its in-progress record is written before the
-    gateway is called, with the screening (a resumed request uses it) and, unless it is
-    blocked, the attempt recorded in the payer's history. The gateway sees the request's
-    key, so a retry of a request whose outcome is unknown asks again (the gateway returns
-    the same charge), then completes the record and moves the money in one transaction:
-    whoever completes first wins, the other replays."""
+    gateway is called, with the screening (a resumed request uses it), the request
+    (`CardRequest.kept`: reconciliation resumes a request that died, cashew.payments.resume)
+    and, unless it is blocked, the attempt recorded in the payer's history. The gateway
+    sees the request's key, so a retry of a request whose outcome is unknown asks again (the
+    gateway returns the same charge), then completes the record and moves the money in one
+    transaction: whoever completes first wins, the other replays."""
 
     answer = PaymentResponse
     creates = True
@@ -287,7 +340,7 @@ class CardCharge:
             card_added_at=self.method.created_at,
             card_risk_flag=self.method.gateway_risk_flag,
         )
-        kept = Kept(self.screening.score, self.screening.fired, self.method.id)
+        kept = Kept(self.screening.score, self.screening.fired, self.method.id, self.charge.kept)
         if self.screening.blocked or self.method.current_status() != "active":
             # not an attempt: blocked, or refused as unusable before the gateway (`prepare`)
             return Admission(self.payment_id, kept)

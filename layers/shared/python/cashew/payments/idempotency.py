@@ -21,7 +21,12 @@ admitted `at_once`: its record is written complete in that transaction.
 Records (`IdempotencyRecord`): pk = <user id>#<key>   status = in_progress | completed
     request_hash, payment_id (the payment or refund the request works under), status_code,
     response_body, created_at, expires_at (TTL), and what the admission kept (`Kept`: the
-    screening's risk_score and fired_rules);
+    screening's risk_score and fired_rules, the card it charges, and, for a card charge,
+    kept_request: the operation and its validated body, so that reconciliation can resume it
+    as the client's retry would; the caller's user id is the pk's first part);
+    open_status = "request#in_progress", open_since = created_at: ResumeIndex's keys, only on
+    an in-progress record that keeps its request (sparse), removed by the completing write
+    (with kept_request) and gone with the record when it is abandoned;
     lease_until: while it is in the future, the request that wrote the record may still be
     running (the lease outlives the function's timeout), so a duplicate gets 409. Once it has
     passed, a retry takes the record over and settles the outcome by asking the gateway.
@@ -35,7 +40,7 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
@@ -292,6 +297,13 @@ class Kept:
     risk_score: int
     fired_rules: list[str]
     payment_method_id: str | None = None  # None: a record written before methods were kept
+    request: str | None = None
+    """A resumable request (a card charge): JSON {"operation", "body"}, the body validated."""
+
+
+RESUMABLE = "request#in_progress"
+"""ResumeIndex's `open_status` of an in-progress record that keeps its request."""
+RESUME_INDEX = "ResumeIndex"
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +340,9 @@ class IdempotencyRecord:
             item["fired_rules"] = list(self.kept.fired_rules)
             if self.kept.payment_method_id is not None:
                 item["payment_method_id"] = self.kept.payment_method_id
+            if self.kept.request is not None and self.status == "in_progress":
+                item["kept_request"] = self.kept.request
+                item["open_status"], item["open_since"] = RESUMABLE, self.created_at
         return item
 
     @classmethod
@@ -341,6 +356,7 @@ class IdempotencyRecord:
                 int(item["risk_score"]),
                 list(item.get("fired_rules") or []),
                 item.get("payment_method_id"),
+                item.get("kept_request"),
             )
         return cls(
             pk=str(item["pk"]),
@@ -387,7 +403,8 @@ def complete_item(s: Scope, status_code: int, body: str) -> dynamo.Write:
     return dynamo.update(
         _table(),
         {"pk": s.pk},
-        "SET #status = :completed, status_code = :code, response_body = :body",
+        "SET #status = :completed, status_code = :code, response_body = :body"
+        " REMOVE open_status, open_since, kept_request",  # out of ResumeIndex: nothing to resume
         condition="#status = :in_progress AND request_hash = :hash",
         names={"#status": "status"},
         values={
@@ -499,6 +516,25 @@ def abandon(s: Scope) -> None:
             values={":in_progress": "in_progress"},
             names={"#status": "status"},
         )
+
+
+def due(open_status: str, before: str, limit: int) -> Iterator[str]:
+    """The pks of the in-progress records keeping their request (ResumeIndex, `open_status`
+    RESUMABLE) created before `before`, oldest first, page after page. Eventually consistent:
+    cashew.payments.resume reads each record again before acting on it."""
+    start: dict[str, Any] | None = None
+    while True:
+        items, start = dynamo.query(
+            _table(),
+            "open_status = :status AND open_since <= :before",
+            {":status": open_status, ":before": before},
+            index=RESUME_INDEX,
+            limit=limit,
+            start_key=start,
+        )
+        yield from (str(i["pk"]) for i in items)
+        if start is None:
+            return
 
 
 def get(s: Scope) -> IdempotencyRecord | None:

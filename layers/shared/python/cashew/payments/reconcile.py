@@ -1,7 +1,9 @@
 """Reconciliation: settling what no request will (API.md, *Reconciliation (v1.1)*).
 
 A run pages through ReconcileIndex (cashew.payments.store: only open records are in it,
-oldest first per status) and hands each record due to its kind's step, a row of `SWEEPS`:
+oldest first per status) and the idempotency table's ResumeIndex (only in-progress card
+charges that keep their request), and hands each record due to its kind's step, a row of
+`SWEEPS`:
 
     payment#processing        after CASHEW_RECONCILE_AFTER: the charge is asked of the gateway
                               (`retrieve_charge`) and its answer applied by
@@ -15,7 +17,19 @@ oldest first per status) and hands each record due to its kind's step, a row of 
                               resumed as its retry would be (`after_create.Refund` through
                               `idempotency.run`, under the request's record, taken over only
                               once its lease has run out), asking the gateway again under the
-                              request's key.
+                              request's key;
+    request#in_progress       after CASHEW_RECONCILE_AFTER (ResumeIndex): a top-up or card
+                              payment whose request died (timeout, crash) after its record
+                              was written, the card perhaps charged, nothing credited:
+                              `resume.resume` rebuilds the request its record kept and runs
+                              it as the client's retry would (`CardCharge` through
+                              `idempotency.run`, the record taken over only once its lease
+                              has run out, the gateway asked again under the request's key,
+                              so it answers the same charge; then the completing write with
+                              the money). One that can no longer be resumed (its method or
+                              payee deleted since) is taken out of ResumeIndex and reported
+                              (an ERROR log, `ReconcileUnresumable`, alarmed) for an operator
+                              to void or refund at the gateway (see cashew.payments.resume).
 
 Every step ends in a write conditional on the status the record was read in, the same write a
 webhook, a client's retry or cancel would make, so whichever comes first settles the record
@@ -23,11 +37,13 @@ and the others change nothing (property 48): overlapping runs are safe too. An a
 settles nothing (still processing, gateway unreachable, a request still holding its lease)
 leaves the record open for the next run.
 
-In-progress idempotency records of top-ups and card payments whose request died after the
-gateway call are not swept: no payment is stored until their request completes, and the
-record keeps only the request's hash, not the request (amount, currency, payee), so nothing
-but the client's retry (within CASHEW_IDEMPOTENCY_TTL) can resume them without guessing. Card
-refunds are swept, because their pending refund is stored first and names its record.
+A top-up's or card payment's payment is stored only when its request completes, so its
+in-progress idempotency record is what is swept: it keeps the operation and the validated
+body (`kept_request`; no card data is in these bodies) and the caller's id (its pk), enough
+to resume the request without guessing, and is in ResumeIndex only until it completes. Card
+refunds are swept through their pending refund, which is stored first and names its record.
+Other in-progress records (captures, cancels of a stored payment) are not: the payment they
+work on is in ReconcileIndex.
 
 A run is bounded: at most CASHEW_RECONCILE_MAX_ITEMS records, and it stops starting new ones
 once the function's remaining time is under `STOP_MARGIN_MS`. It reports what it did as
@@ -37,7 +53,7 @@ metrics and one log line.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypedDict
@@ -51,7 +67,7 @@ from cashew.errors import CashewError
 from cashew.gateways import get_gateway
 from cashew.gateways.base import Charge, GatewayOutcomeUnknownError, WebhookEvent, with_retries
 from cashew.observability import logger, metrics
-from cashew.payments import actions, after_create, idempotency, webhooks
+from cashew.payments import actions, after_create, idempotency, resume, webhooks
 from cashew.payments import store as payments
 from cashew.payments.idempotency import Commit
 from cashew.payments.models import PaymentResponse, RefundRequest
@@ -144,6 +160,9 @@ class Sweep:
 
     after: Callable[[Settings], int]
     settle: Callable[[str], bool]
+    due: Callable[[str, str, int], Iterator[str]] | None = None
+    """Where its records are found: None for ReconcileIndex (`payments.due`), or another
+    index's query (requests: the idempotency table's ResumeIndex, `idempotency.due`)."""
 
 
 SWEEPS: dict[str, Sweep] = {
@@ -151,6 +170,7 @@ SWEEPS: dict[str, Sweep] = {
     "refund#pending": Sweep(lambda s: s.reconcile_after, settle_refund),
     "payment#requires_capture": Sweep(lambda s: s.authorization_ttl, expire_authorisation),
     "payment#requires_action": Sweep(lambda s: s.action_ttl, actions.abandon),
+    idempotency.RESUMABLE: Sweep(lambda s: s.reconcile_after, resume.resume, idempotency.due),
 }
 """ReconcileIndex's open statuses (cashew.payments.store.open_key) and their steps. Payouts,
 a layer above payments, bring their own row (`cashew.payouts.face.SWEEPS`): the function
@@ -203,7 +223,8 @@ def run(
     budget = settings.reconcile_max_items
     for open_status, sweep in {**SWEEPS, **(more or {})}.items():
         before = clock.rfc3339(now - timedelta(seconds=sweep.after(settings)))
-        for pk in payments.due(open_status, before, min(PAGE, budget + 1)):
+        due = sweep.due or payments.due
+        for pk in due(open_status, before, min(PAGE, budget + 1)):
             if budget <= 0 or (remaining_ms is not None and remaining_ms() < STOP_MARGIN_MS):
                 report.bounded = True
                 break
