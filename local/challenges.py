@@ -52,6 +52,7 @@ def _page(status: int, title: str, body: str) -> dict[str, Any]:
         "Content-Security-Policy": _POLICY,
         "Cache-Control": "no-store",
         "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",  # the URL holds the challenge's reference
     }
     return {"statusCode": status, "headers": headers, "body": document}
 

@@ -17,9 +17,10 @@ app = CashewResolver()
     summary="Everything stored about the caller, paged over sections",
     description=(
         "Profile and settings on every page; payment methods, sessions, payments (as payer,"
-        f" then as payee), disputes and log entries, at most {export.PAGE_ITEMS} of them a"
-        " page, with the refunds of the page's payments. Follow `next_cursor` until it is"
-        " null. Never a password hash, token, TOTP secret or gateway token."
+        " then as payee), payouts, disputes and log entries, at most"
+        f" {export.PAGE_ITEMS} of them a page, with the refunds of the page's payments."
+        " Follow `next_cursor` until it is null. Never a password hash, token, TOTP secret"
+        " or gateway token."
     ),
 )
 def export_me(

@@ -249,10 +249,10 @@ def test_the_export_is_read_only_granted_and_reads_the_callers_items_only(stack,
     assert recorder.used["ExportMeFunction"] <= _granted()["ExportMeFunction"]
     actions = {a for a, _ in _granted()["ExportMeFunction"]}
     assert actions == {"dynamodb:GetItem", "dynamodb:Query"}
-    # ... one page, in 10 reads: the profile, the methods and the default, the sessions, the
-    # payments as payer and as payee, the refunds of the one refunded, the disputes as payer
-    # and as payee, the log
-    assert len(pages) == 1 and len(keys) == 10, keys
+    # ... one page, in 11 reads: the profile, the methods and the default, the sessions, the
+    # payments as payer and as payee, the refunds of the one refunded, the payouts, the
+    # disputes as payer and as payee, the log
+    assert len(pages) == 1 and len(keys) == 11, keys
     # ... and each read was keyed by the caller's own id, or by one of their payments
     mine = {p["id"] for p in _merged(pages)["payments"]}
     for name, key in keys:

@@ -60,6 +60,9 @@ def _answer(fake: FakeStripe, path: str, form: dict[str, str], n: int) -> tuple[
                      "currency": form["currency"], "destination": form["destination"],
                      "method": form.get("method"), "status": fake.payout_status,
                      "failure_code": fake.failure_code, "metadata": metadata}  # fmt: skip
+    if path.startswith("/v1/transfers/") and path.endswith("/reversals"):  # a failed payout's
+        return 200, {"id": f"trr_{n}", "object": "transfer_reversal",
+                     "amount": int(form["amount"]), "transfer": path.split("/")[3]}  # fmt: skip
     return 404, {"error": {"type": "invalid_request_error", "message": "no such path"}}
 
 

@@ -55,16 +55,16 @@ def _all_pages(caller: Caller, page_items: int) -> list[export.ExportPage]:
 
 
 def test_every_item_comes_once_in_section_order_a_page_at_a_time(sections):
-    # Given sections of 5, 0, 7, 1, 0, 2 and 4 items
+    # Given sections of 5, 0, 7, 1, 3 (the payouts), 0, 2 and 4 items
     sizes, _ = sections
-    sizes.update(zip(export.SECTIONS, (5, 0, 7, 1, 0, 2, 4), strict=True))
+    sizes.update(zip(export.SECTIONS, (5, 0, 7, 1, 3, 0, 2, 4), strict=True))
     expected = [f"{s}:{i}" for s in export.SECTIONS for i in range(sizes[s])]
     # When the caller exports 3 items a page
     pages = _all_pages(ALICE, 3)
     # Then the pages hold every item once, in order, 3 a page but the last
     got = [s.id for page in pages for s in page.sessions]
     assert got == expected
-    assert [len(p.sessions) for p in pages] == [3, 3, 3, 3, 3, 3, 1]
+    assert [len(p.sessions) for p in pages] == [3, 3, 3, 3, 3, 3, 3, 1]
     assert all(p.user.id == ALICE.user_id for p in pages)
 
 

@@ -3,7 +3,7 @@ endpoints show it to them (so no secret a list leaves out can appear here), page
 sections.
 
 A page holds at most `PAGE_ITEMS` items (payment methods, sessions, payments and their
-refunds, disputes, log entries), filled section by section in `SECTIONS` order, plus the
+refunds, payouts, disputes, log entries), filled section by section in `SECTIONS` order, plus the
 caller's profile. An item is at most a few KB (a payment's description is at most 500
 characters, a dispute's details 2000), so a page stays far below Lambda's 6 MB response.
 `next_cursor` names the section, that section's own cursor, and the payment whose refunds go
@@ -33,6 +33,8 @@ from cashew.ledger import service as ledger
 from cashew.ledger.models import Entry
 from cashew.payments import face as payments
 from cashew.payments.models import PaymentResponse, RefundResponse
+from cashew.payouts import face as payouts
+from cashew.payouts.models import PayoutResponse
 
 PAGE_ITEMS = 100
 
@@ -41,6 +43,7 @@ Section = Literal[
     "sessions",
     "payments_as_payer",
     "payments_as_payee",
+    "payouts",
     "disputes_as_payer",
     "disputes_as_payee",
     "transactions",
@@ -68,6 +71,7 @@ class ExportPage(BaseModel):
     sessions: list[SessionResponse] = Field(default_factory=list)
     payments: list[PaymentResponse] = Field(default_factory=list)
     refunds: list[RefundResponse] = Field(default_factory=list)
+    payouts: list[PayoutResponse] = Field(default_factory=list)
     disputes: list[Dispute] = Field(default_factory=list)
     transactions: list[Entry] = Field(default_factory=list)
     has_more: bool
@@ -170,6 +174,12 @@ def _payments(role: Literal["payer", "payee"]) -> Reader:
     return read
 
 
+def _payouts(caller: Caller, page: ExportPage, room: int, inner: str | None) -> Read:
+    found = payouts.payouts_page(caller.user_id, room, inner)
+    page.payouts.extend(found.data)
+    return len(found.data), found.next_cursor, None
+
+
 def _disputes(role: Literal["payer", "payee"]) -> Reader:
     def read(caller: Caller, page: ExportPage, room: int, inner: str | None) -> Read:
         found = disputes.list_disputes(caller, role, room, inner)
@@ -192,6 +202,7 @@ _READERS: dict[Section, Reader] = {
     "sessions": _sessions,
     "payments_as_payer": _payments("payer"),
     "payments_as_payee": _payments("payee"),
+    "payouts": _payouts,
     "disputes_as_payer": _disputes("payer"),
     "disputes_as_payee": _disputes("payee"),
     "transactions": _transactions,

@@ -13,7 +13,8 @@
   asks it (the local stack's scheduler) to deliver the signed outcome a few seconds later.
 - The 3-D Secure card answers `requires_action` with the URL of the local stack's challenge
   page (`challenge_url`): `<challenge_url>/<reference>`, the reference a description of the
-  charge authenticated with an HMAC under a key derived from the gateway secret (so it is
+  charge sealed (AES-GCM) and authenticated with an HMAC under keys derived from the gateway
+  secret (so it is
   unguessable, and the same key gives the same URL). Completing the page sends the signed
   `challenge_event` (see local/challenges.py).
 - A processing charge's id says how it ends, as the card table does for every other outcome:
@@ -43,6 +44,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from cashew.gateways.base import (
@@ -101,7 +104,7 @@ OUTAGE_CHARGE_PREFIX = "ch_sbx_error_"
 derived from keys are hex, so they never start with it)."""
 
 DEFAULT_CHALLENGE_URL = "http://127.0.0.1:3000/_sandbox/v1/challenges"
-_CHALLENGE_REF = re.compile(r"(?P<body>[A-Za-z0-9_-]{1,400})\.(?P<mac>[0-9a-f]{32})")
+_CHALLENGE_REF = re.compile(r"(?P<body>[A-Za-z0-9_-]{1,512})\.(?P<mac>[0-9a-f]{32})")
 AUTHENTICATION_FAILED = "the card holder did not pass 3-D Secure authentication"
 DEFAULT_WEBHOOK_SECRET = "whsec_sandbox_local"  # nosec B105 # local default (API.md)
 WEBHOOK_DELAY_SECONDS = 3
@@ -329,20 +332,29 @@ class SandboxGateway:
 
     # --- 3-D Secure challenges ------------------------------------------------------------
 
+    def _challenge_key(self, purpose: bytes) -> bytes:
+        return hmac.new(self._secret.encode(), purpose, "sha256").digest()
+
     def _challenge_mac(self, body: str) -> str:
-        key = hmac.new(self._secret.encode(), b"cashew-sandbox-challenge", "sha256").digest()
+        key = self._challenge_key(b"cashew-sandbox-challenge")
         return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()[:32]
 
     def challenge_reference(self, challenge: Challenge) -> str:
-        """The unguessable reference of a challenge: its description (URL-safe base64 of
-        compact JSON) and an HMAC of it; the same charge always has the same reference."""
-        raw = json.dumps(challenge.model_dump(), separators=(",", ":"), sort_keys=True)
-        body = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        """The unguessable reference of a challenge: its description (compact JSON) sealed
+        with AES-GCM, so a URL in a browser's history, a proxy's log or a Referer names no
+        payment, amount or charge, URL-safe base64, and an HMAC of that. The nonce is derived
+        from the description, so the same charge always has the same reference (and two
+        descriptions never share a nonce)."""
+        raw = json.dumps(challenge.model_dump(), separators=(",", ":"), sort_keys=True).encode()
+        key = self._challenge_key(b"cashew-sandbox-challenge-seal")
+        nonce = hmac.new(key, raw, hashlib.sha256).digest()[:12]
+        sealed = nonce + AESGCM(key).encrypt(nonce, raw, None)
+        body = base64.urlsafe_b64encode(sealed).decode().rstrip("=")
         return f"{body}.{self._challenge_mac(body)}"
 
     def read_challenge(self, reference: str) -> Challenge | None:
-        """The challenge a reference describes, once its HMAC is checked (constant time);
-        None for anything this gateway did not issue."""
+        """The challenge a reference describes, once its HMAC is checked (constant time) and
+        its description unsealed; None for anything this gateway did not issue."""
         match = _CHALLENGE_REF.fullmatch(reference)
         if match is None:
             return None
@@ -350,9 +362,11 @@ class SandboxGateway:
         if not hmac.compare_digest(self._challenge_mac(body).encode(), match["mac"].encode()):
             return None
         try:
-            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            sealed = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            key = self._challenge_key(b"cashew-sandbox-challenge-seal")
+            raw = AESGCM(key).decrypt(sealed[:12], sealed[12:], None)
             return Challenge.model_validate_json(raw)
-        except (binascii.Error, ValueError):  # ValidationError is a ValueError
+        except (binascii.Error, ValueError, InvalidTag):  # ValidationError is a ValueError
             return None
 
     @staticmethod

@@ -20,6 +20,9 @@ alone: it only reaches the connected account's Stripe balance, not the card; why
 Payout from the platform: the platform's payouts go to the platform's own bank. Both calls
 carry keys derived from our idempotency key (`<key>:transfer`, `<key>:payout`), so asking
 again after an unknown outcome replays Stripe's first answers and moves nothing twice.
+A Payout that fails or that Stripe refuses reverses its Transfer first (`<key>:reversal`), so
+the money Cashew credits back is not also left in the connected account; a reversal that is
+not confirmed leaves the outcome unknown (asked again later).
 A payout's token is therefore `acct_...:card_...` (the connected account and its debit card,
 from Connect onboarding); for any other token (a `pm_...`) Stripe cannot push money and the
 payout fails at once as `card_declined`, with nothing sent. Payout events (`payout.paid`,
@@ -478,7 +481,7 @@ class StripeGateway:
             )
         account, card = destination["account"], destination["card"]
         with _translated("payout transfer"):
-            self._client.v1.transfers.create(
+            transfer = self._client.v1.transfers.create(
                 params={
                     "amount": amount,
                     "currency": currency.lower(),
@@ -487,21 +490,47 @@ class StripeGateway:
                 },
                 options={"idempotency_key": f"{idempotency_key}:transfer"},
             )
-        with _translated("payout"):
-            payout = self._client.v1.payouts.create(
-                params={
-                    "amount": amount,
-                    "currency": currency.lower(),
-                    "destination": card,
-                    "method": "instant",
-                    "metadata": dict(metadata),
-                },
-                options={
-                    "idempotency_key": f"{idempotency_key}:payout",
-                    "stripe_account": account,
-                },
-            )
-        return _payout(payout.id, _opt(payout, "status"), _opt(payout, "failure_code"))
+        try:
+            with _translated("payout"):
+                payout = self._client.v1.payouts.create(
+                    params={
+                        "amount": amount,
+                        "currency": currency.lower(),
+                        "destination": card,
+                        "method": "instant",
+                        "metadata": dict(metadata),
+                    },
+                    options={
+                        "idempotency_key": f"{idempotency_key}:payout",
+                        "stripe_account": account,
+                    },
+                )
+        except GatewayUnavailableError:  # refused: Cashew fails the payout and credits back
+            self._reverse(transfer.id, amount, idempotency_key, metadata)
+            raise
+        answer = _payout(payout.id, _opt(payout, "status"), _opt(payout, "failure_code"))
+        if answer.status == "failed":
+            self._reverse(transfer.id, amount, idempotency_key, metadata)
+        return answer
+
+    def _reverse(
+        self, transfer_id: str, amount: int, idempotency_key: str, metadata: dict[str, str]
+    ) -> None:
+        """Take a failed payout's Transfer back to the platform's balance (`<key>:reversal`)
+        before Cashew credits the user's balance back: otherwise the money would be both
+        there and in the connected account. A reversal Stripe refuses or does not answer
+        leaves the outcome unknown (the payout stays pending and is asked again)."""
+        try:
+            with _translated("payout transfer reversal"):
+                self._client.v1.transfers.reversals.create(
+                    transfer_id,
+                    params={"amount": amount, "metadata": dict(metadata)},
+                    options={"idempotency_key": f"{idempotency_key}:reversal"},
+                )
+        except GatewayUnavailableError as exc:
+            raise GatewayOutcomeUnknownError(
+                "stripe payout transfer reversal: not confirmed"
+            ) from exc
 
     # --- webhooks -------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """What the other modules may do with payouts (their store stays payouts' own): the
 publisher reads a payout from the stream's image, the audit reads every payout (and a user's),
-the email consumer a payout's owner; reconciliation settles the pending ones (`SWEEPS`)."""
+the email consumer a payout's owner, the export a page of the caller's payouts;
+reconciliation settles the pending ones (`SWEEPS`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,18 @@ from collections.abc import Iterator
 
 from cashew.payments import reconcile
 from cashew.payouts import settle, store
+from cashew.payouts.models import PayoutList
 from cashew.payouts.store import StoredPayout, from_image
 
-__all__ = ["SWEEPS", "StoredPayout", "all_payouts", "from_image", "owner_of", "payouts_of"]
+__all__ = [
+    "SWEEPS",
+    "StoredPayout",
+    "all_payouts",
+    "from_image",
+    "owner_of",
+    "payouts_of",
+    "payouts_page",
+]
 
 
 def _settled_by_asking(payout_id: str) -> bool:
@@ -33,3 +43,8 @@ def payouts_of(user_id: str) -> Iterator[StoredPayout]:
 def owner_of(payout_id: str) -> str | None:
     stored = store.get(payout_id)
     return stored.user_id if stored else None
+
+
+def payouts_page(user_id: str, limit: int, cursor: str | None) -> PayoutList:
+    """A page of the user's payouts as GET /v1/payouts shows them (for the export)."""
+    return store.list_payouts(user_id, limit, cursor)
