@@ -96,7 +96,9 @@ class Launched:
         leaks = self.stack.seen.leaks(self.stack.aws_url, self.stack.log_path)
         self.process.send_signal(signal.SIGTERM)
         try:
-            code = self.process.wait(timeout=30)
+            # Its pools give running workers 10 s; the rest (pollers, schedules, the API, the
+            # embedded endpoint) stops in a few seconds idle, far slower on a loaded machine
+            code = self.process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.process.send_signal(signal.SIGABRT)  # faulthandler: every thread's traceback
             with contextlib.suppress(subprocess.TimeoutExpired):
