@@ -1,9 +1,10 @@
-"""Races that settle one payout whose answer was lost (PROPERTIES 46-48, issue 14 "done
-when" 3): the gateway's webhook, the client's retry with its key and a reconciliation run,
-in real threads against the embedded endpoint (which serialises their requests, so every
-interleaving of their reads and conditional writes can occur). Whichever wins, the payout is
-settled once: one money move (the debit, and for a failure one credit back), one log entry
-for its owner, one email."""
+"""Races that settle one payout whose answer was lost, or one processing card payment
+(PROPERTIES 46-48, issue 14 "done when" 3): the gateway's webhook, the client's retry with
+its key and a reconciliation run, in real threads against the embedded endpoint (which
+serialises their requests, so every interleaving of their reads and conditional writes can
+occur). Whichever wins, it is settled once: one money move (a payout's debit, and for a
+failure one credit back; a payment's credit), one log entry per party, one email per
+recipient, even with the bus's events delivered twice."""
 
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from cashew.gateways.base import sign_webhook
 from cashew.gateways.sandbox import PAYOUT_PREFIX, SandboxGateway, _digest
 from cashew.ledger import face as ledger
 from cashew.payments import reconcile
+from cashew.payments import store as payments
 from cashew.payouts import face
 from cashew.payouts import store as payouts_store
-from tests.integration.conftest import add_card, balance
+from tests.integration.conftest import add_card, balance, pay
+from tests.integration.test_gateway_webhooks import _deliver, _event
 from tests.integration.test_payout_outcomes import _events, _function_env, _mail_to, _send
 from tests.integration.test_payouts import _Flaky, deliver, funded, payout
 
@@ -120,4 +123,64 @@ def test_a_webhook_a_retry_and_a_run_racing_on_one_payout_settle_it_once(
     assert payout(stack, user, 3_000, card, key).body == retry.body
     reconcile.run(now=clock.now() + LATER, more=face.SWEEPS)
     assert balance(stack, user) == left
+    assert stack.settle() == 0
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_a_webhook_a_retry_and_a_run_racing_on_one_processing_payment_settle_it_once(
+    stack, new_user, round_
+):
+    # Given a card payment of 7.00 still processing (its webhook not yet delivered)
+    stack.skip_changes()
+    payer, payee = new_user(), new_user()
+    method = add_card(stack, payer, "4000000000003220")
+    card = {"type": "card", "payment_method_id": method}
+    key = str(uuid.uuid4())
+    made = pay(stack, payer, payee.id, 700, key, source=card)
+    assert made.status == 201 and made.body["status"] == "processing", made.body
+    payment_id = made.body["id"]
+    stack.settle()
+    _events(stack)
+    webhook = _event(payment_id, payments.get(payment_id).charge_id, amount=700)
+    # When its webhook, the client's retry and a run race on it
+    answers: dict[str, Any] = {}
+    racers = {
+        "webhook": lambda: _deliver(stack, webhook).status,
+        "retry": lambda: pay(stack, payer, payee.id, 700, key, source=card),
+        "run": lambda: reconcile.run(now=clock.now() + LATER),
+    }
+    threads = [
+        threading.Thread(target=lambda n=name, f=f: answers.__setitem__(n, f()))
+        for name, f in racers.items()
+    ]
+    for thread in threads[round_:] + threads[:round_]:  # each starts first once
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    # Then the payment succeeded once: the payee credited once, the retry its replay
+    assert answers["webhook"] == 200
+    assert answers["retry"].status == 201 and answers["retry"].body["id"] == payment_id
+    assert payments.get(payment_id).payment.status == "succeeded"
+    assert balance(stack, payee) == 700
+    # ... one log entry per party of its success
+    stack.settle()
+    for user in (payer, payee):
+        items, _ = ledger.chain_items(user.id)
+        of_it = [i for i in items if (i.fields or {}).get("payment_id") == payment_id]
+        statuses = [i.fields["status"] for i in of_it]  # a `processing` entry may come first
+        assert statuses.count("succeeded") == 1 and len(set(statuses)) == len(statuses), of_it
+    # ... one email per recipient, even with the bus's events delivered twice
+    messages = [m for m in _events(stack) if payment_id in m["Body"]]
+    assert [json.loads(m["Body"])["detail-type"] for m in messages] == ["payment.succeeded"]
+    before = {u.email: len(_mail_to(u.email)) for u in (payer, payee)}
+    assert _send(stack, messages).error is None
+    assert _send(stack, messages).error is None
+    assert {u.email: len(_mail_to(u.email)) - before[u.email] for u in (payer, payee)} == {
+        payer.email: 1,
+        payee.email: 1,
+    }
+    # ... and all of it again changes nothing
+    assert _deliver(stack, webhook).status == 200
+    reconcile.run(now=clock.now() + LATER)
+    assert balance(stack, payee) == 700
     assert stack.settle() == 0
