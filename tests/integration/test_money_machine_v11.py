@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -46,7 +47,7 @@ from cashew.errors import IdempotencyInProgressError
 from cashew.gateways.base import GatewayOutcomeUnknownError
 from cashew.gateways.sandbox import SandboxGateway
 from cashew.identity import Caller
-from cashew.payments import reconcile
+from cashew.payments import idempotency, reconcile
 from cashew.payments import store as payment_store
 from cashew.payments.idempotency import Outcome
 from cashew.payouts import create as payouts
@@ -138,6 +139,7 @@ class MoneyMachineV11(MoneyMachine):
         self.actions: dict[str, str] = {}  # payment id -> its challenge reference
         self.lost_top_ups: list[tuple[str, dict[str, Any]]] = []  # (key, args): answer lost
         self.flaky.down = False
+        _clear_requests()  # an earlier sequence's lost requests would be resumed in this one
 
     # --------------------------------------------------------------------- payouts
 
@@ -363,8 +365,19 @@ class MoneyMachineV11(MoneyMachine):
         """The scheduled run, 11 minutes later (settles processing payments and what a
         payout's gateway answers), or two days later (also fails what needs an action)."""
         now = clock.now() + (ABANDONED if late else RECONCILED)
-        report = reconcile.run(now=now, more=payouts_face.SWEEPS)
+        # The run's clock is that later time too, so the leases of lost requests have passed
+        with mock.patch.object(clock, "now", lambda: now):
+            report = reconcile.run(now=now, more=payouts_face.SWEEPS)
         assert not report.failed and not report.bounded, report.as_dict()
+        # A top-up whose answer was lost is resumed as its retry would be: charged once,
+        # credited once (the gateway answers the same charge under the same key)
+        for key, args in self.lost_top_ups:
+            record = idempotency.get(idempotency.Scope(self.members[args["user"]].id, key, ""))
+            assert record is not None and record.status == "completed", (key, record)
+            stored = payment_store.get(str(record.payment_id))
+            assert stored is not None, record
+            self._apply_top_up(stored.payment.model_dump(mode="json"), **args)
+        self.lost_top_ups.clear()
         for pid, p in self.model.items():
             if p.status == "processing":
                 self.touched.add(pid)
@@ -411,6 +424,15 @@ class MoneyMachineV11(MoneyMachine):
         for payout in self.payout_model.values():
             if payout.status == "paid":
                 assert logged[(self.members[payout.user].id, payout.id, "paid")] == 1, payout
+
+
+def _clear_requests() -> None:
+    """No idempotency record left by an earlier sequence (the test may delete what no
+    function may)."""
+    client, table = aws.dynamodb(), get_settings().idempotency_table
+    for page in client.get_paginator("scan").paginate(TableName=table):
+        for item in page["Items"]:
+            client.delete_item(TableName=table, Key={"pk": item["pk"]})
 
 
 def _member(stack: Any, user: Any) -> Member:
