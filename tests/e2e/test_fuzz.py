@@ -135,6 +135,9 @@ def seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
     balance = {"type": "balance"}
     paid = _pay(stack, payer, payee, balance)
     refundable = [_pay(stack, payer, payee, balance, amount=50_000) for _ in range(2)]
+    # Payments of the disputes' own: the refunds operation may refund `refundable` in full
+    # first, and a payment refunded in full cannot be disputed (409)
+    disputable = {_pay(stack, payer, payee, balance, amount=1_000) for _ in range(SPARE)}
     held = {"type": "card", "payment_method_id": card}
     to_capture = [_pay(stack, payer, payee, held, capture=False) for _ in range(SPARE)]
     to_cancel = [_pay(stack, payer, payee, held, capture=False) for _ in range(SPARE)]
@@ -149,7 +152,11 @@ def seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
         201,
     )["id"]
     entries = wait_for_entries(stack, payer.token, type="payment", status="succeeded")
-    assert entries, "the log has no succeeded payment of the payer"
+    deadline = time.monotonic() + 20
+    while not disputable <= {e.get("payment_id") for e in entries}:
+        assert time.monotonic() < deadline, "the log lacks the payer's disputable payments"
+        time.sleep(0.3)
+        entries = wait_for_entries(stack, payer.token, type="payment", status="succeeded")
     disputed = next(e for e in entries if e.get("payment_id") == paid)["id"]
     dispute = _ok(
         stack.request(
@@ -181,7 +188,7 @@ def seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
         "to_cancel": to_cancel,
         "refundable": refundable,
         "refunds": [refund],
-        "transactions": [e["id"] for e in entries],
+        "transactions": [e["id"] for e in entries if e.get("payment_id") in disputable],
         "disputes": [dispute],
         "spare_payment_methods": [add_card(stack, holder) for _ in range(SPARE)],
         "spare_sessions": [
