@@ -167,6 +167,14 @@ def seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
         ),
         201,
     )["id"]
+    paid_out = _ok(
+        stack.request(
+            "POST", "/v1/payouts", payer.token,
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+            json={"amount": 100, "currency": "USD", "payment_method_id": card},
+        ),
+        201,
+    )["id"]  # fmt: skip
     mfa = _mfa_seed(stack, new_user)
     holder = new_user("Fuzz Card Holder")
     revoker = new_user("Fuzz Revoker")
@@ -190,6 +198,7 @@ def seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
         "refunds": [refund],
         "transactions": [e["id"] for e in entries if e.get("payment_id") in disputable],
         "disputes": [dispute],
+        "payouts": [paid_out],
         "spare_payment_methods": [add_card(stack, holder) for _ in range(SPARE)],
         "spare_sessions": [
             _login(stack, revoker.email, revoker.password)["session_id"] for _ in range(SPARE)
@@ -354,6 +363,7 @@ DICTIONARIES = (
     "refunds",
     "transactions",
     "disputes",
+    "payouts",
     "spare_payment_methods",
     "spare_sessions",
     "emails",
@@ -395,9 +405,15 @@ def config(data: Mapping[str, Any], report_dir: Path) -> str:
         ),
         _operation("GET /v1/payments/{id}/refunds", token=payee.token, ids="refundable"),
         _operation("GET /v1/payments/{id}", ids="payments"),
+        _operation("GET /v1/payouts/{id}", ids="payouts"),
+        _operation(
+            "POST /v1/payouts",
+            body={"amount": "small_amounts", "payment_method_id": "payment_methods"},
+        ),
         _operation("POST /v1/payments/{id}/cancel", ids="to_cancel"),
         _operation(
             ["GET /v1/transactions/{id}", "POST /v1/transactions/{id}/disputes"],
+            token=data["payer"].token,  # the payer's own entries: only a payer disputes
             ids="transactions",
         ),
         _operation(
