@@ -454,7 +454,11 @@ def config(data: Mapping[str, Any], report_dir: Path) -> str:
             token=data["admin_token"],
             ids="webhook_deliveries",
         ),
-        _operation("GET /v1/users/me/payment-methods/{id}", ids="payment_methods"),
+        _operation(
+            "GET /v1/users/me/payment-methods/{id}",
+            token=data["payer"].token,
+            ids="payment_methods",
+        ),
         _operation(
             "POST /v1/users/me/payment-methods",
             body={"card.number": "card_numbers", "card.exp_year": "exp_years"},
