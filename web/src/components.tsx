@@ -48,7 +48,7 @@ export function Field(props: {
       <input
         id={id}
         name={props.name}
-        type={props.type ?? "text"}
+        type={(props.type ?? "text") as "text"}
         value={props.value}
         required={props.required}
         autoComplete={props.autocomplete}
