@@ -24,6 +24,7 @@ import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 from local import aws, mail
 from local.admin import create_from_env
@@ -113,11 +114,31 @@ def _local_routes(
 ) -> dict[tuple[str, str], LocalRoute]:
     """The local-only endpoints: the sandbox's tokens and challenge pages, the inbox."""
     challenges = Challenges(secret, lambda event: webhooks.schedule(CHALLENGE_DELAY, event))
+    # A client on another origin (CASHEW_CORS_ORIGINS) tokenises cards and reads the inbox as
+    # it calls the API: the same CORS answers, preflight included.
+    browser_facing = {("POST", TOKENS_PATH): tokens_endpoint(secret), **mail.ROUTES}
     return {
-        ("POST", TOKENS_PATH): tokens_endpoint(secret),
-        **mail.ROUTES,
+        **{key: _with_cors(route) for key, route in browser_facing.items()},
+        **{("OPTIONS", path): _preflight for _, path in browser_facing},
         **challenges.routes(),
     }
+
+
+def _with_cors(route: LocalRoute) -> LocalRoute:
+    from cashew import cors  # noqa: PLC0415 # the layer is on the path only now
+
+    def answer(event: dict[str, Any]) -> dict[str, Any]:
+        response = route(event)
+        response["headers"] = {**(response.get("headers") or {}), **cors.headers(event)}
+        return response
+
+    return answer
+
+
+def _preflight(event: dict[str, Any]) -> dict[str, Any]:
+    from cashew import cors  # noqa: PLC0415
+
+    return {"statusCode": 204, "headers": cors.headers(event, preflight=True), "body": ""}
 
 
 def _stop_on_signals() -> threading.Event:

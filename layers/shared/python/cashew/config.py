@@ -68,6 +68,29 @@ def _threshold(default: int, variable: str) -> Any:
     return Field(PerCurrency(for_all=default), alias=variable)
 
 
+_ORIGIN = re.compile(
+    r"https?://(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+    r"(?::[1-9][0-9]{0,4})?"
+)
+
+
+def parse_origins(value: object) -> tuple[str, ...]:
+    """The origins of a CASHEW_CORS_ORIGINS value; ValueError names the first bad one."""
+    if isinstance(value, tuple | list):
+        items = [str(item) for item in value]
+    elif isinstance(value, str):
+        items = [item.strip() for item in value.split(",")] if value.strip() else []
+    else:
+        raise ValueError("expected comma-separated origins")
+    for origin in items:
+        if not _ORIGIN.fullmatch(origin):
+            raise ValueError(
+                f"{origin!r} is not an origin: expected http(s)://host[:port] in lower case, "
+                "without a path (never * or null)"
+            )
+    return tuple(dict.fromkeys(items))
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
@@ -97,6 +120,10 @@ class Settings(BaseModel):
     # where the email of a reset for an unknown address goes (SES's mailbox simulator: the
     # same send as for an account, delivered to no one).
     app_url: str = Field("http://127.0.0.1:3000/", alias="CASHEW_APP_URL")
+    # Browser origins allowed to read answers (cashew.cors); malformed stops the local stack.
+    cors_origins: Annotated[tuple[str, ...], BeforeValidator(parse_origins)] = Field(
+        (), alias="CASHEW_CORS_ORIGINS"
+    )
     password_reset_ttl: int = Field(1800, alias="CASHEW_PASSWORD_RESET_TTL", ge=60, le=86400)
     email_decoy_to: str = Field("success@simulator.amazonses.com", alias="CASHEW_EMAIL_DECOY_TO")
     # Email verification: money moves only for verified emails when true (the money-moving

@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.params import Header
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import cors
 from cashew.errors import (
     CashewError,
     ForbiddenError,
@@ -58,6 +59,7 @@ class CashewResolver(APIGatewayRestResolver):
 
     def resolve(self, event: Any, context: LambdaContext) -> dict[str, Any]:
         request_id = (event.get("requestContext") or {}).get("requestId", "")
+        original = event
         body = event.get("body") or ""
         refusal = self._refusal(event)
         if refusal is None:
@@ -73,7 +75,7 @@ class CashewResolver(APIGatewayRestResolver):
             }
         else:
             response = super().resolve(event, context)
-        added = {"X-Request-Id": request_id}
+        added = {"X-Request-Id": request_id, **cors.headers(original)}
         present = {name.lower() for name in response.get("headers") or {}}
         present |= {name.lower() for name in response.get("multiValueHeaders") or {}}
         if "cache-control" not in present:  # a handler may allow caching of public documents
