@@ -19,7 +19,7 @@ SAM = PATH="$$(dirname "$$(scripts/find-python313)"):$$PATH" $(SAM_VENV)/bin/sam
 
 .PHONY: help dev test checks lint types unit integration e2e tests validate build check-layer \
         imports fuzz bandit cfn-lint checkov \
-        invoke redrive republish reconcile bench bench-compare openapi create-admin format clean
+        invoke redrive republish reconcile bench bench-compare openapi create-admin format clean web
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,7 +43,23 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	$(venv)
 
-dev: $(VENV)/.installed ## run the whole system on 127.0.0.1:3000 (Ctrl-C stops it)
+# The web client and the docs page (web/): npm ci from the lock file, then vite's build (which
+# typechecks) into web/dist and the self-contained docs page into functions/docs/docs.html and
+# web/dist/docs/index.html. Rebuilt when a source, the lock file or the OpenAPI document changes.
+WEB_SOURCES := $(shell find web/src web/public web/scripts -type f 2>/dev/null) \
+               web/index.html web/vite.config.ts web/tsconfig.json web/package.json
+web/node_modules/.installed: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+web/dist/.built functions/docs/docs.html &: web/node_modules/.installed $(WEB_SOURCES) functions/docs/openapi.json
+	cd web && npm run --silent build && node scripts/build-docs.mjs
+	@du -b web/dist/assets/*.js | awk '{n+=$$1} END {printf "web client: %d bytes of script\n", n}'
+	@touch web/dist/.built
+
+web: web/dist/.built ## build the web client and the docs page (web/dist, functions/docs/docs.html)
+
+dev: $(VENV)/.installed web/dist/.built ## run the whole system on 127.0.0.1:3000 (Ctrl-C stops it)
 	exec $(PY) -m local.dev
 
 # make test runs in three steps so that both cores stay busy: the three virtualenvs at once;
@@ -51,7 +67,7 @@ dev: $(VENV)/.installed ## run the whole system on 127.0.0.1:3000 (Ctrl-C stops 
 # about one core for its time budget) beside the static checks and sam build, one after another
 # on the other core. Each step stops make test at the first failure.
 test: ## every check: lint, types, import contracts, bandit, tests, fuzzing, sam validate --lint, cfn-lint, checkov, sam build
-	@$(MAKE) --no-print-directory -j3 $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
+	@$(MAKE) --no-print-directory -j3 $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed web/node_modules/.installed
 	@$(MAKE) --no-print-directory tests
 	@$(MAKE) --no-print-directory -j2 --output-sync=target fuzz checks
 	@echo "make test: all checks passed"
@@ -76,8 +92,11 @@ bandit: $(VENV)/.installed ## bandit on all non-test code; each suppression is a
 	$(VENV)/bin/bandit -q -c pyproject.toml -r layers functions local scripts tools bench
 
 TEST_WORKERS ?= 2
-tests: $(VENV)/.installed ## unit, integration and e2e tests, in TEST_WORKERS processes (default 2)
-	$(PY) -m pytest -n $(TEST_WORKERS)
+CHROMIUM ?= $(or $(CASHEW_CHROMIUM),/usr/bin/chromium)
+tests: $(VENV)/.installed web/dist/.built ## unit, integration, e2e and browser tests, in TEST_WORKERS processes (default 2)
+	@if [ -x "$(CHROMIUM)" ]; then echo "browser tests: Chromium at $(CHROMIUM)"; \
+	  else echo "browser tests SKIPPED: no Chromium at $(CHROMIUM) (apt-get install chromium; .ci/run does)"; fi
+	CASHEW_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -n $(TEST_WORKERS)
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
@@ -85,10 +104,10 @@ unit: $(VENV)/.installed
 integration: $(VENV)/.installed
 	$(PY) -m pytest tests/integration
 
-e2e: $(VENV)/.installed ## e2e tests (start their own stack, or use CASHEW_E2E_URL)
+e2e: $(VENV)/.installed web/dist/.built ## e2e tests (start their own stack, or use CASHEW_E2E_URL)
 	$(PY) -m pytest tests/e2e
 
-fuzz: $(VENV)/.installed ## schemathesis, every operation and phase, against a local stack of its own (a few minutes)
+fuzz: $(VENV)/.installed web/dist/.built ## schemathesis, every operation and phase, against a local stack of its own (a few minutes)
 	$(PY) -m pytest -m fuzz tests/e2e/test_fuzz.py -s -p no:cacheprovider
 
 validate: $(SAM_VENV)/.installed ## sam validate --lint
@@ -100,7 +119,7 @@ cfn-lint: $(SAM_VENV)/.installed ## cfn-lint with informational checks on templa
 checkov: $(CHECKOV_VENV)/.installed ## checkov on template.yaml (.checkov.yaml: skipped checks and why)
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -f template.yaml
 
-build: $(SAM_VENV)/.installed ## sam build (arm64, python3.13)
+build: $(SAM_VENV)/.installed web/dist/.built ## sam build (arm64, python3.13)
 	$(SAM) build
 
 check-layer: build ## the built layer has python/cashew and no boto3/botocore
@@ -135,4 +154,5 @@ create-admin: $(VENV)/.installed ## first admin of a deployed stack: make create
 	$(PY) scripts/create_admin.py --stack "$(STACK)" --email "$(EMAIL)" $(if $(NAME),--name "$(NAME)") $(if $(REGION),--region "$(REGION)")
 
 clean: ## remove virtualenvs and build output
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache \
+	  web/node_modules web/dist functions/docs/docs.html functions/docs/docs.csp

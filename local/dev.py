@@ -26,7 +26,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from local import aws, mail
+from local import aws, client, mail
 from local.admin import create_from_env
 from local.api import DEFAULT_PORT, Gateway, LocalRoute, make_server
 from local.cfn import ParameterError, Resources, load_template, local_parameters
@@ -90,6 +90,8 @@ def _banner(
             *routes,
             *pollers,
             f"API           {api_url}",
+            f"Web client    {api_url}/",
+            f"Docs          {api_url}/docs  ({api_url}/v1/openapi.json)",
             f"Inbox         {api_url}{mail.PAGE_PATH}  ({mail.JSON_PATH}?to=<address>)",
             f"AWS endpoint  {aws_url}  (AWS_ENDPOINT_URL={aws_url} AWS_ACCESS_KEY_ID=testing "
             "AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1)",
@@ -121,6 +123,7 @@ def _local_routes(
         **{key: _with_cors(route) for key, route in browser_facing.items()},
         **{("OPTIONS", path): _preflight for _, path in browser_facing},
         **challenges.routes(),
+        **client.ROUTES,
     }
 
 
