@@ -17,9 +17,9 @@ def test_the_docs_page_renders_every_operation(
     violations: list[str] = []
     page.on(
         "console",
-        lambda message: violations.append(message.text)
-        if "Content Security Policy" in message.text
-        else None,
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
     )
     page.goto(client.url + "/docs")
     page.get_by_role("heading", name="POST /v1/payments").first.wait_for()
