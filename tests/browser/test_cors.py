@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from playwright.sync_api import expect
+
 from tests.browser.conftest import Client
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 
 # Run in the page: a simple GET, a preflighted POST (JSON body) and a preflighted GET with
 # an Authorization header, each answering what the page could read of it.
@@ -40,6 +43,11 @@ def test_an_allowed_origin_reads_the_api(client: Client, page: Any) -> None:
     assert '"code":"invalid_credentials"' in answers["login"]["body"].replace(" ", "")
     assert answers["jwks"]["ok"] and answers["jwks"]["status"] == 200
 
+    # The client itself, from that origin: signs in and reads balances across origins
+    _sign_in(page)
+    expect(page.get_by_role("heading", name="Balances")).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_count(0)
+
 
 def test_another_origin_reads_nothing(client: Client, page: Any, page_errors: list[str]) -> None:
     page.goto(client.foreign_url + "/")
@@ -49,3 +57,15 @@ def test_another_origin_reads_nothing(client: Client, page: Any, page_errors: li
     for name, answer in answers.items():
         assert not answer["ok"], f"{name} was readable from a foreign origin: {answer}"
         assert "TypeError" in answer["error"]
+
+    # The client from that origin can't sign in: it says the API cannot be reached
+    _sign_in(page)
+    expect(page.get_by_role("alert")).to_contain_text("Network error")
+    page_errors.clear()
+
+
+def _sign_in(page: Any) -> None:
+    page.goto(page.url.split("#")[0] + "#/sign-in")
+    page.get_by_label("Email").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
