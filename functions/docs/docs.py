@@ -33,7 +33,12 @@ def _page() -> tuple[str, str]:
 @app.get(
     "/docs",
     summary="This API's reference page (HTML), rendering GET /v1/openapi.json",
-    responses={200: {"description": "The page", "content": {"text/html": {}}}},
+    responses={
+        200: {
+            "description": "The page: Redoc rendering this API's OpenAPI document, inline",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
+    },
 )
 def get_docs_page() -> Response[str]:
     html, csp = _page()

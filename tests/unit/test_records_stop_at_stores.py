@@ -19,6 +19,7 @@ ALLOWED = {
     "dynamo.py": "the DynamoDB plumbing: items in and out",
     "aws.py": "botocore configuration and Secrets Manager JSON",
     "http.py": "the HTTP edge: API Gateway events and responses",
+    "cors.py": "the HTTP edge: the Origin header of API Gateway events",
     "cursor.py": "a page's last evaluated key, encoded into a cursor",
     "auth/sessions.py": "the session store",
     "auth/mfa_store.py": "the MFA store (factors and challenges, in the sessions table)",
