@@ -155,11 +155,11 @@ def page(browser: Any, page_errors: list[str]) -> Iterator[Any]:
 
 
 @pytest.fixture
-def shot() -> Callable[[Any, str], Path]:
-    def take(page: Any, name: str) -> Path:
+def shot() -> Callable[..., Path]:
+    def take(page: Any, name: str, *, full_page: bool = True) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path), full_page=full_page)
         return path
 
     return take
