@@ -170,8 +170,8 @@ def render(document: Mapping[str, Any]) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-PREFLIGHT_FUNCTION = "PreflightFunction"
-"""Answers every path's CORS preflight (`OPTIONS`): plumbing of the browser's, not an operation."""
+PREFLIGHT_FUNCTIONS = ("PreflightFunction", "PaymentsPreflightFunction")
+"""Answer the paths' CORS preflights (`OPTIONS`): plumbing of the browser's, not operations."""
 
 
 def _collect_operations(
@@ -182,7 +182,7 @@ def _collect_operations(
     skipped: list[str] = []
     wired: dict[tuple[str, str], str] = {}
     for function_id, spec in sorted(functions(template).items()):
-        if not spec.api_events or function_id == PREFLIGHT_FUNCTION:
+        if not spec.api_events or function_id in PREFLIGHT_FUNCTIONS:
             continue
         for event in spec.api_events:
             key = (event.method, event.path)

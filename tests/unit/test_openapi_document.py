@@ -44,7 +44,7 @@ def api_functions(template: dict[str, Any]) -> dict[str, FunctionSpec]:
     return {
         fid: spec
         for fid, spec in functions(template).items()
-        if spec.api_events and fid != openapi.PREFLIGHT_FUNCTION
+        if spec.api_events and fid not in openapi.PREFLIGHT_FUNCTIONS
     }
 
 
