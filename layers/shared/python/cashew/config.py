@@ -88,10 +88,8 @@ def parse_origins(value: object) -> tuple[str, ...]:
                 f"{origin!r} is not an origin: expected http(s)://host[:port] in lower case, "
                 "without a path (never * or null)"
             )
-        if (
-            origin.startswith("https://")
-            and origin.endswith(":443")
-            or (origin.startswith("http://") and origin.endswith(":80"))
+        if (origin.startswith("https://") and origin.endswith(":443")) or (
+            origin.startswith("http://") and origin.endswith(":80")
         ):
             # a browser never sends its scheme's default port in Origin: it would never match
             raise ValueError(f"{origin!r} names its scheme's default port: leave it out")
