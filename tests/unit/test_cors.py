@@ -46,7 +46,7 @@ def _event(origin: str | None) -> dict[str, Any]:
     ],
 )
 def test_a_malformed_origin_is_refused(value: str) -> None:
-    with pytest.raises(ValueError, match="is not an origin|default port"):
+    with pytest.raises(ValueError, match=r"is not an origin|default port"):
         parse_origins(value)
 
 
