@@ -30,7 +30,12 @@ def admin_functions() -> list[tuple[str, str]]:
     found = []
     for function_id, resource in load_template()["Resources"].items():
         for event in (resource.get("Properties", {}).get("Events") or {}).values():
-            if event["Type"] == "Api" and event["Properties"]["Path"].startswith("/v1/admin/"):
+            properties = event["Properties"] if event["Type"] == "Api" else {}
+            # OPTIONS is the browser's CORS preflight (no authorizer, no data): not an admin path
+            if (
+                properties.get("Path", "").startswith("/v1/admin/")
+                and properties["Method"] != "OPTIONS"
+            ):
                 module = Path(resource["Properties"]["CodeUri"]).name
                 handler = resource["Properties"]["Handler"].split(".")[0]
                 found.append((function_id, f"{module}/{handler}.json"))
