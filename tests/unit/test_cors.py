@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -127,3 +128,43 @@ def test_each_preflight_function_stays_within_its_resource_policy() -> None:
     specs = functions(load_template())
     for function_id in PREFLIGHT_FUNCTIONS:
         assert len(specs[function_id].api_events) <= 30, function_id
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "https://app.example.com",
+        "https://app.example.com,http://127.0.0.1:3001",
+        "http://localhost:5173",
+        "https://app.example.com:8443",
+        "http://app.example.com:8080",
+        "https://app.example.com:4430",
+        # refused by parse_origins: the deploy must refuse them too, or every request fails
+        "https://app.example.com:443",
+        "http://app.example.com:80",
+        "https://a.example,http://b.example:80",
+        "https://app.example.com:0",
+        "https://app..example.com",
+        "https://-app.example.com",
+        "https://app-.example.com",
+        "https://.example.com",
+        "https://app.example.com.",
+        "https://app.example.com,",
+        "https://app.example.com,,http://b.example",
+        "https://*.example.com",
+        "HTTPS://APP.EXAMPLE.COM",
+        "https://app.example.com/",
+        "null",
+        "*",
+    ],
+)
+def test_the_template_accepts_exactly_the_origins_the_functions_parse(value: str) -> None:
+
+    pattern = load_template()["Parameters"]["CorsOrigins"]["AllowedPattern"]
+    try:
+        parse_origins(value)
+        parses = True
+    except ValueError:
+        parses = False
+    assert (re.fullmatch(pattern, value) is not None) == parses
