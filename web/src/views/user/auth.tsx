@@ -46,6 +46,8 @@ export function VerifyEmail({ query }: { query: URLSearchParams }) {
   const [verified, setVerified] = useState(false);
   const { error, run } = useAction();
   useEffect(() => {
+    // The token leaves the address bar (and the history) once read
+    if (token) window.history.replaceState(null, "", "#/verify-email");
     if (token)
       void run(async () => {
         await api("POST", "/v1/users/verify-email", { auth: false, body: { token } });
@@ -148,13 +150,16 @@ export function ForgotPassword() {
 export function ResetPassword({ query }: { query: URLSearchParams }) {
   const [password, setPassword] = useState("");
   const [done, setDone] = useState(false);
+  // Read once, then taken out of the address bar (and the history)
+  const [token] = useState(() => query.get("token") ?? "");
+  useEffect(() => window.history.replaceState(null, "", "#/reset-password"), []);
   const { busy, error, run } = useAction();
   const submit = (event: Event) => {
     event.preventDefault();
     void run(async () => {
       await api("POST", "/v1/auth/password-reset/confirm", {
         auth: false,
-        body: { token: query.get("token") ?? "", new_password: password },
+        body: { token, new_password: password },
       });
       setDone(true);
     });

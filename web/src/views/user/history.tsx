@@ -41,9 +41,11 @@ async function sha256Hex(text: string): Promise<string> {
  * hash recomputed from the entry shown: only both together say the log holds this entry. */
 export async function verifyReceipt(receipt: string, entry: Entry): Promise<string | null> {
   const jwks = (await api<JSONWebKeySet>("GET", "/.well-known/jwks.json", { auth: false })).body;
+  // Only the receipt keys (kid `receipt.…`): an access-token key never vouches for a receipt
+  const receiptKeys = { keys: jwks.keys.filter((key) => key.kid?.startsWith("receipt.")) };
   let payload: Record<string, unknown>;
   try {
-    ({ payload } = await jwtVerify(receipt, createLocalJWKSet(jwks), {
+    ({ payload } = await jwtVerify(receipt, createLocalJWKSet(receiptKeys), {
       algorithms: ["EdDSA"],
       typ: "cashew-receipt+jwt",
     }));
@@ -92,7 +94,7 @@ function EntryRow({ entry }: { entry: Entry }) {
         <td class="amount">{entry.direction === "debit" ? "−" : "+"}{formatMoney(entry.amount, entry.currency)}</td>
         <td>
           <button type="button" class="secondary" onClick={showReceipt} aria-label={`Receipt of ${entry.id}`}>Receipt</button>{" "}
-          {entry.direction === "debit" && (
+          {entry.type === "payment" && entry.direction === "debit" && (
             <button type="button" class="secondary" onClick={() => setOpen("dispute")} aria-label={`Dispute ${entry.id}`}>Dispute</button>
           )}
         </td>
