@@ -8,6 +8,7 @@ styles and requests only to this origin, no frames, no plug-ins. A host of the c
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,6 @@ def _file(relative: str) -> dict[str, Any]:
 
 
 def _problem(status: int, code: str, title: str, detail: str) -> dict[str, Any]:
-    import json  # noqa: PLC0415
-
     return {
         "statusCode": status,
         "headers": {"Content-Type": "application/problem+json"},

@@ -5,6 +5,7 @@ endpoint. A user who is not an admin sees none of those pages."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -54,8 +55,6 @@ def _dispute(client: Client) -> str:
         entry = next((e for e in entries if e["payment_id"] == payment_id), None)
         if entry:
             break
-        import time
-
         time.sleep(0.2)
     assert entry, "the payment never reached the log"
     opened = client.stack.request(

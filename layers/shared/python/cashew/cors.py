@@ -59,9 +59,7 @@ def headers(event: Mapping[str, Any], *, preflight: bool = False) -> dict[str, s
     origin = request_origin(event)
     if cors is None:
         return {}
-    allowed = cors.to_dict(origin) if origin else {}
-    if allowed and "*" in allowed.values():  # never: parse_origins refuses `*`
-        return {}
+    allowed = cors.to_dict(origin) if origin else {}  # parse_origins refuses `*`
     if allowed and preflight:
         allowed["Access-Control-Allow-Methods"] = ALLOW_METHODS
     elif allowed:

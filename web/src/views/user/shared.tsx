@@ -56,7 +56,7 @@ export function useList<T>(path: string, query: Record<string, string> = {}) {
         setLoaded(true);
       }
     },
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // `key` stands for `query`, whose object is new at every render
     [path, key],
   );
   useEffect(() => {
