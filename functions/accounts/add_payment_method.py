@@ -4,10 +4,13 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.accounts import payment_methods
 from cashew.accounts.models import AddPaymentMethodRequest, PaymentMethodResponse
 from cashew.http import CashewResolver, caller
 from cashew.observability import logger, metrics
+
+aws.prepare("dynamodb", "kms", "secretsmanager")
 
 app = CashewResolver()
 

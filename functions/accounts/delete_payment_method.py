@@ -4,9 +4,12 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.accounts import payment_methods
 from cashew.http import CashewResolver, caller
 from cashew.observability import logger, metrics
+
+aws.prepare("dynamodb")
 
 app = CashewResolver()
 

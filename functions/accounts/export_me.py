@@ -4,10 +4,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cashew import export
+from cashew import aws, export
 from cashew.export import ExportPage
 from cashew.http import CashewResolver, caller
 from cashew.observability import logger
+
+aws.prepare("dynamodb")
 
 app = CashewResolver()
 

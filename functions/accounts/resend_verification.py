@@ -4,10 +4,13 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.auth.recovery.models import VerificationRequested
 from cashew.http import ERRORS, CashewResolver, caller
 from cashew.notifications import security
 from cashew.observability import logger, metrics
+
+aws.prepare("dynamodb", "sesv2")
 
 app = CashewResolver()
 

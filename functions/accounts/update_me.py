@@ -3,10 +3,13 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.accounts import service
 from cashew.accounts.models import UpdateMeRequest, UserResponse
 from cashew.http import CashewResolver, caller
 from cashew.observability import logger, metrics
+
+aws.prepare("dynamodb")
 
 app = CashewResolver()
 

@@ -7,9 +7,12 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.auth import access
 from cashew.errors import UnauthenticatedError
 from cashew.observability import logger
+
+aws.prepare("dynamodb", "secretsmanager")
 
 
 @logger.inject_lambda_context

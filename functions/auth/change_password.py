@@ -4,11 +4,14 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.auth import service
 from cashew.auth.models import ChangePasswordRequest
 from cashew.http import CashewResolver, caller
 from cashew.notifications import security
 from cashew.observability import logger
+
+aws.prepare("dynamodb", "sesv2")
 
 app = CashewResolver()
 

@@ -3,10 +3,13 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.auth.keys import published_jwks
 from cashew.auth.models import JwkSet
 from cashew.http import CashewResolver
 from cashew.observability import logger
+
+aws.prepare("secretsmanager")
 
 app = CashewResolver()
 

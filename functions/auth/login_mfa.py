@@ -4,12 +4,14 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import SecretStr
 
-from cashew import clock
+from cashew import aws, clock
 from cashew.auth import service
 from cashew.auth.models import LoginMfaRequest, LoginResponse
 from cashew.http import ERRORS, CashewResolver, client
 from cashew.notifications import security
 from cashew.observability import logger, metrics
+
+aws.prepare("dynamodb", "kms", "secretsmanager", "sesv2")
 
 app = CashewResolver()
 

@@ -3,11 +3,14 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.auth import mfa
 from cashew.auth.models import MfaConfirmRequest, RecoveryCodes
 from cashew.http import ERRORS, CashewResolver, caller
 from cashew.notifications import security
 from cashew.observability import logger
+
+aws.prepare("dynamodb", "kms", "sesv2")
 
 app = CashewResolver()
 

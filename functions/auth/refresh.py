@@ -3,10 +3,13 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.auth import service
 from cashew.auth.models import LoginResponse, RefreshRequest
 from cashew.http import ERRORS, CashewResolver
 from cashew.observability import logger, metrics
+
+aws.prepare("dynamodb", "secretsmanager")
 
 app = CashewResolver()
 

@@ -4,11 +4,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.disputes import service
 from cashew.disputes.models import AdminDisputeList, DisputeStatus
 from cashew.http import CashewResolver, admin
 from cashew.ledger.query_params import Cursor, Limit
 from cashew.observability import logger
+
+aws.prepare("dynamodb")
 
 app = CashewResolver(admin_only=True)
 

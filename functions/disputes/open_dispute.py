@@ -4,10 +4,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.disputes import service
 from cashew.disputes.models import Dispute, DisputeRequest
 from cashew.http import CashewResolver, caller
 from cashew.observability import logger
+
+aws.prepare("dynamodb")
 
 app = CashewResolver()
 

@@ -4,11 +4,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.disputes import service
 from cashew.disputes.models import AdminDispute, ResolveRequest
 from cashew.http import ERRORS, CashewResolver, admin
 from cashew.observability import logger
 from cashew.payments.responses import EMAIL_UNVERIFIED
+
+aws.prepare("dynamodb")
 
 app = CashewResolver(admin_only=True)
 

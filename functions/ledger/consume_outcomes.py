@@ -9,9 +9,12 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.ledger import service
 from cashew.ledger.models import Outcome
 from cashew.observability import logger, metrics
+
+aws.prepare("dynamodb")
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

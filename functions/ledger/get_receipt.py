@@ -4,10 +4,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.auth import receipts
 from cashew.http import CashewResolver, caller
 from cashew.ledger.models import Receipt
 from cashew.observability import logger
+
+aws.prepare("dynamodb", "secretsmanager")
 
 app = CashewResolver()
 

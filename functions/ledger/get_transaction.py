@@ -4,10 +4,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.http import CashewResolver, caller
 from cashew.ledger import service
 from cashew.ledger.models import Entry
 from cashew.observability import logger
+
+aws.prepare("dynamodb")
 
 app = CashewResolver()
 

@@ -3,11 +3,14 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.http import CashewResolver, caller
 from cashew.ledger import service
 from cashew.ledger.models import EntryList
 from cashew.ledger.query_params import Cursor, Limit, Since, StatusFilter, TypeFilter, Until
 from cashew.observability import logger
+
+aws.prepare("dynamodb")
 
 app = CashewResolver()
 

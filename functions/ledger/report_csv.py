@@ -6,11 +6,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cashew import clock, reports
+from cashew import aws, clock, reports
 from cashew.http import CashewResolver, admin
 from cashew.ledger import service
 from cashew.ledger.query_params import Cursor, Since, Until
 from cashew.observability import logger
+
+aws.prepare("dynamodb")
 
 app = CashewResolver(admin_only=True)
 PATH = "/v1/admin/reports/transactions.csv"

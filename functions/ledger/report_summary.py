@@ -3,11 +3,13 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cashew import reports
+from cashew import aws, reports
 from cashew.http import CashewResolver, admin
 from cashew.ledger import service
 from cashew.ledger.query_params import Since, Until
 from cashew.observability import logger
+
+aws.prepare("dynamodb")
 
 app = CashewResolver(admin_only=True)
 

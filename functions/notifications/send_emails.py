@@ -9,8 +9,11 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.notifications import service
 from cashew.observability import logger, metrics
+
+aws.prepare("dynamodb", "secretsmanager", "sesv2")
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

@@ -5,11 +5,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.http import ERRORS, CashewResolver, IdempotencyKey, caller
 from cashew.observability import logger, metrics
 from cashew.payments import after_create
 from cashew.payments.models import PaymentResponse
 from cashew.payments.responses import EMAIL_UNVERIFIED, response
+
+aws.prepare("dynamodb", "secretsmanager")
 
 app = CashewResolver()
 

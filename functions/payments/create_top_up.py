@@ -4,11 +4,14 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.http import ERRORS, CashewResolver, IdempotencyKey, caller
 from cashew.observability import logger, metrics
 from cashew.payments import create
 from cashew.payments.models import PaymentResponse, TopUpRequest
 from cashew.payments.responses import EMAIL_UNVERIFIED, response
+
+aws.prepare("dynamodb", "kms", "secretsmanager")
 
 app = CashewResolver()
 

@@ -3,11 +3,14 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.http import ERRORS, CashewResolver, parse_json
 from cashew.observability import logger, metrics
 from cashew.payments import webhooks
 from cashew.payments.models import WebhookReceipt
 from cashew.payouts import settle
+
+aws.prepare("dynamodb", "secretsmanager")
 
 app = CashewResolver()
 

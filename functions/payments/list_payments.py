@@ -4,10 +4,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.http import CashewResolver, caller
 from cashew.observability import logger
 from cashew.payments import after_create
 from cashew.payments.models import PaymentList, PaymentStatus
+
+aws.prepare("dynamodb")
 
 app = CashewResolver()
 

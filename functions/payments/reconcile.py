@@ -4,9 +4,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.observability import logger, metrics
 from cashew.payments import reconcile
 from cashew.payouts import face as payouts
+
+aws.prepare("dynamodb")
 
 
 @logger.inject_lambda_context

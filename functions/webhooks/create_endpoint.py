@@ -4,10 +4,13 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.http import ERRORS, CashewResolver, admin
 from cashew.observability import logger
 from cashew.webhooks import endpoints
 from cashew.webhooks.models import CreatedEndpoint, CreateEndpointRequest
+
+aws.prepare("dynamodb", "kms")
 
 app = CashewResolver(admin_only=True)
 

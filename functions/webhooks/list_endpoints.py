@@ -3,11 +3,14 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.http import CashewResolver, admin
 from cashew.ledger.query_params import Cursor, Limit
 from cashew.observability import logger
 from cashew.webhooks import endpoints
 from cashew.webhooks.models import EndpointList
+
+aws.prepare("dynamodb")
 
 app = CashewResolver(admin_only=True)
 

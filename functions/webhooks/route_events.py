@@ -13,8 +13,11 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.observability import logger, metrics
 from cashew.webhooks import dispatch
+
+aws.prepare("dynamodb", "sqs")
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

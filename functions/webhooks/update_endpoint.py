@@ -4,10 +4,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cashew import aws
 from cashew.http import CashewResolver, admin
 from cashew.observability import logger
 from cashew.webhooks import endpoints
 from cashew.webhooks.models import Endpoint, UpdateEndpointRequest
+
+aws.prepare("dynamodb")
 
 app = CashewResolver(admin_only=True)
 

@@ -1,0 +1,74 @@
+"""What a handler does in Lambda's INIT phase (cashew.aws.prepare) and after a SnapStart
+restore (cashew.snapstart)."""
+
+from __future__ import annotations
+
+import random
+import sys
+import types
+
+import pytest
+import ulid
+
+from cashew import aws, snapstart
+
+
+@pytest.fixture(autouse=True)
+def fresh_layer(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # no credential lookup on the network
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    aws.reset()
+    yield
+    aws.reset()
+
+
+def test_outside_lambda_prepare_makes_no_client(monkeypatch):
+    # Given no Lambda INIT (tests, tools)
+    monkeypatch.delenv("AWS_LAMBDA_INITIALIZATION_TYPE", raising=False)
+    # When a handler module prepares its clients
+    aws.prepare("dynamodb", "sqs")
+    # Then none exists: they stay lazy
+    assert aws._client.cache_info().currsize == 0
+
+
+def test_in_lambdas_init_prepare_makes_the_clients_and_registers_no_hook(monkeypatch):
+    monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+    registered = []
+    hooks = types.SimpleNamespace(register_after_restore=registered.append)
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py", hooks)
+    aws.prepare("dynamodb", "sesv2")
+    assert aws._client.cache_info().currsize == 1 and aws.sesv2.cache_info().currsize == 1
+    assert aws.dynamodb() is aws.dynamodb()  # the same client serves the requests
+    assert registered == []
+
+
+def test_an_init_for_a_snapshot_registers_the_restore_hook(monkeypatch):
+    monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start")
+    registered = []
+    hooks = types.SimpleNamespace(register_after_restore=registered.append)
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py", hooks)
+    aws.prepare("dynamodb")
+    [hook] = registered
+    assert hook.func is snapstart.after_restore and hook.args == (aws.forget_secrets,)
+
+
+def test_two_environments_restored_from_one_snapshot_draw_apart(monkeypatch):
+    # Given the state a snapshot froze: random's state, and the ULID generator's last draw
+    random.seed(1234)
+    frozen = random.getstate()
+    ulid.ULID()
+    policy = ulid.default_generator.policy
+    secrets_provider = aws._secrets
+    aws._secrets()
+    # When two environments are restored from it and each runs the hook
+    draws = []
+    for _ in range(2):
+        random.setstate(frozen)
+        snapstart.after_restore(aws.forget_secrets)
+        draws.append(random.random())
+    # Then their jitter differs, the generator starts afresh, and no secret is kept
+    assert draws[0] != draws[1]
+    assert ulid.default_generator.policy is not policy
+    assert ulid.default_generator.policy.prev_timestamp == 0
+    assert secrets_provider.cache_info().currsize == 0
