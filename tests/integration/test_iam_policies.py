@@ -40,6 +40,7 @@ _TRANSACT_ACTIONS = {
     "ConditionCheck": "ConditionCheckItem",
 }
 _TARGET_PARAMS = ("TableName", "QueueUrl", "KeyId", "SecretId")
+_AUTHORISED_AS = {"SendMessageBatch": "sqs:SendMessage"}  # SQS's IAM reference
 # The functions that move money, each holding UpdateItem on the accounts table.
 MONEY_FUNCTIONS = (
     "CreateTopUpFunction", "CreatePaymentFunction", "CapturePaymentFunction",
@@ -161,7 +162,8 @@ class _Recorder:
                 self._use("events:PutEvents", entry["EventBusName"])
             return
         target = next(params[name] for name in _TARGET_PARAMS if name in params)
-        self._use(f"{service}:{model.name}", target, params.get("IndexName"))
+        action = _AUTHORISED_AS.get(model.name, f"{service}:{model.name}")
+        self._use(action, target, params.get("IndexName"))
 
     def _use(self, action: str, physical: str, index: str | None = None) -> None:
         assert self.function is not None

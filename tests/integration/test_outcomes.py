@@ -15,7 +15,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
 
 from cashew import aws, dynamo
 from cashew.config import get_settings
@@ -197,28 +196,65 @@ def test_a_publisher_that_dies_mid_publish_is_delivered_again(stack, new_user, m
 
 
 def test_a_queue_that_refuses_the_outcome_fails_only_that_record(stack, new_user, monkeypatch):
-    # Given two committed payments, and a queue that refuses the first send
+    # Given two committed payments, and a queue that refuses the first entry it is sent
     stack.skip_changes()
     payer, payee = new_user(), new_user()
     top_up(stack, payer, add_card(stack, payer), 1_000)
     stack.settle()
     first, second = (pay(stack, payer, payee.id, n).body for n in (100, 200))
     sqs = aws.sqs()
-    real_send = sqs.send_message
+    real_send = sqs.send_message_batch
     refusals = iter([True])
+    batches = []
 
     def flaky_send(**kwargs):
+        batches.append(len(kwargs["Entries"]))
         if next(refusals, False):
-            raise EndpointConnectionError(endpoint_url=kwargs["QueueUrl"])
+            refused, *rest = kwargs["Entries"]
+            answer = real_send(**{**kwargs, "Entries": rest}) if rest else {"Successful": []}
+            failure = {"Id": refused["Id"], "SenderFault": False, "Code": "InternalError"}
+            return {**answer, "Failed": [failure]}
         return real_send(**kwargs)
 
-    monkeypatch.setattr(sqs, "send_message", flaky_send)
+    monkeypatch.setattr(sqs, "send_message_batch", flaky_send)
     # When the publisher runs
     stack.settle()
-    # Then both payments are in the log, once each
+    # Then both payments are in the log, once each, the refused one from its redelivery
     log = _entries(stack, payer)
     assert _of(log, first["id"]) == [("payment", "succeeded", 100)]
     assert _of(log, second["id"]) == [("payment", "succeeded", 200)]
+    assert len(batches) >= 2
+
+
+def test_the_publisher_sends_ten_changes_per_request(stack, new_user, monkeypatch):
+    # Given 23 committed top-ups, and counted queue and bus requests
+    stack.skip_changes()
+    payer = new_user()
+    card = add_card(stack, payer)
+    stack.settle()
+    for _ in range(23):
+        top_up(stack, payer, card, 10)
+    sqs, bus = aws.sqs(), aws.events()
+    sizes: dict[str, list[int]] = {"sqs": [], "bus": []}
+    real_send, real_put = sqs.send_message_batch, bus.put_events
+
+    def send(**kwargs):
+        sizes["sqs"].append(len(kwargs["Entries"]))
+        return real_send(**kwargs)
+
+    def put(**kwargs):
+        sizes["bus"].append(len(kwargs["Entries"]))
+        return real_put(**kwargs)
+
+    monkeypatch.setattr(sqs, "send_message_batch", send)
+    monkeypatch.setattr(bus, "put_events", put)
+    # When the publisher runs over them
+    stack.settle()
+    # Then every top-up is in the log once, and no request carried more than 10 (nor were
+    # they sent one by one)
+    assert len([e for e in _entries(stack, payer) if e["type"] == "top_up"]) == 23
+    assert sum(sizes["sqs"]) >= 23 and max(sizes["sqs"]) == 10
+    assert max(sizes["bus"]) == 10 and len(sizes["sqs"]) < 23
 
 
 def test_a_change_the_publisher_gives_up_on_is_described_on_the_failure_queue(stack, new_user):

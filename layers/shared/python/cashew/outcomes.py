@@ -21,6 +21,7 @@ lose an outcome: a failed publish fails its stream record, which is delivered ag
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -219,30 +220,85 @@ def set_aside(record: dict[str, Any], error: Exception) -> None:
     logger.error("a payments change could not be read; set aside", extra={"reason": str(error)})
 
 
-def publish(change: Change) -> None:
-    """The outcome to the log's queue, then the event to the bus. Either may fail (and
-    raise): the record is delivered again and both are sent again; the log deduplicates,
-    and bus consumers deduplicate on the detail's `outcome_id`."""
+BATCH = 10  # SendMessageBatch and PutEvents each take at most 10 entries
+BATCH_BYTES = 256 * 1024  # and at most 256 KiB in all, per request
+
+
+def publish(changes: Sequence[Change]) -> list[bool]:
+    """The outcomes to the log's queue (SendMessageBatch), then the events of those it took to
+    the bus (PutEvents), 10 at a time: one change published per entry, not per request.
+    Returns, per change, whether both took it. A change either refused is published again
+    when its stream record is delivered again (the log deduplicates, and bus consumers
+    deduplicate on the detail's `outcome_id`); one refused entry fails only its change."""
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - boto3 is loaded
+
     settings = get_settings()
-    aws.sqs().send_message(
-        QueueUrl=settings.outcomes_queue_url, MessageBody=change.outcome.model_dump_json()
-    )
-    if change.event is not None:
-        response = aws.events().put_events(
-            Entries=[
-                {
-                    "EventBusName": settings.event_bus_name,
-                    "Source": EVENT_SOURCE,
-                    "DetailType": change.event,
-                    "Detail": json.dumps(change.detail, separators=(",", ":")),
-                }
-            ]
-        )
-        if response.get("FailedEntryCount"):
-            entry = response["Entries"][0]
-            raise PublishError(f"{entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
-    metrics.add_metric(name="OutcomePublished", unit=MetricUnit.Count, value=1)
-    logger.info(
-        "outcome published",
-        extra={"outcome_id": change.outcome.outcome_id, "event": change.event},
+    sent = [True] * len(changes)
+    bodies = [change.outcome.model_dump_json() for change in changes]
+    for chunk in _chunks(range(len(changes)), lambda i: len(bodies[i])):
+        entries = [{"Id": str(i), "MessageBody": bodies[i]} for i in chunk]
+        try:
+            response = aws.sqs().send_message_batch(
+                QueueUrl=settings.outcomes_queue_url,
+                Entries=entries,  # type: ignore[arg-type]
+            )
+        except (BotoCoreError, ClientError) as exc:
+            _refused(sent, chunk, "the log's queue", str(exc))
+            continue
+        for failed in response.get("Failed", []):
+            _refused(sent, [int(failed["Id"])], "the log's queue", failed.get("Code", ""))
+    details = {
+        i: json.dumps(change.detail, separators=(",", ":"))
+        for i, change in enumerate(changes)
+        if sent[i] and change.event is not None
+    }
+    for chunk in _chunks(list(details), lambda i: len(details[i])):
+        events = [
+            {
+                "EventBusName": settings.event_bus_name,
+                "Source": EVENT_SOURCE,
+                "DetailType": changes[i].event,
+                "Detail": details[i],
+            }
+            for i in chunk
+        ]
+        try:
+            answer = aws.events().put_events(Entries=events)  # type: ignore[arg-type]
+        except (BotoCoreError, ClientError) as exc:
+            _refused(sent, chunk, "the bus", str(exc))
+            continue
+        for i, entry in zip(chunk, answer["Entries"], strict=True):
+            if entry.get("ErrorCode"):
+                _refused(sent, [i], "the bus", f"{entry['ErrorCode']}: {entry.get('ErrorMessage')}")
+    published = sum(sent)
+    if published:
+        metrics.add_metric(name="OutcomePublished", unit=MetricUnit.Count, value=published)
+    for change, ok in zip(changes, sent, strict=True):
+        if ok:
+            logger.info(
+                "outcome published",
+                extra={"outcome_id": change.outcome.outcome_id, "event": change.event},
+            )
+    return sent
+
+
+def _chunks(indexes: Iterable[int], size: Callable[[int], int]) -> Iterator[list[int]]:
+    """`indexes` in runs of at most BATCH whose sizes add up to at most BATCH_BYTES."""
+    chunk: list[int] = []
+    total = 0
+    for i in indexes:
+        if chunk and (len(chunk) == BATCH or total + size(i) > BATCH_BYTES):
+            yield chunk
+            chunk, total = [], 0
+        chunk.append(i)
+        total += size(i)
+    if chunk:
+        yield chunk
+
+
+def _refused(sent: list[bool], indexes: Iterable[int], by: str, reason: str) -> None:
+    for i in indexes:
+        sent[i] = False
+    logger.warning(
+        "outcomes refused; their records are retried", extra={"by": by, "reason": reason}
     )

@@ -250,8 +250,8 @@ def run(wait: int = WAIT) -> Report:
                     extra={"message_id": message["MessageId"]},
                 )
                 continue
-            for change in changes:
-                outcomes.publish(change)
+            if not all(outcomes.publish(changes)):  # the message stays for the next run
+                raise outcomes.PublishError("the log's queue or the bus refused a change")
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
             report.messages += 1
             report.published += len(changes)
