@@ -273,3 +273,61 @@ def test_a_payment_committed_while_the_audit_reads_is_in_flight_not_drift(
         (payer.id, 250)
     ]
     stack.settle()
+
+
+@pytest.fixture
+def day_shards(monkeypatch):
+    """Sets CASHEW_LOG_DAY_SHARDS for the rest of the test (settings read anew)."""
+
+    def use(shards: int) -> None:
+        monkeypatch.setenv("CASHEW_LOG_DAY_SHARDS", str(shards))
+        get_settings.cache_clear()
+
+    yield use
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_a_sharded_day_lists_everyone_once_newest_first_across_pages(stack, day, day_shards):
+    # Given a day's outcomes logged with one DayIndex partition, then more with five shards
+    # (the number raised meanwhile), several of them at the same instant
+    payer, payee = new_id("usr"), new_id("usr")
+    at = f"{day}T12:{{:02d}}:00.000Z"
+    for minute in range(6):
+        deliver(stack, payer_id=payer, payee_id=payee, type="payment", amount=100 + minute,
+                occurred_at=at.format(minute))  # fmt: skip
+    day_shards(5)
+    for n in range(6, 20):
+        deliver(stack, payer_id=payer, payee_id=payee, type="payment", amount=100 + n,
+                occurred_at=at.format(n // 2 + 3))  # fmt: skip
+    # Then the day's entries sit in more than one partition, the first ones in the bare day
+    table = stack.env["CASHEW_LOG_TABLE"]
+    items = [
+        dynamo.deserialize(raw)
+        for raw in stack.clients("dynamodb").scan(TableName=table)["Items"]
+        if raw.get("occurred_at", {}).get("S", "").startswith(day)
+    ]
+    partitions = {item["day"] for item in items}
+    assert day in partitions and len(partitions) >= 3
+    assert all(p == day or p.startswith(f"{day}#") for p in partitions)
+    # When an admin lists the day whole, and page by page, three entries at a time
+    everyone = admin_list(stack, **whole_day(day))["data"]
+    seen, cursor = [], None
+    while True:
+        page = admin_list(
+            stack, limit="3", **whole_day(day), **({"cursor": cursor} if cursor else {})
+        )
+        seen += [e["id"] for e in page["data"]]
+        if not page["has_more"]:
+            break
+        cursor = page["next_cursor"]
+    # Then every entry comes once (payer's and payee's of 20 outcomes), newest first, and
+    # the pages give exactly the whole list
+    assert len(everyone) == 40 and len({e["id"] for e in everyone}) == 40
+    times = [e["occurred_at"] for e in everyone]
+    assert times == sorted(times, reverse=True)
+    assert seen == [e["id"] for e in everyone]
+    # ... and the summary counts each outcome once
+    answer = stack.call("ReportSummaryFunction", "ledger/report_summary.json",
+        authorizer=ADMIN, query=whole_day(day))  # fmt: skip
+    assert answer.status == 200 and answer.body["outcomes"] == 20, answer.body

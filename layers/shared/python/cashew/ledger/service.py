@@ -12,6 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from cashew import clock, ids
 from cashew import cursor as cursor_codec
+from cashew.config import get_settings
 from cashew.errors import InvalidRequestError, NotFoundError
 from cashew.identity import Caller
 from cashew.ledger import chain, store
@@ -255,7 +256,8 @@ def everyone_items(
             "cursor is not one of this range",
             errors=[{"field": "cursor", "message": "is not one of this range"}],
         )
-    return store.day_entries(within, first, last, start, wanted)
+    shards = get_settings().log_day_shards
+    return store.day_entries(within, first, last, start, wanted, shards=shards)
 
 
 def admin_transactions(

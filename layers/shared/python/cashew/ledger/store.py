@@ -8,11 +8,15 @@ Items (pk / sk):
                                          verification)
 Indexes (entries only):
     EntryIdIndex  id                     an entry by its id
-    DayIndex      day / occurred_at      everyone's entries of one UTC day, in time order
+    DayIndex      day / occurred_at      everyone's entries of one UTC day, in time order,
+                                         in `log_day_shards` partitions (`day_partition`)
 """
 
 from __future__ import annotations
 
+import hashlib
+import heapq
+import itertools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -38,21 +42,35 @@ def _sk(seq: int) -> str:
     return f"SEQ#{seq:0{SEQ_WIDTH}d}"
 
 
+def day_partition(day: str, shard: int) -> str:
+    """The DayIndex partition of one shard of a UTC day. Shard 0 is the bare day, as every
+    entry was written before days were sharded (and is with one shard): raising the number
+    of shards leaves every stored entry where readers look."""
+    return day if shard == 0 else f"{day}#{shard}"
+
+
+def _shard(entry_id: str, shards: int) -> int:
+    """An entry's shard, from its id: entries of one user (a busy merchant) spread evenly."""
+    digest = hashlib.sha256(entry_id.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % shards
+
+
 # ---------------------------------------------------------------------------- records
 
 
 @dataclass(frozen=True, slots=True)
 class StoredEntry:
-    """An entry item: the entry, keyed by its user and seq, and `day` for the DayIndex."""
+    """An entry item: the entry, keyed by its user and seq, and `day` for the DayIndex (the
+    UTC day and the entry's shard of it, `day_partition`)."""
 
     entry: Entry
 
-    def to_item(self) -> dict[str, Any]:
+    def to_item(self, day_shards: int = 1) -> dict[str, Any]:
         e = self.entry
         return {
             "pk": _pk(e.user_id),
             "sk": _sk(e.seq),
-            "day": e.occurred_at[:10],
+            "day": day_partition(e.occurred_at[:10], _shard(e.id, day_shards)),
             "id": e.id,
             "outcome_id": e.outcome_id,
             "payment_id": e.payment_id,
@@ -185,7 +203,7 @@ def append(new: Entry) -> None:
     a chain can never fork and an outcome is never appended twice."""
     table = _table()
     marker = Marker(new.user_id, new.outcome_id, new.seq, new.hash).to_item()
-    item = StoredEntry(new).to_item()
+    item = StoredEntry(new).to_item(get_settings().log_day_shards)
     new_only = "attribute_not_exists(pk)"
     try:
         dynamo.Transaction().add("marker", dynamo.put(table, marker, condition=new_only)).add(
@@ -330,23 +348,58 @@ def user_entries(
 
 
 def day_entries(
-    days: list[str], since: str, until: str, start: Mapping[str, str] | None, wanted: Wanted
+    days: list[str],
+    since: str,
+    until: str,
+    start: Mapping[str, str] | None,
+    wanted: Wanted,
+    *,
+    shards: int = 1,
 ) -> Iterator[StoredEntry]:
     """Everyone's entries with since <= occurred_at <= until, newest first; `days` are
-    the UTC days of that range, newest first. A `start` resumes in its own day."""
+    the UTC days of that range, newest first. Each day's `shards` partitions are read at
+    once and merged: newest first, ties in occurred_at by pk then sk, descending, so that an
+    entry's place is total and a cursor (`start`, the last entry given) resumes right after
+    it, whichever shard it came from."""
+    after = _order(start) if start is not None else None
     if start is not None:
         days = [day for day in days if day <= str(start["day"])]
     for day in days:
-        request = {
-            "TableName": _table(),
-            "IndexName": "DayIndex",
-            "KeyConditionExpression": "#day = :day AND occurred_at BETWEEN :since AND :until",
-            "ExpressionAttributeNames": {"#day": "day"},
-            "ExpressionAttributeValues": dynamo.serialize(
-                {":day": day, ":since": since, ":until": until}
-            ),
-            "ScanIndexForward": False,
-        }
-        yield from _entries(
-            _pages(request, start if start and start["day"] == day else None, wanted)
+        upper = start["occurred_at"] if start is not None and start["day"] == day else until
+        merged = heapq.merge(
+            *(_shard_entries(day_partition(day, k), since, upper, wanted) for k in range(shards)),
+            key=_stored_order,
+            reverse=True,
         )
+        for stored in merged:
+            if after is None or _stored_order(stored) < after:
+                yield stored
+
+
+def _order(key: Mapping[str, Any]) -> tuple[str, str, str]:
+    return (str(key["occurred_at"]), str(key["pk"]), str(key["sk"]))
+
+
+def _stored_order(stored: StoredEntry) -> tuple[str, str, str]:
+    return _order(stored.key())
+
+
+def _shard_entries(partition: str, since: str, until: str, wanted: Wanted) -> Iterator[StoredEntry]:
+    """One DayIndex partition, newest first, entries of one occurred_at in `_order` (the
+    index keeps no order among them)."""
+    request = {
+        "TableName": _table(),
+        "IndexName": "DayIndex",
+        "KeyConditionExpression": "#day = :day AND occurred_at BETWEEN :since AND :until",
+        "ExpressionAttributeNames": {"#day": "day"},
+        "ExpressionAttributeValues": dynamo.serialize(
+            {":day": partition, ":since": since, ":until": until}
+        ),
+        "ScanIndexForward": False,
+    }
+    for _, same in itertools.groupby(_entries(_pages(request, None, wanted)), _occurred):
+        yield from sorted(same, key=_stored_order, reverse=True)
+
+
+def _occurred(stored: StoredEntry) -> str:
+    return stored.entry.occurred_at
