@@ -160,7 +160,9 @@ def test_the_payment_path_has_reserved_concurrency_and_consumers_a_maximum():
                     "MaximumConcurrency": {"Ref": "ConsumerMaxConcurrency"}
                 }, function_id
             if event["Type"] == "DynamoDB":
-                assert event["Properties"]["ParallelizationFactor"] == 1, function_id
+                assert event["Properties"]["ParallelizationFactor"] == {
+                    "Ref": "PublisherParallelizationFactor"
+                }, function_id
 
 
 STATEFUL = (
@@ -234,3 +236,23 @@ def test_a_refused_webhook_amount_alarms_on_the_metric_the_code_emits():
     assert watched == [(namespace, {"service": service})]
     source = (REPO / "layers/shared/python/cashew/payments/webhooks.py").read_text()
     assert 'name="WebhookAmountRefused"' in source
+
+
+def test_snapstart_is_off_by_default_and_only_where_a_version_is_published():
+    # The parameter defaults to off; each function it turns on publishes a version behind an
+    # alias (SnapStart restores published versions only; API Gateway then invokes the alias)
+    assert TEMPLATE["Parameters"]["SnapStart"]["Default"] == "false"
+    assert TEMPLATE["Conditions"]["UsesSnapStart"] == {"Fn::Equals": [{"Ref": "SnapStart"}, "true"]}
+    snap = {
+        f: p for f, p in ((f, r["Properties"]) for f, r in FUNCTIONS.items()) if "SnapStart" in p
+    }
+    assert "CreatePaymentFunction" in snap
+    for function_id, props in snap.items():
+        assert props["SnapStart"] == {
+            "ApplyOn": {"Fn::If": ["UsesSnapStart", "PublishedVersions", "None"]}
+        }, function_id
+        assert props["AutoPublishAlias"] == "live", function_id
+        # ... and its handler registers the restore hook (cashew.aws.prepare, in INIT)
+        module = props["Handler"].split(".")[0]
+        source = (REPO / props["CodeUri"] / f"{module}.py").read_text(encoding="utf-8")
+        assert "\naws.prepare(" in source, function_id
