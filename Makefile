@@ -17,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # sam build's python3.13 workflow needs python3.13 on PATH.
 SAM = PATH="$$(dirname "$$(scripts/find-python313)"):$$PATH" $(SAM_VENV)/bin/sam
 
-.PHONY: help dev test checks lint types unit integration e2e tests validate build check-layer \
+.PHONY: help dev test checks lint types unit integration e2e tests validate build check-layer capacity \
         imports fuzz bandit cfn-lint checkov \
         invoke redrive republish reconcile bench bench-compare openapi create-admin format clean web
 
@@ -140,8 +140,11 @@ republish: $(VENV)/.installed ## while make dev runs: publish again what Publish
 reconcile: $(VENV)/.installed ## while make dev runs: one reconciliation run now (prints what it settled)
 	$(PY) -m local.reconcile
 
-bench: $(VENV)/.installed ## cold import times and AWS calls per operation -> bench/results.json
+bench: $(VENV)/.installed ## cold starts, AWS calls and DynamoDB units per operation, cost per 1M payments, throughput -> bench/results.json
 	$(PY) -m bench.run
+
+capacity: $(VENV)/.installed ## headroom at RATE payments/s (default 10000) against every quota, from bench/results.json (SET="LogDayShards=32 ...")
+	$(PY) -m bench.capacity_model --rate $(or $(RATE),10000) $(foreach p,$(SET),--set $(p))
 
 bench-compare: $(VENV)/.installed ## each handler's cold import against AGAINST=<git revision>, in pairs
 	$(PY) -m bench.compare --against $(AGAINST)

@@ -1,4 +1,4 @@
-"""`python -m bench.run` (make bench): cold import times and AWS calls per operation.
+"""`python -m bench.run` (make bench): cold starts, AWS calls, units, cost and throughput.
 
 What is measured, and how:
 
@@ -34,7 +34,16 @@ What is measured, and how:
    operations (no import times, throughput runs or results file).
    `send_emails` is one invocation of the email consumer with the bus event of one balance
    payment (its log entries written): one outcome, two emails (payer and payee).
-3. The budget: a warm balance payment that succeeds makes at most 2 AWS calls (reading the
+3. DynamoDB units per operation (bench.capacity): one more warm invocation, metered from the
+   items' sizes (the embedded endpoint's ConsumedCapacity is a fixed figure), and the bytes
+   it logged; from these, the cost of 1M balance payments at list prices (bench.cost).
+4. Cold starts as Lambda pays them (bench.coldstart): every function an operation invokes,
+   in fresh processes, lazy and eager, against the baseline B, as ratios from one run.
+5. Throughput: the publisher's records/s in batches of 25 against one record per
+   invocation; the local stack over HTTP against the embedded endpoint's raw transactions
+   (bench.local_http); then the log consumer, a CSV export, webhooks and reconciliation.
+   `make capacity` reads all of it (bench.capacity_model, docs/CAPACITY.md).
+6. The budget: a warm balance payment that succeeds makes at most 2 AWS calls (reading the
    payer's recent attempts for fraud screening, and the one TransactWriteItems that moves
    the money and records the attempt; its outcome is published from the table's stream, not
    by the request); the exit status is 1 when it makes more.
@@ -46,11 +55,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
 import math
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -61,11 +72,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
+from bench import coldstart, cost, local_http
 from bench import log as log_bench
 from bench import reconcile as reconcile_bench
 from bench import webhooks as webhook_bench
+from bench.capacity import CapacityMeter, Units
 from bench.harness import (
+    BENCH_VELOCITY_LIMITS,
     NEW_PASSWORD,
     PASSWORD,
     PROCESSING_CARD,
@@ -78,6 +93,9 @@ from bench.harness import (
     local_stack,
 )
 from bench.imports import NO_AWS, ImportFailedError, ImportTiming, time_imports
+from cashew import aws
+from local.consumers import stream_event
+from local.events import api_event
 from local.specs import function_env
 from tests.support.receiver import Receiver
 
@@ -116,6 +134,8 @@ class Measurement:
     io_ms: tuple[float, ...]  # of warm_ms, the time spent in AWS calls
     unstable: bool  # the warm invocations did not all make the same calls
     log_entries: int  # log entries the invocation appends (log_consume), else 0
+    units: Units  # DynamoDB request units of one more warm invocation (bench.capacity)
+    log_bytes: int  # what that invocation logged (log lines and metrics)
 
     @property
     def handler_ms(self) -> float:
@@ -286,12 +306,87 @@ def operations(driver: Driver, invocations: int, receiver: Receiver) -> list[Ope
         Operation("update_payment_method", payment_method("UpdatePaymentMethodFunction", 200)),
         Operation("delete_payment_method", payment_method("DeletePaymentMethodFunction", 204)),
         Operation("openapi", get("OpenApiFunction")),
+        *recovery_operations(driver),
         # a scheduled run with nothing due: its fixed cost (the stuck runs: reconciliation)
         Operation("reconcile_idle", lambda: reconcile_bench.run_request(driver.stack)),
         *log_operations(driver, payer, payee),
         *(
             Operation(name, prepare)
             for name, prepare in webhook_bench.operations(driver, driver.new_admin(), receiver)
+        ),
+    ]
+
+
+def recovery_operations(driver: Driver) -> list[Operation]:
+    """The functions of email verification, password reset, MFA enrolment and the data
+    export, the docs page and the preflights: each with a fresh user, and the tokens read
+    from the embedded endpoint's inbox as a user would read them."""
+    import pyotp
+
+    from local import mail
+
+    def token_in_mail(email: str, marker: str) -> str:
+        for sent in mail.inbox(email):
+            text = sent["text"] or sent["html"] or ""
+            found = re.search(marker + r"\?token=([A-Za-z0-9_.%\-]+)", text)
+            if found:
+                return unquote(found.group(1))
+        raise HarnessError(f"no email to {email} carries a {marker} link")
+
+    def verify_email() -> Request:
+        account = driver.new_account()
+        token = token_in_mail(account.email, "#/verify-email")
+        return driver.api_request("VerifyEmailFunction", 204, body={"token": token})
+
+    def password_reset_confirm() -> Request:
+        account = driver.new_account()
+        driver.send(driver.api_request("PasswordResetFunction", 202, body={"email": account.email}))
+        token = token_in_mail(account.email, "#/reset")
+        body = {"token": token, "new_password": NEW_PASSWORD}
+        return driver.api_request("PasswordResetConfirmFunction", 204, body=body)
+
+    def enrolled() -> tuple[Account, str]:
+        account = driver.new_account()
+        body = {"password": PASSWORD}
+        answer = driver.send(driver.api_request("MfaEnrolFunction", 200, caller=account, body=body))
+        return account, str(answer["secret"])
+
+    def mfa_confirm() -> Request:
+        account, secret = enrolled()
+        body = {"code": pyotp.TOTP(secret).now()}
+        return driver.api_request("MfaConfirmFunction", 200, caller=account, body=body)
+
+    def mfa_disable() -> Request:
+        account, secret = enrolled()
+        confirm = {"code": pyotp.TOTP(secret).now()}
+        driver.send(driver.api_request("MfaConfirmFunction", 200, caller=account, body=confirm))
+        # the confirm used this step's code: a code is accepted once, so the next step's
+        body = {"password": PASSWORD, "code": pyotp.TOTP(secret).at(time.time() + 30)}
+        return driver.api_request("MfaDisableFunction", 204, caller=account, body=body)
+
+    def fresh(function_id: str, status: int, **kwargs: Any) -> Callable[[], Request]:
+        return lambda: driver.api_request(
+            function_id, status, caller=driver.new_account(), **kwargs
+        )
+
+    return [
+        Operation("verify_email", verify_email),
+        Operation("resend_verification", fresh("ResendVerificationFunction", 202)),
+        Operation(
+            "password_reset",
+            lambda: driver.api_request(
+                "PasswordResetFunction", 202, body={"email": driver.new_account().email}
+            ),
+        ),
+        Operation("password_reset_confirm", password_reset_confirm),
+        Operation("mfa_enrol", fresh("MfaEnrolFunction", 200, body={"password": PASSWORD})),
+        Operation("mfa_confirm", mfa_confirm),
+        Operation("mfa_disable", mfa_disable),
+        Operation("export_me", fresh("ExportMeFunction", 200)),
+        Operation("docs", lambda: driver.api_request("DocsFunction", 200)),
+        Operation("preflight", lambda: driver.api_request("PreflightFunction", 204)),
+        Operation(
+            "payments_preflight", lambda: driver.api_request("PaymentsPreflightFunction", 204)
         ),
     ]
 
@@ -422,7 +517,11 @@ def _log_entries(request: Request) -> int:
 
 
 def measure(
-    driver: Driver, counter: CallCounter, operation: Operation, warm_runs: int
+    driver: Driver,
+    counter: CallCounter,
+    meter: CapacityMeter,
+    operation: Operation,
+    warm_runs: int,
 ) -> Measurement:
     request = operation.prepare()
     counter.install()  # a new execution environment: no clients, no cached secrets
@@ -443,6 +542,16 @@ def measure(
         io.append(calls.io_ms)
         request.complete(result)
         runs.append(tuple(calls))
+    request = operation.prepare()  # one more, metered (its reads of images are not timed)
+    meter.install(aws.dynamodb())
+    try:
+        logged = LogSink.written
+        with meter.window() as units:
+            result = driver.stack.invoke(request.function_id, request.event)
+        logged = LogSink.written - logged
+        request.complete(result)
+    finally:
+        meter.uninstall()
     return Measurement(
         name=operation.name,
         function_id=request.function_id,
@@ -453,6 +562,8 @@ def measure(
         io_ms=tuple(io),
         unstable=len(set(runs)) > 1,
         log_entries=_log_entries(request),
+        units=units,
+        log_bytes=logged,
     )
 
 
@@ -484,19 +595,26 @@ def argon2_time() -> Iterator[list[float]]:
             setattr(PasswordHasher, name, original)
 
 
+class LogSink(io.TextIOBase):
+    """Where the handlers' log lines and metrics go: nowhere, counted (bytes written)."""
+
+    written = 0
+
+    def write(self, text: str) -> int:
+        LogSink.written += len(text.encode())
+        return len(text)
+
+
 @contextlib.contextmanager
 def quiet_handlers() -> Iterator[None]:
-    """The handlers' log lines and the metrics Powertools prints (EMF, on stdout) go to
-    /dev/null (still formatted, as in Lambda), and the Powertools warnings (no metrics to
+    """The handlers' log lines and the metrics Powertools prints (EMF, on stdout) go to a
+    LogSink (still formatted, as in Lambda), and the Powertools warnings (no metrics to
     flush) are not shown."""
     from cashew.observability import logger  # after the stack's environment is set
 
     handler = logger.registered_handler
-    with (
-        open(os.devnull, "w", encoding="utf-8") as sink,
-        contextlib.redirect_stdout(sink),
-        warnings.catch_warnings(),
-    ):
+    sink = LogSink()
+    with contextlib.redirect_stdout(sink), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         previous = handler.setStream(sink) if isinstance(handler, logging.StreamHandler) else None
         try:
@@ -539,6 +657,8 @@ def results(
             "warm": _per_entry(len(consume.warm_calls), consume.log_entries),
             "cold": _per_entry(len(consume.cold_calls), consume.log_entries),
         },
+        "dynamodb_units": {m.name: m.units.as_dict() for m in measurements},
+        "log_bytes": {m.name: m.log_bytes for m in measurements},
         "operation_function": {m.name: m.function_id for m in measurements},
         "unstable_warm_calls": [m.name for m in measurements if m.unstable],
         "cold_import_runs_ms": {f: [round(ms, 1) for ms in t.runs_ms] for f, t in imports.items()},
@@ -577,7 +697,7 @@ def print_report(imports: dict[str, ImportTiming], measurements: list[Measuremen
     )
     print(
         f"  {'operation':<21} {'warm':>4} {'cold':>4} {'ms':>7} {'-argon2':>8} {'-io':>7}"
-        "  warm calls  [cold adds]"
+        f" {'RRU':>5} {'WRU':>5}  warm calls  [cold adds]"
     )
     for m in measurements:
         extra = Counter(m.cold_calls) - Counter(m.warm_calls)
@@ -586,6 +706,7 @@ def print_report(imports: dict[str, ImportTiming], measurements: list[Measuremen
         print(
             f"  {m.name:<21} {len(m.warm_calls):>4} {len(m.cold_calls):>4} {m.handler_ms:>7.1f}"
             f" {m.handler_ms_without_hashing:>8.1f} {m.handler_ms_without_io:>7.1f}"
+            f" {m.units.read:>5g} {m.units.total_write:>5g}"
             f"  {_names(m.warm_calls)}{cold_adds}{flag}"
         )
         if m.log_entries:
@@ -605,7 +726,7 @@ def _positive(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run",
         description="Cold import times and AWS calls per operation of Cashew's functions.",
@@ -621,6 +742,24 @@ def main(argv: list[str] | None = None) -> int:
         type=_positive(1),
         default=5,
         help="warm invocations per operation for the handler times (default 5)",
+    )
+    parser.add_argument(
+        "--cold-runs",
+        type=_positive(1),
+        default=3,
+        help="fresh processes per function and mode for the cold starts (default 3)",
+    )
+    parser.add_argument(
+        "--publisher-records",
+        type=_positive(PUBLISHER_BATCH),
+        default=250,
+        help="stream records per publisher throughput run (default 250)",
+    )
+    parser.add_argument(
+        "--local-payments",
+        type=_positive(1),
+        default=25,
+        help="balance payments per client over HTTP against the local stack (default 25)",
     )
     parser.add_argument(
         "--log-outcomes",
@@ -654,13 +793,22 @@ def main(argv: list[str] | None = None) -> int:
         help="measure only these operations (comma-separated, e.g. payout): their AWS calls"
         " and handler times are printed; no import times, throughput runs or results file",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--cold", action="store_true", help="with --only: also the cold starts of their functions"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
 
     def progress(message: str) -> None:
         print(f"bench: {message}", file=sys.stderr, flush=True)
 
     if args.only:
-        return _measure_only(args.only, args.warm_runs, progress)
+        return _measure_only(
+            args.only, args.warm_runs, args.cold_runs if args.cold else 0, progress
+        )
 
     started = time.perf_counter()
     try:
@@ -672,6 +820,8 @@ def main(argv: list[str] | None = None) -> int:
                 progress,
             )
             measurements = _measure_all(stack, args.warm_runs, progress)
+            cold = _measure_cold(stack, measurements, args.cold_runs, progress)
+            publisher = _measure_publisher(stack, args.publisher_records, progress)
             log_figures = _measure_log(stack, args, progress)
             try:
                 log_figures["webhooks"] = _measure_webhooks(stack, args, progress)
@@ -684,13 +834,34 @@ def main(argv: list[str] | None = None) -> int:
                     )
             except HarnessError as error:  # likewise
                 log_figures["reconciliation"] = {"error": str(error)}
-    except (HarnessError, ImportFailedError) as error:
+        progress(f"the local stack over HTTP: {local_http.CLIENTS} clients")
+        local = local_http.throughput(args.output.parent, args.local_payments)
+    except (
+        HarnessError,
+        ImportFailedError,
+        coldstart.ColdStartError,
+        local_http.LocalStackError,
+    ) as error:
         print(f"bench: FAILED: {error}", file=sys.stderr)
         return 2
 
-    report = {**results(imports, measurements, args), **log_figures}
+    report = {**results(imports, measurements, args), "cold_start": cold, **log_figures}
+    report["memory_mb"] = {f: spec.memory for f, spec in stack.functions.items()}
+    report["table_names"] = _table_names(stack)
+    report["publisher"] = publisher
+    report["local_stack_http"] = local
+    report["cost_per_million_payments"] = cost.per_payment(report)
     args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print_report(imports, measurements)
+    coldstart.print_report(cold)
+    cost.print_report(report["cost_per_million_payments"])
+    print_publisher_report(publisher)
+    print(
+        f"\nLocal stack over HTTP: {local['payments_per_second']} balance payments/s with"
+        f" {local['clients']} clients; the embedded endpoint's raw TransactWriteItems:"
+        f" {local['raw_transactions_per_second']}/s; ratio {local['ratio']}; the bank test's"
+        f" race: {local['bank_test_payments_per_second']} payments/s"
+    )
     print_log_report(log_figures)
     print(f"\nwrote {args.output} in {time.perf_counter() - started:.0f} s")
 
@@ -711,12 +882,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _measure_only(names: set[str], warm_runs: int, progress: Callable[[str], None]) -> int:
-    """`--only`: the named operations' figures, printed."""
+def _measure_only(
+    names: set[str], warm_runs: int, cold_runs: int, progress: Callable[[str], None]
+) -> int:
+    """`--only`: the named operations' figures, printed (and their functions' cold starts
+    with `--cold`)."""
+    cold = None
     try:
         with local_stack() as stack:
             measurements = _measure_all(stack, warm_runs, progress, names)
-    except HarnessError as error:
+            if cold_runs:
+                cold = _measure_cold(stack, measurements, cold_runs, progress)
+    except (HarnessError, coldstart.ColdStartError) as error:
         print(f"bench: FAILED: {error}", file=sys.stderr)
         return 2
     unknown = names - {m.name for m in measurements}
@@ -724,6 +901,12 @@ def _measure_only(names: set[str], warm_runs: int, progress: Callable[[str], Non
         print(f"bench: no such operation: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     print_report({}, measurements)
+    if cold is not None:
+        coldstart.print_report(cold)
+    if {step.operation for step in cost.path()} <= names:
+        report = results({}, measurements, argparse.Namespace(runs=0, warm_runs=warm_runs))
+        report["memory_mb"] = {f: spec.memory for f, spec in stack.functions.items()}
+        cost.print_report(cost.per_payment(report))
     return 0
 
 
@@ -737,6 +920,7 @@ def _measure_all(
         stack.handler(function_id)
     driver = Driver(stack)
     counter = CallCounter()
+    meter = CapacityMeter(stack.clients("dynamodb"))
     measurements = []
     with quiet_handlers(), webhook_bench.loopback_receiver() as receiver:
         try:
@@ -745,13 +929,126 @@ def _measure_all(
                 if only is not None and operation.name not in only:
                     continue
                 progress(f"invoke {operation.name}")
-                measurements.append(measure(driver, counter, operation, warm_runs))
+                measurements.append(measure(driver, counter, meter, operation, warm_runs))
         finally:
             counter.uninstall()
     covered = {m.function_id for m in measurements}
     for function_id in stack.functions.keys() - covered if only is None else ():
         progress(f"warning: no operation invokes {function_id}")
     return measurements
+
+
+def _table_names(stack: LocalStack) -> dict[str, str]:
+    """Physical table name -> logical id, for the capacity model."""
+    return {
+        str(attributes["Ref"]): logical_id
+        for logical_id, attributes in stack.resources.items()
+        if logical_id.endswith("Table") and "Ref" in attributes
+    }
+
+
+def _measure_cold(
+    stack: LocalStack,
+    measurements: list[Measurement],
+    runs: int,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """bench.coldstart for every function an operation invokes (every API function, the
+    authorizer and the consumers), each with the events of the first operation that invokes
+    it, against the same baseline in the same run."""
+    first: dict[str, str] = {}
+    for m in measurements:
+        first.setdefault(m.function_id, m.name)
+    wanted = [spec for function_id, spec in stack.functions.items() if function_id in first]
+    extra = dict(BENCH_VELOCITY_LIMITS)
+    table = str(stack.resources["TransactionLogTable"]["Ref"])
+    key = {"pk": {"S": "USER#nobody"}, "sk": {"S": "SEQ#0"}}
+    env = {**function_env(next(iter(stack.functions.values())), stack.resources, stack.endpoint)}
+    event = api_event("accounts/get_me.json")
+    with quiet_handlers(), webhook_bench.loopback_receiver() as receiver:
+        driver = Driver(stack)
+        by_name = {
+            op.name: op for op in operations(driver, invocations=2 * (runs + 1), receiver=receiver)
+        }
+        progress("cold start of the baseline B")
+        base = coldstart.baseline(table, key, env, event, runs)
+        starts = []
+        for spec in wanted:
+            progress(f"cold start of {spec.logical_id} ({first[spec.logical_id]})")
+            operation = by_name[first[spec.logical_id]]
+
+            def prepare(operation: Operation = operation) -> tuple[Any, Callable[[Any], Any]]:
+                request = operation.prepare()
+                return request.event, request.complete
+
+            starts.append(
+                coldstart.measure(
+                    spec,
+                    resources=stack.resources,
+                    endpoint=stack.endpoint,
+                    extra_env=extra,
+                    prepare=prepare,
+                    runs=runs,
+                )
+            )
+    return coldstart.figures(starts, base)
+
+
+PUBLISHER_BATCH = 25  # the stream mapping's BatchSize
+
+
+def _measure_publisher(
+    stack: LocalStack, records: int, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """The publisher's records/s against the embedded endpoint: `records` changes published
+    in Lambda's batches of 25 (SendMessageBatch and PutEvents, 10 per request), against the
+    same number published one record per invocation (each record's own requests, as before
+    the batching), alternated in the same run."""
+    with quiet_handlers():
+        driver = Driver(stack)
+        payer, payee = driver.new_account(), driver.new_account()
+        card = driver.add_card(payer)
+        for _ in range(math.ceil(2 * records * PAYMENT_AMOUNT / MAX_TOP_UP)):
+            driver.top_up(payer, card, MAX_TOP_UP)
+        progress(f"publisher: {2 * records} payments")
+        driver._stream_records()  # the set-up's changes are not measured
+        for _ in range(2 * records):
+            driver.pay(payer, payee.id, PAYMENT_AMOUNT)
+        changes = driver._stream_records()
+        if len(changes) < 2 * records:
+            raise HarnessError(f"the stream has {len(changes)} changes, not {2 * records}")
+        arn = str(stack.resources["PaymentsTable"]["StreamArn"])
+        counter = CallCounter()
+        counter.install()
+        timings: dict[str, float] = {"batched": 0.0, "one_per_invocation": 0.0}
+        calls: dict[str, int] = {"batched": 0, "one_per_invocation": 0}
+        try:
+            halves = {"batched": changes[:records], "one_per_invocation": changes[records:]}
+            for mode, part in halves.items():
+                size = PUBLISHER_BATCH if mode == "batched" else 1
+                for start in range(0, len(part), size):
+                    event = stream_event(part[start : start + size], arn)
+                    with counter.window() as made:
+                        began = time.perf_counter()
+                        result = stack.invoke("PublishOutcomesFunction", event)
+                        timings[mode] += time.perf_counter() - began
+                    calls[mode] += len(made)
+                    if result.get("batchItemFailures") != []:
+                        raise HarnessError(f"the publisher failed items: {result}")
+        finally:
+            counter.uninstall()
+        sqs = stack.clients("sqs")
+        for queue in ("OutcomesQueue", "EmailQueue", "WebhookEventsQueue"):
+            sqs.purge_queue(QueueUrl=str(stack.resources[queue]["Ref"]))  # nothing else waits
+    rates = {mode: round(records / seconds, 1) for mode, seconds in timings.items()}
+    return {
+        "records": records,
+        "batch_size": PUBLISHER_BATCH,
+        "records_per_second_per_batch": rates["batched"],
+        "records_per_second_one_per_invocation": rates["one_per_invocation"],
+        "ratio": round(rates["batched"] / rates["one_per_invocation"], 2),
+        "aws_calls_per_record": {m: round(c / records, 2) for m, c in calls.items()},
+    }
 
 
 def _measure_log(
@@ -782,6 +1079,16 @@ def _measure_webhooks(
             stack, CallCounter(), receiver, args.webhook_deliveries, progress,
             describe=lambda: webhook_bench.describe_deliveries(driver, admin, str(endpoint["id"])),
         )  # fmt: skip
+
+
+def print_publisher_report(run: dict[str, Any]) -> None:
+    calls = run["aws_calls_per_record"]
+    print(
+        f"\nPublisher on the embedded endpoint: {run['records_per_second_per_batch']} records/s"
+        f" in batches of {run['batch_size']} ({calls['batched']} AWS calls per record),"
+        f" {run['records_per_second_one_per_invocation']} records/s one per invocation"
+        f" ({calls['one_per_invocation']}): x{run['ratio']}"
+    )
 
 
 def print_log_report(figures: dict[str, Any]) -> None:
