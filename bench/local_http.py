@@ -115,6 +115,22 @@ def _payer(http: requests.Session, url: str, amount: int = TOP_UP) -> str:
     return token
 
 
+def _pay(http: requests.Session, url: str, token: str, payee: str) -> str:
+    """One balance payment of AMOUNT with a key of its own: its status."""
+    reply = http.post(
+        f"{url}/v1/payments",
+        json={
+            "amount": AMOUNT,
+            "currency": "USD",
+            "payee_id": payee,
+            "source": {"type": "balance"},
+        },
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4())},
+        timeout=60,
+    )
+    return str(_ok(reply, 201)["status"])
+
+
 def _payments(url: str, payee: str, tokens: list[str], each: int) -> float:
     """Seconds for `each` payments by every client at once."""
     start = threading.Barrier(len(tokens) + 1)
@@ -123,15 +139,8 @@ def _payments(url: str, payee: str, tokens: list[str], each: int) -> float:
         http = requests.Session()
         start.wait()
         for _ in range(each):
-            reply = http.post(
-                f"{url}/v1/payments",
-                json={"amount": AMOUNT, "currency": "USD", "payee_id": payee,
-                      "source": {"type": "balance"}},
-                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4())},
-                timeout=60,
-            )  # fmt: skip
-            if _ok(reply, 201)["status"] != "succeeded":
-                raise LocalStackError(f"a payment did not succeed: {reply.text}")
+            if (status := _pay(http, url, token, payee)) != "succeeded":
+                raise LocalStackError(f"a payment did not succeed: {status}")
 
     with ThreadPoolExecutor(len(tokens)) as pool:
         futures = [pool.submit(client, token) for token in tokens]
@@ -159,14 +168,7 @@ def _bank(url: str, payee: str, rounds: int = 3) -> float:
             start: threading.Barrier = start,
         ) -> str:
             start.wait()
-            reply = http.post(  # one session for all, as the e2e test's stack fixture
-                f"{url}/v1/payments",
-                json={"amount": AMOUNT, "currency": "USD", "payee_id": payee,
-                      "source": {"type": "balance"}},
-                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4())},
-                timeout=60,
-            )  # fmt: skip
-            return str(_ok(reply, 201)["status"])
+            return _pay(http, url, token, payee)  # one session for all, as the e2e fixture's
 
         with ThreadPoolExecutor(15) as pool:
             futures = [pool.submit(pay, i) for i in range(15)]
