@@ -319,3 +319,91 @@ def test_a_change_that_cannot_be_read_is_set_aside_and_holds_nothing_up(
     assert set_aside["reason"].startswith("ValidationError")
     monkeypatch.undo()
     get_settings.cache_clear()
+
+
+def test_an_unreadable_change_that_cannot_be_set_aside_fails_from_itself_on(
+    stack, new_user, monkeypatch
+):
+    # Given two committed top-ups' changes around one that cannot be read, and a failures
+    # queue that refuses it
+    from botocore.exceptions import ClientError
+
+    from cashew import outcomes
+
+    stack.skip_changes()
+    payer = new_user()
+    card = add_card(stack, payer)
+    first, last = (top_up(stack, payer, card, n).body["id"] for n in (100, 200))
+    table = stack.env["CASHEW_PAYMENTS_TABLE"]
+    dynamodb = stack.clients("dynamodb")
+
+    def record(item: dict[str, Any], sequence: str) -> dict[str, Any]:
+        return {"eventName": "INSERT", "eventSource": "aws:dynamodb",
+                "dynamodb": {"NewImage": item, "SequenceNumber": sequence}}  # fmt: skip
+
+    def stored(payment_id: str) -> dict[str, Any]:
+        return dynamodb.get_item(TableName=table, Key={"pk": {"S": payment_id}})["Item"]
+
+    broken = {"pk": {"S": "pay_01J00000000000000000BROKEN"}, "status": {"S": "succeeded"}}
+    records = [record(stored(first), "100"), record(broken, "200"), record(stored(last), "300")]
+
+    def refuse(record: dict[str, Any], error: Exception) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "SendMessage")
+
+    monkeypatch.setattr(outcomes, "set_aside", refuse)
+    sqs = aws.sqs()
+    real_send = sqs.send_message_batch
+    sent: list[str] = []
+
+    def send(**kwargs):
+        sent.extend(json.loads(e["MessageBody"])["payment_id"] for e in kwargs["Entries"])
+        return real_send(**kwargs)
+
+    monkeypatch.setattr(sqs, "send_message_batch", send)
+    # When the publisher gets the three
+    event = {"Records": records}
+    answer = stack.invoke("PublishOutcomesFunction", event)
+    # Then the change before the broken one is published, and the batch fails from the broken
+    # one on (Lambda delivers it and the one after it again)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "200"}]}
+    assert sent == [first]
+
+
+def test_a_refused_entry_fails_its_own_record_only(stack, new_user, monkeypatch):
+    # Given two committed top-ups' changes, and a queue that refuses the second's entry
+    stack.skip_changes()
+    payer = new_user()
+    card = add_card(stack, payer)
+    first, second = (top_up(stack, payer, card, n).body["id"] for n in (100, 200))
+    table = stack.env["CASHEW_PAYMENTS_TABLE"]
+    dynamodb = stack.clients("dynamodb")
+    records = [
+        {"eventName": "INSERT", "eventSource": "aws:dynamodb", "dynamodb": {
+            "NewImage": dynamodb.get_item(TableName=table, Key={"pk": {"S": pid}})["Item"],
+            "SequenceNumber": sequence}}
+        for pid, sequence in ((first, "100"), (second, "200"))
+    ]  # fmt: skip
+    sqs, bus = aws.sqs(), aws.events()
+    real_send, real_put = sqs.send_message_batch, bus.put_events
+    events: list[str] = []
+
+    def send(**kwargs):
+        refused, kept = [], []
+        for entry in kwargs["Entries"]:
+            is_second = json.loads(entry["MessageBody"])["payment_id"] == second
+            (refused if is_second else kept).append(entry)
+        answer = real_send(**{**kwargs, "Entries": kept})
+        failures = [{"Id": e["Id"], "SenderFault": False, "Code": "InternalError"} for e in refused]
+        return {**answer, "Failed": failures}
+
+    def put(**kwargs):
+        events.extend(json.loads(e["Detail"])["id"] for e in kwargs["Entries"])
+        return real_put(**kwargs)
+
+    monkeypatch.setattr(sqs, "send_message_batch", send)
+    monkeypatch.setattr(bus, "put_events", put)
+    # When the publisher gets both
+    answer = stack.invoke("PublishOutcomesFunction", {"Records": records})
+    # Then only the second's record fails, and only the first's event went to the bus
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "200"}]}
+    assert events == [first]

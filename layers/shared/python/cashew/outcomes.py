@@ -222,6 +222,7 @@ def set_aside(record: dict[str, Any], error: Exception) -> None:
 
 BATCH = 10  # SendMessageBatch and PutEvents each take at most 10 entries
 BATCH_BYTES = 256 * 1024  # and at most 256 KiB in all, per request
+_ENTRY_BYTES = 1024  # an entry's own fields (its id; the event's source, type, bus), over-counted
 
 
 def publish(changes: Sequence[Change]) -> list[bool]:
@@ -235,7 +236,7 @@ def publish(changes: Sequence[Change]) -> list[bool]:
     settings = get_settings()
     sent = [True] * len(changes)
     bodies = [change.outcome.model_dump_json() for change in changes]
-    for chunk in _chunks(range(len(changes)), lambda i: len(bodies[i])):
+    for chunk in _chunks(range(len(changes)), lambda i: len(bodies[i].encode()) + _ENTRY_BYTES):
         entries = [{"Id": str(i), "MessageBody": bodies[i]} for i in chunk]
         try:
             response = aws.sqs().send_message_batch(
@@ -252,7 +253,7 @@ def publish(changes: Sequence[Change]) -> list[bool]:
         for i, change in enumerate(changes)
         if sent[i] and change.event is not None
     }
-    for chunk in _chunks(list(details), lambda i: len(details[i])):
+    for chunk in _chunks(list(details), lambda i: len(details[i].encode()) + _ENTRY_BYTES):
         events = [
             {
                 "EventBusName": settings.event_bus_name,
