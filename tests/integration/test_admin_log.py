@@ -331,3 +331,11 @@ def test_a_sharded_day_lists_everyone_once_newest_first_across_pages(stack, day,
     answer = stack.call("ReportSummaryFunction", "ledger/report_summary.json",
         authorizer=ADMIN, query=whole_day(day))  # fmt: skip
     assert answer.status == 200 and answer.body["outcomes"] == 20, answer.body
+    # ... even for a reader whose setting says one shard (updated after the writer, or
+    # lowered): the day's note says five were written
+    day_shards(1)
+    assert [e["id"] for e in admin_list(stack, **whole_day(day))["data"]] == seen
+    # ... and the note is in no user's chain (the audit reads every chain)
+    from cashew.ledger import store
+
+    assert not [user for user, _, _ in store.all_chains() if user.startswith("DAYSHARDS")]

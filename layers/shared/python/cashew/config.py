@@ -139,8 +139,8 @@ class Settings(BaseModel):
     refresh_token_ttl: int = Field(30 * 86400, alias="CASHEW_REFRESH_TOKEN_TTL", ge=3600)
     login_max_failures: int = Field(5, alias="CASHEW_LOGIN_MAX_FAILURES", ge=1)
     idempotency_ttl: int = Field(86400, alias="CASHEW_IDEMPOTENCY_TTL", ge=86400)
-    # The log's DayIndex partitions per UTC day (cashew.ledger.store.day_partition): raised
-    # for more than ~500 entries/s, never lowered (readers read the shards below it).
+    # The log's DayIndex partitions per UTC day (cashew.ledger.store.day_partition), for
+    # more than 1,000 entries/s; readers also read what a writer noted it used that day.
     log_day_shards: int = Field(1, alias="CASHEW_LOG_DAY_SHARDS", ge=1, le=64)
     secrets_max_age: int = Field(300, alias="CASHEW_SECRETS_MAX_AGE", ge=0)
 

@@ -6,6 +6,8 @@ Items (pk / sk):
     USER#<id> / OUTCOME#<outcome id>     the append record (`Marker`): the outcome is in the
                                          chain at `seq` with `hash` (deduplication, and
                                          verification)
+    DAYSHARDS#<day> / SHARDS#<n>         a writer spread entries of that UTC day over n
+                                         DayIndex shards (`note_day_shards`)
 Indexes (entries only):
     EntryIdIndex  id                     an entry by its id
     DayIndex      day / occurred_at      everyone's entries of one UTC day, in time order,
@@ -14,6 +16,7 @@ Indexes (entries only):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import itertools
@@ -27,6 +30,7 @@ from cashew.config import get_settings
 from cashew.ledger.models import Entry
 
 SEQ_WIDTH = 12
+_DAY_SHARDS = "DAYSHARDS#"
 _STORAGE_ONLY = ("pk", "sk", "day")
 
 
@@ -47,6 +51,31 @@ def day_partition(day: str, shard: int) -> str:
     entry was written before days were sharded (and is with one shard): raising the number
     of shards leaves every stored entry where readers look."""
     return day if shard == 0 else f"{day}#{shard}"
+
+
+_NOTED: set[tuple[str, int]] = set()  # (day, shards) this process has noted
+
+
+def note_day_shards(day: str, shards: int) -> None:
+    """Record, before the first entry of `day` is written over `shards` shards, that they
+    were used: readers read every shard any writer used that day, whatever their own
+    setting says (a deployment that updates the readers after the writers, or a setting
+    lowered by mistake, then hides nothing). Once per day and count per process; a note
+    another writer made first is as good."""
+    if shards == 1 or (day, shards) in _NOTED:
+        return  # shard 0 is read always
+    item = {"pk": f"{_DAY_SHARDS}{day}", "sk": f"SHARDS#{shards:02d}", "shards": shards}
+    with contextlib.suppress(dynamo.ConditionFailed):
+        dynamo.put_item(_table(), item, condition="attribute_not_exists(pk)")
+    _NOTED.add((day, shards))
+
+
+def day_shards(day: str, configured: int) -> int:
+    """How many shards of `day` to read: the most any writer noted, and `configured`."""
+    items, _ = dynamo.query(
+        _table(), "pk = :pk", {":pk": f"{_DAY_SHARDS}{day}"}, consistent=True, limit=64
+    )
+    return max([configured, *(int(item.get("shards", 1)) for item in items)])
 
 
 def _shard(entry_id: str, shards: int) -> int:
@@ -203,7 +232,9 @@ def append(new: Entry) -> None:
     a chain can never fork and an outcome is never appended twice."""
     table = _table()
     marker = Marker(new.user_id, new.outcome_id, new.seq, new.hash).to_item()
-    item = StoredEntry(new).to_item(get_settings().log_day_shards)
+    shards = get_settings().log_day_shards
+    note_day_shards(new.occurred_at[:10], shards)
+    item = StoredEntry(new).to_item(shards)
     new_only = "attribute_not_exists(pk)"
     try:
         dynamo.Transaction().add("marker", dynamo.put(table, marker, condition=new_only)).add(
@@ -319,6 +350,8 @@ def all_chains() -> Iterator[tuple[str, list[ChainItem], list[Marker]]]:
     for raw in _pages({"TableName": _table(), "ConsistentRead": True}, None):
         item, unreadable = _readable(raw)
         pk = str(item.get("pk", ""))
+        if pk.startswith(_DAY_SHARDS):  # the DayIndex's notes belong to no chain
+            continue
         entries, markers = chains.setdefault(pk.removeprefix("USER#"), ([], []))
         _sort(item, unreadable, entries, markers)
     for user_id, (entries, markers) in chains.items():
@@ -364,10 +397,14 @@ def day_entries(
     after = _order(start) if start is not None else None
     if start is not None:
         days = [day for day in days if day <= str(start["day"])]
+    # each shard holds about 1/shards of what the page wants; a shard that runs short is
+    # asked again (its next page), so the page is never short for it
+    each = wanted if shards == 1 else (lambda: -(-wanted() // shards) + 1)  # at least 1 shard
     for day in days:
         upper = start["occurred_at"] if start is not None and start["day"] == day else until
+        read = day_shards(day, shards)
         merged = heapq.merge(
-            *(_shard_entries(day_partition(day, k), since, upper, wanted) for k in range(shards)),
+            *(_shard_entries(day_partition(day, k), since, upper, each) for k in range(read)),
             key=_stored_order,
             reverse=True,
         )
