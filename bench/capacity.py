@@ -260,7 +260,9 @@ class CapacityMeter:
         return []
 
     def _meter_writes(self, pending: _Pending) -> None:
-        assert self._window is not None
+        window = self._window
+        if window is None:
+            return
         transactional = pending.operation == "TransactWriteItems"
         kinds = [next(iter(e)) for e in pending.params["TransactItems"]] if transactional else None
         for position, (name, key, before) in enumerate(pending.before):
@@ -271,29 +273,31 @@ class CapacityMeter:
                 after = self._get(name, key)
                 units = write_units(before, after, transactional)
             indexes = index_units(table, before, after)
-            self._window.write += units
-            self._window.index_write += sum(indexes.values())
-            self._window.by_table[name] += units + sum(indexes.values())
+            window.write += units
+            window.index_write += sum(indexes.values())
+            window.by_table[name] += units + sum(indexes.values())
 
     # -- reads
     def _meter_reads(self, pending: _Pending, parsed: dict[str, Any]) -> None:
-        assert self._window is not None
+        window = self._window
+        if window is None:
+            return
         params, operation = pending.params, pending.operation
         if operation == "GetItem":
             size = item_size(parsed.get("Item"))
-            self._window.read += read_units(size, bool(params.get("ConsistentRead")))
+            window.read += read_units(size, bool(params.get("ConsistentRead")))
         elif operation == "TransactGetItems":
             for response in parsed.get("Responses", ()):
-                self._window.read += read_units(item_size(response.get("Item")), True, True)
+                window.read += read_units(item_size(response.get("Item")), True, True)
         elif operation == "BatchGetItem":
             for name, items in parsed.get("Responses", {}).items():
                 consistent = bool(params["RequestItems"][name].get("ConsistentRead"))
                 for item in items:
-                    self._window.read += read_units(item_size(item), consistent)
+                    window.read += read_units(item_size(item), consistent)
         else:  # Query, Scan: the items evaluated, whole (before filters and projections)
             evaluated = self._evaluated(operation, params)
             total = sum(item_size(item) for item in evaluated)
-            self._window.read += read_units(total, bool(params.get("ConsistentRead")))
+            window.read += read_units(total, bool(params.get("ConsistentRead")))
 
     def _evaluated(self, operation: str, params: dict[str, Any]) -> list[Item]:
         again = {

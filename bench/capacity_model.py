@@ -86,24 +86,24 @@ def limits(
                       "parameter ApiThrottleRateLimit"))  # fmt: skip
 
     # Lambda: concurrency = rate x duration, per function on the path
-    concurrency = 0.0
+    concurrency: dict[str, float] = {}
     for step in cost.path():
-        invocations = rate * step.share
-        duration_s = cost.billed_ms(results, step) / 1000
-        concurrency += invocations * duration_s
         function = results["operation_function"][step.operation]
-        if function == "CreatePaymentFunction":
-            rows.append(Limit("Lambda: CreatePaymentFunction reserved concurrency",
-                              invocations * duration_s,
-                              float(params["PaymentsReservedConcurrency"]), "environments",
-                              "parameter PaymentsReservedConcurrency"))  # fmt: skip
-        if function == "LogConsumerFunction":
-            rows.append(Limit("Lambda: LogConsumerFunction maximum concurrency",
-                              invocations * duration_s, float(params["ConsumerMaxConcurrency"]),
-                              "environments", "parameter ConsumerMaxConcurrency"))  # fmt: skip
-    rows.append(Limit("Lambda: account concurrency (the path's functions)", concurrency,
-                      LAMBDA_ACCOUNT_CONCURRENCY, "environments", "quota increase"))  # fmt: skip
-    rows.append(Limit("Lambda: scaling from cold (new environments per 10 s)", concurrency,
+        environments = rate * step.share * cost.billed_ms(results, step) / 1000
+        concurrency[function] = concurrency.get(function, 0.0) + environments
+    rows.append(Limit("Lambda: CreatePaymentFunction reserved concurrency",
+                      concurrency.get("CreatePaymentFunction", 0.0),
+                      float(params["PaymentsReservedConcurrency"]), "environments",
+                      "parameter PaymentsReservedConcurrency"))  # fmt: skip
+    for function, cap in _queue_caps(template, params).items():
+        if function in concurrency:
+            rows.append(Limit(f"Lambda: {function} maximum concurrency", concurrency[function],
+                              cap, "environments", "parameter ConsumerMaxConcurrency"))  # fmt: skip
+    rows.append(Limit("Lambda: account concurrency (the path's functions)",
+                      sum(concurrency.values()), LAMBDA_ACCOUNT_CONCURRENCY, "environments",
+                      "quota increase"))  # fmt: skip
+    busiest = max(concurrency, key=concurrency.__getitem__)
+    rows.append(Limit(f"Lambda: scaling from cold ({busiest}, per 10 s)", concurrency[busiest],
                       LAMBDA_SCALING_PER_10S, "environments",
                       "ramp over 10 s per 1,000, or provisioned concurrency"))  # fmt: skip
 
@@ -152,8 +152,8 @@ def limits(
                           f" {per_batch:,.0f}/s"))  # fmt: skip
 
     # EventBridge
-    rows.append(Limit("EventBridge: PutEvents requests/s (10 events each)",
-                      rate / cost.SEND_BATCH, EVENTBRIDGE_PUT_EVENTS_RPS, "req/s",
+    rows.append(Limit("EventBridge: PutEvents requests/s (3 per batch of 25 records)",
+                      rate / cost.PUBLISH_SHARED_BY, EVENTBRIDGE_PUT_EVENTS_RPS, "req/s",
                       "batched PutEvents"))  # fmt: skip
     targets = len(_rule_targets(template))
     rows.append(Limit(f"EventBridge: rule target invocations/s ({targets} per event)",
@@ -165,6 +165,18 @@ def limits(
     rows.append(Limit("SQS: the log's queue, messages in flight", rate * consume_s,
                       SQS_IN_FLIGHT, "messages", "standard queue"))  # fmt: skip
     return rows
+
+
+def _queue_caps(template: dict[str, Any], params: dict[str, Any]) -> dict[str, float]:
+    """The maximum concurrency of each function's SQS event source, as the template sets it."""
+    caps = {}
+    for function, resource in template["Resources"].items():
+        for event in (resource.get("Properties", {}).get("Events") or {}).values():
+            scaling = event.get("Properties", {}).get("ScalingConfig", {})
+            cap = scaling.get("MaximumConcurrency")
+            if event["Type"] == "SQS" and cap is not None:
+                caps[function] = float(params[cap["Ref"]] if isinstance(cap, dict) else cap)
+    return caps
 
 
 def _chain_append_ms(results: dict[str, Any]) -> float:

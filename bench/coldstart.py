@@ -29,6 +29,7 @@ every function's figure is reported as a ratio to B's, from the same run.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import subprocess  # nosec B404 # runs this repository's own Python, no shell
 import sys
@@ -128,7 +129,11 @@ class ColdStart:
     lazy: tuple[Run, ...]
     eager: tuple[Run, ...]
     services: tuple[str, ...]  # what the first request called (clients the eager mode makes)
-    chosen: str  # "eager" when the handler module prepares its clients in INIT, else "lazy"
+    declared: tuple[str, ...] | None  # what the handler module prepares (None: lazy)
+
+    @property
+    def chosen(self) -> str:
+        return "lazy" if self.declared is None else "eager"
 
     def median(self, mode: str, figure: str) -> float:
         runs = self.lazy if mode == "lazy" else self.eager
@@ -178,10 +183,15 @@ def _child(
     return result
 
 
-def chosen_mode(spec: FunctionSpec) -> str:
-    """`eager` when the handler module calls `aws.prepare(...)` at module scope."""
+_PREPARE = re.compile(r"\naws\.prepare\(([^)]*)\)")
+
+
+def declared_services(spec: FunctionSpec) -> tuple[str, ...] | None:
+    """The services the handler module prepares in INIT (`aws.prepare(...)` at module
+    scope); None when it prepares nothing (lazy)."""
     source = (spec.code_dir / f"{spec.handler_module.replace('.', '/')}.py").read_text()
-    return "eager" if "\naws.prepare(" in source else "lazy"
+    found = _PREPARE.search(source)
+    return tuple(sorted(re.findall(r'"(\w+)"', found.group(1)))) if found else None
 
 
 def measure(
@@ -219,7 +229,7 @@ def measure(
         check(got["result"])
         eager.append(Run(got["init_ms"], got["invoke_ms"], spec.memory))
     return ColdStart(spec.logical_id, spec.memory, tuple(lazy), tuple(eager), tuple(services),
-                     chosen_mode(spec))  # fmt: skip
+                     declared_services(spec))  # fmt: skip
 
 
 def baseline(
@@ -239,7 +249,7 @@ def baseline(
         if index:
             measured.append(Run(got["init_ms"], got["invoke_ms"], BASELINE_MEMORY))
     return ColdStart(BASELINE, BASELINE_MEMORY, tuple(measured), tuple(measured), ("dynamodb",),
-                     "eager")  # fmt: skip
+                     ("dynamodb",))  # fmt: skip
 
 
 def figures(starts: list[ColdStart], base: ColdStart) -> dict[str, Any]:
@@ -277,6 +287,12 @@ def figures(starts: list[ColdStart], base: ColdStart) -> dict[str, Any]:
         "choice_differs_from_figures": sorted(
             f for f, r in rows.items() if r["chosen"] != r["better_by_figures"]
         ),
+        # eager functions that prepare other clients than their first request uses
+        "prepared_differs_from_used": sorted(
+            start.function_id
+            for start in starts
+            if start.declared is not None and start.declared != tuple(sorted(start.services))
+        ),
         "runs": len(base.lazy),
     }
 
@@ -311,3 +327,8 @@ def print_report(result: dict[str, Any]) -> None:
         f"  worst {result['worst_ratio']} x B (goal <= {result['goal_ratio']});"
         f" over the goal: {', '.join(result['over_goal']) or 'none'}"
     )
+    if result["prepared_differs_from_used"]:
+        print(
+            "  preparing other clients than their first request uses: "
+            + ", ".join(result["prepared_differs_from_used"])
+        )

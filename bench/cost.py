@@ -60,6 +60,8 @@ ACCESS_LOG_BYTES = 450  # one API Gateway access log line (the template's format
 STREAM_BATCH = 25  # the publisher's BatchSize
 QUEUE_BATCH = 10  # the queue consumers' BatchSize
 SEND_BATCH = 10  # SendMessageBatch and PutEvents entries per request
+# A batch of 25 records is sent as 10, 10 and 5: each request carries 25 / 3 on average.
+PUBLISH_SHARED_BY = STREAM_BATCH / math.ceil(STREAM_BATCH / SEND_BATCH)
 EMAILS_PER_PAYMENT = 2
 
 
@@ -71,7 +73,7 @@ class Step:
     operation: str
     share: float  # invocations per payment
     per_invocation: int = 1
-    calls_shared_by: int = 1  # records whose AWS calls one call carries (batched sends)
+    calls_shared_by: float = 1  # records whose AWS calls one call carries (batched sends)
     queue_fed_by_bus: bool = False  # its queue's messages are sent by EventBridge's rule
 
 
@@ -79,7 +81,7 @@ def path() -> list[Step]:
     return [
         Step("authorizer", 1.0),
         Step("balance_payment", 1.0),
-        Step("publish_outcome", 1 / STREAM_BATCH, STREAM_BATCH, SEND_BATCH),
+        Step("publish_outcome", 1 / STREAM_BATCH, STREAM_BATCH, PUBLISH_SHARED_BY),
         Step("log_consume", 1 / QUEUE_BATCH, QUEUE_BATCH),
         Step("send_emails", 1 / QUEUE_BATCH, QUEUE_BATCH, queue_fed_by_bus=True),
     ]

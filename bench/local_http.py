@@ -34,7 +34,7 @@ from botocore.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
 CLIENTS = 8
-PASSWORD = "correct horse battery staple"
+PASSWORD = "correct horse battery staple"  # nosec B105 # a bench user's
 TOP_UP = 100_000
 AMOUNT = 100
 

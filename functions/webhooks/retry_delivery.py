@@ -11,7 +11,7 @@ from cashew.observability import logger
 from cashew.webhooks import endpoints
 from cashew.webhooks.models import RetryAccepted
 
-aws.prepare("dynamodb")
+aws.prepare("dynamodb", "sqs")
 
 app = CashewResolver(admin_only=True)
 

@@ -17,7 +17,7 @@ from cashew import aws
 from cashew.observability import logger, metrics
 from cashew.webhooks import dispatch
 
-aws.prepare("dynamodb", "kms")
+aws.prepare("dynamodb", "kms", "sqs")
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

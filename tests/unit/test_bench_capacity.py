@@ -112,17 +112,18 @@ def test_cold_start_figures_are_ratios_to_the_baseline_and_flag_a_wrong_choice()
     def runs(init: float, invoke: float) -> tuple[coldstart.Run, ...]:
         return tuple(coldstart.Run(init, invoke, 1024) for _ in range(3))
 
-    base = coldstart.ColdStart("Baseline", 1024, runs(200, 0), runs(200, 0), ("dynamodb",), "eager")
-    lazy_wins = coldstart.ColdStart("A", 1024, runs(100, 10), runs(300, 10), ("dynamodb",), "eager")
-    eager_wins = coldstart.ColdStart(
-        "B", 1024, runs(100, 100), runs(220, 5), ("dynamodb",), "eager"
-    )
+    ddb, both = ("dynamodb",), ("dynamodb", "sqs")
+    base = coldstart.ColdStart("Baseline", 1024, runs(200, 0), runs(200, 0), ddb, ddb)
+    lazy_wins = coldstart.ColdStart("A", 1024, runs(100, 10), runs(300, 10), ddb, ddb)
+    eager_wins = coldstart.ColdStart("B", 1024, runs(100, 100), runs(220, 5), both, ddb)
     figures = coldstart.figures([lazy_wins, eager_wins], base)
     assert figures["functions"]["B"]["ratio_to_baseline"] == pytest.approx(
         (220 + 5 * 1769 / 1024) / 200, abs=0.01
     )
     assert figures["choice_differs_from_figures"] == ["A"]
     assert figures["over_goal"] == ["A"]  # 1.59 x B; B is 1.14 x B
+    assert figures["prepared_differs_from_used"] == ["B"]  # its request used SQS too
+    assert figures["prepared_differs_from_used"] == ["B"]  # its request also used SQS
 
 
 def test_the_capacity_model_reads_the_templates_parameters_and_their_overrides():

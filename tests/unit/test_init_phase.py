@@ -72,3 +72,18 @@ def test_two_environments_restored_from_one_snapshot_draw_apart(monkeypatch):
     assert ulid.default_generator.policy is not policy
     assert ulid.default_generator.policy.prev_timestamp == 0
     assert secrets_provider.cache_info().currsize == 0
+
+
+def test_every_handler_prepares_only_clients_the_layer_makes():
+    # A misspelt service would fail only in Lambda's INIT (tests never prepare): caught here
+    from bench.coldstart import declared_services
+    from local.cfn import load_template
+    from local.specs import functions
+
+    prepared = {
+        function_id: declared_services(spec)
+        for function_id, spec in functions(load_template()).items()
+    }
+    assert prepared["CreatePaymentFunction"] == ("dynamodb",)
+    for function_id, services in prepared.items():
+        assert set(services or ()) <= set(aws._CLIENTS), function_id
