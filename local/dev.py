@@ -209,7 +209,11 @@ def main() -> int:
             threading.Thread(target=server.serve_forever, name="api", daemon=True).start()
             stack.callback(server.shutdown)
             print(_banner(server.url, aws_url, gateway, consumers, schedules), flush=True)
-            stopping.wait()
+            # A timed wait, not stopping.wait(): the kernel may deliver SIGTERM to any thread
+            # (a poller in a long poll, say), and CPython runs the handler only in the main
+            # thread, which an untimed wait never wakes to do (the stack then never stopped).
+            while not stopping.wait(timeout=0.5):
+                pass
             print("Stopping...", flush=True)
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
