@@ -689,6 +689,7 @@ def _schemathesis(
 # A second, shorter run for the operations the first left without a 2xx (those that spend
 # scarce state, such as a refund's remainder or a held payment, can miss it by the draw):
 # its findings fail the gate too, and the two runs together must give each operation a 2xx.
+STATEFUL_SECONDS = 45  # of MAX_TIME: the stateful phase took 31-35 s of a shared run
 SECOND_CHANCE_SECONDS = 120  # 54 operations share the first run: a few can miss by the draw
 
 
@@ -696,7 +697,22 @@ def test_schemathesis_finds_nothing(
     stack: Stack, new_user: Callable[..., User], tmp_path: Path
 ) -> None:
     data = seed(stack, new_user)
-    found, _ = _schemathesis(stack, data, tmp_path / "run")
+    first = f"--max-time={MAX_TIME - STATEFUL_SECONDS}"
+    found, _ = _schemathesis(
+        stack, data, tmp_path / "run", first, phases="examples,coverage,fuzzing"
+    )
+    # The stateful phase on its own, without negative_data_rejection: there, the auth and
+    # the links change a case after it was mutated, and the check judges the mutation, not
+    # the request sent (schemathesis issue #2983: a case reported as "no Authorization, a
+    # body of random bytes" went out with both valid, PATCH /v1/users/me/payment-methods/{id},
+    # and was answered 200). The phases above, which send what they mutate, run the check
+    # on every operation.
+    stateful, _ = _schemathesis(
+        stack, data, tmp_path / "stateful", f"--max-time={STATEFUL_SECONDS}",
+        "--exclude-checks", "negative_data_rejection", phases="stateful",
+    )  # fmt: skip
+    for operation, counts in stateful.items():
+        found.setdefault(operation, Counter()).update(counts)
     missing = [op for op in without_success(found) if op not in NO_SUCCESS_EXPECTED]
     if missing:
         print(f"no 2xx yet for {missing}: a second run of those operations")
