@@ -29,7 +29,6 @@ API_GATEWAY_ACCOUNT_RPS = 10_000  # per account and region, raisable
 LAMBDA_ACCOUNT_CONCURRENCY = 1_000  # raisable
 LAMBDA_SCALING_PER_10S = 1_000  # new execution environments per function every 10 s
 DYNAMODB_TABLE_WRU_PER_S = 40_000  # on-demand table maximum, raisable
-DYNAMODB_TABLE_RRU_PER_S = 40_000
 DYNAMODB_PARTITION_WRU_PER_S = 1_000  # per partition (a key's item collection), hard
 DYNAMODB_ITEM_TRANSACTIONS_PER_S = 250  # transactions on one item before conflicts (measured
 # by the review quoted in issue 16; a transaction holds its items while it commits)
@@ -37,15 +36,6 @@ EVENTBRIDGE_PUT_EVENTS_RPS = 10_000  # PutEvents requests per second, raisable
 EVENTBRIDGE_INVOCATIONS_PER_S = 18_750  # rule target invocations per second, raisable
 SQS_IN_FLIGHT = 120_000  # messages received and not deleted, per standard queue
 STREAM_SHARD_WRITES_PER_S = 1_000  # writes per stream shard (as per table partition)
-
-TABLES = {  # physical-name prefix of the embedded endpoint's tables -> logical id
-    "AccountsTable": "accounts",
-    "PaymentsTable": "payments",
-    "IdempotencyTable": "idempotency",
-    "TransactionLogTable": "log",
-    "NotificationsTable": "notifications",
-    "SessionsTable": "sessions",
-}
 
 
 @dataclass(frozen=True)

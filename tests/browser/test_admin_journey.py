@@ -5,8 +5,6 @@ endpoint. A user who is not an admin sees none of those pages."""
 from __future__ import annotations
 
 import re
-import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,15 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import Client
 from tests.browser.test_user_journey import PASSWORD, _register, _sign_in
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, User, add_card, top_up
+from tests.e2e.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    User,
+    add_card,
+    pay,
+    top_up,
+    wait_for_entries,
+)
 
 
 def _user(client: Client, name: str) -> User:
@@ -36,27 +42,9 @@ def _dispute(client: Client) -> str:
     """A payer who paid a payee 10.00 and disputes it; the dispute's id."""
     payer, payee = _user(client, "Disputer"), _user(client, "Merchant")
     top_up(client.stack, payer, add_card(client.stack, payer, cvc="0482"), 5000)
-    paid = client.stack.request(
-        "POST",
-        "/v1/payments",
-        payer.token,
-        headers={"Idempotency-Key": str(uuid.uuid4())},
-        json={
-            "amount": 1000,
-            "currency": "USD",
-            "payee_id": payee.id,
-            "source": {"type": "balance"},
-        },
-    )
+    paid = pay(client.stack, payer, payee.id, 1000)
     assert paid.status_code == 201, paid.text
-    payment_id = paid.json()["id"]
-    for _ in range(100):  # the log's consumer appends the entry shortly after
-        entries = client.stack.request("GET", "/v1/transactions", payer.token).json()["data"]
-        entry = next((e for e in entries if e["payment_id"] == payment_id), None)
-        if entry:
-            break
-        time.sleep(0.2)
-    assert entry, "the payment never reached the log"
+    [entry] = wait_for_entries(client.stack, payer.token, payment_id=paid.json()["id"])
     opened = client.stack.request(
         "POST",
         f"/v1/transactions/{entry['id']}/disputes",

@@ -225,6 +225,25 @@ def top_up(stack: Stack, user: User, method_id: str, amount: int) -> requests.Re
     return reply
 
 
+def pay(
+    stack: Stack, payer: User, payee_id: str, amount: int, key: str | None = None, **extra: Any
+) -> requests.Response:
+    """A balance payment in USD, with its own Idempotency-Key unless `key` is given."""
+    return stack.request(
+        "POST",
+        "/v1/payments",
+        payer.token,
+        headers={"Idempotency-Key": key or str(uuid.uuid4())},
+        json={
+            "amount": amount,
+            "currency": "USD",
+            "payee_id": payee_id,
+            "source": {"type": "balance"},
+            **extra,
+        },
+    )
+
+
 def balance(stack: Stack, user: User, currency: str = "USD") -> int:
     reply = stack.request("GET", "/v1/users/me/balances", user.token)
     assert reply.status_code == 200, reply.text

@@ -5,23 +5,7 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.e2e.conftest import add_card, balance, top_up, wait_for_entries
-
-
-def _pay(stack, payer, payee_id, amount, key=None, **extra):
-    return stack.request(
-        "POST",
-        "/v1/payments",
-        payer.token,
-        headers={"Idempotency-Key": key or str(uuid.uuid4())},
-        json={
-            "amount": amount,
-            "currency": "USD",
-            "payee_id": payee_id,
-            "source": {"type": "balance"},
-            **extra,
-        },
-    )
+from tests.e2e.conftest import add_card, balance, pay, top_up, wait_for_entries
 
 
 def test_15_concurrent_payments_of_100_from_1000_exactly_10_succeed(stack, new_user):
@@ -30,7 +14,7 @@ def test_15_concurrent_payments_of_100_from_1000_exactly_10_succeed(stack, new_u
     top_up(stack, payer, add_card(stack, payer), 1_000)
     # When 15 payments of 100 race over HTTP, each with its own key
     with ThreadPoolExecutor(max_workers=15) as pool:
-        replies = list(pool.map(lambda _: _pay(stack, payer, payee.id, 100), range(15)))
+        replies = list(pool.map(lambda _: pay(stack, payer, payee.id, 100), range(15)))
     # Then every request is answered, exactly 10 succeed, and the balance is exactly 0
     assert {r.status_code for r in replies} == {201}
     outcomes = sorted(r.json()["status"] for r in replies)
@@ -48,7 +32,7 @@ def test_same_key_8_times_in_parallel_has_one_effect(stack, new_user):
     top_up(stack, payer, add_card(stack, payer), 1_000)
     key = str(uuid.uuid4())
     with ThreadPoolExecutor(max_workers=8) as pool:
-        replies = list(pool.map(lambda _: _pay(stack, payer, payee.id, 250, key), range(8)))
+        replies = list(pool.map(lambda _: pay(stack, payer, payee.id, 250, key), range(8)))
     answered = [r for r in replies if r.status_code == 201]
     assert all(r.status_code in (201, 409) for r in replies)
     assert answered, "at least the first request succeeds"
@@ -63,8 +47,8 @@ def test_replay_returns_the_first_response_with_the_replayed_header(stack, new_u
     payer, payee = new_user(), new_user()
     top_up(stack, payer, add_card(stack, payer), 1_000)
     key = str(uuid.uuid4())
-    first = _pay(stack, payer, payee.id, 100, key, description="rent")
-    again = _pay(stack, payer, payee.id, 100, key, description="rent")
+    first = pay(stack, payer, payee.id, 100, key, description="rent")
+    again = pay(stack, payer, payee.id, 100, key, description="rent")
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
     assert again.headers["Idempotent-Replayed"] == "true"
@@ -76,8 +60,8 @@ def test_same_key_different_body_is_422(stack, new_user):
     payer, payee = new_user(), new_user()
     top_up(stack, payer, add_card(stack, payer), 1_000)
     key = str(uuid.uuid4())
-    assert _pay(stack, payer, payee.id, 100, key).status_code == 201
-    reused = _pay(stack, payer, payee.id, 200, key)
+    assert pay(stack, payer, payee.id, 100, key).status_code == 201
+    reused = pay(stack, payer, payee.id, 200, key)
     assert reused.status_code == 422
     assert reused.headers["Content-Type"] == "application/problem+json"
     assert reused.json()["code"] == "idempotency_key_reused"
@@ -104,8 +88,8 @@ def test_errors_are_problem_json_with_a_request_id(stack, new_user):
             400,
             "idempotency_key_missing",
         ),
-        (_pay(stack, user, user.id, 10.0), 422, "validation_error"),
-        (_pay(stack, user, user.id, 100, colour="blue"), 422, "validation_error"),
+        (pay(stack, user, user.id, 10.0), 422, "validation_error"),
+        (pay(stack, user, user.id, 100, colour="blue"), 422, "validation_error"),
         (stack.request("POST", "/v1/users", data="x" * 70_000), 413, "payload_too_large"),
     ]
     for reply, status, code in cases:
