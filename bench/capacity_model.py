@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import cost
+from cashew.ledger import totals
 from local.cfn import load_template
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -114,6 +115,9 @@ def limits(
     rows.append(Limit("DynamoDB: DayIndex partition (a day's entries)",
                       rate * entries_per_payment / day_shards, DYNAMODB_PARTITION_WRU_PER_S,
                       "WRU/s", f"parameter LogDayShards ({day_shards})"))  # fmt: skip
+    rows.append(Limit(f"DynamoDB: a day's summary totals item (one of {totals.SHARDS})",
+                      rate / totals.SHARDS, DYNAMODB_ITEM_TRANSACTIONS_PER_S, "tx/s",
+                      "more shards (cashew.ledger.totals.SHARDS)"))  # fmt: skip
     hot_share = 0.5  # one merchant receiving half of all payments
     rows.append(Limit("DynamoDB: a hot payee's balance item (half of all payments)",
                       rate * hot_share, DYNAMODB_ITEM_TRANSACTIONS_PER_S, "tx/s",

@@ -195,10 +195,13 @@ def _seed(stack: LocalStack, entries: int, first_day: date) -> None:
             items = []
 
 
+EXPORT_FIRST_DAY = date(2025, 1, 1)
+
+
 def csv_export(
     stack: LocalStack, admin: dict[str, str], entries: int, progress: Callable[[str], None]
 ) -> dict[str, Any]:
-    first_day = date(2025, 1, 1)
+    first_day = EXPORT_FIRST_DAY
     last_day = first_day + timedelta(days=EXPORT_DAYS - 1)
     progress(f"csv export: writing {entries} entries over {EXPORT_DAYS} days")
     started = time.perf_counter()

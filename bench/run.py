@@ -75,6 +75,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from bench import coldstart, cost, local_http
+from bench import jobs as jobs_bench
 from bench import log as log_bench
 from bench import reconcile as reconcile_bench
 from bench import webhooks as webhook_bench
@@ -1060,7 +1061,10 @@ def _measure_log(
             stack, CallCounter(), args.log_outcomes, progress
         )
         export = log_bench.csv_export(stack, admin.authorizer, args.export_entries, progress)
-    return {"log_consumer": throughput, "csv_export": export}
+        admin_jobs = jobs_bench.measure(
+            stack, admin.authorizer, export, log_bench.EXPORT_FIRST_DAY, progress
+        )
+    return {"log_consumer": throughput, "csv_export": export, "admin_jobs": admin_jobs}
 
 
 def _measure_webhooks(
@@ -1113,6 +1117,7 @@ def print_log_report(figures: dict[str, Any]) -> None:
         f" {export['peak_rss_mb']} MB ({export['rss_after_import_mb']} MB after its imports,"
         " of the function's 1,024 MB)"
     )
+    jobs_bench.print_report(figures["admin_jobs"])
     _print_reconciliation(figures["reconciliation"])
     hooks = figures["webhooks"]
     if "error" in hooks:

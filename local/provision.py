@@ -1,6 +1,6 @@
-"""Provisioning: every table, queue (and queue policy), event bus (and rule), KMS key, secret
-and SES identity of template.yaml created on an AWS endpoint (the embedded one of `local.aws`,
-usually), as CloudFormation would.
+"""Provisioning: every table, queue (and queue policy), event bus (and rule), KMS key, secret,
+SES identity and S3 bucket of template.yaml created on an AWS endpoint (the embedded one of
+`local.aws`, usually), as CloudFormation would.
 
 Environment variables read here:
 - `CASHEW_LOCAL_VISIBILITY_TIMEOUT` (seconds): replaces every queue's `VisibilityTimeout` at
@@ -254,6 +254,33 @@ def _create_email_identity(
     return {"Ref": identity}
 
 
+def _create_bucket(
+    clients: ClientFactory, logical_id: str, props: dict[str, Any]
+) -> dict[str, Any]:
+    """An S3 bucket (its name in lower case, as S3 requires), with its lifecycle rules; its
+    policy (ReportsBucketPolicy: TLS only) is not provisioned, the local endpoint being
+    plain HTTP on loopback."""
+    s3 = clients("s3")
+    name = (props.get("BucketName") or physical_name(logical_id)).lower()
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=name)
+    if "LifecycleConfiguration" in props:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=name,
+            LifecycleConfiguration={
+                "Rules": [
+                    {
+                        "ID": rule["Id"], "Status": rule["Status"], "Filter": {"Prefix": ""},
+                        "Expiration": {"Days": rule["ExpirationInDays"]},
+                        "AbortIncompleteMultipartUpload": rule["AbortIncompleteMultipartUpload"],
+                    }
+                    for rule in props["LifecycleConfiguration"]["Rules"]
+                ]
+            },
+        )  # fmt: skip
+    return {"Ref": name, "Arn": f"arn:aws:s3:::{name}"}
+
+
 _CREATORS: dict[str, Callable[[ClientFactory, str, dict[str, Any]], dict[str, Any]]] = {
     "AWS::DynamoDB::Table": _create_table,
     "AWS::Events::EventBus": _create_event_bus,
@@ -263,4 +290,5 @@ _CREATORS: dict[str, Callable[[ClientFactory, str, dict[str, Any]], dict[str, An
     "AWS::Events::Rule": _create_rule,
     "AWS::SQS::QueuePolicy": _create_queue_policy,
     "AWS::SES::EmailIdentity": _create_email_identity,
+    "AWS::S3::Bucket": _create_bucket,
 }

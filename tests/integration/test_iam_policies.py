@@ -39,8 +39,13 @@ _TRANSACT_ACTIONS = {
     "Delete": "DeleteItem",
     "ConditionCheck": "ConditionCheckItem",
 }
-_TARGET_PARAMS = ("TableName", "QueueUrl", "KeyId", "SecretId")
-_AUTHORISED_AS = {"SendMessageBatch": "sqs:SendMessage"}  # SQS's IAM reference
+_TARGET_PARAMS = ("TableName", "QueueUrl", "KeyId", "SecretId", "Bucket")
+_AUTHORISED_AS = {  # the services' IAM references
+    "SendMessageBatch": "sqs:SendMessage",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+}
 # The functions that move money, each holding UpdateItem on the accounts table.
 MONEY_FUNCTIONS = (
     "CreateTopUpFunction", "CreatePaymentFunction", "CapturePaymentFunction",
@@ -108,6 +113,10 @@ def _logical(resource: dict[str, Any]) -> str:
     """`!Ref X` / `!GetAtt X.Arn` -> X; `!Sub ${X.Arn}/index/I` -> X/index/I."""
     if "Fn::Sub" in resource and resource["Fn::Sub"].endswith(":identity/${EmailIdentity}"):
         return "EmailIdentity"  # SES identities have no Arn attribute: their ARN is built
+    if "Fn::Sub" in resource and (
+        objects := re.fullmatch(r"\$\{(\w+)\.Arn\}/[\w/]*\*", resource["Fn::Sub"])
+    ):
+        return objects.group(1)  # a bucket's objects: calls name the bucket
     if "Fn::Sub" in resource:
         match = re.fullmatch(r"\$\{(\w+)\.Arn\}(/index/\w+)", resource["Fn::Sub"])
         assert match, f"unexpected resource {resource}"
@@ -251,6 +260,8 @@ COVERED_BY_WEBHOOKS = {
     "RotateWebhookSecretFunction", "ListWebhookDeliveriesFunction",
     "RetryWebhookDeliveryFunction", "RouteWebhookEventsFunction", "SendWebhookDeliveriesFunction",
 }  # fmt: skip
+# tests/integration/test_admin_jobs.py checks these.
+COVERED_BY_JOBS = {"StartJobFunction", "GetJobFunction", "RunJobFunction"}
 # tests/integration/test_reconcile.py checks it.
 COVERED_BY_RECONCILE = {"ReconcileFunction"}
 # test_every_action_of_the_payout_functions_is_granted checks these.
@@ -282,6 +293,7 @@ def test_every_function_that_calls_aws_is_covered_by_these_tests(stack):
         | COVERED_BY_VERIFICATION
         | COVERED_BY_RECONCILE
         | COVERED_BY_PAYOUTS
+        | COVERED_BY_JOBS
     )
 
 

@@ -144,10 +144,10 @@ def test_a_redriven_message_adds_only_what_was_missing(stack, queues, monkeypatc
     [outcome, *_] = _outcomes(payer, payee)
     real_append = store.append
 
-    def throttled(entry):
+    def throttled(entry, **also):
         if entry.user_id == payee:
             raise RuntimeError("ProvisionedThroughputExceededException")
-        real_append(entry)
+        real_append(entry, **also)
 
     monkeypatch.setattr(store, "append", throttled)
     sqs = stack.clients("sqs")

@@ -24,6 +24,7 @@ REQUIRED_ENV = {
     "CASHEW_IDEMPOTENCY_TABLE": "test-idempotency",
     "CASHEW_LOG_TABLE": "test-log",
     "CASHEW_DISPUTES_TABLE": "test-disputes",
+    "CASHEW_REPORTS_TABLE": "test-reports",
     "CASHEW_OUTCOMES_QUEUE_URL": "https://sqs.invalid/000000000000/test-outcomes",
     "CASHEW_EVENT_BUS_NAME": "test-payments-bus",
     "CASHEW_CARD_KEY_ID": "alias/test-cards",

@@ -48,6 +48,7 @@ def everyone(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
     monkeypatch.setattr(service, "everyone_items", read)
     monkeypatch.setattr(reports.disputes, "count", lambda status, since, until: 2)
+    monkeypatch.setattr(reports.ledger, "first_counted_day", lambda: None)  # no totals yet
     return items
 
 

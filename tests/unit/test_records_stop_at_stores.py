@@ -27,6 +27,7 @@ ALLOWED = {
     "auth/keys.py": "the JWKS document, a wire format",
     "payments/idempotency.py": "the idempotency table's store beside the protocol, and the "
     "request JSON it hashes",
+    "ledger/totals.py": "the store of the summary's running totals (items of the reports table)",
     "ledger/chain.py": "hashes the stored fields as they are: an edited item need not be an entry",
     "outcomes.py": "DynamoDB stream records as Lambda delivers them, and EventBridge details",
     "republish.py": "the failure queue's messages, as Lambda's on-failure destination writes them",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_kms import KMSClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sqs import SQSClient
 
@@ -67,6 +68,16 @@ def kms() -> KMSClient:
 
 
 @functools.cache
+def s3() -> S3Client:
+    """S3 with SigV4 signatures, which presigned links need (the reports' downloads)."""
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(**{**_CONFIG, "read_timeout": 60}, signature_version="s3v4")
+    client: S3Client = session().client("s3", config=config)
+    return client
+
+
+@functools.cache
 def sesv2() -> SESV2Client:
     """SES v2, making each call once: botocore's retries could send an email twice (a send
     whose answer was lost), so a failed send is the caller's to retry, or not."""
@@ -98,6 +109,7 @@ _CLIENTS: dict[str, Callable[[], Any]] = {
     "events": events,
     "kms": kms,
     "sesv2": sesv2,
+    "s3": s3,
     "secretsmanager": lambda: _client("secretsmanager"),
 }
 
@@ -127,5 +139,5 @@ def forget_secrets() -> None:
 
 def reset() -> None:
     """Forget every client and cached secret (tests point the process at a new endpoint)."""
-    for cached in (session, _client, sesv2, _secrets):
+    for cached in (session, _client, sesv2, s3, _secrets):
         cached.cache_clear()

@@ -108,6 +108,11 @@ class Settings(BaseModel):
     idempotency_table: str = Field(alias="CASHEW_IDEMPOTENCY_TABLE")
     log_table: str = Field(alias="CASHEW_LOG_TABLE")
     disputes_table: str = Field(alias="CASHEW_DISPUTES_TABLE")
+    # The summary's running totals (kept by the log consumer) and the admins' jobs.
+    reports_table: str = Field(alias="CASHEW_REPORTS_TABLE")
+    # Only the functions that start jobs and run them: the jobs' queue and their files.
+    jobs_queue_url: str | None = Field(None, alias="CASHEW_JOBS_QUEUE_URL")
+    reports_bucket: str | None = Field(None, alias="CASHEW_REPORTS_BUCKET")
     outcomes_queue_url: str = Field(alias="CASHEW_OUTCOMES_QUEUE_URL")
     event_bus_name: str = Field(alias="CASHEW_EVENT_BUS_NAME")
     # Only the outcome publisher has it: where it sets aside a change it cannot read.

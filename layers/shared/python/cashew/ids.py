@@ -3,7 +3,7 @@
 import re
 from typing import Literal, get_args
 
-Prefix = Literal["usr", "ses", "pm", "pay", "re", "po", "txn", "dsp", "evt", "we", "whd"]
+Prefix = Literal["usr", "ses", "pm", "pay", "re", "po", "txn", "dsp", "evt", "we", "whd", "job"]
 
 PATTERNS: dict[Prefix, re.Pattern[str]] = {
     prefix: re.compile(rf"{prefix}_[0-9A-Z]{{26}}") for prefix in get_args(Prefix)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -74,55 +75,104 @@ def _outcomes(filters: service.Filters) -> Iterator[Entry]:
 
 
 def summary(filters: service.Filters) -> Summary:
+    """The range's whole UTC days from the running totals the log consumer keeps (one Query
+    a day, however many outcomes it had), the rest from the log itself: the partial days at
+    either end, and any day before the totals began (`ledger.first_counted_day`)."""
     since_at, until_at = service.date_range(filters.since, filters.until)
     since, until = clock.rfc3339(since_at), clock.rfc3339(until_at)
-    bounded = service.Filters(since=since_at, until=until_at)
-    counts: Counter[tuple[str, str, str]] = Counter()
-    amounts: Counter[tuple[str, str, str]] = Counter()
-    fraud: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    total = 0
-    for entry in _outcomes(bounded):
-        key = (entry.currency, entry.type, entry.status)
-        counts[key] += 1
-        amounts[key] += entry.amount
-        total += 1
-        if entry.failure_code == "fraud_suspected":
-            fraud[entry.currency][0] += 1
-            fraud[entry.currency][1] += entry.amount
+    sums = ledger.Totals()
+    whole, rest = _split(since, until, ledger.first_counted_day())
+    ledger.totals_of_days(whole, sums)
+    for first, last in rest:
+        bounded = service.Filters(since=_at(first), until=_at(last))
+        for entry in _outcomes(bounded):
+            sums.add(entry.currency, entry.type, entry.status, entry.amount, entry.failure_code)
+    currencies = sorted({currency for currency, _ in sums.fraud})
     return Summary(
         since=since,
         until=until,
-        outcomes=total,
+        outcomes=sums.outcomes,
         groups=[
-            SummaryGroup(
-                currency=c, type=t, status=s, count=counts[c, t, s], amount=amounts[c, t, s]
-            )
-            for c, t, s in sorted(counts)
+            SummaryGroup(currency=c, type=t, status=s, count=n, amount=sums.amounts[c, t, s])
+            for (c, t, s), n in sorted(sums.counts.items())
+            if n
         ],
         fraud_declines=[
-            FraudDeclines(currency=c, count=n, amount=a) for c, (n, a) in sorted(fraud.items())
+            FraudDeclines(currency=c, count=sums.fraud[c, "n"], amount=sums.fraud[c, "a"])
+            for c in currencies
+            if sums.fraud[c, "n"]
         ],
         open_disputes=disputes.count("open", since, until),
     )
+
+
+def _at(moment: str) -> datetime:
+    return clock.to_utc(datetime.fromisoformat(moment))
+
+
+_DAY_START, _DAY_END = "T00:00:00.000Z", "T23:59:59.999Z"
+
+
+def _split(
+    since: str, until: str, counted_from: str | None
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """The UTC days wholly within since..until (times as the log stores them) that the
+    totals hold, and the sub-ranges (first, last) left to read from the log: one stretch
+    before them, one after (either may be empty)."""
+    days = sorted(service.days(_at(since), _at(until)))
+    whole = [
+        day for day in days
+        if counted_from is not None and day >= counted_from
+        and since <= day + _DAY_START and day + _DAY_END <= until
+    ]  # fmt: skip
+    if not whole:
+        return [], [(since, until)]
+    rest = []
+    if since < whole[0] + _DAY_START:
+        rest.append((since, _day_before(whole[0]) + _DAY_END))
+    if whole[-1] + _DAY_END < until:
+        rest.append((_day_after(whole[-1]) + _DAY_START, until))
+    return whole, rest
+
+
+def _day_before(day: str) -> str:
+    return (datetime.fromisoformat(day) - timedelta(days=1)).date().isoformat()
+
+
+def _day_after(day: str) -> str:
+    return (datetime.fromisoformat(day) + timedelta(days=1)).date().isoformat()
 
 
 def csv_page(filters: service.Filters, limit: int, cursor: str | None) -> tuple[str, str | None]:
     """One page of the range's entries as CSV (with the header row), newest first, and the
     cursor of the next page. Every value is an id, a code, a number or a time, never free
     text, so no cell can start a spreadsheet formula."""
-    entries, next_cursor = service.page(
+    entries, next_cursor = csv_entries(filters, limit, cursor)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    write_rows(writer, entries)
+    return out.getvalue(), next_cursor
+
+
+def csv_entries(
+    filters: service.Filters, limit: int, cursor: str | None
+) -> tuple[list[Entry], str | None]:
+    """Up to `limit` of the range's entries, newest first, from after `cursor`, and the
+    cursor after them (None once the range is exhausted)."""
+    return service.page(
         lambda wanted: service.everyone_items(filters, cursor, wanted),
         lambda _: True,
         limit,
         tuple(ledger.DAY_CURSOR),
         filtered=False,
     )
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+
+
+def write_rows(writer: Any, entries: list[Entry]) -> None:
+    """The CSV rows of `entries`, in CSV_COLUMNS order (`writer`: a csv.writer)."""
     for entry in entries:
         writer.writerow([getattr(entry, column) for column in CSV_COLUMNS])
-    return out.getvalue(), next_cursor
 
 
 HORIZON = timedelta(hours=24)
@@ -220,7 +270,7 @@ class _Unlogged:
     since: datetime
 
 
-def audit() -> Audit:
+def audit(progress: Callable[[int], None] = lambda _: None) -> Audit:
     """Every chain verified; every balance equal to the sum of the balance changes of its
     owner's entries plus the outcomes still on their way (`pending`, not a discrepancy);
     every credit from a payment or top-up explained by a payment that captured it, within
@@ -240,16 +290,22 @@ def audit() -> Audit:
 
     `balances_match` is false only for drift: a balance the log and the pending outcomes do
     not explain, an outcome missing from the log, or card money no charge explains
-    (`card_money_explained` false)."""
+    (`card_money_explained` false).
+
+    `progress` is told how far the audit has come (0..100) after each of its reads."""
     found: list[Discrepancy] = []
     log = _read_log(found)
+    progress(60)  # the log is most of what the audit reads
     balances = _readable_balances(accounts.all_balances(), found)
+    progress(70)
     records = _readable(payments.all_records(), found)
     out = list(payouts.all_payouts())
+    progress(85)
     now = clock.now()
     drift, unlogged = _user_drift(log, balances, records, now, None, out=out)
     found.extend(_unexplained(records, log.credits))
     persisting = _recheck(drift, now)
+    progress(95)
     found.extend(persisting)
     gaps = _conservation(records, balances, out)
     found.extend(_conserved_but_for_lag(gaps, drift, persisting))

@@ -5,21 +5,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from cashew.ledger import service, store
+from cashew.ledger import service, store, totals
 from cashew.ledger.models import Entry, Outcome
 from cashew.ledger.receipts import claims_of, receipt_claims
 from cashew.ledger.store import ChainItem, Marker
+from cashew.ledger.totals import Totals
 
 __all__ = [
     "DAY_CURSOR",
     "ChainItem",
     "Marker",
+    "Totals",
     "all_chains",
     "chain_items",
     "claims_of",
     "entry_for_outcome",
+    "first_counted_day",
     "parties",
     "receipt_claims",
+    "totals_of_days",
 ]
 
 # The cursor fields of a page of everyone's entries (the CSV export pages with it).
@@ -48,3 +52,14 @@ def entry_for_outcome(user_id: str, outcome_id: str) -> Entry | None:
     """The user's entry of the outcome, or None while it is not in their chain: two
     consistent GetItems (the append record, then the entry)."""
     return store.entry_for_outcome(user_id, outcome_id)
+
+
+def first_counted_day() -> str | None:
+    """The first UTC day whose outcomes the running totals all hold ("0000-00-00": every
+    day); None before any outcome was counted."""
+    return totals.first_counted_day()
+
+
+def totals_of_days(days: list[str], into: Totals) -> None:
+    """Add what the outcomes of each of `days` (whole UTC days) add up to."""
+    totals.of_days(days, into)

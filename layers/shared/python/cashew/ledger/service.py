@@ -15,7 +15,7 @@ from cashew import cursor as cursor_codec
 from cashew.config import get_settings
 from cashew.errors import InvalidRequestError, NotFoundError
 from cashew.identity import Caller
-from cashew.ledger import chain, store
+from cashew.ledger import chain, store, totals
 from cashew.ledger.models import (
     ChainCheck,
     Direction,
@@ -73,13 +73,17 @@ def append_outcome(outcome: Outcome) -> int:
     """One entry per affected user; an outcome seen before adds nothing. Returns how many
     entries were appended."""
     appended = 0
-    for user_id, direction, funds in affected(outcome):
-        appended += _append_for(user_id, direction, funds, outcome)
+    totals.start()
+    for index, (user_id, direction, funds) in enumerate(affected(outcome)):
+        # the summary counts an outcome once: with the entry of the first user it concerns
+        appended += _append_for(user_id, direction, funds, outcome, counted=index == 0)
     metrics.add_metric(name="LogEntriesAppended", unit=MetricUnit.Count, value=appended)
     return appended
 
 
-def _append_for(user_id: str, direction: Direction, funds: Funds, outcome: Outcome) -> int:
+def _append_for(
+    user_id: str, direction: Direction, funds: Funds, outcome: Outcome, *, counted: bool
+) -> int:
     for attempt in range(APPEND_ATTEMPTS):
         previous = store.head(user_id)
         fields = {
@@ -99,7 +103,8 @@ def _append_for(user_id: str, direction: Direction, funds: Funds, outcome: Outco
             "prev_hash": previous.hash if previous else chain.GENESIS,
         }
         try:
-            store.append(Entry(**fields, hash=chain.entry_hash(fields)))
+            entry = Entry(**fields, hash=chain.entry_hash(fields))
+            store.append(entry, also=totals.count(entry) if counted else None)
         except store.AlreadyAppended:
             logger.info("duplicate outcome ignored", extra={"outcome_id": outcome.outcome_id})
             return 0

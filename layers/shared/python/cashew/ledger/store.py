@@ -227,9 +227,10 @@ class ChainMoved(Exception):
     """Another writer appended at this seq first; re-read the head and retry."""
 
 
-def append(new: Entry) -> None:
+def append(new: Entry, *, also: dynamo.Write | None = None) -> None:
     """The entry and its append record in one transaction, both conditional on being new:
-    a chain can never fork and an outcome is never appended twice."""
+    a chain can never fork and an outcome is never appended twice. `also` (the summary's
+    count of the outcome) is written in the same transaction, so exactly when the entry is."""
     table = _table()
     marker = Marker(new.user_id, new.outcome_id, new.seq, new.hash).to_item()
     shards = get_settings().log_day_shards
@@ -237,9 +238,14 @@ def append(new: Entry) -> None:
     item = StoredEntry(new).to_item(shards)
     new_only = "attribute_not_exists(pk)"
     try:
-        dynamo.Transaction().add("marker", dynamo.put(table, marker, condition=new_only)).add(
-            "entry", dynamo.put(table, item, condition=new_only)
-        ).write()
+        transaction = (
+            dynamo.Transaction()
+            .add("marker", dynamo.put(table, marker, condition=new_only))
+            .add("entry", dynamo.put(table, item, condition=new_only))
+        )
+        if also is not None:
+            transaction.add("totals", also)
+        transaction.write()
     except dynamo.TransactionCanceled as exc:
         if exc.failed("marker"):
             raise AlreadyAppended(new.outcome_id) from exc

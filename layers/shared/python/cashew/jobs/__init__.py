@@ -1,0 +1,1 @@
+"""Admins ' long work (the CSV export of a range, the audit) as background jobs."""

@@ -1,0 +1,211 @@
+"""Starting a job, showing it, and running it.
+
+A job runs in RunJobFunction, one message of JobsQueue at a time. A CSV export writes its
+rows to one S3 object as a multipart upload, a part of `PART_BYTES` at a time, and saves
+where it is after each part; when its invocation nears its end it gives the job back to the
+queue, and the next invocation goes on from the last part saved. So a range of any size
+completes, `PART_BYTES` x 10,000 parts at most (80 GB). The audit reads what it reads in one
+invocation (15 minutes) and writes its result as JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from cashew import aws, clock, ids, reports
+from cashew.config import get_settings
+from cashew.errors import InvalidRequestError, NotFoundError
+from cashew.identity import Caller
+from cashew.jobs import store
+from cashew.jobs.models import AuditVerdict, Job, JobRequest
+from cashew.ledger import service as ledger_service
+from cashew.observability import logger
+
+PART_BYTES = 8 * 1024 * 1024
+"""One part of a CSV upload (S3 wants at least 5 MiB for every part but the last)."""
+PAGE = reports.CSV_MAX_PAGE
+MARGIN_MS = 120_000
+"""Time an invocation keeps in hand: it starts no part with less left."""
+MAX_ATTEMPTS = 5
+"""Claims of a job without a checkpoint between them before it is failed."""
+LINK_SECONDS = 900
+"""How long a download link is valid."""
+_FILES = {"transactions_csv": ("transactions.csv", "text/csv; charset=utf-8"),
+          "audit": ("audit.json", "application/json")}  # fmt: skip
+
+
+# -------------------------------------------------------------------------- the API
+
+
+def start(caller: Caller, request: JobRequest) -> Job:
+    """Create the job and queue it (202): `progress` 0, `status` queued."""
+    since = until = None
+    if request.type == "audit":
+        if request.since is not None or request.until is not None:
+            raise InvalidRequestError(
+                "an audit covers the whole log: it takes no from or to",
+                errors=[{"field": "from" if request.since else "to", "message": "not allowed"}],
+            )
+    else:
+        filters = ledger_service.Filters(since=request.since, until=request.until)
+        first, last = ledger_service.date_range(filters.since, filters.until)
+        since, until = clock.rfc3339(first), clock.rfc3339(last)
+    stored = store.create(ids.new_id("job"), request.type, caller.user_id, since, until)
+    _enqueue(stored.job.id)
+    return stored.job
+
+
+def get(job_id: str) -> Job:
+    """The job (404 for an id no job has), with a fresh download link once it succeeded."""
+    found = store.get(job_id) if ids.PATTERNS["job"].fullmatch(job_id) else None
+    if found is None:
+        raise NotFoundError("job not found")
+    job = found.job
+    if job.status == "succeeded" and found.file:
+        name, content_type = _FILES[job.type]
+        url = aws.s3().generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": _bucket(), "Key": found.file,
+                "ResponseContentDisposition": f'attachment; filename="{name}"',
+                "ResponseContentType": content_type,
+            },
+            ExpiresIn=LINK_SECONDS,
+        )  # fmt: skip
+        expires = clock.rfc3339(clock.now() + timedelta(seconds=LINK_SECONDS))
+        job = job.model_copy(update={"download_url": url, "download_expires_at": expires})
+    return job
+
+
+def _bucket() -> str:
+    bucket = get_settings().reports_bucket
+    if not bucket:
+        raise RuntimeError("CASHEW_REPORTS_BUCKET is not set for this function")
+    return bucket
+
+
+def _enqueue(job_id: str) -> None:
+    queue = get_settings().jobs_queue_url
+    if not queue:
+        raise RuntimeError("CASHEW_JOBS_QUEUE_URL is not set for this function")
+    aws.sqs().send_message(QueueUrl=queue, MessageBody=json.dumps({"job_id": job_id}))
+
+
+# ----------------------------------------------------------------------- the worker
+
+
+def run(job_id: str, remaining_ms: Callable[[], int]) -> None:
+    """Work on the job while time remains, then give it back to the queue if it is not
+    finished. A finished job is left alone; one another worker holds raises Leased (the
+    message comes back: if its holder dies, it goes on with the job). Raises, too, if the
+    job could not be given back (the message comes back, and goes on with it)."""
+    owner = uuid.uuid4().hex
+    stored = store.claim(job_id, owner)
+    if stored is None:
+        logger.info("job finished or gone", extra={"job_id": job_id})
+        return
+    if stored.attempts > MAX_ATTEMPTS:
+        store.save(job_id, owner, release=True, status="failed",
+                   error="the job stopped making progress")  # fmt: skip
+        return
+    try:
+        if stored.job.type == "audit":
+            _run_audit(stored, owner)
+            return
+        if _run_csv(stored, owner, remaining_ms):
+            return
+    except store.LeaseLost:
+        logger.warning("job lease lost; another worker goes on", extra={"job_id": job_id})
+        return
+    store.save(job_id, owner, release=True, progressed=False)
+    _enqueue(job_id)
+
+
+def _run_csv(stored: store.StoredJob, owner: str, remaining_ms: Callable[[], int]) -> bool:
+    """Parts until the range is written (then True) or the time runs short (False)."""
+    job, s3, bucket = stored.job, aws.s3(), _bucket()
+    key = f"jobs/{job.id}/transactions.csv"
+    upload_id = stored.upload_id
+    if upload_id is None:
+        upload_id = s3.create_multipart_upload(
+            Bucket=bucket, Key=key, ContentType=_FILES["transactions_csv"][1]
+        )["UploadId"]
+        store.save(job.id, owner, release=False, upload_id=upload_id, parts=[])
+    since, until = _at(job.since or ""), _at(job.until or "")
+    filters = ledger_service.Filters(since=since, until=until)
+    cursor, parts, rows = stored.cursor, list(stored.parts), job.rows or 0
+    while True:
+        out = io.StringIO()  # every cell is ASCII (ids, codes, numbers, times): chars = bytes
+        writer = csv.writer(out, lineterminator="\r\n")
+        if not parts:
+            writer.writerow(reports.CSV_COLUMNS)
+        oldest = None
+        while out.tell() < PART_BYTES:
+            entries, cursor = reports.csv_entries(filters, PAGE, cursor)
+            reports.write_rows(writer, entries)
+            rows += len(entries)
+            oldest = entries[-1].occurred_at if entries else oldest
+            if cursor is None:
+                break
+        number = len(parts) + 1
+        etag = s3.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
+            Body=out.getvalue().encode(),
+        )["ETag"]  # fmt: skip
+        parts.append(store.Part(PartNumber=number, ETag=etag))
+        if cursor is None:
+            s3.complete_multipart_upload(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={
+                    "Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]
+                },
+            )
+            store.save(job.id, owner, release=True, status="succeeded", progress=100,
+                       rows=rows, file=key, parts=parts, cursor=None)  # fmt: skip
+            return True
+        store.save(job.id, owner, release=False, cursor=cursor, parts=parts, rows=rows,
+                   progress=_progress(since, until, oldest))  # fmt: skip
+        if remaining_ms() < MARGIN_MS:
+            return False
+
+
+def _progress(since: datetime, until: datetime, oldest: str | None) -> int:
+    """How much of the range (read newest first) lies after the oldest row written: 0..99."""
+    if oldest is None or until <= since:
+        return 0
+    covered = (until - _at(oldest)) / (until - since)
+    return max(0, min(99, int(covered * 100)))
+
+
+def _run_audit(stored: store.StoredJob, owner: str) -> None:
+    """The audit, in this invocation; its progress reported after each of its reads."""
+    job_id = stored.job.id
+    result = reports.audit(
+        progress=lambda done: store.save(
+            job_id, owner, release=False, progressed=False, progress=done
+        )
+    )
+    key = f"jobs/{job_id}/audit.json"
+    aws.s3().put_object(
+        Bucket=_bucket(), Key=key, Body=result.model_dump_json().encode(),
+        ContentType=_FILES["audit"][1],
+    )  # fmt: skip
+    verdict = AuditVerdict(
+        chains_valid=result.chains_valid, balances_match=result.balances_match,
+        card_money_explained=result.card_money_explained, chains=result.chains,
+        entries=result.entries, discrepancies=len(result.discrepancies),
+        pending=len(result.pending),
+    )  # fmt: skip
+    store.save(job_id, owner, release=True, status="succeeded", progress=100, result=verdict,
+               file=key)  # fmt: skip
+
+
+def _at(moment: str) -> datetime:
+    return clock.to_utc(datetime.fromisoformat(moment))
