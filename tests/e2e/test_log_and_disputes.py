@@ -10,12 +10,14 @@ import uuid
 from typing import Any
 
 import pytest
+import requests
 
 from tests.e2e.conftest import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     add_card,
     balance,
+    pay,
     top_up,
     wait_for_entries,
 )
@@ -27,6 +29,8 @@ ADMIN_PATHS = [
     ("GET", "/v1/admin/reports/summary"),
     ("GET", "/v1/admin/reports/transactions.csv"),
     ("GET", "/v1/admin/audit/verify"),
+    ("POST", "/v1/admin/jobs"),
+    ("GET", "/v1/admin/jobs/job_01JCQ3K2K4M6N8P0Q2R4S6T8V2"),
 ]
 
 
@@ -119,3 +123,39 @@ def test_a_payment_its_log_a_dispute_won_and_the_audit(stack, new_user, admin_to
     assert eventually(clean, timeout=30), stack.request(
         "GET", "/v1/admin/audit/verify", admin_token
     ).json()
+
+
+def test_an_admin_exports_and_audits_in_the_background(stack, new_user, admin_token):
+    # Given a balance payment in the log
+    payer, payee = new_user(), new_user()
+    card = add_card(stack, payer)
+    top_up(stack, payer, card, 1_000)
+    pay(stack, payer, payee.id, 250)
+    [entry] = wait_for_entries(stack, payee.token, type="payment")
+    # When an admin starts a CSV export of today and an audit, and follows them
+    started = {
+        kind: stack.request("POST", "/v1/admin/jobs", admin_token, json={"type": kind})
+        for kind in ("transactions_csv", "audit")
+    }
+    for answer in started.values():
+        assert answer.status_code == 202, answer.text
+        assert answer.headers["Location"] == f"/v1/admin/jobs/{answer.json()['id']}"
+
+    def finished(kind: str) -> dict[str, Any] | None:
+        job = stack.request("GET", started[kind].headers["Location"], admin_token).json()
+        assert job["status"] in ("queued", "running", "succeeded"), job
+        return job if job["status"] == "succeeded" else None
+
+    # Then each succeeds, with a link to its file
+    csv_job, audit_job = (
+        eventually(lambda: finished("transactions_csv")),
+        eventually(lambda: finished("audit")),
+    )
+    assert csv_job and csv_job["progress"] == 100 and audit_job and audit_job["progress"] == 100
+    exported = requests.get(csv_job["download_url"], timeout=10)
+    assert exported.status_code == 200
+    assert exported.headers["Content-Disposition"] == 'attachment; filename="transactions.csv"'
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert entry["id"] in {r["id"] for r in rows} and len(rows) == csv_job["rows"]
+    audit = requests.get(audit_job["download_url"], timeout=10).json()
+    assert audit_job["result"]["chains"] == audit["chains"] and audit["chains_valid"]
