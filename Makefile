@@ -140,7 +140,7 @@ republish: $(VENV)/.installed ## while make dev runs: publish again what Publish
 reconcile: $(VENV)/.installed ## while make dev runs: one reconciliation run now (prints what it settled)
 	$(PY) -m local.reconcile
 
-bench: $(VENV)/.installed ## cold starts, AWS calls and DynamoDB units per operation, cost per 1M payments, throughput -> bench/results.json
+bench: $(VENV)/.installed web/dist/.built ## cold starts, AWS calls and DynamoDB units per operation, cost per 1M payments, throughput -> bench/results.json
 	$(PY) -m bench.run
 
 capacity: $(VENV)/.installed ## headroom at RATE payments/s (default 10000) against every quota, from bench/results.json (SET="LogDayShards=32 ...")
