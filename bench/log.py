@@ -159,7 +159,7 @@ def consumer_throughput(
     return found
 
 
-def _seed(stack: LocalStack, entries: int, first_day: date) -> None:
+def seed(stack: LocalStack, entries: int, first_day: date) -> None:
     """`entries` entries over EXPORT_DAYS days, written straight into the log table."""
     table = get_settings().log_table
     client = aws.dynamodb()
@@ -205,7 +205,7 @@ def csv_export(
     last_day = first_day + timedelta(days=EXPORT_DAYS - 1)
     progress(f"csv export: writing {entries} entries over {EXPORT_DAYS} days")
     started = time.perf_counter()
-    _seed(stack, entries, first_day)
+    seed(stack, entries, first_day)
     seeding = time.perf_counter() - started
     spec = stack.functions["ReportCsvFunction"]
     job = {

@@ -476,6 +476,22 @@ def log_operations(driver: Driver, payer: Account, payee: Account) -> list[Opera
     def as_admin(function_id: str, query: dict[str, str] | None = None) -> Callable[[], Request]:
         return lambda: driver.api_request(function_id, 200, caller=admin, query=query)
 
+    def job_functions_env() -> None:
+        """The job functions' own variables (their queue, their bucket)."""
+        from cashew.config import get_settings
+
+        os.environ["CASHEW_JOBS_QUEUE_URL"] = str(driver.stack.resources["JobsQueue"]["Ref"])
+        os.environ["CASHEW_REPORTS_BUCKET"] = str(driver.stack.resources["ReportsBucket"]["Ref"])
+        get_settings.cache_clear()
+
+    def start_job() -> Request:
+        job_functions_env()
+        return driver.api_request("StartJobFunction", 202, caller=admin, body={"type": "audit"})
+
+    def get_job() -> Request:
+        job = driver.send(start_job())
+        return driver.api_request("GetJobFunction", 200, caller=admin, path={"id": job["id"]})
+
     return [
         Operation(
             "list_transactions_filtered",
@@ -503,6 +519,8 @@ def log_operations(driver: Driver, payer: Account, payee: Account) -> list[Opera
         Operation("report_summary", as_admin("ReportSummaryFunction", {})),
         Operation("report_csv", as_admin("ReportCsvFunction", {"limit": "1000"})),
         Operation("audit_verify", as_admin("AuditVerifyFunction")),
+        Operation("start_job", start_job),  # queued only: the jobs' own figures are admin_jobs
+        Operation("get_job", get_job),
     ]
 
 

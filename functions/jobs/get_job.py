@@ -10,7 +10,7 @@ from cashew.jobs import service
 from cashew.jobs.models import Job
 from cashew.observability import logger
 
-aws.prepare("dynamodb", "s3")
+aws.prepare("dynamodb")  # S3 signs a finished job's link only: no client for the others
 
 app = CashewResolver(admin_only=True)
 

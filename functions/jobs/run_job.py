@@ -22,7 +22,9 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     def record_handler(record: SQSRecord) -> None:
-        service.run(str(json.loads(record.body)["job_id"]), context.get_remaining_time_in_millis)
+        job_id = str(json.loads(record.body)["job_id"])
+        receives = int(record.attributes.approximate_receive_count or 1)
+        service.run(job_id, context.get_remaining_time_in_millis, receives)
 
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context

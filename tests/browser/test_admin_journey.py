@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import requests
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Client
@@ -84,6 +85,13 @@ def test_the_admin_journey(client: Client, page: Any, shot: Callable[[Any, str],
     shot(page, "admin-reports")
     header = Path(download.path()).read_text().splitlines()[0]
     assert "amount" in header and "currency" in header, header
+    # the same range as a background job: followed to its link
+    page.get_by_role("button", name="Export the last 30 days in the background").click()
+    link = page.get_by_role("link", name="Download transactions.csv")
+    expect(link).to_be_visible(timeout=30_000)
+    expect(page.get_by_test_id("job-transactions_csv")).to_contain_text("succeeded")
+    exported = requests.get(str(link.get_attribute("href")), timeout=10)
+    assert exported.status_code == 200 and exported.text.splitlines()[0] == header
 
     page.get_by_role("link", name="Audit").click()
     page.get_by_role("button", name="Run the audit").click()
@@ -91,6 +99,8 @@ def test_the_admin_journey(client: Client, page: Any, shot: Callable[[Any, str],
     expect(results).to_be_visible(timeout=30_000)
     expect(results).not_to_contain_text("FAIL")
     shot(page, "admin-audit")
+    page.get_by_role("button", name="Audit in the background").click()
+    expect(page.get_by_role("link", name="Download audit.json")).to_be_visible(timeout=60_000)
 
     page.get_by_role("link", name="Webhooks").click()
     # No network here: a loopback URL, which only the local stack accepts (deployed: https

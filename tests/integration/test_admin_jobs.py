@@ -99,9 +99,9 @@ def test_the_summary_of_whole_days_comes_from_the_totals_and_agrees_with_the_log
                                            "occurred_at", "payment_id")})  # fmt: skip
     whole = {"from": f"{first}T00:00:00Z", "to": f"{second}T23:59:59.999Z"}
     # the day's totals hold each outcome once (the redelivery added nothing)
-    items, _ = dynamo.query(stack.resources["ReportsTable"]["Ref"], "pk = :pk",
-                            {":pk": f"DAY#{second}"}, consistent=True)  # fmt: skip
-    assert sum(int(i["outcomes"]) for i in items) == 5
+    sums = totals.Totals()
+    totals.of_days([second], sums)
+    assert sums.outcomes == 5
     # When the summary reads the totals, and then (FROM after both days) the log alone
     counted_from(totals.ALL_DAYS)
     from_totals = summary(stack, **whole)
@@ -328,3 +328,84 @@ def test_every_action_of_the_job_functions_is_granted(stack, day, recorder):  # 
         assert follow(stack, csv_job["id"])["status"] == "succeeded"
     assert recorder.ungranted() == {}
     assert {"StartJobFunction", "RunJobFunction", "GetJobFunction"} <= set(recorder.used)
+
+
+def _expire_lease(stack, job_id: str) -> None:
+    dynamo.update_item(stack.resources["ReportsTable"]["Ref"], {"pk": f"JOB#{job_id}", "sk": "JOB"},
+                       "SET lease_until = :past", {":past": 0})  # fmt: skip
+
+
+def test_a_job_that_cannot_be_queued_is_failed_not_left_queued(stack, monkeypatch):
+    # Given a queue that refuses the job's message
+    monkeypatch.setenv("CASHEW_JOBS_QUEUE_URL", stack.resources["JobsQueue"]["Ref"] + "-gone")
+    get_settings.cache_clear()
+    # When an admin starts a job
+    answer = start(stack, {"type": "audit"})
+    # Then the request fails, and the job it wrote says it failed
+    assert answer.status == 500
+    table = stack.resources["ReportsTable"]["Ref"]
+    unqueued = "the job could not be queued"
+    failed = [
+        i for i in stack.clients("dynamodb").scan(TableName=table)["Items"]
+        if i["pk"]["S"].startswith("JOB#") and i.get("error", {}).get("S") == unqueued
+    ]  # fmt: skip
+    assert failed and all(i["status"]["S"] == "failed" for i in failed)
+
+
+def test_a_job_failing_at_its_messages_last_receive_is_failed(stack, day, monkeypatch):
+    # Given a job whose every run fails (its file cannot be written)
+    job = start(stack, {"type": "transactions_csv", **whole_day(day)}).body
+    monkeypatch.setenv("CASHEW_REPORTS_BUCKET", "no-such-bucket")
+    get_settings.cache_clear()
+    # When its message is received for the fifth time: it comes back
+    with pytest.raises(Exception):  # noqa: B017 - whatever S3 raises
+        jobs.run(job["id"], lambda: 600_000, receives=jobs.LAST_RECEIVE - 1)
+    assert follow(stack, job["id"])["status"] == "running"
+    # ... and at its last receive, the job is failed rather than left running
+    _expire_lease(stack, job["id"])
+    jobs.run(job["id"], lambda: 600_000, receives=jobs.LAST_RECEIVE)
+    found = follow(stack, job["id"])
+    assert (found["status"], found["error"]) == ("failed", "the job failed too many times")
+
+
+def test_a_duplicate_message_of_a_held_job_is_dropped(stack, day):
+    job = start(stack, {"type": "transactions_csv", **whole_day(day)}).body
+    assert job_store.claim(job["id"], "holder") is not None
+    jobs.run(job["id"], lambda: 600_000)  # returns: the holder gives the job back
+    assert follow(stack, job["id"])["status"] == "running"
+
+
+def test_a_job_completed_by_a_worker_that_died_before_saying_so_succeeds(stack, day, monkeypatch):
+    # Given a CSV job whose worker completes the upload and dies before saving it succeeded
+    outcomes_of(stack, day)
+    job = start(stack, {"type": "transactions_csv", **whole_day(day)}).body
+    real_save = job_store.save
+
+    def dies_at_success(job_id, owner, **changes):
+        if changes.get("status") == "succeeded":
+            raise RuntimeError("the worker died")
+        real_save(job_id, owner, **changes)
+
+    monkeypatch.setattr(job_store, "save", dies_at_success)
+    with pytest.raises(RuntimeError):
+        jobs.run(job["id"], lambda: 600_000)
+    monkeypatch.setattr(job_store, "save", real_save)
+    # When its message comes back (the lease run out)
+    _expire_lease(stack, job["id"])
+    jobs.run(job["id"], lambda: 600_000)
+    # Then the job succeeded, with the file the first worker wrote, every row once
+    done = follow(stack, job["id"])
+    assert (done["status"], done["rows"]) == ("succeeded", 6)
+    body, _ = download(done["download_url"])
+    assert len(list(csv.reader(io.StringIO(body.decode())))) == 7
+
+
+def test_a_job_past_its_retention_is_404(stack):
+    job = start(stack, {"type": "audit"}).body
+    key = {"pk": f"JOB#{job['id']}", "sk": "JOB"}
+    dynamo.update_item(stack.resources["ReportsTable"]["Ref"], key, "SET expires_at = :past",
+                       {":past": 1})  # fmt: skip
+    answer = stack.call("GetJobFunction", "jobs/get_job.json", authorizer=ADMIN,
+                        path={"id": job["id"]})  # fmt: skip
+    assert (answer.status, answer.body["code"]) == (404, "not_found")
+    work(stack, job["id"], look=False)  # its message: leave the queue empty

@@ -75,9 +75,10 @@ def _outcomes(filters: service.Filters) -> Iterator[Entry]:
 
 
 def summary(filters: service.Filters) -> Summary:
-    """The range's whole UTC days from the running totals the log consumer keeps (one Query
-    a day, however many outcomes it had), the rest from the log itself: the partial days at
-    either end, and any day before the totals began (`ledger.first_counted_day`)."""
+    """The range's whole UTC days from the running totals the log consumer keeps (a day's 64
+    items, however many outcomes it had, read 100 a request), the rest from the log itself:
+    the partial days at either end, and any day before the totals began
+    (`ledger.first_counted_day`)."""
     since_at, until_at = service.date_range(filters.since, filters.until)
     since, until = clock.rfc3339(since_at), clock.rfc3339(until_at)
     sums = ledger.Totals()

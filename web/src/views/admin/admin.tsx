@@ -1,5 +1,5 @@
 // The admin's pages: disputes, reports (a chart and the CSV), the audit, webhook endpoints.
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { api, apiBase, tokens } from "../../api";
 import { Field, Notice, ProblemView, Section } from "../../components";
 import { formatMoney } from "../../money";
@@ -9,6 +9,7 @@ type Dispute = { id: string; status: string; reason: string; amount: number; cur
 type Group = { type: string; status: string; currency: string; count: number; amount: number };
 type Summary = { since: string; until: string; outcomes: number; open_disputes: number; groups: Group[] };
 type Audit = { chains: number; entries: number; chains_valid: boolean; balances_match: boolean; card_money_explained: boolean; discrepancies: unknown[]; pending: unknown[] };
+type Job = { id: string; type: string; status: string; progress: number; rows: number | null; download_url: string | null; error: string | null };
 type Endpoint = { id: string; url: string; events: string[]; status: string; description: string | null; created_at: string };
 
 export function AdminDisputes() {
@@ -74,6 +75,36 @@ function Chart({ groups }: { groups: Group[] }) {
   );
 }
 
+/**
+ * A job of the whole range or log, run in the background (POST /v1/admin/jobs), followed
+ * once a second until it is done; then its file's link (valid 15 minutes).
+ */
+function BackgroundJob({ type, label, file }: { type: "transactions_csv" | "audit"; label: string; file: string }) {
+  const [job, setJob] = useState<Job | null>(null);
+  const { busy, error, run } = useAction();
+  const active = job !== null && (job.status === "queued" || job.status === "running");
+  useEffect(() => {
+    if (!active || job === null) return;
+    const timer = setTimeout(() => void run(async () => setJob((await api<Job>("GET", `/v1/admin/jobs/${encodeURIComponent(job.id)}`)).body)), 1000);
+    return () => clearTimeout(timer);
+  }, [job]);
+  return (
+    <div class="field" data-testid={`job-${type}`}>
+      <button type="button" class="secondary" disabled={busy || active} onClick={() => void run(async () => setJob((await api<Job>("POST", "/v1/admin/jobs", { body: { type } })).body))}>{label}</button>
+      {job && (
+        <>
+          <label for={`job-${type}-progress`}>{`${label}: ${job.status}`}</label>
+          <progress id={`job-${type}-progress`} max={100} value={job.progress} />
+          <small>{job.progress} %{job.rows !== null ? ` · ${job.rows} rows` : ""}</small>
+          {job.download_url && <p><a href={job.download_url} download={file}>{`Download ${file}`}</a> (the link is valid 15 minutes)</p>}
+          {job.error && <p role="alert">{job.error}</p>}
+        </>
+      )}
+      <ProblemView error={error} />
+    </div>
+  );
+}
+
 export function AdminReports() {
   const [summary, setSummary] = useState<Summary | null>(null);
   const [progress, setProgress] = useState<{ bytes: number; total: number | null } | null>(null);
@@ -120,6 +151,7 @@ export function AdminReports() {
       )}
       {saved && <Notice>{saved}</Notice>}
       <ProblemView error={error} />
+      <BackgroundJob type="transactions_csv" label="Export the last 30 days in the background" file="transactions.csv" />
       {summary && (
         <>
           <p>{summary.outcomes} outcomes from {when(summary.since)} to {when(summary.until)} · {summary.open_disputes} open disputes</p>
@@ -147,6 +179,7 @@ export function AdminAudit() {
       <button type="button" disabled={busy} onClick={() => void run(async () => setAudit((await api<Audit>("GET", "/v1/admin/audit/verify")).body))}>Run the audit</button>
       <ProblemView error={error} />
       {busy && <p role="status">Auditing every chain and balance…</p>}
+      <BackgroundJob type="audit" label="Audit in the background" file="audit.json" />
       {audit && (
         <ul data-testid="audit-results">
           {check(`${audit.chains} chains, ${audit.entries} entries: every chain intact`, audit.chains_valid)}

@@ -3,13 +3,14 @@
 A job runs in RunJobFunction, one message of JobsQueue at a time. A CSV export writes its
 rows to one S3 object as a multipart upload, a part of `PART_BYTES` at a time, and saves
 where it is after each part; when its invocation nears its end it gives the job back to the
-queue, and the next invocation goes on from the last part saved. So a range of any size
-completes, `PART_BYTES` x 10,000 parts at most (80 GB). The audit reads what it reads in one
-invocation (15 minutes) and writes its result as JSON.
+queue, and the next invocation goes on from the last part saved. So a range completes
+whatever its size, up to the parts the job's item can list (about 6,000 of 8 MiB: 48 GB).
+The audit reads what it reads in one invocation (15 minutes) and writes its result as JSON.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -56,14 +57,19 @@ def start(caller: Caller, request: JobRequest) -> Job:
         first, last = ledger_service.date_range(filters.since, filters.until)
         since, until = clock.rfc3339(first), clock.rfc3339(last)
     stored = store.create(ids.new_id("job"), request.type, caller.user_id, since, until)
-    _enqueue(stored.job.id)
+    try:
+        _enqueue(stored.job.id)
+    except Exception:
+        store.fail(stored.job.id, "the job could not be queued")  # never left queued forever
+        raise
     return stored.job
 
 
 def get(job_id: str) -> Job:
-    """The job (404 for an id no job has), with a fresh download link once it succeeded."""
+    """The job (404 for an id no job has, or one past its retention that DynamoDB's TTL has
+    not deleted yet), with a fresh download link once it succeeded."""
     found = store.get(job_id) if ids.PATTERNS["job"].fullmatch(job_id) else None
-    if found is None:
+    if found is None or found.expired:
         raise NotFoundError("job not found")
     job = found.job
     if job.status == "succeeded" and found.file:
@@ -99,17 +105,37 @@ def _enqueue(job_id: str) -> None:
 # ----------------------------------------------------------------------- the worker
 
 
-def run(job_id: str, remaining_ms: Callable[[], int]) -> None:
+LAST_RECEIVE = 6
+"""JobsQueue's maxReceiveCount: after this receive, the message goes to the dead-letter queue."""
+
+
+def run(job_id: str, remaining_ms: Callable[[], int], receives: int = 1) -> None:
     """Work on the job while time remains, then give it back to the queue if it is not
-    finished. A finished job is left alone; one another worker holds raises Leased (the
-    message comes back: if its holder dies, it goes on with the job). Raises, too, if the
-    job could not be given back (the message comes back, and goes on with it)."""
+    finished. A finished job is left alone, and so is one another worker holds (its holder
+    gives it back; if it dies, its own message comes back and goes on with the job). An
+    error raises, so the message comes back, unless this is its last receive: then the job
+    is failed, rather than left running with no message to go on."""
+    try:
+        _run(job_id, remaining_ms)
+    except Exception:
+        if receives < LAST_RECEIVE:
+            raise
+        logger.exception("job failed at its message's last receive", extra={"job_id": job_id})
+        store.fail(job_id, "the job failed too many times")
+
+
+def _run(job_id: str, remaining_ms: Callable[[], int]) -> None:
     owner = uuid.uuid4().hex
-    stored = store.claim(job_id, owner)
+    try:
+        stored = store.claim(job_id, owner)
+    except store.Leased:
+        logger.info("job held by another worker", extra={"job_id": job_id})
+        return
     if stored is None:
         logger.info("job finished or gone", extra={"job_id": job_id})
         return
     if stored.attempts > MAX_ATTEMPTS:
+        _abandon(stored)
         store.save(job_id, owner, release=True, status="failed",
                    error="the job stopped making progress")  # fmt: skip
         return
@@ -126,10 +152,23 @@ def run(job_id: str, remaining_ms: Callable[[], int]) -> None:
     _enqueue(job_id)
 
 
+def _abandon(stored: store.StoredJob) -> None:
+    """Abort a failed job's upload (ReportsBucket's lifecycle would, a day later)."""
+    if stored.upload_id is not None:
+        with contextlib.suppress(Exception):  # best effort: the lifecycle rule is the backstop
+            aws.s3().abort_multipart_upload(
+                Bucket=_bucket(), Key=_csv_key(stored.job.id), UploadId=stored.upload_id
+            )
+
+
+def _csv_key(job_id: str) -> str:
+    return f"jobs/{job_id}/transactions.csv"
+
+
 def _run_csv(stored: store.StoredJob, owner: str, remaining_ms: Callable[[], int]) -> bool:
     """Parts until the range is written (then True) or the time runs short (False)."""
     job, s3, bucket = stored.job, aws.s3(), _bucket()
-    key = f"jobs/{job.id}/transactions.csv"
+    key = _csv_key(job.id)
     upload_id = stored.upload_id
     if upload_id is None:
         upload_id = s3.create_multipart_upload(
@@ -153,10 +192,18 @@ def _run_csv(stored: store.StoredJob, owner: str, remaining_ms: Callable[[], int
             if cursor is None:
                 break
         number = len(parts) + 1
-        etag = s3.upload_part(
-            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
-            Body=out.getvalue().encode(),
-        )["ETag"]  # fmt: skip
+        try:
+            etag = s3.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                Body=out.getvalue().encode(),
+            )["ETag"]  # fmt: skip
+        except s3.exceptions.NoSuchUpload:
+            if not _written(key):
+                raise
+            # completed by a worker that died before saying so: this read was its last part
+            store.save(job.id, owner, release=True, status="succeeded", progress=100,
+                       rows=rows, file=key, cursor=None)  # fmt: skip
+            return True
         parts.append(store.Part(PartNumber=number, ETag=etag))
         if cursor is None:
             s3.complete_multipart_upload(
@@ -176,6 +223,17 @@ def _run_csv(stored: store.StoredJob, owner: str, remaining_ms: Callable[[], int
             return False
 
 
+def _written(key: str) -> bool:
+    s3 = aws.s3()
+    try:
+        s3.head_object(Bucket=_bucket(), Key=key)
+    except s3.exceptions.ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
 def _progress(since: datetime, until: datetime, oldest: str | None) -> int:
     """How much of the range (read newest first) lies after the oldest row written: 0..99."""
     if oldest is None or until <= since:
@@ -186,12 +244,14 @@ def _progress(since: datetime, until: datetime, oldest: str | None) -> int:
 
 def _run_audit(stored: store.StoredJob, owner: str) -> None:
     """The audit, in this invocation; its progress reported after each of its reads."""
-    job_id = stored.job.id
-    result = reports.audit(
-        progress=lambda done: store.save(
-            job_id, owner, release=False, progressed=False, progress=done
-        )
-    )
+    job_id, shown = stored.job.id, [stored.job.progress]
+
+    def report(done: int) -> None:  # a retried audit reads again: progress never goes back
+        if done > shown[0]:
+            store.save(job_id, owner, release=False, progressed=False, progress=done)
+            shown[0] = done
+
+    result = reports.audit(progress=report)
     key = f"jobs/{job_id}/audit.json"
     aws.s3().put_object(
         Bucket=_bucket(), Key=key, Body=result.model_dump_json().encode(),

@@ -10,6 +10,7 @@ upload and the parts uploaded so far.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -51,17 +52,24 @@ class StoredJob:
     the last row written; `file`, once written)."""
 
     job: Job
+    expires_at: int = 0
     attempts: int = 0
     file: str | None = None
     upload_id: str | None = None
     cursor: str | None = None
     parts: tuple[Part, ...] = ()
 
+    @property
+    def expired(self) -> bool:
+        """Past its retention (DynamoDB's TTL deletes it within a day or two)."""
+        return self.expires_at <= clock.epoch()
+
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> StoredJob:
         return cls(
             job=Job.model_validate({name: item.get(name) for name in Job.model_fields
                                     if name not in ("download_url", "download_expires_at")}),
+            expires_at=int(item.get("expires_at", 0)),
             attempts=int(item.get("attempts", 0)),
             file=item.get("file"),
             upload_id=item.get("upload_id"),
@@ -131,6 +139,21 @@ def claim(job_id: str, owner: str) -> StoredJob | None:
             raise Leased(job_id) from None
         return None
     return StoredJob.from_item(item) if item is not None else None
+
+
+def fail(job_id: str, error: str) -> None:
+    """Fail the job, whoever holds it (its last chance is gone: its message's last receive,
+    or it could not be queued); a finished job stays as it is."""
+    with contextlib.suppress(dynamo.ConditionFailed):
+        dynamo.update_item(
+            _table(), _key(job_id),
+            "SET #status = :failed, #error = :error, updated_at = :at "
+            "REMOVE lease_owner, lease_until",
+            {":failed": "failed", ":error": error, ":at": clock.utcnow_str(),
+             ":queued": _ACTIVE[0], ":running": _ACTIVE[1]},
+            condition="attribute_exists(pk) AND #status IN (:queued, :running)",
+            names={"#status": "status", "#error": "error"},
+        )  # fmt: skip
 
 
 def save(

@@ -3,10 +3,11 @@ log consumer in the very transaction that appends each outcome's first entry, so
 counts an outcome exactly once, and only once it is in the log.
 
 Items of the reports table (pk / sk):
-    DAY#<day> / SHARD#<nn>     the totals of the outcomes of that UTC day whose id hashes to
-                               shard nn (`SHARDS` of them: at 10,000 outcomes/s each takes
-                               ~156 transactional updates a second, where one item would
-                               take all 10,000; `make capacity`): `outcomes`,
+    DAY#<day>#<nn> / TOTALS    the totals of the outcomes of that UTC day whose id hashes to
+                               shard nn (`SHARDS` of them, each its own partition: at 10,000
+                               outcomes/s each takes ~156 transactional updates and ~312
+                               write units a second, where one would take all of them;
+                               `make capacity`): `outcomes`,
                                and per (currency, type, status) `n|c|t|s` outcomes and
                                `a|c|t|s` their amount; per currency `fn|c` and `fa|c`, the
                                fraud declines
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +34,7 @@ from cashew.config import get_settings
 from cashew.ledger.models import Entry
 
 SHARDS = 64
+_BATCH = 100  # keys per BatchGetItem
 ALL_DAYS = "0000-00-00"
 """The `day` of FROM when the log held no entry as counting started: every day is counted."""
 _FROM = {"pk": "TOTALS", "sk": "FROM"}
@@ -45,6 +49,10 @@ def _shard(outcome_id: str) -> int:
     return int.from_bytes(hashlib.sha256(outcome_id.encode()).digest()[:4], "big") % SHARDS
 
 
+def _day_key(day: str, shard: int) -> dict[str, str]:
+    return {"pk": f"DAY#{day}#{shard:02d}", "sk": "TOTALS"}
+
+
 def count(entry: Entry) -> dynamo.Write:
     """The update that counts `entry`'s outcome in its day's totals: for the append's
     transaction, so it happens if and only if the entry is appended."""
@@ -54,7 +62,7 @@ def count(entry: Entry) -> dynamo.Write:
     if entry.failure_code == _FRAUD:
         names |= {"#fn": f"fn|{entry.currency}", "#fa": f"fa|{entry.currency}"}
         adds += ["#fn :one", "#fa :amount"]
-    key = {"pk": f"DAY#{entry.occurred_at[:10]}", "sk": f"SHARD#{_shard(entry.outcome_id):02d}"}
+    key = _day_key(entry.occurred_at[:10], _shard(entry.outcome_id))
     return dynamo.update(
         _table(), key, "ADD " + ", ".join(adds), names=names,
         values={":one": 1, ":amount": entry.amount},
@@ -90,6 +98,7 @@ def _log_has_entries() -> bool:
         "FilterExpression": "begins_with(sk, :seq)",
         "ExpressionAttributeValues": {":seq": {"S": "SEQ#"}},
         "Limit": 100,
+        "ConsistentRead": True,  # a young log's latest entries count too
     }
     while True:
         response = aws.dynamodb().scan(**request)
@@ -138,14 +147,22 @@ class Totals:
 
 
 def of_days(days: list[str], into: Totals) -> None:
-    """Add the totals of whole `days` (each one Query: all its shards)."""
-    for day in days:
-        items, last = dynamo.query(_table(), "pk = :pk", {":pk": f"DAY#{day}"}, consistent=True)
-        while True:
-            for item in items:
-                into.add_item(item)
-            if last is None:
+    """Add the totals of whole `days`: every shard of each, by BatchGetItem (100 keys a
+    request, what DynamoDB leaves unprocessed asked again), strongly consistent."""
+    keys = [_day_key(day, shard) for day in days for shard in range(SHARDS)]
+    client = aws.dynamodb()
+    for start in range(0, len(keys), _BATCH):
+        request: dict[str, Any] = {
+            _table(): {
+                "Keys": [dynamo.serialize(k) for k in keys[start : start + _BATCH]],
+                "ConsistentRead": True,
+            }
+        }
+        for attempt in itertools.count():
+            response = client.batch_get_item(RequestItems=request)
+            for raw in response.get("Responses", {}).get(_table(), []):
+                into.add_item(dynamo.deserialize(raw))
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
                 break
-            items, last = dynamo.query(
-                _table(), "pk = :pk", {":pk": f"DAY#{day}"}, consistent=True, start_key=last
-            )
+            time.sleep(min(1.0, 0.05 * 2**attempt))  # DynamoDB asks the caller to back off
