@@ -179,7 +179,8 @@ def _csv_job(stack: LocalStack, admin: dict[str, str], query: dict[str, str]) ->
     sqs, url = stack.clients("sqs"), str(stack.resources["JobsQueue"]["Ref"])
     arn = str(stack.resources["JobsQueue"]["Arn"])
     invocations, cpu = 0, 0.0
-    while messages := sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages"):
+    receive = {"QueueUrl": url, "WaitTimeSeconds": 1, "MessageSystemAttributeNames": ["All"]}
+    while messages := sqs.receive_message(**receive).get("Messages"):
         sqs.delete_message(QueueUrl=url, ReceiptHandle=messages[0]["ReceiptHandle"])
         if json.loads(messages[0]["Body"])["job_id"] != job_id:
             continue  # a job the operations' bench queued and nothing runs

@@ -113,6 +113,28 @@ def _read_streams_of_the_live_table() -> None:
     ShardIterator.get = get  # type: ignore[method-assign]
 
 
+def _upload_part_of_a_finished_upload_is_no_such_upload() -> None:
+    """S3 answers an UploadPart of an upload that was completed or aborted with 404
+    NoSuchUpload; moto 5.2.5 looks the upload up unguarded and answers 500 (a KeyError).
+    Here it raises S3's own error, as a job's worker relies on (cashew.jobs.service)."""
+    from moto.s3.exceptions import NoSuchUpload  # noqa: PLC0415 - slow to import
+    from moto.s3.models import S3Backend  # noqa: PLC0415
+
+    if getattr(S3Backend.upload_part, "no_such_upload", False):
+        return
+    original = S3Backend.upload_part
+
+    def upload_part(
+        self: Any, bucket_name: str, multipart_id: str, part_id: int, value: bytes
+    ) -> Any:
+        if multipart_id not in self.get_bucket(bucket_name).multiparts:
+            raise NoSuchUpload(upload_id=multipart_id)
+        return original(self, bucket_name, multipart_id, part_id, value)
+
+    upload_part.no_such_upload = True  # type: ignore[attr-defined]
+    S3Backend.upload_part = upload_part  # type: ignore[method-assign]
+
+
 def _undo_failed_transactions_item_by_item() -> None:
     """moto makes TransactWriteItems all-or-nothing by deep-copying every table it names
     before the first write and swapping the copies back on failure: each transaction costs
@@ -194,6 +216,7 @@ class EmbeddedAws:
 
         _read_streams_of_the_live_table()
         _undo_failed_transactions_item_by_item()
+        _upload_part_of_a_finished_upload_is_no_such_upload()
         app = SerialApp(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(
             host, port, app, threaded=True, request_handler=MotoRequestHandler

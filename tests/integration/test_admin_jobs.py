@@ -156,7 +156,9 @@ def work(stack, job_id: str, *, limit: int = 50, look: bool = True) -> list[dict
     arn = stack.resources["JobsQueue"]["Arn"]
     seen = []
     for _ in range(limit):
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1).get("Messages", [])
+        messages = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=1, MessageSystemAttributeNames=["All"]
+        ).get("Messages", [])
         if not messages:
             return seen
         message = messages[0]

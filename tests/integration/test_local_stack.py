@@ -655,3 +655,21 @@ def test_the_sender_identity_is_verified_and_nothing_else_may_send(
     sesv2.send_email(FromEmailAddress=f"a@{identity}", Destination=to, Content=content)
     with pytest.raises(ClientError, match="not verified"):
         sesv2.send_email(FromEmailAddress="a@elsewhere.example", Destination=to, Content=content)
+
+
+def test_a_part_of_a_finished_upload_is_no_such_upload_as_in_s3(endpoint: str) -> None:
+    # moto 5.2.5 answers 500 here; local.aws patches it to S3's NoSuchUpload
+    import moto
+
+    assert moto.__version__ == "5.2.5", "re-check local.aws's S3 patch against this moto"
+    s3 = aws.clients(endpoint)("s3")
+    s3.create_bucket(Bucket="finished-uploads")
+    upload = s3.create_multipart_upload(Bucket="finished-uploads", Key="k")["UploadId"]
+    etag = s3.upload_part(Bucket="finished-uploads", Key="k", UploadId=upload, PartNumber=1,
+                          Body=b"last part")["ETag"]  # fmt: skip
+    parts = {"Parts": [{"PartNumber": 1, "ETag": etag}]}
+    s3.complete_multipart_upload(Bucket="finished-uploads", Key="k", UploadId=upload,
+                                 MultipartUpload=parts)  # fmt: skip
+    with pytest.raises(s3.exceptions.NoSuchUpload):
+        s3.upload_part(Bucket="finished-uploads", Key="k", UploadId=upload, PartNumber=1,
+                       Body=b"again")  # fmt: skip

@@ -150,6 +150,8 @@ def of_days(days: list[str], into: Totals) -> None:
     """Add the totals of whole `days`: every shard of each, by BatchGetItem (100 keys a
     request, what DynamoDB leaves unprocessed asked again), strongly consistent."""
     keys = [_day_key(day, shard) for day in days for shard in range(SHARDS)]
+    if not keys:
+        return
     client = aws.dynamodb()
     for start in range(0, len(keys), _BATCH):
         request: dict[str, Any] = {
