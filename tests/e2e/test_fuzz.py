@@ -218,6 +218,8 @@ def seed(stack: Stack, new_user: Callable[..., User]) -> dict[str, Any]:
         "spare_webhook_endpoints": hooks[1:],
         "webhook_deliveries": _hook_deliveries(stack, admin["access_token"], hooks[0]),
         "webhook_urls": [HOOK_URL],
+        "job_types": ["transactions_csv"],  # the lighter job: the fuzz starts hundreds
+        "jobs": [_start_job(stack, admin["access_token"])],
         "card_numbers": ["4242424242424242", "5555555555554444"],  # approved, API.md
         "exp_years": [2030, 2099],
         "small_amounts": [1, 10, 100],
@@ -309,6 +311,13 @@ def _verify_token(stack: Stack, email: str) -> str:
 
 
 HOOK_URL = "http://127.0.0.1:9/hooks"  # loopback's discard port: refused at once
+
+
+def _start_job(stack: Stack, token: str) -> str:
+    """A CSV job of the last 30 days (an admin's), for GET /v1/admin/jobs/{id}."""
+    reply = stack.request("POST", "/v1/admin/jobs", token, json={"type": "transactions_csv"})
+    assert reply.status_code == 202, reply.text
+    return str(reply.json()["id"])
 
 
 def _register_hook(stack: Stack, token: str) -> str:
@@ -429,6 +438,8 @@ def config(data: Mapping[str, Any], report_dir: Path) -> str:
         _operation(
             "POST /v1/admin/disputes/{id}/resolve", token=data["admin_token"], ids="disputes"
         ),
+        _operation("POST /v1/admin/jobs", token=data["admin_token"], body={"type": "job_types"}),
+        _operation("GET /v1/admin/jobs/{id}", token=data["admin_token"], ids="jobs"),
         _operation(
             ["POST /v1/admin/webhook-endpoints", "GET /v1/admin/webhook-endpoints"],
             token=data["admin_token"],
