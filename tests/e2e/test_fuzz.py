@@ -385,6 +385,8 @@ DICTIONARIES = (
     "spare_webhook_endpoints",
     "webhook_deliveries",
     "webhook_urls",
+    "job_types",
+    "jobs",
     "card_numbers",
     "exp_years",
     "small_amounts",
