@@ -96,6 +96,23 @@ def parse_origins(value: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
+_USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def parse_user_ids(value: object) -> frozenset[str]:
+    """The user ids of a comma-separated CASHEW_HOT_PAYEES; ValueError names a bad one."""
+    if isinstance(value, frozenset | set | tuple | list):
+        items = [str(item) for item in value]
+    elif isinstance(value, str):
+        items = [item.strip() for item in value.split(",") if item.strip()]
+    else:
+        raise ValueError("expected comma-separated user ids")
+    for user_id in items:
+        if not _USER_ID.fullmatch(user_id):
+            raise ValueError(f"{user_id!r} is not a user id")
+    return frozenset(items)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
@@ -147,6 +164,13 @@ class Settings(BaseModel):
     # The log's DayIndex partitions per UTC day (cashew.ledger.store.day_partition), for
     # more than 1,000 entries/s; readers also read what a writer noted it used that day.
     log_day_shards: int = Field(1, alias="CASHEW_LOG_DAY_SHARDS", ge=1, le=64)
+    # Hot payees (cashew.accounts.store, "credit shards"): users whose payments' credits are
+    # spread over `hot_payee_shards` balance items, so that thousands of payments a second to
+    # one merchant do not all write one item. Readers read the shards of every user.
+    hot_payees: Annotated[frozenset[str], BeforeValidator(parse_user_ids)] = Field(
+        frozenset(), alias="CASHEW_HOT_PAYEES"
+    )
+    hot_payee_shards: int = Field(32, alias="CASHEW_HOT_PAYEE_SHARDS", ge=2, le=90)
     secrets_max_age: int = Field(300, alias="CASHEW_SECRETS_MAX_AGE", ge=0)
 
     # Fraud screening (cashew.payments.fraud). The amount thresholds are per currency; a

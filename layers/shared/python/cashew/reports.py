@@ -463,9 +463,10 @@ def _balances_of(user_id: str, found: list[Discrepancy]) -> dict[tuple[str, str]
 def _readable_balances(
     read: Iterator[accounts.StoredBalance | accounts.UnreadableBalance], found: list[Discrepancy]
 ) -> dict[tuple[str, str], int]:
-    """The balances the audit can read, by (user, currency); any other balance item is
+    """The balances the audit can read, by (user, currency), each the sum of its items (the
+    main one and any credit shards); any other balance item is
     named (`balance`, `unreadable`): what it holds cannot be told, so it matches nothing."""
-    balances = {}
+    balances: dict[tuple[str, str], int] = {}
     for balance in read:
         if isinstance(balance, accounts.UnreadableBalance):
             found.append(
@@ -475,7 +476,8 @@ def _readable_balances(
                 )
             )  # fmt: skip
             continue
-        balances[balance.user_id, balance.currency] = balance.available
+        key = balance.user_id, balance.currency  # a hot payee's credit shards: summed
+        balances[key] = balances.get(key, 0) + balance.available
     return balances
 
 

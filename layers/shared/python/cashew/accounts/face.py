@@ -13,16 +13,18 @@ from cashew import dynamo
 from cashew.accounts import store
 from cashew.accounts.store import (
     Credentials,
+    Held,
     PaymentMethod,
     Profile,
     StoredBalance,
     UnreadableBalance,
 )
 from cashew.config import get_settings
-from cashew.errors import EmailUnverifiedError
+from cashew.errors import EmailUnverifiedError, NotFoundError
 
 __all__ = [
     "Credentials",
+    "Held",
     "PaymentMethod",
     "Profile",
     "StoredBalance",
@@ -33,12 +35,14 @@ __all__ = [
     "balances_of",
     "card_update_item",
     "credit_item",
-    "debit_item",
+    "debit",
+    "debit_failed",
     "default_payment_method_id",
     "email_verified_item",
     "get_credentials",
     "get_payment_method",
     "get_profile",
+    "held",
     "mark_method_expired",
     "mark_method_used",
     "method_of_token",
@@ -50,6 +54,7 @@ __all__ = [
     "replace_password_hash",
     "require_verified_email",
     "set_role",
+    "sweep_failed",
     "user_exists",
 ]
 
@@ -57,25 +62,69 @@ __all__ = [
 # -- money: transaction items and reads for payments and the audit --------------------------
 
 
-def credit_item(user_id: str, currency: str, amount: int) -> dynamo.Write:
-    """The transaction item that adds `amount` to the user's balance in `currency`."""
-    return store.credit_item(user_id, currency, amount)
+def credit_item(
+    user_id: str, currency: str, amount: int, *, spread_by: str | None = None
+) -> dynamo.Write:
+    """The transaction item that adds `amount` to the user's balance in `currency`. For a
+    hot payee (`CASHEW_HOT_PAYEES`), a payment's credit (`spread_by` its id) goes to one of
+    the balance's credit shards, so that no item takes every payment."""
+    settings = get_settings()
+    if spread_by is None or user_id not in settings.hot_payees:
+        return store.credit_item(user_id, currency, amount)
+    shard = store.credit_shard(spread_by, settings.hot_payee_shards)
+    return store.credit_item(user_id, currency, amount, shard)
 
 
-def debit_item(user_id: str, currency: str, amount: int) -> dynamo.Write:
-    """The transaction item that takes `amount` off, failing rather than go below zero."""
-    return store.debit_item(user_id, currency, amount)
+def held(user_id: str, currency: str) -> Held:
+    """The user's balance in `currency` as its items hold it now: one strongly consistent
+    Query (`Held.total` is the balance; 0 when none)."""
+    return store.held(user_id, currency)
 
 
 def available(user_id: str, currency: str) -> int:
     """The user's balance in `currency` now (0 when none): one strongly consistent read, for
     an operation that answers `insufficient_funds` rather than try a debit it knows fails."""
-    return store.available(user_id, currency)
+    return store.held(user_id, currency).total
 
 
-def payee_check(user_id: str) -> dynamo.Write:
-    """The transaction item that fails unless the user exists."""
-    return store.user_exists_check(user_id)
+def debit(user_id: str, currency: str, amount: int, seen: Held | None = None) -> dynamo.Transaction:
+    """The transaction items that take `amount` off, failing rather than go below zero: the
+    main balance item alone (no read), or, given the balance as it was `seen`, the main item
+    and the credit shards it needs, emptied into it (`debit_failed` tells either failure)."""
+    debit = dynamo.Transaction()
+    if seen is None:
+        return debit.add("debit", store.debit_item(user_id, currency, amount))
+    for name, item in store.debit_items(user_id, currency, amount, seen):
+        debit.add(name, item)
+    return debit
+
+
+def debit_failed(exc: dynamo.TransactionCanceled) -> bool:
+    """Whether a transaction holding a `debit` failed on it: the main item held too little,
+    or a shard no longer held what was seen (a concurrent debit took it)."""
+    return exc.failed(*(n for n in exc.names if n == "debit" or n.startswith(store.SWEEP)))
+
+
+def sweep_failed(exc: dynamo.TransactionCanceled) -> bool:
+    """Whether a debit's failure was a shard's: the balance changed since it was seen."""
+    return exc.failed(*(n for n in exc.names if n.startswith(store.SWEEP)))
+
+
+def payee_check(user_id: str) -> dynamo.Write | None:
+    """The transaction item that fails unless the user exists; None for a hot payee, whose
+    profile every payment's transaction would otherwise hold (a transaction conflicts on
+    every item it holds, a ConditionCheck too). A hot payee's existence is read instead, once
+    per process: users are never deleted. Raises NotFoundError for one that does not exist."""
+    if user_id not in get_settings().hot_payees:
+        return store.user_exists_check(user_id)
+    if user_id not in _HOT_PAYEES_SEEN:
+        if not store.user_exists(user_id):
+            raise NotFoundError("payee not found")
+        _HOT_PAYEES_SEEN.add(user_id)
+    return None
+
+
+_HOT_PAYEES_SEEN: set[str] = set()  # hot payees whose profile was read: they exist
 
 
 def user_exists(user_id: str) -> bool:

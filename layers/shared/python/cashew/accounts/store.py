@@ -11,6 +11,13 @@ Items (pk / sk), each kind a record class below with its `to_item` / `from_item`
                                      first), so the authorizer can read it by user id
     USER#<id>     / BALANCE#<CUR>    currency, available (minor units; never below 0)
                                                                              `StoredBalance`
+    USER#<id>     / BALANCE#<CUR>#<nn>
+                                     a credit shard of that balance (same attributes): a hot
+                                     payee's payments credit one of N by payment id, so no
+                                     item takes them all; the balance is the sum of its items
+                                     (one Query: they sort together), and a debit that needs
+                                     their money moves it into the main item in its own
+                                     transaction (`debit_items`)                `StoredBalance`
     USER#<id>     / PM#<pm id>       card metadata, the envelope-encrypted gateway token,
                                      status, last_used_at                    `PaymentMethod`
     USER#<id>     / PM_DEFAULT       method_id: the user's default payment method (one item,
@@ -26,6 +33,7 @@ Items (pk / sk), each kind a record class below with its `to_item` / `from_item`
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
@@ -158,11 +166,12 @@ class StoredBalance:
     user_id: str
     currency: str
     available: int
+    shard: int | None = None  # a credit shard's number; None: the main item
 
     def to_item(self) -> dict[str, Any]:
         return {
             "pk": _user(self.user_id),
-            "sk": f"BALANCE#{self.currency}",
+            "sk": _balance_sk(self.currency, self.shard),
             "currency": self.currency,
             "available": self.available,
         }
@@ -172,7 +181,43 @@ class StoredBalance:
         available = item["available"]
         if type(available) is not int:  # a number, as ADD writes it: not "5", not True
             raise TypeError(f"available is not a number: {type(available).__name__}")
-        return cls(user_id=_user_of(item), currency=str(item["currency"]), available=available)
+        currency, shard = _balance_key_of(str(item["sk"]))
+        if currency != item["currency"]:
+            raise ValueError("the currency is not its key's")
+        return cls(_user_of(item), currency, available, shard)
+
+
+def _balance_sk(currency: str, shard: int | None = None) -> str:
+    return f"BALANCE#{currency}" if shard is None else f"BALANCE#{currency}#{shard:02d}"
+
+
+def _balance_key_of(sk: str) -> tuple[str, int | None]:
+    """(currency, shard) of a balance item's sort key; ValueError if it is none."""
+    currency, hash_sign, shard = sk.removeprefix("BALANCE#").partition("#")
+    if not hash_sign:
+        return currency, None
+    if len(shard) != 2 or not shard.isdigit():
+        raise ValueError(f"not a credit shard: {sk}")
+    return currency, int(shard)
+
+
+def credit_shard(spread_by: str, shards: int) -> int:
+    """Which of `shards` credit shards a payment's credit goes to: by its id, so a retried
+    transaction writes the same item."""
+    return int.from_bytes(hashlib.sha256(spread_by.encode()).digest()[:8], "big") % shards
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A user's balance in one currency as its items hold it: the main item, and each
+    credit shard's amount (none but for a hot payee)."""
+
+    main: int
+    shards: Mapping[int, int]
+
+    @property
+    def total(self) -> int:
+        return self.main + sum(self.shards.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +235,7 @@ class UnreadableBalance:
         """From the item as DynamoDB gives it (only its key's strings are read)."""
         return cls(
             dynamo.string(raw, "pk").removeprefix("USER#"),
-            dynamo.string(raw, "sk").removeprefix("BALANCE#"),
+            dynamo.string(raw, "sk").removeprefix("BALANCE#").partition("#")[0],
             error,
         )
 
@@ -648,13 +693,18 @@ def get_payment_method(user_id: str, method_id: str) -> PaymentMethod | None:
 
 
 def list_balances(user_id: str) -> list[StoredBalance]:
+    """The user's balance in each currency: its main item and its credit shards summed."""
     items, _ = dynamo.query(
         _table(),
         "pk = :pk AND begins_with(sk, :prefix)",
         {":pk": _user(user_id), ":prefix": "BALANCE#"},
         consistent=True,
     )
-    return [StoredBalance.from_item(item) for item in items]
+    totals: dict[str, int] = {}
+    for item in items:
+        balance = StoredBalance.from_item(item)
+        totals[balance.currency] = totals.get(balance.currency, 0) + balance.available
+    return [StoredBalance(user_id, currency, total) for currency, total in totals.items()]
 
 
 # Only these are read by the audit (and its policy allows nothing else): never a profile or a
@@ -712,37 +762,95 @@ def _balances(
 # -- items for money transactions (run by the payments module in one TransactWriteItems) --
 
 
-def credit_item(user_id: str, currency: str, amount: int) -> dynamo.Write:
+def credit_item(user_id: str, currency: str, amount: int, shard: int | None = None) -> dynamo.Write:
+    """The credit of the main item, or of credit shard `shard`."""
     return dynamo.update(
         _table(),
-        {"pk": _user(user_id), "sk": f"BALANCE#{currency}"},
+        {"pk": _user(user_id), "sk": _balance_sk(currency, shard)},
         "SET currency = :currency ADD available :amount",
         values={":currency": currency, ":amount": amount},
     )
 
 
-def available(user_id: str, currency: str) -> int:
-    """The user's balance in `currency` (0 when none), one strongly consistent GetItem
-    projected to `available`."""
-    response = aws.dynamodb().get_item(
+def held(user_id: str, currency: str) -> Held:
+    """The user's balance items in `currency` (0 when none): one strongly consistent Query
+    (the main item and its shards sort together), projected to the key and `available`."""
+    response = aws.dynamodb().query(
         TableName=_table(),
-        Key=dynamo.serialize({"pk": _user(user_id), "sk": f"BALANCE#{currency}"}),
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues=dynamo.serialize(
+            {":pk": _user(user_id), ":prefix": _balance_sk(currency)}
+        ),
         ConsistentRead=True,
-        ProjectionExpression="available",
-    )
-    item = dynamo.deserialize(response["Item"]) if "Item" in response else {}
-    return int(item.get("available", 0))
+        ProjectionExpression="pk, sk, available",
+        Select="SPECIFIC_ATTRIBUTES",
+    )  # a page holds 1 MB: far more than a balance's at most 91 items
+    main, shards = 0, {}
+    for raw in response.get("Items", []):
+        item = dynamo.deserialize(raw)
+        of, shard = _balance_key_of(str(item["sk"]))
+        if of != currency:  # pragma: no cover - currencies are three letters
+            continue
+        if shard is None:
+            main = int(item["available"])
+        else:
+            shards[shard] = int(item["available"])
+    return Held(main, shards)
 
 
 def debit_item(user_id: str, currency: str, amount: int) -> dynamo.Write:
     """Debit that fails (ConditionalCheckFailed) rather than go below zero."""
     return dynamo.update(
         _table(),
-        {"pk": _user(user_id), "sk": f"BALANCE#{currency}"},
+        {"pk": _user(user_id), "sk": _balance_sk(currency)},
         "SET available = available - :amount",
         condition="available >= :amount",
         values={":amount": amount},
     )
+
+
+SWEEP = "sweep"  # the name of a debit's shard items in its transaction: sweep00, sweep01...
+
+
+def debit_items(
+    user_id: str, currency: str, amount: int, seen: Held
+) -> list[tuple[str, dynamo.Write]]:
+    """The debit of `amount`, as named transaction items, given the balance's items as they
+    were `seen`: the main item alone when it holds enough (`debit_item`); otherwise the
+    fullest credit shards, each emptied of what it was seen to hold (failing if that is
+    gone: another debit took it), their sum added to the main item and `amount` taken
+    off, failing rather than go below zero. Every item conditional: the money only moves."""
+    if seen.main >= amount or seen.total < amount:  # enough, or a debit that fails as it should
+        return [("debit", debit_item(user_id, currency, amount))]
+    swept, sweeps = 0, []
+    for shard, held_ in sorted(seen.shards.items(), key=lambda kv: (-kv[1], kv[0])):
+        if seen.main + swept >= amount:
+            break
+        if held_ <= 0:
+            continue
+        swept += held_
+        sweeps.append(
+            (
+                f"{SWEEP}{shard:02d}",
+                dynamo.update(
+                    _table(),
+                    {"pk": _user(user_id), "sk": _balance_sk(currency, shard)},
+                    "SET available = available - :held",
+                    condition="available >= :held",
+                    values={":held": held_},
+                ),
+            )
+        )
+    need = amount - swept  # what the main item must still hold
+    main = dynamo.update(
+        _table(),
+        {"pk": _user(user_id), "sk": _balance_sk(currency)},
+        "SET currency = :currency ADD available :change",
+        condition="available >= :need" if need > 0 else None,
+        values={":currency": currency, ":change": swept - amount}
+        | ({":need": need} if need > 0 else {}),
+    )
+    return [("debit", main), *sweeps]
 
 
 def mfa_flag_item(user_id: str, enabled: bool) -> dynamo.Write:

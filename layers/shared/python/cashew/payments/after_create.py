@@ -180,7 +180,12 @@ class Capture(_Resolution):
         items = (
             dynamo.Transaction()
             .add("transition", transition)
-            .add("credit", accounts.credit_item(payment.payee_id, payment.currency, amount))
+            .add(
+                "credit",
+                accounts.credit_item(
+                    payment.payee_id, payment.currency, amount, spread_by=payment.id
+                ),
+            )
         )
         return Commit(captured, items)
 
@@ -286,7 +291,7 @@ class Refund:
                     errors=[{"field": "amount", "message": f"must be at most {remaining}"}],
                 )
             )
-        now = clock.utcnow_str()
+        now, payee, currency = clock.utcnow_str(), payment.payee_id, payment.currency
         self.refund = RefundResponse(
             id=work_id,
             payment_id=payment.id,
@@ -300,12 +305,12 @@ class Refund:
             dynamo.Transaction()
             .add("refunded", payments.refund_item(payment, amount, now))
             .add("refund", payments.put_refund_item(self.refund, payment, None, self.scope.pk))
-            .add("debit", accounts.debit_item(payment.payee_id, payment.currency, amount))
+            # Read first: a hot payee's money may be in its balance's credit shards.
+            .extend(accounts.debit(payee, currency, amount, accounts.held(payee, currency)))
         )
         if not self.by_card:  # completes with the record, in commit
-            self.money.add(
-                "credit", accounts.credit_item(payment.payer_id, payment.currency, amount)
-            )
+            credit = accounts.credit_item(payment.payer_id, currency, amount, spread_by=work_id)
+            self.money.add("credit", credit)
             return
         try:
             self.money.write_retrying()
@@ -338,5 +343,7 @@ class Refund:
             return
         if exc.failed("refunded"):
             raise Refused(ConflictError("the refunds would exceed the captured amount")) from exc
-        if exc.failed("debit"):
+        if accounts.sweep_failed(exc):  # another debit took a shard's money meanwhile
+            raise Refused(ConflictError("the payee's balance changed; retry the request")) from exc
+        if accounts.debit_failed(exc):
             raise Refused(ConflictError("the payee's balance is too low for this refund")) from exc

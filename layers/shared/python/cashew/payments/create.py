@@ -20,7 +20,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cashew import clock, dynamo, ids
 from cashew.accounts import cards, velocity
 from cashew.accounts import face as accounts
-from cashew.errors import InvalidRequestError, NotFoundError, PaymentMethodUnusableError
+from cashew.errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    PaymentMethodUnusableError,
+)
 from cashew.gateways import get_gateway
 from cashew.gateways.base import GATEWAY_ERROR_CHARGE, Charge
 from cashew.identity import Caller
@@ -46,6 +51,7 @@ from cashew.payments.models import (
 )
 
 BLOCKED_MESSAGE = "the payment was blocked by risk screening"
+DEBIT_READS = 3  # reads of a balance whose debit failed, to take its credit shards' money
 
 
 def create_payment(caller: Caller, request: PaymentRequest, key: str) -> Outcome[PaymentResponse]:
@@ -227,7 +233,11 @@ class BalancePayment:
     """A payment from the balance, admitted at once: one GetItem (the payer's recent
     attempts, for screening) and one TransactWriteItems on its success path, which records
     the attempt, the payment, the payer's debit (never below zero), a check that the payee
-    exists and the payee's credit, with the completed idempotency record."""
+    exists and the payee's credit, with the completed idempotency record. A hot payee's
+    credit goes to one of its credit shards and has no existence check (a hot payee is
+    named by the operator and read once per process); a payer whose main balance item
+    holds too little has its shards read and swept into the debit, at most DEBIT_READS
+    times, and a sweep that keeps losing races is a 409 the client may retry."""
 
     answer = PaymentResponse
     creates = True
@@ -273,26 +283,43 @@ class BalancePayment:
         payment = payment.model_copy(
             update={"status": "succeeded", "amount_captured": payment.amount}
         )
+        payer, payee, currency = payment.payer_id, payment.payee_id, payment.currency
         items = (
             dynamo.Transaction()
             .add("payment", payments.put_item(payment, self.screening.fired))
-            .add("debit", accounts.debit_item(payment.payer_id, payment.currency, payment.amount))
-            .add("payee", accounts.payee_check(payment.payee_id))
-            .add("credit", accounts.credit_item(payment.payee_id, payment.currency, payment.amount))
+            .extend(accounts.debit(payer, currency, payment.amount, self.seen))
         )
-        return Commit(payment, items)
+        payee_check = accounts.payee_check(payee)
+        if payee_check is not None:
+            items.add("payee", payee_check)
+        credit = accounts.credit_item(payee, currency, payment.amount, spread_by=payment.id)
+        return Commit(payment, items.add("credit", credit), keeps_along=self.seen is not None)
+
+    seen: accounts.Held | None = None  # the payer's balance as read after a failed debit
+    reads = 0  # of the payer's balance, after failed debits
 
     def canceled(self, exc: dynamo.TransactionCanceled) -> Commit[PaymentResponse] | None:
         if "debit" not in exc.names:  # the failed attempt's own record: raised as it is
             return None
-        if exc.failed("payee"):
+        if "payee" in exc.names and exc.failed("payee"):
             raise NotFoundError("payee not found") from exc
-        if exc.failed("debit"):
-            low = _with_failure(
-                self.payment, "insufficient_funds", "the balance is too low for this payment"
-            )
-            return self._failure(low)
-        return None
+        if not accounts.debit_failed(exc):
+            return None
+        payment = self.payment
+        if self.reads < DEBIT_READS:
+            # The main balance item held too little: its credit shards (a hot payee's) may
+            # hold the rest, or a shard was emptied by another debit since it was read.
+            self.reads += 1
+            seen = accounts.held(payment.payer_id, payment.currency)
+            if seen.total >= payment.amount:
+                self.seen = seen
+                return self.commit(None)
+        elif accounts.sweep_failed(exc):  # nothing written: the client may retry at once
+            raise ConflictError("the account is busy; retry the request") from exc
+        low = _with_failure(
+            payment, "insufficient_funds", "the balance is too low for this payment"
+        )
+        return self._failure(low)
 
     def _failure(self, payment: PaymentResponse) -> Commit[PaymentResponse]:
         """A failed attempt is a payment too: recorded with its key, so a retry replays it."""
@@ -424,9 +451,10 @@ class CardCharge:
             "payment", payments.put_item(payment, self.screening.fired, charge_id)
         )
         if payment.status == "succeeded":
-            items.add(
-                "credit", accounts.credit_item(payment.payee_id, payment.currency, payment.amount)
+            credit = accounts.credit_item(
+                payment.payee_id, payment.currency, payment.amount, spread_by=payment.id
             )
+            items.add("credit", credit)
         return Commit(payment, items, replay_if=("payment",))
 
     def canceled(self, exc: dynamo.TransactionCanceled) -> None:

@@ -101,6 +101,7 @@ class Commit[M: BaseModel]:
     model: M
     items: dynamo.Transaction
     replay_if: tuple[str, ...] = ()
+    keeps_along: bool = False  # written instead of a cancelled one: with its `along` still
 
 
 class Refused(Exception):
@@ -246,7 +247,7 @@ def _complete[M: BaseModel, G](
             raise _abandoned(op.scope, refused) from exc
         if instead is None:
             raise
-        return _complete(op, instead, work_id, at_once)
+        return _complete(op, instead, work_id, at_once, along if instead.keeps_along else None)
     return Outcome(commit.model, created=op.creates)
 
 

@@ -218,5 +218,8 @@ def _effect(event: WebhookEvent) -> _Effect | None:
     transition = actions.transition_item(payment, status, amount_captured=captured, updated_at=now)
     tx = dynamo.Transaction().add("transition", transition)
     if status == "succeeded":
-        tx.add("credit", accounts.credit_item(payment.payee_id, payment.currency, captured))
+        credit = accounts.credit_item(
+            payment.payee_id, payment.currency, captured, spread_by=payment.id
+        )
+        tx.add("credit", credit)
     return _Effect(tx, payment.model_copy(update={"status": status}))

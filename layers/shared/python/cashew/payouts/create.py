@@ -151,12 +151,13 @@ class PayoutOperation:
         if self.method.current_status() != "active":  # refused in `prepare`
             return Admission(self.payout_id, kept)
         attempt = dynamo.Transaction().add("history", history.record_item(amount, currency))
-        if accounts.available(user_id, currency) < amount:
+        seen = accounts.held(user_id, currency)
+        if seen.total < amount:
             return self._failed_at_once(kept, "insufficient_funds", LOW_MESSAGE, attempt)
         self.failure = None
         along = (
             attempt.add("payout", store.put_item(self.stored))
-            .add("debit", accounts.debit_item(user_id, currency, amount))
+            .extend(accounts.debit(user_id, currency, amount, seen))
         )  # fmt: skip
         return Admission(self.payout_id, kept, along)
 
