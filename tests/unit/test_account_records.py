@@ -38,7 +38,13 @@ profiles = st.builds(
     created_at=text,
     updated_at=st.none() | text,
 )
-balances = st.builds(store.StoredBalance, user_id=text, currency=currencies, available=ints)
+balances = st.builds(
+    store.StoredBalance,
+    user_id=text,
+    currency=currencies,
+    available=ints,
+    shard=st.none() | st.integers(min_value=0, max_value=89),
+)
 payment_methods = st.builds(
     store.PaymentMethod,
     user_id=text,

@@ -41,7 +41,8 @@ def operation(
     monkeypatch: pytest.MonkeyPatch, *, balance: int, amount: int = 3_000, **card: Any
 ) -> create.PayoutOperation:
     monkeypatch.setattr(create.velocity, "read", lambda user: History(user, 0, (), 10**12))
-    monkeypatch.setattr(create.accounts, "available", lambda user, currency: balance)
+    held = create.accounts.Held(balance, {})
+    monkeypatch.setattr(create.accounts, "held", lambda user, currency: held)
     monkeypatch.setattr(create.idempotency, "get", lambda scope: None)  # a new key
     scope = idempotency.scope(USER, "k", "POST /v1/payouts", {"amount": amount})
     request = PayoutRequest(amount=amount, currency="USD")

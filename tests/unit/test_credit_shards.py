@@ -1,0 +1,117 @@
+"""A hot payee's credit shards (cashew.accounts.store): which shard a credit goes to, the
+shard's key, and the debit that empties shards into the main item, moving money only."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from cashew import dynamo
+from cashew.accounts import face, store
+from cashew.config import get_settings
+
+
+def _update(write: dynamo.Write) -> tuple[str, dict[str, Any]]:
+    """(sort key, expression values) of a transaction's Update item."""
+    update = write["Update"]
+    key = dynamo.deserialize(update["Key"])
+    return str(key["sk"]), dynamo.deserialize(update.get("ExpressionAttributeValues", {}))
+
+
+def test_a_credit_goes_to_the_same_shard_for_the_same_payment_and_spreads_over_all() -> None:
+    shards = [store.credit_shard(f"pay_{i}", 32) for i in range(3_200)]
+    assert shards[:50] == [store.credit_shard(f"pay_{i}", 32) for i in range(50)]
+    counts = Counter(shards)
+    assert set(counts) == set(range(32))
+    assert max(counts.values()) < 2 * 3_200 / 32  # none takes twice its share
+
+
+def test_a_shards_key_sorts_with_its_balance_and_reads_back() -> None:
+    shard = store.StoredBalance("usr_1", "EUR", 700, 7)
+    item = shard.to_item()
+    assert item["sk"] == "BALANCE#EUR#07"
+    assert item["sk"].startswith("BALANCE#EUR")
+    assert store.StoredBalance.from_item(item) == shard
+    assert store.StoredBalance("usr_1", "EUR", 5).to_item()["sk"] == "BALANCE#EUR"
+
+
+@pytest.mark.parametrize("sk", ["BALANCE#EUR#7", "BALANCE#EUR#x1", "BALANCE#EUR#007"])
+def test_a_malformed_shard_key_is_not_read_as_a_balance(sk: str) -> None:
+    with pytest.raises(ValueError, match="not a credit shard"):
+        store.StoredBalance.from_item({"pk": "USER#u", "sk": sk, "currency": "EUR", "available": 1})
+
+
+def test_an_item_whose_currency_is_not_its_keys_is_not_read() -> None:
+    with pytest.raises(ValueError, match="currency"):
+        store.StoredBalance.from_item(
+            {"pk": "USER#u", "sk": "BALANCE#EUR#01", "currency": "USD", "available": 1}
+        )
+
+
+def test_a_hot_payee_gets_shard_credits_and_others_the_main_item(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CASHEW_HOT_PAYEES", "usr_hot, usr_other_hot")
+    monkeypatch.setenv("CASHEW_HOT_PAYEE_SHARDS", "8")
+    get_settings.cache_clear()
+    sk, _ = _update(face.credit_item("usr_hot", "USD", 5, spread_by="pay_1"))
+    assert sk == f"BALANCE#USD#{store.credit_shard('pay_1', 8):02d}"
+    assert _update(face.credit_item("usr_cold", "USD", 5, spread_by="pay_1"))[0] == "BALANCE#USD"
+    # a credit with nothing to spread it by (a refund's back to its payer) stays on the main item
+    assert _update(face.credit_item("usr_hot", "USD", 5))[0] == "BALANCE#USD"
+
+
+@pytest.mark.parametrize("value", ["usr_1,usr 2", "usr_1;usr_2", "x" * 65])
+def test_a_malformed_hot_payee_list_fails_the_settings(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("CASHEW_HOT_PAYEES", value)
+    with pytest.raises(ValidationError):
+        get_settings()
+
+
+@pytest.mark.parametrize("shards", ["1", "91"])
+def test_the_shard_count_is_bounded(monkeypatch: pytest.MonkeyPatch, shards: str) -> None:
+    monkeypatch.setenv("CASHEW_HOT_PAYEE_SHARDS", shards)
+    with pytest.raises(ValidationError):
+        get_settings()
+
+
+held_balances = st.builds(
+    store.Held,
+    main=st.integers(0, 10_000),
+    shards=st.dictionaries(st.integers(0, 31), st.integers(0, 10_000), max_size=8),
+)
+
+
+@given(held_balances, st.integers(1, 50_000))
+def test_a_debit_moves_only_the_money_it_takes(seen: store.Held, amount: int) -> None:
+    items = dict(store.debit_items("usr_1", "USD", amount, seen))
+    main_sk, main_values = _update(items.pop("debit"))
+    assert main_sk == "BALANCE#USD"
+    if seen.main >= amount or seen.total < amount:
+        # the main item alone: it holds enough, or the debit fails as it must
+        assert items == {} and main_values == {":amount": amount}
+        return
+    # Each shard emptied of what it was seen to hold, and only if it still holds that
+    swept = 0
+    for name, write in items.items():
+        sk, values = _update(write)
+        shard = int(sk.rpartition("#")[2])
+        assert name == f"{store.SWEEP}{shard:02d}"
+        assert values == {":held": seen.shards[shard]} and seen.shards[shard] > 0
+        assert write["Update"]["ConditionExpression"] == "available >= :held"
+        swept += seen.shards[shard]
+    # the main item gets their sum less the amount, and must hold what the shards do not give
+    assert main_values[":change"] == swept - amount
+    need = amount - swept
+    assert main_values.get(":need") == (need if need > 0 else None)
+    assert seen.main + swept >= amount
+    # the fullest shards, no more than it takes: without the last one swept, not enough
+    fewest = min(seen.shards[int(n[len(store.SWEEP) :])] for n in items)
+    assert seen.main + swept - fewest < amount
