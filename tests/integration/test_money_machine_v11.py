@@ -111,9 +111,9 @@ class _Flaky:
         return answer
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def stack() -> Iterator[Stack]:
-    """This module's own embedded endpoint (the audit must see only this test's users)."""
+    """Each test's own embedded endpoint (the audit must see only the test's users)."""
     with running_stack(separate=True) as running:
         yield running
 
@@ -441,9 +441,11 @@ def _member(stack: Any, user: Any) -> Member:
     return Member(user.id, Caller(user.id, user.session_id, "user"), cards)
 
 
+@pytest.mark.parametrize("hot", [False, True], ids=["payees", "hot-payees"])
 def test_money_is_conserved_with_payouts_3ds_webhooks_timeouts_and_reconciliation(
-    stack, new_user, monkeypatch
+    stack, new_user, monkeypatch, hot
 ):
+    """Also with every member a hot payee (credit shards that payouts and refunds empty)."""
     running = stack
     monkeypatch.setenv("CASHEW_FRAUD_MAX_PAYMENTS_10MIN", "1000000")
     monkeypatch.setenv("CASHEW_FRAUD_MAX_AMOUNT_24H", "1000000000000")
@@ -454,6 +456,10 @@ def test_money_is_conserved_with_payouts_3ds_webhooks_timeouts_and_reconciliatio
     monkeypatch.setattr("cashew.payouts.settle.get_gateway", lambda: flaky)
     monkeypatch.setattr("cashew.payments.create.get_gateway", lambda: flaky)
     users = tuple(_member(stack, new_user(f"Member {i}")) for i in range(USERS))
+    if hot:
+        monkeypatch.setenv("CASHEW_HOT_PAYEES", ",".join(user.id for user in users))
+        monkeypatch.setenv("CASHEW_HOT_PAYEE_SHARDS", "3")
+        get_settings.cache_clear()
 
     class Machine(MoneyMachineV11):
         members = users

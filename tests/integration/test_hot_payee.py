@@ -1,0 +1,155 @@
+"""A hot payee (CASHEW_HOT_PAYEES): its payments' credits spread over credit shards, which its
+own debits (payments, refunds, payouts) empty into its main balance item, against the
+embedded endpoint. Conservation under any sequence is the money machines' (both run with every
+member hot); here: the shards, the races and the refusals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from cashew import dynamo
+from cashew.accounts import face as accounts
+from cashew.config import get_settings
+from cashew.errors import ConflictError, NotFoundError
+from cashew.identity import Caller
+from cashew.payments import create
+from cashew.payments.models import PaymentRequest
+from tests.integration.conftest import add_card, balance, pay, top_up
+
+SHARDS = 4
+
+
+@pytest.fixture
+def hot(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
+    """The set of hot payees: add a user's id to make them one."""
+    chosen: set[str] = set()
+
+    def hot_now() -> None:
+        monkeypatch.setenv("CASHEW_HOT_PAYEES", ",".join(sorted(chosen)))
+        monkeypatch.setenv("CASHEW_HOT_PAYEE_SHARDS", str(SHARDS))
+        get_settings.cache_clear()
+
+    class Chosen(set[str]):
+        def add(self, user_id: str) -> None:
+            super().add(user_id)
+            hot_now()
+
+    chosen = Chosen()
+    yield chosen
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def _request(payee_id: str, amount: int) -> PaymentRequest:
+    return PaymentRequest.model_validate(
+        {"amount": amount, "currency": "USD", "payee_id": payee_id, "source": {"type": "balance"}}
+    )
+
+
+def test_a_hot_payees_credits_spread_over_shards_and_read_as_one_balance(stack, new_user, hot):
+    # Given a hot merchant and a payer with 2,000
+    merchant, payer = new_user("Merchant"), new_user()
+    hot.add(merchant.id)
+    top_up(stack, payer, add_card(stack, payer), 2_000)
+    # When the payer makes 20 payments of 100 to it, 10 at a time
+    caller = Caller(payer.id, payer.session_id, "user")
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(
+            pool.map(
+                lambda i: create.create_payment(caller, _request(merchant.id, 100), f"hot-{i}"),
+                range(20),
+            )
+        )
+    # Then every payment succeeds; the credits are on several shards, none on the main item
+    assert [r.model.status for r in results] == ["succeeded"] * 20
+    held = accounts.held(merchant.id, "USD")
+    assert held.main == 0 and len(held.shards) >= 2, held
+    assert set(held.shards) <= set(range(SHARDS))
+    # and every reader sees one balance: the sum
+    assert held.total == 2_000
+    assert balance(stack, merchant) == 2_000
+    assert balance(stack, payer) == 0
+
+
+def test_a_hot_payees_debit_takes_its_shards_money_and_never_overdraws(stack, new_user, hot):
+    # Given a hot merchant holding 1,000, all of it in its credit shards
+    merchant, payer, supplier = new_user("Merchant"), new_user(), new_user("Supplier")
+    hot.add(merchant.id)
+    top_up(stack, payer, add_card(stack, payer), 1_000)
+    for _ in range(10):
+        assert pay(stack, payer, merchant.id, 100).status == 201
+    assert accounts.held(merchant.id, "USD").main == 0
+    # When it makes 15 payments of 100 at once (stale reads of its shards race each other),
+    # each retried with its key while the answer is "busy"
+    caller = Caller(merchant.id, merchant.session_id, "user")
+
+    def paid(i: int) -> str:
+        for _ in range(50):  # a busy answer moved nothing: the client retries
+            try:
+                return create.create_payment(
+                    caller, _request(supplier.id, 100), f"spend-{i}"
+                ).model.status
+            except ConflictError:
+                continue
+        raise AssertionError("still busy after 50 tries")
+
+    with ThreadPoolExecutor(max_workers=15) as pool:
+        statuses = sorted(pool.map(paid, range(15)))
+    # Then exactly 10 succeed, the other 5 find too little, and no item is below zero
+    assert statuses == ["failed"] * 5 + ["succeeded"] * 10
+    held = accounts.held(merchant.id, "USD")
+    assert held.total == 0 and min([held.main, *held.shards.values()]) == 0, held
+    assert balance(stack, supplier) == 1_000
+
+
+def test_a_debit_on_a_stale_view_of_the_shards_moves_nothing(stack, new_user, hot):
+    # Given a hot merchant with 300 in its shards
+    merchant, payer = new_user("Merchant"), new_user()
+    hot.add(merchant.id)
+    top_up(stack, payer, add_card(stack, payer), 300)
+    for _ in range(3):
+        assert pay(stack, payer, merchant.id, 100).status == 201
+    seen = accounts.held(merchant.id, "USD")
+    # When another debit empties the shards after they were seen
+    accounts.debit(merchant.id, "USD", 300, seen).write()
+    # Then a debit built on the stale view fails on a shard, and writes nothing
+    with pytest.raises(dynamo.TransactionCanceled) as caught:
+        accounts.debit(merchant.id, "USD", 200, seen).write()
+    assert accounts.sweep_failed(caught.value) and accounts.debit_failed(caught.value)
+    assert accounts.held(merchant.id, "USD").total == 0
+    assert accounts.held(merchant.id, "USD").main == 0
+
+
+def test_a_payment_to_an_unknown_hot_payee_is_404_and_moves_nothing(stack, new_user, hot):
+    # Given a hot payee id that is no user's (a configuration naming a user yet to register)
+    payer = new_user()
+    hot.add("usr_00000000000000000000000000")
+    top_up(stack, payer, add_card(stack, payer), 500)
+    # When the payer pays it
+    reply = pay(stack, payer, "usr_00000000000000000000000000", 100)
+    # Then 404, and the payer keeps the money
+    assert (reply.status, reply.code) == (404, "not_found"), reply.body
+    assert balance(stack, payer) == 500
+    with pytest.raises(NotFoundError):
+        accounts.payee_check("usr_00000000000000000000000000")
+
+
+def test_a_hot_payees_payment_transaction_holds_no_profile_check(stack, new_user, hot):
+    # Given a hot merchant (its existence read once, not held by every payment's transaction)
+    merchant, payer = new_user("Merchant"), new_user()
+    hot.add(merchant.id)
+    top_up(stack, payer, add_card(stack, payer), 100)
+    assert accounts.payee_check(merchant.id) is None
+    # When a payment is made to it, then the transaction names no payee check and a shard credit
+    caller = Caller(payer.id, payer.session_id, "user")
+    operation = create.BalancePayment(caller, _request(merchant.id, 100), None)  # type: ignore[arg-type]
+    operation.admit()
+    commit = operation.commit(None)
+    assert "payee" not in commit.items.names
+    assert (
+        create.create_payment(caller, _request(merchant.id, 100), "one").model.status == "succeeded"
+    )
+    assert accounts.held(merchant.id, "USD").main == 0
