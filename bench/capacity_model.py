@@ -119,9 +119,10 @@ def limits(
                       rate / totals.SHARDS, DYNAMODB_ITEM_TRANSACTIONS_PER_S, "tx/s",
                       "more shards (cashew.ledger.totals.SHARDS)"))  # fmt: skip
     hot_share = 0.5  # one merchant receiving half of all payments
-    rows.append(Limit("DynamoDB: a hot payee's balance item (half of all payments)",
-                      rate * hot_share, DYNAMODB_ITEM_TRANSACTIONS_PER_S, "tx/s",
-                      "planned: sharded credit items summed on read"))  # fmt: skip
+    payee_shards = int(params["HotPayeeShards"])  # once the payee is named in HotPayees
+    rows.append(Limit(f"DynamoDB: a hot payee's credit shard (one of {payee_shards})",
+                      rate * hot_share / payee_shards, DYNAMODB_ITEM_TRANSACTIONS_PER_S, "tx/s",
+                      f"parameters HotPayees and HotPayeeShards ({payee_shards})"))  # fmt: skip
     chain_ms = _chain_append_ms(results)
     rows.append(Limit("Log: a hot payee's chain appends (one at a time)", rate * hot_share,
                       1000 / chain_ms, "entries/s",

@@ -151,3 +151,7 @@ def test_the_capacity_model_reads_the_templates_parameters_and_their_overrides()
         results, 10_000, template, {"PublisherParallelizationFactor": "4"}
     )
     assert share(faster, "Streams") == pytest.approx(share(default, "Streams") / 2)
+    # a hot payee's half of the payments spreads over its credit shards
+    assert share(default, "DynamoDB: a hot payee's credit shard") == pytest.approx(5000 / 32 / 250)
+    wider = capacity_model.limits(results, 10_000, template, {"HotPayeeShards": "64"})
+    assert share(wider, "DynamoDB: a hot payee's credit shard") == pytest.approx(5000 / 64 / 250)
