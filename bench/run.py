@@ -30,7 +30,10 @@ What is measured, and how:
    `mfa_required` with an mfa_token), `login_mfa` the second (the code: the session and
    its email). `authorizer` is one decision on a live session's access token.
    `payout` is a payout of the balance to an approved card (paid); `get_payout` and
-   `list_payouts` read one and the list. `--only payout,...` measures only the named
+   `list_payouts` read one and the list. `hot_payee_payment`, `hot_payee_balances` and
+   `hot_payee_refund` are a balance payment to, the balances of, and a refund by a payee
+   named in CASHEW_HOT_PAYEES (credit shards; the refund's payee has nothing in its main
+   balance item, so it sweeps a shard). `--only payout,...` measures only the named
    operations (no import times, throughput runs or results file).
    `send_emails` is one invocation of the email consumer with the bus event of one balance
    payment (its log entries written): one outcome, two emails (payer and payee).
@@ -113,6 +116,8 @@ REFUND_AMOUNT = 40
 # refund, get_payment, list_refunds, get_transaction, open_dispute and the two
 # resolve_dispute operations (the card payments take nothing from the balance).
 BALANCE_PAYMENTS = 11  # the operations that pay from the balance (payouts among them)
+HOT_PAYEE_CREDITS = 2  # payments to each fresh hot payee before its refund: two shards
+HOT_PAYEE_PAYMENTS = 1 + HOT_PAYEE_CREDITS  # per invocation of hot_payee_payment and _refund
 MAX_TOP_UP = 100_000  # under the risk screening's limit for a new card
 
 
@@ -160,7 +165,8 @@ def operations(driver: Driver, invocations: int, receiver: Receiver) -> list[Ope
     payer, payee = driver.new_account(), driver.new_account()
     card = driver.add_card(payer)
     processing_card = driver.add_card(payer, PROCESSING_CARD)
-    needed = BALANCE_PAYMENTS * invocations * PAYMENT_AMOUNT
+    needed = (BALANCE_PAYMENTS + HOT_PAYEE_PAYMENTS) * invocations * PAYMENT_AMOUNT
+    needed += HOT_PAYEE_CREDITS * PAYMENT_AMOUNT  # the hot payee's first credits
     for _ in range(math.ceil(needed / MAX_TOP_UP)):
         driver.top_up(payer, card, MAX_TOP_UP)
 
@@ -297,6 +303,7 @@ def operations(driver: Driver, invocations: int, receiver: Receiver) -> list[Ope
         Operation("list_payments", list_payments),
         Operation("list_refunds", list_refunds),
         *payout_operations(driver, payer, card),
+        *hot_payee_operations(driver, payer),
         Operation("logout", logout),
         Operation("list_sessions", get("ListSessionsFunction", {"limit": "20"})),
         Operation("revoke_session", revoke_session),
@@ -414,6 +421,38 @@ def payout_operations(driver: Driver, payer: Account, card: str) -> list[Operati
         Operation("get_payout", get_payout),
         Operation("list_payouts", list_payouts),
     ]
+
+
+def hot_payee_operations(driver: Driver, payer: Account) -> list[Operation]:
+    """A hot payee's (CASHEW_HOT_PAYEES) payment, balances and refund. The payment credits
+    a shard and checks no payee in its transaction; each refund's payee is a fresh hot
+    payee with `HOT_PAYEE_CREDITS` payments and nothing in its main balance item, so every
+    refund reads the shards and sweeps one into the debit, as a hot payee's first does."""
+    from cashew.config import get_settings
+
+    def hot_payee() -> Account:
+        account = driver.new_account()
+        named = [p for p in os.environ.get("CASHEW_HOT_PAYEES", "").split(",") if p]
+        os.environ["CASHEW_HOT_PAYEES"] = ",".join([*named, account.id])
+        get_settings.cache_clear()
+        return account
+
+    hot = hot_payee()
+    for _ in range(HOT_PAYEE_CREDITS):
+        driver.pay(payer, hot.id, PAYMENT_AMOUNT)
+
+    def refund() -> Request:
+        payee = hot_payee()
+        paid = [driver.pay(payer, payee.id, PAYMENT_AMOUNT) for _ in range(HOT_PAYEE_CREDITS)]
+        return driver.refund_request(payee, str(paid[0]["id"]), REFUND_AMOUNT)
+
+    return [
+        Operation("hot_payee_payment",
+                  lambda: driver.payment_request(payer, hot.id, PAYMENT_AMOUNT)),
+        Operation("hot_payee_balances",
+                  lambda: driver.api_request("ListBalancesFunction", 200, caller=hot)),
+        Operation("hot_payee_refund", refund),
+    ]  # fmt: skip
 
 
 def mfa_login_operations(driver: Driver) -> list[Operation]:
