@@ -12,6 +12,7 @@ import pytest
 
 from cashew import dynamo
 from cashew.accounts import face as accounts
+from cashew.accounts import store
 from cashew.config import get_settings
 from cashew.errors import ConflictError, NotFoundError
 from cashew.identity import Caller
@@ -121,6 +122,32 @@ def test_a_debit_on_a_stale_view_of_the_shards_moves_nothing(stack, new_user, ho
     assert accounts.sweep_failed(caught.value) and accounts.debit_failed(caught.value)
     assert accounts.held(merchant.id, "USD").total == 0
     assert accounts.held(merchant.id, "USD").main == 0
+
+
+def test_a_refusal_rests_on_a_snapshot_not_on_a_torn_query(stack, new_user, hot, monkeypatch):
+    # Given a hot merchant with 300 in its credit shards and nothing in its main item
+    merchant, payer, supplier = new_user("Merchant"), new_user(), new_user("Supplier")
+    hot.add(merchant.id)
+    top_up(stack, payer, add_card(stack, payer), 300)
+    for _ in range(3):
+        assert pay(stack, payer, merchant.id, 100).status == 201
+    seen = accounts.held(merchant.id, "USD")
+    assert (seen.main, seen.total) == (0, 300)
+    # When every Query sees a sweep half applied (the shards emptied, the main item not yet
+    # credited: a Query is only read-committed against a transaction)
+    torn = store.Held(0, dict.fromkeys(seen.shards, 0))
+    monkeypatch.setattr(store, "_held_query", lambda *_: torn)
+    # Then a read for a debit of 250 confirms the shortfall on a snapshot, and finds 300
+    assert accounts.held(merchant.id, "USD").total == 0  # no amount: the Query as it is
+    assert accounts.held(merchant.id, "USD", at_least=250) == seen
+    # and the merchant's payment of 250 succeeds, not failed for want of money
+    caller = Caller(merchant.id, merchant.session_id, "user")
+    outcome = create.create_payment(caller, _request(supplier.id, 250), "torn-read")
+    assert outcome.model.status == "succeeded"
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    assert accounts.held(merchant.id, "USD").total == 50
+    assert balance(stack, supplier) == 250
 
 
 def test_a_payment_to_an_unknown_hot_payee_is_404_and_moves_nothing(stack, new_user, hot):

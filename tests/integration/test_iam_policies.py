@@ -52,6 +52,14 @@ MONEY_FUNCTIONS = (
     "CreateRefundFunction", "GatewayWebhookFunction", "ResolveDisputeFunction",
     "CreatePayoutFunction",
 )  # fmt: skip
+# The calls authorised once for each table (or bus) they name: (action, those names).
+_PER_TARGET: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
+    "TransactGetItems": (  # each item as its own GetItem
+        "dynamodb:GetItem", lambda params: [i["Get"]["TableName"] for i in params["TransactItems"]]
+    ),
+    "BatchGetItem": ("dynamodb:BatchGetItem", lambda params: list(params["RequestItems"])),
+    "PutEvents": ("events:PutEvents", lambda p: [e["EventBusName"] for e in p["Entries"]]),
+}  # fmt: skip
 _KEY_ATTRIBUTES = {"pk", "sk"}
 _NOT_ATTRIBUTES = {
     "SET", "ADD", "REMOVE", "DELETE", "AND", "OR", "NOT", "BETWEEN", "IN", "attribute_exists",
@@ -162,13 +170,10 @@ class _Recorder:
             identity = address if address in self.by_physical else address.rpartition("@")[2]
             self._use("ses:SendEmail", identity)
             return
-        if model.name == "BatchGetItem":  # authorised on each table it reads
-            for table in params["RequestItems"]:
-                self._use("dynamodb:BatchGetItem", table)
-            return
-        if model.name == "PutEvents":  # each entry names its bus
-            for entry in params["Entries"]:
-                self._use("events:PutEvents", entry["EventBusName"])
+        if model.name in _PER_TARGET:  # authorised on each table or bus it names
+            action, targets = _PER_TARGET[model.name]
+            for target in targets(params):
+                self._use(action, target)
             return
         target = next(params[name] for name in _TARGET_PARAMS if name in params)
         action = _AUTHORISED_AS.get(model.name, f"{service}:{model.name}")
@@ -1099,3 +1104,85 @@ def test_the_public_logins_check_credentials_only(function_id):
         assert condition.get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys") == [
             "EMAIL#*"
         ], (function_id, statement)
+
+
+def _read_grants(function_id: str, action: str) -> list[set[str] | None]:
+    """The attributes each of `function_id`'s statements lets `action` read of the accounts
+    table's USER# items: None for a statement that names none (any attribute)."""
+    policies = load_template()["Resources"][function_id]["Properties"]["Policies"]
+    grants: list[set[str] | None] = []
+    for statement in (s for p in policies for s in p["Statement"]):
+        actions = statement["Action"]
+        if statement["Resource"] != {"Fn::GetAtt": ["AccountsTable", "Arn"]} or action not in (
+            [actions] if isinstance(actions, str) else actions
+        ):
+            continue
+        condition = statement.get("Condition")
+        if condition is None:
+            grants.append(None)
+        elif condition.get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys") == ["USER#*"]:
+            named = condition.get("ForAllValues:StringEquals", {}).get("dynamodb:Attributes")
+            grants.append(None if named is None else set(named))
+    return grants
+
+
+def test_a_hot_payees_balance_reads_ask_only_for_what_their_grants_allow(
+    stack, new_user, recorder, monkeypatch
+):
+    # Given a hot merchant whose money is in its credit shards (CASHEW_HOT_PAYEES)
+    from cashew.config import get_settings
+    from tests.integration.test_payouts import payout
+
+    merchant, payer, supplier = new_user("Merchant"), new_user(), new_user("Supplier")
+    monkeypatch.setenv("CASHEW_HOT_PAYEES", merchant.id)
+    get_settings.cache_clear()
+    top_up(stack, payer, add_card(stack, payer), 300)
+    paid = [pay(stack, payer, merchant.id, 100).body for _ in range(3)]
+    card = add_card(stack, merchant)
+    reads: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+    function: list[str] = []
+
+    def spy(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name == "Query" and params["TableName"] == stack.env["CASHEW_ACCOUNTS_TABLE"]:
+            reads[function[0]].append(("dynamodb:Query", params))
+        if model.name == "TransactGetItems":
+            reads[function[0]].extend(
+                ("dynamodb:GetItem", i["Get"]) for i in params["TransactItems"]
+            )
+
+    def run(function_id: str, operation: Callable[[], Any]) -> Any:
+        function[:] = [function_id]
+        with recorder.acting_as(function_id):
+            aws.session().events.register("before-parameter-build", spy)
+            return operation()
+
+    # When, as their functions, it pays, refunds and pays out more than its shards hold,
+    # each read of its balance ending in the snapshot that confirms the shortfall
+    assert (
+        run("CreatePaymentFunction", lambda: pay(stack, merchant, supplier.id, 400)).body[
+            "failure_code"
+        ]
+        == "insufficient_funds"
+    )
+    assert (
+        run("CreatePayoutFunction", lambda: payout(stack, merchant, 400, card)).body["failure_code"]
+        == "insufficient_funds"
+    )
+    assert pay(stack, merchant, supplier.id, 250).status == 201  # (50 left)
+    refund = run("CreateRefundFunction", lambda: stack.call("CreateRefundFunction",
+        "payments/create_refund.json", authorizer=merchant.authorizer,
+        path={"id": paid[0]["id"]}, body={"amount": 100},
+        headers={"Idempotency-Key": str(uuid.uuid4())}))  # fmt: skip
+    assert refund.status == 409, refund.body
+    # Then each read was a snapshot of the balance's items too, granted, and asked only for
+    # attributes a statement of its function's allows
+    assert recorder.ungranted() == {}
+    for function_id in ("CreatePaymentFunction", "CreatePayoutFunction", "CreateRefundFunction"):
+        actions = {action for action, _ in reads[function_id]}
+        assert actions == {"dynamodb:Query", "dynamodb:GetItem"}, (function_id, actions)
+        for action, params in reads[function_id]:
+            named = {n.strip() for n in params["ProjectionExpression"].split(",")}
+            named = {params.get("ExpressionAttributeNames", {}).get(n, n) for n in named}
+            assert any(g is None or named <= g for g in _read_grants(function_id, action)), (
+                function_id, action, named,
+            )  # fmt: skip

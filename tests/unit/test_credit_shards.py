@@ -15,6 +15,8 @@ from cashew import dynamo
 from cashew.accounts import face, store
 from cashew.config import get_settings
 
+HOT, OTHER_HOT, COLD = (f"usr_{c * 26}" for c in "HOC")
+
 
 def _update(write: dynamo.Write) -> tuple[str, dict[str, Any]]:
     """(sort key, expression values) of a transaction's Update item."""
@@ -40,7 +42,16 @@ def test_a_shards_key_sorts_with_its_balance_and_reads_back() -> None:
     assert store.StoredBalance("usr_1", "EUR", 5).to_item()["sk"] == "BALANCE#EUR"
 
 
-@pytest.mark.parametrize("sk", ["BALANCE#EUR#7", "BALANCE#EUR#x1", "BALANCE#EUR#007"])
+@pytest.mark.parametrize(
+    "sk",
+    [
+        "BALANCE#EUR#7",
+        "BALANCE#EUR#x1",
+        "BALANCE#EUR#007",
+        "BALANCE#EUR#\u0660\u0663",
+        "BALANCE#EUR#90",
+    ],
+)
 def test_a_malformed_shard_key_is_not_read_as_a_balance(sk: str) -> None:
     with pytest.raises(ValueError, match="not a credit shard"):
         store.StoredBalance.from_item({"pk": "USER#u", "sk": sk, "currency": "EUR", "available": 1})
@@ -56,17 +67,26 @@ def test_an_item_whose_currency_is_not_its_keys_is_not_read() -> None:
 def test_a_hot_payee_gets_shard_credits_and_others_the_main_item(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("CASHEW_HOT_PAYEES", "usr_hot, usr_other_hot")
+    monkeypatch.setenv("CASHEW_HOT_PAYEES", f"{HOT}, {OTHER_HOT}")
     monkeypatch.setenv("CASHEW_HOT_PAYEE_SHARDS", "8")
     get_settings.cache_clear()
-    sk, _ = _update(face.credit_item("usr_hot", "USD", 5, spread_by="pay_1"))
+    sk, _ = _update(face.credit_item(HOT, "USD", 5, spread_by="pay_1"))
     assert sk == f"BALANCE#USD#{store.credit_shard('pay_1', 8):02d}"
-    assert _update(face.credit_item("usr_cold", "USD", 5, spread_by="pay_1"))[0] == "BALANCE#USD"
+    assert _update(face.credit_item(COLD, "USD", 5, spread_by="pay_1"))[0] == "BALANCE#USD"
     # a credit with nothing to spread it by (a refund's back to its payer) stays on the main item
-    assert _update(face.credit_item("usr_hot", "USD", 5))[0] == "BALANCE#USD"
+    assert _update(face.credit_item(HOT, "USD", 5))[0] == "BALANCE#USD"
 
 
-@pytest.mark.parametrize("value", ["usr_1,usr 2", "usr_1;usr_2", "x" * 65])
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"{HOT},usr 2",
+        f"{HOT};{OTHER_HOT}",
+        HOT.lower(),  # a typo would leave the payee cold without a word
+        HOT + "0",
+        ",".join(f"usr_{i:026d}" for i in range(51)),  # more than the environment holds
+    ],
+)
 def test_a_malformed_hot_payee_list_fails_the_settings(
     monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:

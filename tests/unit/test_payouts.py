@@ -42,7 +42,7 @@ def operation(
 ) -> create.PayoutOperation:
     monkeypatch.setattr(create.velocity, "read", lambda user: History(user, 0, (), 10**12))
     held = create.accounts.Held(balance, {})
-    monkeypatch.setattr(create.accounts, "held", lambda user, currency: held)
+    monkeypatch.setattr(create.accounts, "held", lambda user, currency, at_least=None: held)
     monkeypatch.setattr(create.idempotency, "get", lambda scope: None)  # a new key
     scope = idempotency.scope(USER, "k", "POST /v1/payouts", {"amount": amount})
     request = PayoutRequest(amount=amount, currency="USD")

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, cast, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from cashew.ids import PATTERNS
 from cashew.money import Currency
 
 CURRENCIES: tuple[str, ...] = get_args(Currency)
@@ -96,7 +97,7 @@ def parse_origins(value: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-_USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_HOT_PAYEES = 50  # their ids must fit Lambda's 4 KB of environment with the rest
 
 
 def parse_user_ids(value: object) -> frozenset[str]:
@@ -108,8 +109,10 @@ def parse_user_ids(value: object) -> frozenset[str]:
     else:
         raise ValueError("expected comma-separated user ids")
     for user_id in items:
-        if not _USER_ID.fullmatch(user_id):
+        if not PATTERNS["usr"].fullmatch(user_id):
             raise ValueError(f"{user_id!r} is not a user id")
+    if len(set(items)) > MAX_HOT_PAYEES:
+        raise ValueError(f"at most {MAX_HOT_PAYEES} hot payees")
     return frozenset(items)
 
 

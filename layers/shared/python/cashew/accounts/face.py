@@ -31,7 +31,6 @@ __all__ = [
     "UnreadableBalance",
     "admin_emails",
     "all_balances",
-    "available",
     "balances_of",
     "card_update_item",
     "credit_item",
@@ -75,16 +74,12 @@ def credit_item(
     return store.credit_item(user_id, currency, amount, shard)
 
 
-def held(user_id: str, currency: str) -> Held:
+def held(user_id: str, currency: str, *, at_least: int | None = None) -> Held:
     """The user's balance in `currency` as its items hold it now: one strongly consistent
-    Query (`Held.total` is the balance; 0 when none)."""
-    return store.held(user_id, currency)
-
-
-def available(user_id: str, currency: str) -> int:
-    """The user's balance in `currency` now (0 when none): one strongly consistent read, for
-    an operation that answers `insufficient_funds` rather than try a debit it knows fails."""
-    return store.held(user_id, currency).total
+    Query (`Held.total` is the balance; 0 when none). Given `at_least`, the amount of a debit
+    that a total below it refuses, a shortfall among credit shards is confirmed on a
+    snapshot of the items (a Query may see another debit's sweep half applied)."""
+    return store.held(user_id, currency, at_least=at_least)
 
 
 def debit(user_id: str, currency: str, amount: int, seen: Held | None = None) -> dynamo.Transaction:

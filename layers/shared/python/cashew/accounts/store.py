@@ -34,6 +34,7 @@ Items (pk / sk), each kind a record class below with its `to_item` / `from_item`
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
@@ -187,6 +188,10 @@ class StoredBalance:
         return cls(_user_of(item), currency, available, shard)
 
 
+_SHARD = re.compile(r"[0-9]{2}")  # ASCII digits: str.isdigit takes others
+MAX_SHARDS = 90  # CASHEW_HOT_PAYEE_SHARDS at most: shard numbers 00..89
+
+
 def _balance_sk(currency: str, shard: int | None = None) -> str:
     return f"BALANCE#{currency}" if shard is None else f"BALANCE#{currency}#{shard:02d}"
 
@@ -196,7 +201,7 @@ def _balance_key_of(sk: str) -> tuple[str, int | None]:
     currency, hash_sign, shard = sk.removeprefix("BALANCE#").partition("#")
     if not hash_sign:
         return currency, None
-    if len(shard) != 2 or not shard.isdigit():
+    if not _SHARD.fullmatch(shard) or int(shard) >= MAX_SHARDS:
         raise ValueError(f"not a credit shard: {sk}")
     return currency, int(shard)
 
@@ -772,9 +777,35 @@ def credit_item(user_id: str, currency: str, amount: int, shard: int | None = No
     )
 
 
-def held(user_id: str, currency: str) -> Held:
+def held(user_id: str, currency: str, *, at_least: int | None = None) -> Held:
     """The user's balance items in `currency` (0 when none): one strongly consistent Query
-    (the main item and its shards sort together), projected to the key and `available`."""
+    (the main item and its shards sort together), projected to the key and `available`.
+
+    A Query is only read-committed against a transaction: a debit's sweep committing while
+    it runs may show shards emptied and not yet the main item's gain, a sum too low. So
+    when the items include credit shards and their sum is below `at_least` (an amount to be
+    refused for want of money), the items found are read again as one snapshot
+    (TransactGetItems): a refusal rests on a balance that was, at one moment, that low.
+    A shard created by a credit after the Query is not in the snapshot: that credit came
+    after the moment the balance is judged at."""
+    seen = _held_query(user_id, currency)
+    if at_least is None or not seen.shards or seen.total >= at_least:
+        return seen
+    keys = [{"pk": _user(user_id), "sk": _balance_sk(currency, shard)}
+            for shard in (None, *sorted(seen.shards))]  # fmt: skip
+    main, shards = 0, {}
+    for item in dynamo.transact_get(_table(), keys, ("pk", "sk", "available")):
+        if item is None:  # the main item before its first credit or sweep
+            continue
+        _, shard = _balance_key_of(str(item["sk"]))
+        if shard is None:
+            main = int(item["available"])
+        else:
+            shards[shard] = int(item["available"])
+    return Held(main, shards)
+
+
+def _held_query(user_id: str, currency: str) -> Held:
     response = aws.dynamodb().query(
         TableName=_table(),
         KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",

@@ -306,7 +306,11 @@ class Refund:
             .add("refunded", payments.refund_item(payment, amount, now))
             .add("refund", payments.put_refund_item(self.refund, payment, None, self.scope.pk))
             # Read first: a hot payee's money may be in its balance's credit shards.
-            .extend(accounts.debit(payee, currency, amount, accounts.held(payee, currency)))
+            .extend(
+                accounts.debit(
+                    payee, currency, amount, accounts.held(payee, currency, at_least=amount)
+                )
+            )
         )
         if not self.by_card:  # completes with the record, in commit
             credit = accounts.credit_item(payment.payer_id, currency, amount, spread_by=work_id)

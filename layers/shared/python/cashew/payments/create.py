@@ -51,7 +51,7 @@ from cashew.payments.models import (
 )
 
 BLOCKED_MESSAGE = "the payment was blocked by risk screening"
-DEBIT_READS = 3  # reads of a balance whose debit failed, to take its credit shards' money
+DEBIT_READS = 3  # debits rebuilt on a read of the balance, to take its credit shards' money
 
 
 def create_payment(caller: Caller, request: PaymentRequest, key: str) -> Outcome[PaymentResponse]:
@@ -236,8 +236,10 @@ class BalancePayment:
     exists and the payee's credit, with the completed idempotency record. A hot payee's
     credit goes to one of its credit shards and has no existence check (a hot payee is
     named by the operator and read once per process); a payer whose main balance item
-    holds too little has its shards read and swept into the debit, at most DEBIT_READS
-    times, and a sweep that keeps losing races is a 409 the client may retry."""
+    holds too little has its balance read and its shards swept into the debit, rebuilt at
+    most DEBIT_READS times; a debit that keeps losing races to others is a 409 the client may
+    retry, and only a read (a snapshot, when shards hold money) that finds too little fails
+    the payment for insufficient funds."""
 
     answer = PaymentResponse
     creates = True
@@ -305,17 +307,16 @@ class BalancePayment:
             raise NotFoundError("payee not found") from exc
         if not accounts.debit_failed(exc):
             return None
+        # The main balance item held too little: its credit shards (a hot payee's) may hold
+        # the rest, or a shard or the main item was debited by another payment meanwhile.
         payment = self.payment
-        if self.reads < DEBIT_READS:
-            # The main balance item held too little: its credit shards (a hot payee's) may
-            # hold the rest, or a shard was emptied by another debit since it was read.
+        seen = accounts.held(payment.payer_id, payment.currency, at_least=payment.amount)
+        if seen.total >= payment.amount:
+            if self.reads == DEBIT_READS:  # the money is there; other debits keep taking it first
+                raise ConflictError("the account is busy; retry the request") from exc
             self.reads += 1
-            seen = accounts.held(payment.payer_id, payment.currency)
-            if seen.total >= payment.amount:
-                self.seen = seen
-                return self.commit(None)
-        elif accounts.sweep_failed(exc):  # nothing written: the client may retry at once
-            raise ConflictError("the account is busy; retry the request") from exc
+            self.seen = seen
+            return self.commit(None)
         low = _with_failure(
             payment, "insufficient_funds", "the balance is too low for this payment"
         )

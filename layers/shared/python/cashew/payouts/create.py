@@ -151,7 +151,7 @@ class PayoutOperation:
         if self.method.current_status() != "active":  # refused in `prepare`
             return Admission(self.payout_id, kept)
         attempt = dynamo.Transaction().add("history", history.record_item(amount, currency))
-        seen = accounts.held(user_id, currency)
+        seen = accounts.held(user_id, currency, at_least=amount)
         if seen.total < amount:
             return self._failed_at_once(kept, "insufficient_funds", LOW_MESSAGE, attempt)
         self.failure = None
