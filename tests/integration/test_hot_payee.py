@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -106,34 +107,40 @@ def test_a_hot_payees_debit_takes_its_shards_money_and_never_overdraws(stack, ne
     assert balance(stack, supplier) == 1_000
 
 
-def test_a_debit_on_a_stale_view_of_the_shards_moves_nothing(stack, new_user, hot):
-    # Given a hot merchant with 300 in its shards
-    merchant, payer = new_user("Merchant"), new_user()
-    hot.add(merchant.id)
-    top_up(stack, payer, add_card(stack, payer), 300)
-    for _ in range(3):
-        assert pay(stack, payer, merchant.id, 100).status == 201
-    seen = accounts.held(merchant.id, "USD")
-    # When another debit empties the shards after they were seen
-    accounts.debit(merchant.id, "USD", 300, seen).write()
-    # Then a debit built on the stale view fails on a shard, and writes nothing
-    with pytest.raises(dynamo.TransactionCanceled) as caught:
-        accounts.debit(merchant.id, "USD", 200, seen).write()
-    assert accounts.sweep_failed(caught.value) and accounts.debit_failed(caught.value)
-    assert accounts.held(merchant.id, "USD").total == 0
-    assert accounts.held(merchant.id, "USD").main == 0
-
-
-def test_a_refusal_rests_on_a_snapshot_not_on_a_torn_query(stack, new_user, hot, monkeypatch):
-    # Given a hot merchant with 300 in its credit shards and nothing in its main item
-    merchant, payer, supplier = new_user("Merchant"), new_user(), new_user("Supplier")
+def _paid_300(stack, new_user, hot, merchant) -> store.Held:
+    """The merchant made hot and paid 100 three times: 300 in its shards, none in its main
+    item; its balance's items as read."""
+    payer = new_user()
     hot.add(merchant.id)
     top_up(stack, payer, add_card(stack, payer), 300)
     for _ in range(3):
         assert pay(stack, payer, merchant.id, 100).status == 201
     seen = accounts.held(merchant.id, "USD")
     assert (seen.main, seen.total) == (0, 300)
-    # When every Query sees a sweep half applied (the shards emptied, the main item not yet
+    return seen
+
+
+def test_a_gathering_on_a_stale_view_of_the_shards_moves_nothing(stack, new_user, hot):
+    # Given a hot merchant with 300 in its shards
+    merchant = new_user("Merchant")
+    seen = _paid_300(stack, new_user, hot, merchant)
+    # When another debit gathers the shards' money and takes it, after they were seen
+    accounts.gather(merchant.id, "USD", 300, seen)
+    assert accounts.held(merchant.id, "USD") == store.Held(300, dict.fromkeys(seen.shards, 0))
+    accounts.debit(merchant.id, "USD", 300).write()
+    # Then a gathering on the stale view moves nothing, and the debit fails on the main item
+    accounts.gather(merchant.id, "USD", 200, seen)
+    assert accounts.held(merchant.id, "USD") == store.Held(0, dict.fromkeys(seen.shards, 0))
+    with pytest.raises(dynamo.TransactionCanceled) as caught:
+        accounts.debit(merchant.id, "USD", 200).write()
+    assert accounts.debit_failed(caught.value)
+
+
+def test_a_refusal_rests_on_a_snapshot_not_on_a_torn_query(stack, new_user, hot, monkeypatch):
+    # Given a hot merchant with 300 in its credit shards and nothing in its main item
+    merchant, supplier = new_user("Merchant"), new_user("Supplier")
+    seen = _paid_300(stack, new_user, hot, merchant)
+    # When every Query sees a move half applied (the shards emptied, the main item not yet
     # credited: a Query is only read-committed against a transaction)
     torn = store.Held(0, dict.fromkeys(seen.shards, 0))
     monkeypatch.setattr(store, "_held_query", lambda *_: torn)
@@ -180,3 +187,46 @@ def test_a_hot_payees_payment_transaction_holds_no_profile_check(stack, new_user
         create.create_payment(caller, _request(merchant.id, 100), "one").model.status == "succeeded"
     )
     assert accounts.held(merchant.id, "USD").main == 0
+
+
+def test_a_hot_payees_whole_balance_is_paid_out_after_its_shards_are_gathered(stack, new_user, hot):
+    # Given a hot merchant with 300 in its shards and a card to be paid out to
+    from tests.integration.test_payouts import payout
+
+    merchant = new_user("Merchant")
+    seen = _paid_300(stack, new_user, hot, merchant)
+    card = add_card(stack, merchant)
+    # When it pays out all of it
+    paid = payout(stack, merchant, 300, card)
+    # Then the payout is paid, the shards were emptied into the main item and it is all gone
+    assert (paid.status, paid.body["status"]) == (201, "paid"), paid.body
+    assert accounts.held(merchant.id, "USD") == store.Held(0, dict.fromkeys(seen.shards, 0))
+
+
+def test_a_refund_by_a_payee_hot_before_gathers_and_asks_for_a_retry(
+    stack, new_user, hot, monkeypatch
+):
+    # Given a merchant paid while hot (300 in its shards), then no longer named hot
+    merchant = new_user("Merchant")
+    _paid_300(stack, new_user, hot, merchant)
+    payments_made = stack.call(
+        "ListPaymentsFunction", "payments/list_payments.json",
+        authorizer=merchant.authorizer, query={"role": "payee"},
+    ).body["data"]  # fmt: skip
+    monkeypatch.setenv("CASHEW_HOT_PAYEES", "")
+    get_settings.cache_clear()
+
+    def refund(key: str) -> Any:
+        return stack.call("CreateRefundFunction", "payments/create_refund.json",
+            authorizer=merchant.authorizer, path={"id": payments_made[0]["id"]},
+            body={"amount": 100}, headers={"Idempotency-Key": key})  # fmt: skip
+
+    # When it refunds a payment: its main item holds nothing
+    first = refund("refund-1")
+    # Then it is asked to retry (its shards' money gathered meanwhile), and the retry with
+    # the same key refunds
+    assert (first.status, first.body["code"]) == (409, "conflict"), first.body
+    assert accounts.held(merchant.id, "USD").main >= 100
+    again = refund("refund-1")
+    assert (again.status, again.body["status"]) == (201, "succeeded"), again.body
+    assert accounts.held(merchant.id, "USD").total == 200

@@ -110,28 +110,26 @@ held_balances = st.builds(
 
 
 @given(held_balances, st.integers(1, 50_000))
-def test_a_debit_moves_only_the_money_it_takes(seen: store.Held, amount: int) -> None:
-    items = dict(store.debit_items("usr_1", "USD", amount, seen))
-    main_sk, main_values = _update(items.pop("debit"))
-    assert main_sk == "BALANCE#USD"
+def test_a_gathering_moves_the_fullest_shards_it_needs_and_no_more(
+    seen: store.Held, amount: int
+) -> None:
+    plan = store.gather_plan(seen, amount)
     if seen.main >= amount or seen.total < amount:
-        # the main item alone: it holds enough, or the debit fails as it must
-        assert items == {} and main_values == {":amount": amount}
+        assert plan == []  # the main item covers it, or the debit fails as it must
         return
-    # Each shard emptied of what it was seen to hold, and only if it still holds that
-    swept = 0
-    for name, write in items.items():
-        sk, values = _update(write)
-        shard = int(sk.rpartition("#")[2])
-        assert name == f"{store.SWEEP}{shard:02d}"
-        assert values == {":held": seen.shards[shard]} and seen.shards[shard] > 0
-        assert write["Update"]["ConditionExpression"] == "available >= :held"
-        swept += seen.shards[shard]
-    # the main item gets their sum less the amount, and must hold what the shards do not give
-    assert main_values[":change"] == swept - amount
-    need = amount - swept
-    assert main_values.get(":need") == (need if need > 0 else None)
-    assert seen.main + swept >= amount
-    # the fullest shards, no more than it takes: without the last one swept, not enough
-    fewest = min(seen.shards[int(n[len(store.SWEEP) :])] for n in items)
-    assert seen.main + swept - fewest < amount
+    # each shard as it was seen, fullest first, until the main item covers the debit
+    assert all(seen.shards[shard] == held for shard, held in plan)
+    assert [held for _, held in plan] == sorted((held for _, held in plan), reverse=True)
+    gathered = seen.main + sum(held for _, held in plan)
+    assert gathered >= amount
+    assert gathered - plan[-1][1] < amount  # one shard fewer would not do
+    left = [held for shard, held in seen.shards.items() if shard not in dict(plan)]
+    assert all(held <= plan[-1][1] for held in left)
+
+
+def test_a_gathering_move_empties_one_shard_into_the_main_item() -> None:
+    shard, main = store.gather_items(HOT, "USD", 7, 250)._items.values()
+    assert _update(shard) == ("BALANCE#USD#07", {":amount": 250})
+    assert shard["Update"]["ConditionExpression"] == "available >= :amount"
+    assert _update(main) == ("BALANCE#USD", {":amount": 250, ":currency": "USD"})
+    assert "ConditionExpression" not in main["Update"]

@@ -38,10 +38,12 @@ __all__ = [
     "debit_failed",
     "default_payment_method_id",
     "email_verified_item",
+    "gather",
     "get_credentials",
     "get_payment_method",
     "get_profile",
     "held",
+    "is_hot",
     "mark_method_expired",
     "mark_method_used",
     "method_of_token",
@@ -53,7 +55,6 @@ __all__ = [
     "replace_password_hash",
     "require_verified_email",
     "set_role",
-    "sweep_failed",
     "user_exists",
 ]
 
@@ -74,35 +75,45 @@ def credit_item(
     return store.credit_item(user_id, currency, amount, shard)
 
 
+def is_hot(user_id: str) -> bool:
+    """Whether the user is a hot payee (CASHEW_HOT_PAYEES): its credits go to credit shards."""
+    return user_id in get_settings().hot_payees
+
+
 def held(user_id: str, currency: str, *, at_least: int | None = None) -> Held:
     """The user's balance in `currency` as its items hold it now: one strongly consistent
     Query (`Held.total` is the balance; 0 when none). Given `at_least`, the amount of a debit
     that a total below it refuses, a shortfall among credit shards is confirmed on a
-    snapshot of the items (a Query may see another debit's sweep half applied)."""
+    snapshot of the items (a Query may see a gathering move half applied)."""
     return store.held(user_id, currency, at_least=at_least)
 
 
-def debit(user_id: str, currency: str, amount: int, seen: Held | None = None) -> dynamo.Transaction:
-    """The transaction items that take `amount` off, failing rather than go below zero: the
-    main balance item alone (no read), or, given the balance as it was `seen`, the main item
-    and the credit shards it needs, emptied into it (`debit_failed` tells either failure)."""
-    debit = dynamo.Transaction()
-    if seen is None:
-        return debit.add("debit", store.debit_item(user_id, currency, amount))
-    for name, item in store.debit_items(user_id, currency, amount, seen):
-        debit.add(name, item)
-    return debit
+def debit(user_id: str, currency: str, amount: int) -> dynamo.Transaction:
+    """The transaction item (`debit`) that takes `amount` off the main balance item, failing
+    rather than go below zero (`debit_failed`). A hot payee's money in credit shards is
+    first moved into the main item by `gather`: no money transaction holds a shard."""
+    return dynamo.Transaction().add("debit", store.debit_item(user_id, currency, amount))
 
 
 def debit_failed(exc: dynamo.TransactionCanceled) -> bool:
-    """Whether a transaction holding a `debit` failed on it: the main item held too little,
-    or a shard no longer held what was seen (a concurrent debit took it)."""
-    return exc.failed(*(n for n in exc.names if n == "debit" or n.startswith(store.SWEEP)))
+    """Whether a transaction holding a `debit` failed on it: the main item held too little."""
+    return exc.failed("debit")
 
 
-def sweep_failed(exc: dynamo.TransactionCanceled) -> bool:
-    """Whether a debit's failure was a shard's: the balance changed since it was seen."""
-    return exc.failed(*(n for n in exc.names if n.startswith(store.SWEEP)))
+def gather(user_id: str, currency: str, amount: int, seen: Held) -> None:
+    """Before a debit of `amount` the main item cannot cover: move credit shards' money
+    into it, fullest shard first, until it can (as far as `seen`, the balance's items as
+    read, says). Each move is a transaction of its own, of two items (the shard, emptied
+    of what it was seen to hold and failing unless it still holds it, and the main item),
+    so it waits on no other shard and a money transaction never holds one. The user's
+    balance is the same before and after each move. A move whose shard changed since it
+    was seen stops the gathering: the debit then fails, and its caller reads again.
+    ConflictError (409) when a shard stays contended: what was moved stays moved."""
+    for shard, held_ in store.gather_plan(seen, amount):
+        try:
+            store.gather_items(user_id, currency, shard, held_).write_retrying()
+        except dynamo.TransactionCanceled:
+            return
 
 
 def payee_check(user_id: str) -> dynamo.Write | None:

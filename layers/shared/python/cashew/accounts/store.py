@@ -16,8 +16,8 @@ Items (pk / sk), each kind a record class below with its `to_item` / `from_item`
                                      payee's payments credit one of N by payment id, so no
                                      item takes them all; the balance is the sum of its items
                                      (one Query: they sort together), and a debit that needs
-                                     their money moves it into the main item in its own
-                                     transaction (`debit_items`)                `StoredBalance`
+                                     their money first moves it into the main item,
+                                     a transaction a shard (`gather_items`)     `StoredBalance`
     USER#<id>     / PM#<pm id>       card metadata, the envelope-encrypted gateway token,
                                      status, last_used_at                    `PaymentMethod`
     USER#<id>     / PM_DEFAULT       method_id: the user's default payment method (one item,
@@ -840,48 +840,39 @@ def debit_item(user_id: str, currency: str, amount: int) -> dynamo.Write:
     )
 
 
-SWEEP = "sweep"  # the name of a debit's shard items in its transaction: sweep00, sweep01...
-
-
-def debit_items(
-    user_id: str, currency: str, amount: int, seen: Held
-) -> list[tuple[str, dynamo.Write]]:
-    """The debit of `amount`, as named transaction items, given the balance's items as they
-    were `seen`: the main item alone when it holds enough (`debit_item`); otherwise the
-    fullest credit shards, each emptied of what it was seen to hold (failing if that is
-    gone: another debit took it), their sum added to the main item and `amount` taken
-    off, failing rather than go below zero. Every item conditional: the money only moves."""
-    if seen.main >= amount or seen.total < amount:  # enough, or a debit that fails as it should
-        return [("debit", debit_item(user_id, currency, amount))]
-    swept, sweeps = 0, []
+def gather_plan(seen: Held, amount: int) -> list[tuple[int, int]]:
+    """(shard, amount it holds) of the credit shards to empty into the main item, fullest
+    first, for it to cover a debit of `amount`, given the balance's items as `seen`: none
+    when the main item covers it already or the items together cannot."""
+    if seen.main >= amount or seen.total < amount:
+        return []
+    plan, main = [], seen.main
     for shard, held_ in sorted(seen.shards.items(), key=lambda kv: (-kv[1], kv[0])):
-        if seen.main + swept >= amount:
+        if main >= amount or held_ <= 0:
             break
-        if held_ <= 0:
-            continue
-        swept += held_
-        sweeps.append(
-            (
-                f"{SWEEP}{shard:02d}",
-                dynamo.update(
-                    _table(),
-                    {"pk": _user(user_id), "sk": _balance_sk(currency, shard)},
-                    "SET available = available - :held",
-                    condition="available >= :held",
-                    values={":held": held_},
-                ),
-            )
-        )
-    need = amount - swept  # what the main item must still hold
-    main = dynamo.update(
-        _table(),
-        {"pk": _user(user_id), "sk": _balance_sk(currency)},
-        "SET currency = :currency ADD available :change",
-        condition="available >= :need" if need > 0 else None,
-        values={":currency": currency, ":change": swept - amount}
-        | ({":need": need} if need > 0 else {}),
-    )
-    return [("debit", main), *sweeps]
+        plan.append((shard, held_))
+        main += held_
+    return plan
+
+
+def gather_items(user_id: str, currency: str, shard: int, amount: int) -> dynamo.Transaction:
+    """The transaction moving `amount` from credit shard `shard` into the main item: the
+    shard's item (`shard`), failing unless it still holds that much, and the main item's
+    (`main`, made by the move if it is the first). The balance does not change."""
+    key = {"pk": _user(user_id)}
+    return (
+        dynamo.Transaction()
+        .add("shard", dynamo.update(
+            _table(), key | {"sk": _balance_sk(currency, shard)},
+            "SET available = available - :amount", condition="available >= :amount",
+            values={":amount": amount},
+        ))
+        .add("main", dynamo.update(
+            _table(), key | {"sk": _balance_sk(currency)},
+            "SET currency = :currency ADD available :amount",
+            values={":currency": currency, ":amount": amount},
+        ))
+    )  # fmt: skip
 
 
 def mfa_flag_item(user_id: str, enabled: bool) -> dynamo.Write:

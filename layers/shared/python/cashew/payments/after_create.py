@@ -305,13 +305,11 @@ class Refund:
             dynamo.Transaction()
             .add("refunded", payments.refund_item(payment, amount, now))
             .add("refund", payments.put_refund_item(self.refund, payment, None, self.scope.pk))
-            # Read first: a hot payee's money may be in its balance's credit shards.
-            .extend(
-                accounts.debit(
-                    payee, currency, amount, accounts.held(payee, currency, at_least=amount)
-                )
-            )
+            .extend(accounts.debit(payee, currency, amount))
         )
+        self.payee = payee
+        if accounts.is_hot(payee):  # its money is in credit shards: gathered first, if needed
+            self._gather(accounts.held(payee, currency))
         if not self.by_card:  # completes with the record, in commit
             credit = accounts.credit_item(payment.payer_id, currency, amount, spread_by=work_id)
             self.money.add("credit", credit)
@@ -347,7 +345,21 @@ class Refund:
             return
         if exc.failed("refunded"):
             raise Refused(ConflictError("the refunds would exceed the captured amount")) from exc
-        if accounts.sweep_failed(exc):  # another debit took a shard's money meanwhile
-            raise Refused(ConflictError("the payee's balance changed; retry the request")) from exc
         if accounts.debit_failed(exc):
-            raise Refused(ConflictError("the payee's balance is too low for this refund")) from exc
+            currency, amount = self.refund.currency, self.refund.amount
+            seen = accounts.held(self.payee, currency, at_least=amount)
+            if seen.total < amount:
+                low = ConflictError("the payee's balance is too low for this refund")
+                raise Refused(low) from exc
+            # The money is in credit shards (a payee hot now or before), or another debit took
+            # what was gathered: gathered now, so that the client's retry finds it.
+            self._gather(seen)
+            raise Refused(ConflictError("the payee's balance changed; retry the request")) from exc
+
+    def _gather(self, seen: accounts.Held) -> None:
+        """The payee's credit shards' money into its main item for this refund's debit; a
+        busy shard refuses the refund (409; the money gathered stays where it went)."""
+        try:
+            accounts.gather(self.payee, self.refund.currency, self.refund.amount, seen)
+        except ConflictError as busy:
+            raise Refused(busy) from busy

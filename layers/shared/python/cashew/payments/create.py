@@ -51,7 +51,7 @@ from cashew.payments.models import (
 )
 
 BLOCKED_MESSAGE = "the payment was blocked by risk screening"
-DEBIT_READS = 3  # debits rebuilt on a read of the balance, to take its credit shards' money
+DEBIT_READS = 3  # payments tried again on a read of the balance (its shards' money gathered)
 
 
 def create_payment(caller: Caller, request: PaymentRequest, key: str) -> Outcome[PaymentResponse]:
@@ -236,10 +236,11 @@ class BalancePayment:
     exists and the payee's credit, with the completed idempotency record. A hot payee's
     credit goes to one of its credit shards and has no existence check (a hot payee is
     named by the operator and read once per process); a payer whose main balance item
-    holds too little has its balance read and its shards swept into the debit, rebuilt at
-    most DEBIT_READS times; a debit that keeps losing races to others is a 409 the client may
-    retry, and only a read (a snapshot, when shards hold money) that finds too little fails
-    the payment for insufficient funds."""
+    holds too little has its balance read and its shards' money gathered into that item
+    (`accounts.gather`), and the payment is tried again, at most DEBIT_READS times; a debit
+    that keeps losing races to others is a 409 the client may retry, and only a read (a
+    snapshot, when shards hold money) that finds too little fails the payment for
+    insufficient funds."""
 
     answer = PaymentResponse
     creates = True
@@ -289,15 +290,14 @@ class BalancePayment:
         items = (
             dynamo.Transaction()
             .add("payment", payments.put_item(payment, self.screening.fired))
-            .extend(accounts.debit(payer, currency, payment.amount, self.seen))
+            .extend(accounts.debit(payer, currency, payment.amount))
         )
         payee_check = accounts.payee_check(payee)
         if payee_check is not None:
             items.add("payee", payee_check)
         credit = accounts.credit_item(payee, currency, payment.amount, spread_by=payment.id)
-        return Commit(payment, items.add("credit", credit), keeps_along=self.seen is not None)
+        return Commit(payment, items.add("credit", credit), keeps_along=self.reads > 0)
 
-    seen: accounts.Held | None = None  # the payer's balance as read after a failed debit
     reads = 0  # of the payer's balance, after failed debits
 
     def canceled(self, exc: dynamo.TransactionCanceled) -> Commit[PaymentResponse] | None:
@@ -308,14 +308,14 @@ class BalancePayment:
         if not accounts.debit_failed(exc):
             return None
         # The main balance item held too little: its credit shards (a hot payee's) may hold
-        # the rest, or a shard or the main item was debited by another payment meanwhile.
+        # the rest, or another payment took the money gathered for this one.
         payment = self.payment
         seen = accounts.held(payment.payer_id, payment.currency, at_least=payment.amount)
         if seen.total >= payment.amount:
             if self.reads == DEBIT_READS:  # the money is there; other debits keep taking it first
                 raise ConflictError("the account is busy; retry the request") from exc
             self.reads += 1
-            self.seen = seen
+            accounts.gather(payment.payer_id, payment.currency, payment.amount, seen)
             return self.commit(None)
         low = _with_failure(
             payment, "insufficient_funds", "the balance is too low for this payment"

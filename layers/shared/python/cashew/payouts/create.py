@@ -154,10 +154,11 @@ class PayoutOperation:
         seen = accounts.held(user_id, currency, at_least=amount)
         if seen.total < amount:
             return self._failed_at_once(kept, "insufficient_funds", LOW_MESSAGE, attempt)
+        accounts.gather(user_id, currency, amount, seen)  # a hot payee's shards: their money
         self.failure = None
         along = (
             attempt.add("payout", store.put_item(self.stored))
-            .extend(accounts.debit(user_id, currency, amount, seen))
+            .extend(accounts.debit(user_id, currency, amount))
         )  # fmt: skip
         return Admission(self.payout_id, kept, along)
 
