@@ -33,7 +33,7 @@ What is measured, and how:
    `list_payouts` read one and the list. `hot_payee_payment`, `hot_payee_balances` and
    `hot_payee_refund` are a balance payment to, the balances of, and a refund by a payee
    named in CASHEW_HOT_PAYEES (credit shards; the refund's payee has nothing in its main
-   balance item, so it sweeps a shard). `--only payout,...` measures only the named
+   balance item, so it gathers a shard first). `--only payout,...` measures only the named
    operations (no import times, throughput runs or results file).
    `send_emails` is one invocation of the email consumer with the bus event of one balance
    payment (its log entries written): one outcome, two emails (payer and payee).
@@ -427,7 +427,7 @@ def hot_payee_operations(driver: Driver, payer: Account) -> list[Operation]:
     """A hot payee's (CASHEW_HOT_PAYEES) payment, balances and refund. The payment credits
     a shard and checks no payee in its transaction; each refund's payee is a fresh hot
     payee with `HOT_PAYEE_CREDITS` payments and nothing in its main balance item, so every
-    refund reads the shards and sweeps one into the debit, as a hot payee's first does."""
+    refund reads the shards and gathers one into the main item, as a hot payee's first does."""
     from cashew.config import get_settings
 
     def hot_payee() -> Account:
