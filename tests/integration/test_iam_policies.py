@@ -1156,19 +1156,19 @@ def test_a_hot_payees_balance_reads_ask_only_for_what_their_grants_allow(
             aws.session().events.register("before-parameter-build", spy)
             return operation()
 
-    # When, as their functions, it pays, refunds and pays out more than its shards hold,
-    # each read of its balance ending in the snapshot that confirms the shortfall
-    assert (
-        run("CreatePaymentFunction", lambda: pay(stack, merchant, supplier.id, 400)).body[
-            "failure_code"
-        ]
-        == "insufficient_funds"
-    )
-    assert (
-        run("CreatePayoutFunction", lambda: payout(stack, merchant, 400, card)).body["failure_code"]
-        == "insufficient_funds"
-    )
-    assert pay(stack, merchant, supplier.id, 250).status == 201  # (50 left)
+    # When, as their functions, it pays and pays out more than its shards hold (each read of
+    # its balance ending in the snapshot that confirms the shortfall), then pays and pays out
+    # less (its shards gathered into its main item first), and refunds more than is left
+    low = [
+        run("CreatePaymentFunction", lambda: pay(stack, merchant, supplier.id, 400)),
+        run("CreatePayoutFunction", lambda: payout(stack, merchant, 400, card)),
+    ]
+    assert [r.body["failure_code"] for r in low] == ["insufficient_funds"] * 2
+    paid_out = [
+        run("CreatePaymentFunction", lambda: pay(stack, merchant, supplier.id, 150)),
+        run("CreatePayoutFunction", lambda: payout(stack, merchant, 100, card)),
+    ]
+    assert [r.status for r in paid_out] == [201, 201], [r.body for r in paid_out]
     refund = run("CreateRefundFunction", lambda: stack.call("CreateRefundFunction",
         "payments/create_refund.json", authorizer=merchant.authorizer,
         path={"id": paid[0]["id"]}, body={"amount": 100},
@@ -1178,6 +1178,8 @@ def test_a_hot_payees_balance_reads_ask_only_for_what_their_grants_allow(
     # attributes a statement of its function's allows
     assert recorder.ungranted() == {}
     for function_id in ("CreatePaymentFunction", "CreatePayoutFunction", "CreateRefundFunction"):
+        written = set().union(*(a for a, _, _ in recorder.account_updates[function_id]))
+        assert written <= _allowed_attributes(function_id), function_id  # gathering too
         actions = {action for action, _ in reads[function_id]}
         assert actions == {"dynamodb:Query", "dynamodb:GetItem"}, (function_id, actions)
         for action, params in reads[function_id]:

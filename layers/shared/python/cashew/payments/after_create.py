@@ -23,6 +23,7 @@ from cashew.errors import (
     IdempotencyInProgressError,
     InvalidRequestError,
     NotFoundError,
+    RateLimitedError,
 )
 from cashew.gateways import get_gateway
 from cashew.gateways.base import Charge, GatewayRefund
@@ -358,8 +359,9 @@ class Refund:
 
     def _gather(self, seen: accounts.Held) -> None:
         """The payee's credit shards' money into its main item for this refund's debit; a
-        busy shard refuses the refund (409; the money gathered stays where it went)."""
+        busy or throttled shard refuses the refund (409 or 429; nothing of the refund is
+        written, and the money gathered stays where it went)."""
         try:
             accounts.gather(self.payee, self.refund.currency, self.refund.amount, seen)
-        except ConflictError as busy:
+        except (ConflictError, RateLimitedError) as busy:
             raise Refused(busy) from busy
