@@ -5,6 +5,7 @@ member hot); here: the shards, the races and the refusals."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -15,7 +16,7 @@ from cashew import dynamo
 from cashew.accounts import face as accounts
 from cashew.accounts import store
 from cashew.config import get_settings
-from cashew.errors import ConflictError, NotFoundError
+from cashew.errors import ConflictError, NotFoundError, RateLimitedError
 from cashew.identity import Caller
 from cashew.payments import create
 from cashew.payments.models import PaymentRequest
@@ -136,15 +137,22 @@ def test_a_gathering_on_a_stale_view_of_the_shards_moves_nothing(stack, new_user
     assert accounts.debit_failed(caught.value)
 
 
-def test_a_refusal_rests_on_a_snapshot_not_on_a_torn_query(stack, new_user, hot, monkeypatch):
+def test_a_refusal_rests_on_the_shards_read_first_not_on_a_torn_query(
+    stack, new_user, hot, monkeypatch
+):
     # Given a hot merchant with 300 in its credit shards and nothing in its main item
     merchant, supplier = new_user("Merchant"), new_user("Supplier")
     seen = _paid_300(stack, new_user, hot, merchant)
     # When every Query sees a move half applied (the shards emptied, the main item not yet
     # credited: a Query is only read-committed against a transaction)
     torn = store.Held(0, dict.fromkeys(seen.shards, 0))
-    monkeypatch.setattr(store, "_held_query", lambda *_: torn)
-    # Then a read for a debit of 250 confirms the shortfall on a snapshot, and finds 300
+    query = store._held_query
+    monkeypatch.setattr(  # the main item and its shards, torn; the shards alone, as they are
+        store,
+        "_held_query",
+        lambda u, c, prefix: torn if prefix == "BALANCE#USD" else query(u, c, prefix),
+    )
+    # Then a read for a debit of 250 confirms the shortfall, shards then main item: 300
     assert accounts.held(merchant.id, "USD").total == 0  # no amount: the Query as it is
     assert accounts.held(merchant.id, "USD", at_least=250) == seen
     # and the merchant's payment of 250 succeeds, not failed for want of money
@@ -203,7 +211,7 @@ def test_a_hot_payees_whole_balance_is_paid_out_after_its_shards_are_gathered(st
     assert accounts.held(merchant.id, "USD") == store.Held(0, dict.fromkeys(seen.shards, 0))
 
 
-def test_a_refund_by_a_payee_hot_before_gathers_and_asks_for_a_retry(
+def test_a_refund_by_a_payee_hot_before_gathers_its_shards_and_succeeds(
     stack, new_user, hot, monkeypatch
 ):
     # Given a merchant paid while hot (300 in its shards), then no longer named hot
@@ -216,17 +224,48 @@ def test_a_refund_by_a_payee_hot_before_gathers_and_asks_for_a_retry(
     monkeypatch.setenv("CASHEW_HOT_PAYEES", "")
     get_settings.cache_clear()
 
-    def refund(key: str) -> Any:
+    def refund(payment: dict[str, Any], amount: int) -> Any:
         return stack.call("CreateRefundFunction", "payments/create_refund.json",
-            authorizer=merchant.authorizer, path={"id": payments_made[0]["id"]},
-            body={"amount": 100}, headers={"Idempotency-Key": key})  # fmt: skip
+            authorizer=merchant.authorizer, path={"id": payment["id"]},
+            body={"amount": amount}, headers={"Idempotency-Key": str(uuid.uuid4())})  # fmt: skip
 
-    # When it refunds a payment: its main item holds nothing
-    first = refund("refund-1")
-    # Then it is asked to retry (its shards' money gathered meanwhile), and the retry with
-    # the same key refunds
-    assert (first.status, first.body["code"]) == (409, "conflict"), first.body
-    assert accounts.held(merchant.id, "USD").main >= 100
-    again = refund("refund-1")
+    # When it refunds a payment while its main item holds nothing, then another
+    first, second = refund(payments_made[0], 100), refund(payments_made[1], 100)
+    # Then its shards' money is gathered and both succeed at once (no "retry" answer)
+    assert (first.status, first.body["status"]) == (201, "succeeded"), first.body
+    assert (second.status, second.body["status"]) == (201, "succeeded"), second.body
+    assert accounts.held(merchant.id, "USD").total == 100
+
+
+def test_a_busy_gathering_leaves_no_refund_or_payout_stuck(stack, new_user, hot, monkeypatch):
+    # Given a hot merchant with 300 in its shards, a payout of 100 made, and shards that
+    # then stay busy (throttled, or contended past every retry)
+    from tests.integration.test_payouts import payout
+
+    merchant = new_user("Merchant")
+    _paid_300(stack, new_user, hot, merchant)
+    card = add_card(stack, merchant)
+    paid_out = payout(stack, merchant, 100, card, key="payout-1")
+    assert (paid_out.status, paid_out.body["status"]) == (201, "paid")
+    paid = stack.call("ListPaymentsFunction", "payments/list_payments.json",
+        authorizer=merchant.authorizer, query={"role": "payee"}).body["data"]  # fmt: skip
+
+    def busy(*_: Any) -> None:
+        raise RateLimitedError("too many requests for this account; retry shortly")
+
+    def refund() -> Any:
+        return stack.call("CreateRefundFunction", "payments/create_refund.json",
+            authorizer=merchant.authorizer, path={"id": paid[0]["id"]},
+            body={"amount": 100}, headers={"Idempotency-Key": "refund-1"})  # fmt: skip
+
+    with monkeypatch.context() as busy_now:
+        busy_now.setattr(accounts, "gather", busy)
+        # When the payout is retried with its key, and a refund needs the shards' money
+        replayed, refused = payout(stack, merchant, 100, card, key="payout-1"), refund()
+    # Then the payout's retry is answered by its record, and the refund is a 429 that left
+    # no record behind: its retry with the same key, the shards free again, succeeds
+    assert (replayed.status, replayed.body) == (201, paid_out.body)
+    assert refused.status == 429, refused.body
+    again = refund()
     assert (again.status, again.body["status"]) == (201, "succeeded"), again.body
-    assert accounts.held(merchant.id, "USD").total == 200
+    assert accounts.held(merchant.id, "USD").total == 100

@@ -259,32 +259,6 @@ class Transaction:
                 time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 # nosec B311 # jitter
 
 
-def transact_get(
-    table: str, keys: Sequence[Mapping[str, Any]], projection: tuple[str, ...]
-) -> list[Item | None]:
-    """The items of `keys` as one snapshot (TransactGetItems, at most 100): no transaction
-    is seen half applied, as a Query or a BatchGetItem may see one. Contention (a
-    transaction writing these items meanwhile) is retried with backoff; when it persists,
-    409 rather than a 5xx."""
-    client = aws.dynamodb()
-    names = {f"#a{i}": name for i, name in enumerate(projection)}
-    gets = [
-        {"Get": {"TableName": table, "Key": serialize(key),
-                 "ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}}
-        for key in keys
-    ]  # fmt: skip
-    for attempt in range(TRANSACTION_ATTEMPTS):
-        try:
-            response = client.transact_get_items(TransactItems=gets)  # type: ignore[arg-type]
-        except client.exceptions.TransactionCanceledException as exc:
-            if attempt + 1 == TRANSACTION_ATTEMPTS:
-                raise ConflictError("the account is busy; retry the request") from exc
-            time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 # nosec B311 # jitter
-            continue
-        return [deserialize(r["Item"]) if r.get("Item") else None for r in response["Responses"]]
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 @dataclass(frozen=True, slots=True)
 class Read[T]:
     """One strongly consistent item read of a BatchGetItem, built by the store that owns its

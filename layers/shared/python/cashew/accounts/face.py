@@ -83,8 +83,8 @@ def is_hot(user_id: str) -> bool:
 def held(user_id: str, currency: str, *, at_least: int | None = None) -> Held:
     """The user's balance in `currency` as its items hold it now: one strongly consistent
     Query (`Held.total` is the balance; 0 when none). Given `at_least`, the amount of a debit
-    that a total below it refuses, a shortfall among credit shards is confirmed on a
-    snapshot of the items (a Query may see a gathering move half applied)."""
+    that a total below it refuses, a shortfall among credit shards is confirmed by reading
+    the shards, then the main item (a Query may see a gathering move half applied)."""
     return store.held(user_id, currency, at_least=at_least)
 
 

@@ -781,37 +781,38 @@ def held(user_id: str, currency: str, *, at_least: int | None = None) -> Held:
     """The user's balance items in `currency` (0 when none): one strongly consistent Query
     (the main item and its shards sort together), projected to the key and `available`.
 
-    A Query is only read-committed against a transaction: a debit's sweep committing while
-    it runs may show shards emptied and not yet the main item's gain, a sum too low. So
-    when the items include credit shards and their sum is below `at_least` (an amount to be
-    refused for want of money), the items found are read again as one snapshot
-    (TransactGetItems): a refusal rests on a balance that was, at one moment, that low.
-    A shard created by a credit after the Query is not in the snapshot: that credit came
-    after the moment the balance is judged at."""
-    seen = _held_query(user_id, currency)
+    A Query reads the main item first, and is only read-committed against a transaction: a
+    gathering move (`gather_items`) committing while it runs may be seen after it emptied
+    its shard but not as it credited the main item, read before: a sum too low. Money only
+    ever moves from a shard to the main item, never back, so the shards read first and the
+    main item after cannot miss a move (one between the two reads is counted twice, never
+    lost). So when the items include credit shards and their sum is below `at_least` (an
+    amount to be refused for want of money), they are read again in that order: the shards
+    (a Query), then the main item (a GetItem). A refusal rests on a balance that was that
+    low when the main item was read, but for credits landing during the reads. (One
+    TransactGetItems of every item would be a snapshot, but it is cancelled whenever any
+    shard has a credit in flight: at a hot payee's load, nearly always.)"""
+    prefix = _balance_sk(currency)
+    seen = _held_query(user_id, currency, prefix)
     if at_least is None or not seen.shards or seen.total >= at_least:
         return seen
-    keys = [{"pk": _user(user_id), "sk": _balance_sk(currency, shard)}
-            for shard in (None, *sorted(seen.shards))]  # fmt: skip
-    main, shards = 0, {}
-    for item in dynamo.transact_get(_table(), keys, ("pk", "sk", "available")):
-        if item is None:  # the main item before its first credit or sweep
-            continue
-        _, shard = _balance_key_of(str(item["sk"]))
-        if shard is None:
-            main = int(item["available"])
-        else:
-            shards[shard] = int(item["available"])
+    shards = _held_query(user_id, currency, prefix + "#").shards
+    response = aws.dynamodb().get_item(
+        TableName=_table(),
+        Key=dynamo.serialize({"pk": _user(user_id), "sk": prefix}),
+        ConsistentRead=True,
+        ProjectionExpression="pk, sk, available",
+    )
+    main = int(dynamo.deserialize(response["Item"])["available"]) if "Item" in response else 0
     return Held(main, shards)
 
 
-def _held_query(user_id: str, currency: str) -> Held:
+def _held_query(user_id: str, currency: str, prefix: str) -> Held:
+    """The balance items whose sort key begins with `prefix`, as held now."""
     response = aws.dynamodb().query(
         TableName=_table(),
         KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues=dynamo.serialize(
-            {":pk": _user(user_id), ":prefix": _balance_sk(currency)}
-        ),
+        ExpressionAttributeValues=dynamo.serialize({":pk": _user(user_id), ":prefix": prefix}),
         ConsistentRead=True,
         ProjectionExpression="pk, sk, available",
         Select="SPECIFIC_ATTRIBUTES",

@@ -253,6 +253,9 @@ def _refund_scope(
     return idempotency.scope(user_id, key, path, request.model_dump(mode="json"))
 
 
+GATHERS = 3  # a refund's tries after gathering its payee's credit shards
+
+
 class Refund:
     """A refund. From the balance, it completes in one transaction; to a card, it first
     takes the money from the payee (so it cannot be refunded twice), then asks the gateway
@@ -315,11 +318,13 @@ class Refund:
             credit = accounts.credit_item(payment.payer_id, currency, amount, spread_by=work_id)
             self.money.add("credit", credit)
             return
-        try:
-            self.money.write_retrying()
-        except dynamo.TransactionCanceled as exc:
-            self.canceled(exc)
-            raise
+        while True:  # the card's refund: its money moved now, before the gateway is asked
+            try:
+                self.money.write_retrying()
+                return
+            except dynamo.TransactionCanceled as exc:
+                if self.canceled(exc) is None:
+                    raise
 
     def gateway(self, key: str) -> Callable[[], GatewayRefund | None] | None:
         if not self.by_card:
@@ -339,23 +344,30 @@ class Refund:
         settle = payments.settle_refund_item(self.refund.id, answer.id or "")
         return Commit(settled, dynamo.Transaction().add("settle", settle), replay_if=("settle",))
 
-    def canceled(self, exc: dynamo.TransactionCanceled) -> None:
-        """The money's transaction failed: nothing was done. (A card refund's settling
-        transaction holds no money items: its cancellation is raised as it is.)"""
+    gathered = 0  # times the payee's shards were gathered after its debit failed
+
+    def canceled(self, exc: dynamo.TransactionCanceled) -> Commit[RefundResponse] | None:
+        """The money's transaction failed: nothing was done. When only the debit failed and
+        the payee's credit shards hold the money (a payee hot now or before, or another
+        debit took what was gathered), it is gathered and the money's transaction is tried
+        again (returned), at most GATHERS times. (A card refund's settling transaction
+        holds no money items: its cancellation is raised as it is.)"""
         if "refunded" not in exc.names:
-            return
+            return None
         if exc.failed("refunded"):
             raise Refused(ConflictError("the refunds would exceed the captured amount")) from exc
-        if accounts.debit_failed(exc):
-            currency, amount = self.refund.currency, self.refund.amount
-            seen = accounts.held(self.payee, currency, at_least=amount)
-            if seen.total < amount:
-                low = ConflictError("the payee's balance is too low for this refund")
-                raise Refused(low) from exc
-            # The money is in credit shards (a payee hot now or before), or another debit took
-            # what was gathered: gathered now, so that the client's retry finds it.
-            self._gather(seen)
-            raise Refused(ConflictError("the payee's balance changed; retry the request")) from exc
+        if not accounts.debit_failed(exc):
+            return None
+        if self.gathered == GATHERS:
+            busy = ConflictError("the payee's balance keeps changing; retry the request")
+            raise Refused(busy) from exc
+        seen = accounts.held(self.payee, self.refund.currency, at_least=self.refund.amount)
+        if seen.total < self.refund.amount:
+            low = ConflictError("the payee's balance is too low for this refund")
+            raise Refused(low) from exc
+        self._gather(seen)
+        self.gathered += 1
+        return Commit(self.refund, self.money)
 
     def _gather(self, seen: accounts.Held) -> None:
         """The payee's credit shards' money into its main item for this refund's debit; a

@@ -238,9 +238,9 @@ class BalancePayment:
     named by the operator and read once per process); a payer whose main balance item
     holds too little has its balance read and its shards' money gathered into that item
     (`accounts.gather`), and the payment is tried again, at most DEBIT_READS times; a debit
-    that keeps losing races to others is a 409 the client may retry, and only a read (a
-    snapshot, when shards hold money) that finds too little fails the payment for
-    insufficient funds."""
+    that keeps losing races to others is a 409 the client may retry, and only a read that
+    finds too little (confirmed shards first, when shards hold money) fails the payment
+    for insufficient funds."""
 
     answer = PaymentResponse
     creates = True

@@ -35,6 +35,7 @@ from cashew.errors import (
     InvalidRequestError,
     NotFoundError,
     PaymentMethodUnusableError,
+    RateLimitedError,
 )
 from cashew.gateways.base import GATEWAY_ERROR_PAYOUT, GatewayPayout
 from cashew.identity import Caller
@@ -154,7 +155,12 @@ class PayoutOperation:
         seen = accounts.held(user_id, currency, at_least=amount)
         if seen.total < amount:
             return self._failed_at_once(kept, "insufficient_funds", LOW_MESSAGE, attempt)
-        accounts.gather(user_id, currency, amount, seen)  # a hot payee's shards: their money
+        try:
+            accounts.gather(user_id, currency, amount, seen)  # a hot payee's shards: their money
+        except (ConflictError, RateLimitedError):
+            if idempotency.get(self.scope) is None:
+                raise
+            return Admission(self.payout_id, kept)  # a retry: its record answers, not the shards
         self.failure = None
         along = (
             attempt.add("payout", store.put_item(self.stored))
