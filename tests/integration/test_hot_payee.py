@@ -269,3 +269,41 @@ def test_a_busy_gathering_leaves_no_refund_or_payout_stuck(stack, new_user, hot,
     again = refund()
     assert (again.status, again.body["status"]) == (201, "succeeded"), again.body
     assert accounts.held(merchant.id, "USD").total == 100
+
+
+def test_a_payout_admitted_for_a_record_gone_by_then_pays_nothing(
+    stack, new_user, hot, monkeypatch
+):
+    # Given a hot merchant with 300 in its shards, busy shards, and a payout request whose
+    # key seemed to have a record when admitted, gone (expired, or abandoned) by the time the
+    # request's own record is written
+    from cashew.payments import idempotency
+    from cashew.payouts import create as payouts_create
+    from tests.integration.test_payouts import payout
+
+    merchant = new_user("Merchant")
+    _paid_300(stack, new_user, hot, merchant)
+    card = add_card(stack, merchant)
+
+    class _RecordSeen:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(idempotency, name)
+
+        @staticmethod
+        def get(scope: Any) -> Any:
+            return object()
+
+    def busy(*_: Any) -> None:
+        raise ConflictError("the account is busy; retry the request")
+
+    with monkeypatch.context() as then:
+        then.setattr(accounts, "gather", busy)
+        then.setattr(payouts_create, "idempotency", _RecordSeen())
+        # When it is answered
+        refused = payout(stack, merchant, 100, card, key="gone-1")
+    # Then it is a 409 that paid nothing and left no record: its retry pays out
+    assert (refused.status, refused.body["code"]) == (409, "conflict"), refused.body
+    assert accounts.held(merchant.id, "USD").total == 300
+    again = payout(stack, merchant, 100, card, key="gone-1")
+    assert (again.status, again.body["status"]) == (201, "paid"), again.body
+    assert accounts.held(merchant.id, "USD").total == 200

@@ -133,3 +133,55 @@ def test_a_gathering_move_empties_one_shard_into_the_main_item() -> None:
     assert shard["Update"]["ConditionExpression"] == "available >= :amount"
     assert _update(main) == ("BALANCE#USD", {":amount": 250, ":currency": "USD"})
     assert "ConditionExpression" not in main["Update"]
+
+
+class _Main:
+    """Answers the GetItem of the main balance item from `values`, one per read."""
+
+    def __init__(self, *values: int) -> None:
+        self.values = list(values)
+
+    def get_item(self, **params: Any) -> dict[str, Any]:
+        assert params["ConsistentRead"] and params["ProjectionExpression"] == "pk, sk, available"
+        return {"Item": dynamo.serialize({"available": self.values.pop(0)})}
+
+
+def _reads(monkeypatch: pytest.MonkeyPatch, main: _Main, *shard_reads: dict[int, int]) -> None:
+    """The shards' Queries answer `shard_reads` in turn, the main item's GetItems `main`."""
+    left = list(shard_reads)
+
+    def query(user_id: str, currency: str, prefix: str) -> store.Held:
+        return store.Held(0, left.pop(0))
+
+    monkeypatch.setattr(store, "_held_query", query)
+    monkeypatch.setattr(store.aws, "dynamodb", lambda: main)
+    monkeypatch.setattr(store, "_table", lambda: "accounts")
+
+
+def test_a_shortfall_is_judged_again_when_a_shard_grew_during_the_reads(monkeypatch) -> None:
+    # the Query saw the shards torn; then 100 + 100 and a main item of 0: too little for 250;
+    # but the shards read again hold 100 + 150 (a credit landed), so the main item is read
+    # again and the balance of 250 suffices
+    main = _Main(0, 0)
+    _reads(monkeypatch, main, {0: 100, 1: 100}, {0: 100, 1: 150}, {0: 100, 1: 150})
+    monkeypatch.setattr(store, "_held_query", _first_torn(store._held_query))
+    assert store.held(HOT, "USD", at_least=250) == store.Held(0, {0: 100, 1: 150})
+    assert main.values == []  # read twice
+
+
+def test_a_shortfall_stands_when_no_shard_grew(monkeypatch) -> None:
+    main = _Main(0)
+    _reads(monkeypatch, main, {0: 100, 1: 100}, {0: 100, 1: 0})  # (a gathering emptied one)
+    monkeypatch.setattr(store, "_held_query", _first_torn(store._held_query))
+    assert store.held(HOT, "USD", at_least=250) == store.Held(0, {0: 100, 1: 100})
+
+
+def _first_torn(shards_query: Any) -> Any:
+    """The Query of all the items torn (shards seen emptied); the shards' own, as given."""
+
+    def query(user_id: str, currency: str, prefix: str) -> store.Held:
+        if prefix == "BALANCE#USD":
+            return store.Held(0, {0: 0, 1: 0})
+        return shards_query(user_id, currency, prefix)
+
+    return query

@@ -108,7 +108,8 @@ def gather(user_id: str, currency: str, amount: int, seen: Held) -> None:
     so it waits on no other shard and a money transaction never holds one. The user's
     balance is the same before and after each move. A move whose shard changed since it
     was seen stops the gathering: the debit then fails, and its caller reads again.
-    ConflictError (409) when a shard stays contended: what was moved stays moved."""
+    ConflictError (409) when a shard stays contended, RateLimitedError (429) when it stays
+    throttled: what was moved stays moved."""
     for shard, held_ in store.gather_plan(seen, amount):
         try:
             store.gather_items(user_id, currency, shard, held_).write_retrying()

@@ -788,8 +788,9 @@ def held(user_id: str, currency: str, *, at_least: int | None = None) -> Held:
     main item after cannot miss a move (one between the two reads is counted twice, never
     lost). So when the items include credit shards and their sum is below `at_least` (an
     amount to be refused for want of money), they are read again in that order: the shards
-    (a Query), then the main item (a GetItem). A refusal rests on a balance that was that
-    low when the main item was read, but for credits landing during the reads. (One
+    (a Query), then the main item (a GetItem), then the shards again: when one grew (a
+    credit landed during the reads), the main item is read again, at most CONFIRMATIONS
+    times. A refusal rests on a balance that was that low when the main item was read. (One
     TransactGetItems of every item would be a snapshot, but it is cancelled whenever any
     shard has a credit in flight: at a hot payee's load, nearly always.)"""
     prefix = _balance_sk(currency)
@@ -797,14 +798,30 @@ def held(user_id: str, currency: str, *, at_least: int | None = None) -> Held:
     if at_least is None or not seen.shards or seen.total >= at_least:
         return seen
     shards = _held_query(user_id, currency, prefix + "#").shards
-    response = aws.dynamodb().get_item(
-        TableName=_table(),
-        Key=dynamo.serialize({"pk": _user(user_id), "sk": prefix}),
-        ConsistentRead=True,
-        ProjectionExpression="pk, sk, available",
-    )
-    main = int(dynamo.deserialize(response["Item"])["available"]) if "Item" in response else 0
-    return Held(main, shards)
+    for _ in range(CONFIRMATIONS):
+        response = aws.dynamodb().get_item(
+            TableName=_table(),
+            Key=dynamo.serialize({"pk": _user(user_id), "sk": prefix}),
+            ConsistentRead=True,
+            ProjectionExpression="pk, sk, available",
+        )
+        item = dynamo.deserialize(response["Item"]) if "Item" in response else {}
+        seen = Held(int(item.get("available", 0)), shards)
+        if seen.total >= at_least:
+            return seen
+        # A credit that landed on a shard already read, with a debit of the main item
+        # meanwhile, would make a sum that never was: read the shards again, and judge
+        # again if any grew.
+        again = _held_query(user_id, currency, prefix + "#").shards
+        if all(again.get(shard, 0) <= held_ for shard, held_ in shards.items()) and set(
+            again
+        ) <= set(shards):
+            return seen
+        shards = again
+    return seen
+
+
+CONFIRMATIONS = 3  # reads of the main item, each after the shards', before a refusal
 
 
 def _held_query(user_id: str, currency: str, prefix: str) -> Held:

@@ -33,6 +33,7 @@ from cashew.errors import (
     IdempotencyInProgressError,
     InvalidRequestError,
     NotFoundError,
+    RateLimitedError,
 )
 from cashew.identity import Caller
 from cashew.ledger import service as ledger
@@ -133,6 +134,9 @@ def _refund(dispute: AdminDispute, attempt: str) -> str | None:
         stored = payments.get(payment_id)
         if stored and stored.payment.amount_refunded >= stored.payment.amount_captured:
             return None
+        store.release(dispute.id, attempt)
+        raise
+    except RateLimitedError:  # a throttled balance: nothing refunded, the dispute stays open
         store.release(dispute.id, attempt)
         raise
     except (ConflictError, NotFoundError) as error:

@@ -160,8 +160,8 @@ class PayoutOperation:
         except (ConflictError, RateLimitedError):
             if idempotency.get(self.scope) is None:
                 raise
-            return Admission(self.payout_id, kept)  # a retry: its record answers, not the shards
-        self.failure = None
+            return self._answered_by_record(kept)  # a retry: its record answers, not the shards
+        self.failure, self.answer_only = None, False
         along = (
             attempt.add("payout", store.put_item(self.stored))
             .extend(accounts.debit(user_id, currency, amount))
@@ -175,12 +175,21 @@ class PayoutOperation:
         a record already: a retry of a payout that debited the balance (so it may look too
         low now, or its attempt now count against it) resumes or replays that record."""
         if idempotency.get(self.scope) is not None:
-            self.failure = None
-            return Admission(self.payout_id, kept)
-        self.failure = (code, message)
+            return self._answered_by_record(kept)
+        self.failure, self.answer_only = (code, message), False
         return Admission(self.payout_id, at_once=True, along=along)
 
+    answer_only = False  # admitted for this key's record to answer: nothing of its own
+
+    def _answered_by_record(self, kept: Kept) -> Admission:
+        """An admission that stores and debits nothing, for the record this key has to
+        replay or resume; should the record be gone by then, `prepare` refuses."""
+        self.failure, self.answer_only = None, True
+        return Admission(self.payout_id, kept)
+
     def prepare(self, work_id: str, resumed: IdempotencyRecord | None) -> None:
+        if resumed is None and self.answer_only:  # the record went (expired, or abandoned)
+            raise Refused(ConflictError("this payout's earlier request is gone; retry it"))
         if resumed is None:
             status = self.method.current_status()
             if status != "active":
