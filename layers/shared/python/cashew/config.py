@@ -98,6 +98,7 @@ def parse_origins(value: object) -> tuple[str, ...]:
 
 
 MAX_HOT_PAYEES = 50  # their ids must fit Lambda's 4 KB of environment with the rest
+MAX_HOT_PAYEE_SHARDS = 90  # shard numbers 00..89: two digits in a balance item's key
 
 
 def parse_user_ids(value: object) -> frozenset[str]:
@@ -173,7 +174,9 @@ class Settings(BaseModel):
     hot_payees: Annotated[frozenset[str], BeforeValidator(parse_user_ids)] = Field(
         frozenset(), alias="CASHEW_HOT_PAYEES"
     )
-    hot_payee_shards: int = Field(32, alias="CASHEW_HOT_PAYEE_SHARDS", ge=2, le=90)
+    hot_payee_shards: int = Field(
+        32, alias="CASHEW_HOT_PAYEE_SHARDS", ge=2, le=MAX_HOT_PAYEE_SHARDS
+    )
     secrets_max_age: int = Field(300, alias="CASHEW_SECRETS_MAX_AGE", ge=0)
 
     # Fraud screening (cashew.payments.fraud). The amount thresholds are per currency; a

@@ -23,6 +23,7 @@ from cashew.config import get_settings
 from cashew.errors import EmailUnverifiedError, NotFoundError
 
 __all__ = [
+    "GATHERINGS",
     "Credentials",
     "Held",
     "PaymentMethod",
@@ -68,10 +69,9 @@ def credit_item(
     """The transaction item that adds `amount` to the user's balance in `currency`. For a
     hot payee (`CASHEW_HOT_PAYEES`), a payment's credit (`spread_by` its id) goes to one of
     the balance's credit shards, so that no item takes every payment."""
-    settings = get_settings()
-    if spread_by is None or user_id not in settings.hot_payees:
+    if spread_by is None or not is_hot(user_id):
         return store.credit_item(user_id, currency, amount)
-    shard = store.credit_shard(spread_by, settings.hot_payee_shards)
+    shard = store.credit_shard(spread_by, get_settings().hot_payee_shards)
     return store.credit_item(user_id, currency, amount, shard)
 
 
@@ -86,6 +86,11 @@ def held(user_id: str, currency: str, *, at_least: int | None = None) -> Held:
     that a total below it refuses, a shortfall among credit shards is confirmed by reading
     the shards, then the main item (a Query may see a gathering move half applied)."""
     return store.held(user_id, currency, at_least=at_least)
+
+
+GATHERINGS = 3
+"""Times an operation whose debit failed while credit shards held the money gathers them and
+tries again, before a 409 (other debits keep taking the money first)."""
 
 
 def debit(user_id: str, currency: str, amount: int) -> dynamo.Transaction:
@@ -122,7 +127,7 @@ def payee_check(user_id: str) -> dynamo.Write | None:
     profile every payment's transaction would otherwise hold (a transaction conflicts on
     every item it holds, a ConditionCheck too). A hot payee's existence is read instead, once
     per process: users are never deleted. Raises NotFoundError for one that does not exist."""
-    if user_id not in get_settings().hot_payees:
+    if not is_hot(user_id):
         return store.user_exists_check(user_id)
     if user_id not in _HOT_PAYEES_SEEN:
         if not store.user_exists(user_id):

@@ -42,7 +42,7 @@ from typing import Any, Self
 from cashew import aws, clock, dynamo
 from cashew.accounts import minute_buckets
 from cashew.accounts.minute_buckets import MinuteBucket, Tally
-from cashew.config import get_settings
+from cashew.config import MAX_HOT_PAYEE_SHARDS, get_settings
 from cashew.errors import ConflictError, EmailTakenError
 
 
@@ -189,7 +189,6 @@ class StoredBalance:
 
 
 _SHARD = re.compile(r"[0-9]{2}")  # ASCII digits: str.isdigit takes others
-MAX_SHARDS = 90  # CASHEW_HOT_PAYEE_SHARDS at most: shard numbers 00..89
 
 
 def _balance_sk(currency: str, shard: int | None = None) -> str:
@@ -201,7 +200,7 @@ def _balance_key_of(sk: str) -> tuple[str, int | None]:
     currency, hash_sign, shard = sk.removeprefix("BALANCE#").partition("#")
     if not hash_sign:
         return currency, None
-    if not _SHARD.fullmatch(shard) or int(shard) >= MAX_SHARDS:
+    if not _SHARD.fullmatch(shard) or int(shard) >= MAX_HOT_PAYEE_SHARDS:
         raise ValueError(f"not a credit shard: {sk}")
     return currency, int(shard)
 

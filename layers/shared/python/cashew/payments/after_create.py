@@ -253,9 +253,6 @@ def _refund_scope(
     return idempotency.scope(user_id, key, path, request.model_dump(mode="json"))
 
 
-GATHERS = 3  # a refund's tries after gathering its payee's credit shards
-
-
 class Refund:
     """A refund. From the balance, it completes in one transaction; to a card, it first
     takes the money from the payee (so it cannot be refunded twice), then asks the gateway
@@ -350,7 +347,7 @@ class Refund:
         """The money's transaction failed: nothing was done. When only the debit failed and
         the payee's credit shards hold the money (a payee hot now or before, or another
         debit took what was gathered), it is gathered and the money's transaction is tried
-        again (returned), at most GATHERS times. (A card refund's settling transaction
+        again (returned), at most `accounts.GATHERINGS` times. (A card refund's settling transaction
         holds no money items: its cancellation is raised as it is.)"""
         if "refunded" not in exc.names:
             return None
@@ -358,7 +355,7 @@ class Refund:
             raise Refused(ConflictError("the refunds would exceed the captured amount")) from exc
         if not accounts.debit_failed(exc):
             return None
-        if self.gathered == GATHERS:
+        if self.gathered == accounts.GATHERINGS:
             busy = ConflictError("the payee's balance keeps changing; retry the request")
             raise Refused(busy) from exc
         seen = accounts.held(self.payee, self.refund.currency, at_least=self.refund.amount)

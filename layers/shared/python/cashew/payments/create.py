@@ -51,7 +51,6 @@ from cashew.payments.models import (
 )
 
 BLOCKED_MESSAGE = "the payment was blocked by risk screening"
-DEBIT_READS = 3  # payments tried again on a read of the balance (its shards' money gathered)
 
 
 def create_payment(caller: Caller, request: PaymentRequest, key: str) -> Outcome[PaymentResponse]:
@@ -237,10 +236,10 @@ class BalancePayment:
     credit goes to one of its credit shards and has no existence check (a hot payee is
     named by the operator and read once per process); a payer whose main balance item
     holds too little has its balance read and its shards' money gathered into that item
-    (`accounts.gather`), and the payment is tried again, at most DEBIT_READS times; a debit
-    that keeps losing races to others is a 409 the client may retry, and only a read that
-    finds too little (confirmed shards first, when shards hold money) fails the payment
-    for insufficient funds."""
+    (`accounts.gather`), and the payment is tried again, at most `accounts.GATHERINGS`
+    times; a debit that keeps losing races to others is a 409 the client may retry, and only
+    a read that finds too little (confirmed shards first, when shards hold money) fails the
+    payment for insufficient funds."""
 
     answer = PaymentResponse
     creates = True
@@ -312,7 +311,9 @@ class BalancePayment:
         payment = self.payment
         seen = accounts.held(payment.payer_id, payment.currency, at_least=payment.amount)
         if seen.total >= payment.amount:
-            if self.reads == DEBIT_READS:  # the money is there; other debits keep taking it first
+            if (
+                self.reads == accounts.GATHERINGS
+            ):  # the money is there; other debits keep taking it first
                 raise ConflictError("the account is busy; retry the request") from exc
             self.reads += 1
             accounts.gather(payment.payer_id, payment.currency, payment.amount, seen)
