@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 # us-east-1 list prices (USD). DynamoDB on-demand as repriced in November 2024.
@@ -75,6 +75,11 @@ class Step:
     per_invocation: int = 1
     calls_shared_by: float = 1  # records whose AWS calls one call carries (batched sends)
     queue_fed_by_bus: bool = False  # its queue's messages are sent by EventBridge's rule
+    at_once: int = 1  # records of a batch handled at the same time (each in a thread)
+
+    def one_at_a_time(self) -> Step:
+        """The same step with a batch's records handled one after another."""
+        return replace(self, at_once=1)
 
 
 def path() -> list[Step]:
@@ -83,7 +88,9 @@ def path() -> list[Step]:
         Step("balance_payment", 1.0),
         Step("publish_outcome", 1 / STREAM_BATCH, STREAM_BATCH, PUBLISH_SHARED_BY),
         Step("log_consume", 1 / QUEUE_BATCH, QUEUE_BATCH),
-        Step("send_emails", 1 / QUEUE_BATCH, QUEUE_BATCH, queue_fed_by_bus=True),
+        Step(
+            "send_emails", 1 / QUEUE_BATCH, QUEUE_BATCH, queue_fed_by_bus=True, at_once=QUEUE_BATCH
+        ),
     ]
 
 
@@ -96,17 +103,21 @@ def webhook_path() -> list[Step]:
     ]
 
 
-def _latency(call: str) -> float:
+def latency(call: str) -> float:
+    """The modelled round trip of one call (`DynamoDB.GetItem`), in ms."""
     return LATENCY_MS.get(call, LATENCY_MS[call.split(".", maxsplit=1)[0]])
 
 
 def billed_ms(results: dict[str, Any], step: Step) -> float:
-    """One invocation's modelled duration in Lambda (ms): `per_invocation` operations."""
+    """One invocation's modelled duration in Lambda (ms): `per_invocation` operations, their
+    CPU one after another (the function's share of a vCPU), their waits on AWS `at_once` at
+    a time (threads wait together; a batch of 10 at once waits as long as one record)."""
     operation = step.operation
     memory = results["memory_mb"][results["operation_function"][operation]]
     cpu = results["handler_ms_without_io"][operation] * FULL_CPU_MB / min(memory, FULL_CPU_MB)
-    io = sum(_latency(call) for call in results["aws_call_names"][operation]["warm"])
-    return float(step.per_invocation * (cpu + io / step.calls_shared_by))
+    io = sum(latency(call) for call in results["aws_call_names"][operation]["warm"])
+    waits = math.ceil(step.per_invocation / step.at_once)
+    return float(step.per_invocation * cpu + waits * io / step.calls_shared_by)
 
 
 def per_payment(results: dict[str, Any]) -> dict[str, Any]:

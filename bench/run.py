@@ -78,6 +78,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from bench import coldstart, cost, local_http
+from bench import emails as email_bench
 from bench import jobs as jobs_bench
 from bench import log as log_bench
 from bench import reconcile as reconcile_bench
@@ -814,6 +815,12 @@ def _parser() -> argparse.ArgumentParser:
         help="stream records per publisher throughput run (default 250)",
     )
     parser.add_argument(
+        "--email-rounds",
+        type=_positive(1),
+        default=3,
+        help="rounds of the email consumer's two batches, at once and one at a time (default 3)",
+    )
+    parser.add_argument(
         "--local-payments",
         type=_positive(1),
         default=25,
@@ -880,6 +887,7 @@ def main(argv: list[str] | None = None) -> int:
             measurements = _measure_all(stack, args.warm_runs, progress)
             cold = _measure_cold(stack, measurements, args.cold_runs, progress)
             publisher = _measure_publisher(stack, args.publisher_records, progress)
+            email_batch = _measure_emails(stack, imports, measurements, args, progress)
             log_figures = _measure_log(stack, args, progress)
             try:
                 log_figures["webhooks"] = _measure_webhooks(stack, args, progress)
@@ -907,6 +915,7 @@ def main(argv: list[str] | None = None) -> int:
     report["memory_mb"] = {f: spec.memory for f, spec in stack.functions.items()}
     report["table_names"] = _table_names(stack)
     report["publisher"] = publisher
+    report["email_batch"] = email_batch
     report["local_stack_http"] = local
     report["cost_per_million_payments"] = cost.per_payment(report)
     args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -914,6 +923,7 @@ def main(argv: list[str] | None = None) -> int:
     coldstart.print_report(cold)
     cost.print_report(report["cost_per_million_payments"])
     print_publisher_report(publisher)
+    email_bench.print_report(email_batch)
     print(
         f"\nLocal stack over HTTP: {local['payments_per_second']} balance payments/s with"
         f" {local['clients']} clients; the embedded endpoint's raw TransactWriteItems:"
@@ -1107,6 +1117,21 @@ def _measure_publisher(
         "ratio": round(rates["batched"] / rates["one_per_invocation"], 2),
         "aws_calls_per_record": {m: round(c / records, 2) for m, c in calls.items()},
     }
+
+
+def _measure_emails(
+    stack: LocalStack,
+    imports: dict[str, ImportTiming],
+    measurements: list[Measurement],
+    args: argparse.Namespace,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """The email consumer's batch at once against one at a time (bench.emails), beside what
+    the cost model makes of the operations measured."""
+    measured = results(imports, measurements, args)
+    measured["memory_mb"] = {f: spec.memory for f, spec in stack.functions.items()}
+    with quiet_handlers():
+        return email_bench.batch_figures(stack, measured, args.email_rounds, progress)
 
 
 def _measure_log(

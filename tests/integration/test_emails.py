@@ -119,6 +119,59 @@ def test_two_concurrent_consumers_send_each_email_once(stack, paid):
     assert len(_to(payer.email, since)) == 2 and len(_to(payee.email, since)) == 1
 
 
+def test_the_messages_of_a_batch_are_delivered_at_once_each_as_alone(stack, paid, monkeypatch):
+    payer, payee, _, messages = paid
+    assert len(messages) == 2  # the top-up's event and the payment's
+    since = len(_sent())
+    real_send = ses.send
+    # The first send of each message waits until the other message's first send arrives:
+    # delivered one after another, the first would wait alone and fail (BrokenBarrierError).
+    meeting, met, lock = threading.Barrier(2, timeout=10), set(), threading.Lock()
+
+    def rendezvous(sender: str, to: str, raw: bytes) -> str:
+        with lock:
+            first = threading.get_ident() not in met
+            met.add(threading.get_ident())
+        if first:
+            meeting.wait()
+        return real_send(sender, to, raw)
+
+    monkeypatch.setattr(ses, "send", rendezvous)
+    # When the batch of the two messages is delivered
+    invocation = _deliver(stack, messages)
+    # Then both were under way at the same time, and each sent its emails once
+    assert invocation.ok and invocation.payload == {"batchItemFailures": []}, invocation
+    assert len(met) >= 2 and not meeting.broken
+    assert len(_to(payer.email, since)) == 2 and len(_to(payee.email, since)) == 1
+
+
+def test_a_failing_message_fails_alone_while_the_rest_of_its_batch_is_sent(
+    stack, paid, monkeypatch
+):
+    payer, payee, payment, messages = paid
+    since = len(_sent())
+    real_send = ses.send
+
+    def broken_for_the_payee(sender: str, to: str, raw: bytes) -> str:
+        if to == payee.email:
+            raise RuntimeError("the payee's send broke before SES was called")
+        return real_send(sender, to, raw)
+
+    monkeypatch.setattr(ses, "send", broken_for_the_payee)
+    # When a batch holds the payment's message (whose payee send breaks) and the top-up's
+    invocation = _deliver(stack, messages)
+    # Then only the payment's message fails, and nothing of its payee's went
+    assert invocation.ok
+    failed = {f["itemIdentifier"] for f in invocation.payload["batchItemFailures"]}
+    payment_message = next(m for m in messages if payment["id"] in m["Body"])
+    assert failed == {payment_message["MessageId"]}
+    assert _to(payee.email, since) == []
+    # ... and its retry sends the payee's email once, the payer's not again
+    monkeypatch.setattr(ses, "send", real_send)
+    assert _deliver(stack, [payment_message], receives=2).payload == {"batchItemFailures": []}
+    assert len(_to(payee.email, since)) == 1 and len(_to(payer.email, since)) == 2
+
+
 def test_a_refused_send_is_retried_then_sends_once(stack, paid, monkeypatch):
     payer, payee, _, messages = paid
     since = len(_sent())

@@ -4,6 +4,7 @@ figures issue 16's goals are judged by."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 
@@ -95,6 +96,18 @@ def test_a_batched_send_shares_its_latency_among_the_records():
     assert cost.billed_ms(results, alone) - cost.billed_ms(results, batched) == pytest.approx(
         25 * io * (1 - 1 / 10)
     )
+
+
+def test_records_handled_at_once_wait_together_and_still_spend_their_cpu_one_by_one():
+    results = _results()
+    emails = next(s for s in cost.path() if s.operation == "send_emails")
+    assert emails.at_once == cost.QUEUE_BATCH  # the email consumer's threads
+    cpu = 2.0 * cost.FULL_CPU_MB / 1024
+    io = cost.LATENCY_MS["DynamoDB"] + cost.LATENCY_MS["SQS"]
+    assert cost.billed_ms(results, emails) == pytest.approx(10 * cpu + io)
+    assert cost.billed_ms(results, emails.one_at_a_time()) == pytest.approx(10 * (cpu + io))
+    # three at a time: four rounds of waits for a batch of ten
+    assert cost.billed_ms(results, replace(emails, at_once=3)) == pytest.approx(10 * cpu + 4 * io)
 
 
 def test_the_modelled_cold_start_charges_the_invoke_at_the_memorys_share_of_a_vcpu():

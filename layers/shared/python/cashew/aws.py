@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sqs import SQSClient
 
+# A boto3 session is not thread safe (its clients are): clients are made one at a time, so a
+# consumer that works on a batch's records in threads (SendEmailsFunction) can make them lazily.
+_MAKING = threading.RLock()
+
 _CONFIG: dict[str, Any] = {
     "retries": {"mode": "standard", "max_attempts": 3},
     "connect_timeout": 2,
@@ -37,14 +42,16 @@ _CONFIG: dict[str, Any] = {
 def session() -> boto3.session.Session:
     import boto3  # noqa: PLC0415 - paid only by operations that call AWS
 
-    return boto3.session.Session()
+    with _MAKING:
+        return boto3.session.Session()
 
 
 @functools.cache
 def _client(service: str) -> Any:
     from botocore.config import Config  # noqa: PLC0415
 
-    return session().client(service, config=Config(**_CONFIG))
+    with _MAKING:
+        return session().client(service, config=Config(**_CONFIG))
 
 
 def dynamodb() -> DynamoDBClient:
@@ -73,7 +80,8 @@ def s3() -> S3Client:
     from botocore.config import Config  # noqa: PLC0415
 
     config = Config(**{**_CONFIG, "read_timeout": 60}, signature_version="s3v4")
-    client: S3Client = session().client("s3", config=config)
+    with _MAKING:
+        client: S3Client = session().client("s3", config=config)
     return client
 
 
@@ -84,7 +92,8 @@ def sesv2() -> SESV2Client:
     from botocore.config import Config  # noqa: PLC0415
 
     config = Config(**{**_CONFIG, "retries": {"mode": "standard", "total_max_attempts": 1}})
-    client: SESV2Client = session().client("sesv2", config=config)
+    with _MAKING:
+        client: SESV2Client = session().client("sesv2", config=config)
     return client
 
 
@@ -92,7 +101,8 @@ def sesv2() -> SESV2Client:
 def _secrets() -> SecretsProvider:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider  # noqa: PLC0415
 
-    return SecretsProvider(boto3_client=_client("secretsmanager"))
+    with _MAKING:
+        return SecretsProvider(boto3_client=_client("secretsmanager"))
 
 
 def secret_json(secret_id: str, max_age: int) -> dict[str, Any]:
