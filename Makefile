@@ -119,13 +119,17 @@ cfn-lint: $(SAM_VENV)/.installed ## cfn-lint with informational checks on templa
 checkov: $(CHECKOV_VENV)/.installed ## checkov on template.yaml (.checkov.yaml: skipped checks and why)
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -f template.yaml
 
-build: $(SAM_VENV)/.installed web/dist/.built ## sam build (arm64, python3.13)
+# sam build, then bytecode for every module it made (tools/bytecode.py: Lambda cannot keep what
+# it compiles, and SAM's zips defeat timestamp-checked bytecode), checked by source hash.
+build: $(SAM_VENV)/.installed web/dist/.built ## sam build (arm64, python3.13), then every module's bytecode
 	$(SAM) build
+	$(SAM_VENV)/bin/python -m tools.bytecode
 
-check-layer: build ## the built layer has python/cashew and no boto3/botocore
+check-layer: build ## the built layer has python/cashew and no boto3/botocore; every module has its bytecode
 	@test -d .aws-sam/build/SharedLayer/python/cashew || { echo "layer lacks python/cashew"; exit 1; }
 	@! ls -d .aws-sam/build/SharedLayer/python/{boto3,botocore} 2>/dev/null || { echo "layer bundles boto3/botocore"; exit 1; }
 	@echo "layer: python/cashew present, no boto3/botocore"
+	$(SAM_VENV)/bin/python -m tools.bytecode --check
 
 invoke: $(VENV)/.installed ## run one function with one event: make invoke FUNCTION=LoginFunction EVENT=events/auth/login.json
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=<logical id> EVENT=events/<module>/<op>.json"; exit 2; }

@@ -24,20 +24,33 @@ left out (the same for every choice). Each function is measured in two modes:
 The baseline B (`bench/baseline_function.py`: Powertools Logger, Metrics and the REST
 resolver, a DynamoDB client at module scope, one GetItem) is measured the same way, and
 every function's figure is reported as a ratio to B's, from the same run.
+
+Both modes run with bytecode, as `make build` ships every module (tools/bytecode.py). Each
+function (in its chosen mode) and B are also measured without any, as `sam build` alone ships
+them: the child imports from a tree of the same sources with no `__pycache__` (the
+function's directory, the layer's, and the layer's third-party packages: the distributions
+its requirements.txt names and what they require, from this virtualenv), with `-B`, so it
+compiles every module of ours and of the layer's packages it imports, as a Lambda
+environment must on its read-only filesystem; the runtime's own packages (boto3, botocore)
+and the standard library keep their bytecode, as in Lambda.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import os
 import re
 import statistics
 import subprocess  # nosec B404 # runs this repository's own Python, no shell
 import sys
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from packaging.requirements import Requirement
 
 from local.specs import FunctionSpec, function_env
 
@@ -46,6 +59,7 @@ BASELINE = "Baseline"
 BASELINE_MEMORY = 1024
 GOAL_RATIO = 1.2
 _TIMEOUT = 120
+LAYER_REQUIREMENTS = Path(__file__).resolve().parents[1] / "layers/shared/python/requirements.txt"
 
 # stdin: one JSON object (paths, module, attr, event, prepare, function). Writes one JSON
 # line to the stdout it was given; the handler's own output (logs, metrics) goes to stderr.
@@ -111,6 +125,74 @@ class ColdStartError(RuntimeError):
     """A child could not import its handler or serve its request."""
 
 
+def _layer_distributions() -> list[importlib.metadata.Distribution]:
+    """The distributions the layer's requirements.txt names and everything they require
+    (extras as named), as installed in this virtualenv."""
+    found: dict[str, importlib.metadata.Distribution] = {}
+    wanted: list[Requirement] = [
+        Requirement(line.split("#", 1)[0].strip())
+        for line in LAYER_REQUIREMENTS.read_text().splitlines()
+        if line.split("#", 1)[0].strip()
+    ]
+    while wanted:
+        requirement = wanted.pop()
+        name = requirement.name.lower().replace("_", "-")
+        if name in found:
+            continue
+        found[name] = dist = importlib.metadata.distribution(requirement.name)
+        for text in dist.requires or []:
+            required = Requirement(text)
+            extras = requirement.extras or {""}
+            if required.marker is None or any(
+                required.marker.evaluate({"extra": extra}) for extra in extras
+            ):
+                wanted.append(required)
+    return list(found.values())
+
+
+def _mirror(files: Iterator[tuple[Path, Path]]) -> None:
+    """Links `target` to `source` for each pair, bytecode left out."""
+    for source, target in files:
+        if source.suffix == ".pyc" or "__pycache__" in source.parts or not source.is_file():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            target.symlink_to(source)
+
+
+class SourceOnly:
+    """Directories as `sam build` alone ships them: their sources and no bytecode (links to
+    this repository's and this virtualenv's files, under `root`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.site = root / "site"
+        self._mirrored: dict[str, str] = {}
+        for dist in _layer_distributions():
+            base = Path(str(dist.locate_file("")))
+            _mirror(
+                (base / str(path), self.site / str(path))
+                for path in dist.files or []
+                if ".." not in Path(str(path)).parts
+            )
+
+    def paths(self, paths: list[str]) -> list[str]:
+        """The mirrors of `paths`, then the layer's third-party packages."""
+        mirrored = []
+        for path in paths:
+            if path not in self._mirrored:
+                target = self.root / f"dir{len(self._mirrored)}"
+                _mirror(
+                    (Path(here) / name, target / Path(here).relative_to(path) / name)
+                    for here, dirs, names in os.walk(path)
+                    if "__pycache__" not in Path(here).parts
+                    for name in names
+                )
+                self._mirrored[path] = str(target)
+            mirrored.append(self._mirrored[path])
+        return [*mirrored, str(self.site)]
+
+
 @dataclass(frozen=True)
 class Run:
     init_ms: float
@@ -130,13 +212,14 @@ class ColdStart:
     eager: tuple[Run, ...]
     services: tuple[str, ...]  # what the first request called (clients the eager mode makes)
     declared: tuple[str, ...] | None  # what the handler module prepares (None: lazy)
+    without_bytecode: tuple[Run, ...] = ()  # the chosen mode, from sources alone
 
     @property
     def chosen(self) -> str:
         return "lazy" if self.declared is None else "eager"
 
     def median(self, mode: str, figure: str) -> float:
-        runs = self.lazy if mode == "lazy" else self.eager
+        runs = {"lazy": self.lazy, "eager": self.eager}.get(mode, self.without_bytecode)
         return float(statistics.median(getattr(run, figure) for run in runs))
 
     @property
@@ -158,6 +241,7 @@ def _child(
     prepare: list[str],
     function: str,
     memory: int,
+    bytecode: bool = True,
 ) -> dict[str, Any]:
     config = {
         "paths": spec_paths, "module": module, "attr": attr, "event": event,
@@ -165,7 +249,7 @@ def _child(
         "request_id": str(uuid.uuid4()),
     }  # fmt: skip
     child = subprocess.run(  # nosec B603 # fixed argv of sys.executable, no shell
-        [sys.executable, "-I", "-c", _CHILD],
+        [sys.executable, "-I", *([] if bytecode else ["-B"]), "-c", _CHILD],
         input=json.dumps(config) + "\n",
         env=dict(env),
         cwd=cwd,
@@ -202,10 +286,14 @@ def measure(
     extra_env: Mapping[str, str],
     prepare: Callable[[], tuple[Any, Callable[[Any], Any]]],
     runs: int,
+    source_only: SourceOnly | None = None,
 ) -> ColdStart:
-    """`runs` lazy and `runs` eager cold starts of `spec`, alternated; `prepare` gives a
-    fresh event and the check of its result."""
+    """`runs` lazy and `runs` eager cold starts of `spec`, alternated (and, with
+    `source_only`, `runs` of its chosen mode without bytecode); `prepare` gives a fresh
+    event and the check of its result."""
     paths = [str(spec.code_dir), *(str(layer) for layer in spec.layer_dirs)]
+    declared = declared_services(spec)
+    without: list[Run] = []
     base = {**function_env(spec, resources, endpoint), **extra_env}
     base.pop("AWS_LAMBDA_INITIALIZATION_TYPE", None)
     lambda_env = {**base, "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand"}
@@ -228,32 +316,65 @@ def measure(
                      memory=spec.memory)  # fmt: skip
         check(got["result"])
         eager.append(Run(got["init_ms"], got["invoke_ms"], spec.memory))
+        if source_only is not None:
+            event, check = prepare()
+            got = _child(source_only.paths(paths), module=spec.handler_module,
+                         attr=spec.handler_attr, env=base if declared is None else lambda_env,
+                         cwd=spec.code_dir, event=event,
+                         prepare=[] if declared is None else services,
+                         function=spec.name, memory=spec.memory, bytecode=False)  # fmt: skip
+            check(got["result"])
+            without.append(Run(got["init_ms"], got["invoke_ms"], spec.memory))
     return ColdStart(spec.logical_id, spec.memory, tuple(lazy), tuple(eager), tuple(services),
-                     declared_services(spec))  # fmt: skip
+                     declared, tuple(without))  # fmt: skip
 
 
 def baseline(
-    table: str, key: dict[str, Any], env: Mapping[str, str], event: Any, runs: int
+    table: str,
+    key: dict[str, Any],
+    env: Mapping[str, str],
+    event: Any,
+    runs: int,
+    *,
+    source_only: SourceOnly | None = None,
 ) -> ColdStart:
     """B, measured like the functions (its client is at module scope: eager by design)."""
     here = Path(__file__).resolve().parent
     env = {**env, "BENCH_TABLE": table, "BENCH_KEY": json.dumps(key),
            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand"}  # fmt: skip
     measured: list[Run] = []
+    without: list[Run] = []
     for index in range(runs + 1):
-        got = _child([str(here)], module="baseline_function", attr="lambda_handler", env=env,
-                     cwd=here, event=event, prepare=[], function=BASELINE,
-                     memory=BASELINE_MEMORY)  # fmt: skip
-        if got["result"].get("statusCode") != 200:
-            raise ColdStartError(f"the baseline answered {got['result']}")
-        if index:
-            measured.append(Run(got["init_ms"], got["invoke_ms"], BASELINE_MEMORY))
+        for bytecode in (True, False) if source_only is not None and index else (True,):
+            paths = [str(here)]
+            if not bytecode and source_only is not None:
+                paths = source_only.paths(paths)
+            got = _child(paths, module="baseline_function", attr="lambda_handler", env=env,
+                         cwd=here, event=event, prepare=[], function=BASELINE,
+                         memory=BASELINE_MEMORY, bytecode=bytecode)  # fmt: skip
+            if got["result"].get("statusCode") != 200:
+                raise ColdStartError(f"the baseline answered {got['result']}")
+            if index:
+                (measured if bytecode else without).append(
+                    Run(got["init_ms"], got["invoke_ms"], BASELINE_MEMORY)
+                )
     return ColdStart(BASELINE, BASELINE_MEMORY, tuple(measured), tuple(measured), ("dynamodb",),
-                     ("dynamodb",))  # fmt: skip
+                     ("dynamodb",), tuple(without))  # fmt: skip
 
 
 def figures(starts: list[ColdStart], base: ColdStart) -> dict[str, Any]:
     b = base.median("eager", "modelled_ms")
+    b_without = base.median("without", "modelled_ms") if base.without_bytecode else None
+
+    def without_bytecode(start: ColdStart) -> dict[str, Any]:
+        if not start.without_bytecode or b_without is None:
+            return {}
+        modelled = start.median("without", "modelled_ms")
+        return {
+            "without_bytecode_init_cpu_ms": round(start.median("without", "init_ms"), 1),
+            "without_bytecode_modelled_cold_ms": round(modelled, 1),
+            "without_bytecode_ratio_to_baseline": round(modelled / b_without, 2),
+        }
 
     def row(start: ColdStart) -> dict[str, Any]:
         mode = start.chosen
@@ -269,9 +390,15 @@ def figures(starts: list[ColdStart], base: ColdStart) -> dict[str, Any]:
             "lazy_modelled_cold_ms": round(start.median("lazy", "modelled_ms"), 1),
             "eager_modelled_cold_ms": round(start.median("eager", "modelled_ms"), 1),
             "ratio_to_baseline": round(modelled / b, 2),
+            **without_bytecode(start),
         }
 
     rows = {start.function_id: row(start) for start in starts}
+    saved = [
+        r["without_bytecode_modelled_cold_ms"] - r["modelled_cold_ms"]
+        for r in rows.values()
+        if "without_bytecode_modelled_cold_ms" in r
+    ]
     worst = max(rows.values(), key=lambda r: r["ratio_to_baseline"]) if rows else None
     return {
         "baseline": {
@@ -279,7 +406,16 @@ def figures(starts: list[ColdStart], base: ColdStart) -> dict[str, Any]:
             "first_invoke_cpu_ms": round(base.median("eager", "invoke_ms"), 1),
             "modelled_cold_ms": round(b, 1),
             "memory_mb": BASELINE_MEMORY,
+            **(
+                {
+                    "without_bytecode_init_cpu_ms": round(base.median("without", "init_ms"), 1),
+                    "without_bytecode_modelled_cold_ms": round(b_without, 1),
+                }
+                if b_without is not None
+                else {}
+            ),
         },
+        "bytecode_saves_median_ms": round(statistics.median(saved), 1) if saved else None,
         "functions": rows,
         "goal_ratio": GOAL_RATIO,
         "worst_ratio": worst["ratio_to_baseline"] if worst else None,
@@ -306,10 +442,15 @@ def print_report(result: dict[str, Any]) -> None:
     print(
         f"  baseline B: INIT {b['init_cpu_ms']}, first invoke {b['first_invoke_cpu_ms']},"
         f" modelled {b['modelled_cold_ms']} ms at {b['memory_mb']} MB"
+        + (
+            f"; without bytecode {b['without_bytecode_modelled_cold_ms']} ms"
+            if "without_bytecode_modelled_cold_ms" in b
+            else ""
+        )
     )
     print(
         f"  {'function':<30} {'MB':>5} {'mode':>5} {'INIT':>7} {'invoke':>7} {'modelled':>9}"
-        f" {'lazy':>7} {'eager':>7} {'x B':>5}"
+        f" {'lazy':>7} {'eager':>7} {'x B':>5} {'no pyc':>7} {'x B':>5}"
     )
     for function_id, r in result["functions"].items():
         flag = (
@@ -321,7 +462,14 @@ def print_report(result: dict[str, Any]) -> None:
             f"  {function_id:<30} {r['memory_mb']:>5} {r['chosen']:>5} {r['init_cpu_ms']:>7.1f}"
             f" {r['first_invoke_cpu_ms']:>7.1f} {r['modelled_cold_ms']:>9.1f}"
             f" {r['lazy_modelled_cold_ms']:>7.1f} {r['eager_modelled_cold_ms']:>7.1f}"
-            f" {r['ratio_to_baseline']:>5.2f}{flag}"
+            f" {r['ratio_to_baseline']:>5.2f}"
+            f" {r.get('without_bytecode_modelled_cold_ms', float('nan')):>7.1f}"
+            f" {r.get('without_bytecode_ratio_to_baseline', float('nan')):>5.2f}{flag}"
+        )
+    if result.get("bytecode_saves_median_ms") is not None:
+        print(
+            f"  bytecode (make build) saves a median {result['bytecode_saves_median_ms']} ms of"
+            " modelled cold start against sources alone (sam build)"
         )
     print(
         f"  worst {result['worst_ratio']} x B (goal <= {result['goal_ratio']});"

@@ -67,6 +67,7 @@ import platform
 import re
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 import warnings
@@ -1033,13 +1034,19 @@ def _measure_cold(
     key = {"pk": {"S": "USER#nobody"}, "sk": {"S": "SEQ#0"}}
     env = {**function_env(next(iter(stack.functions.values())), stack.resources, stack.endpoint)}
     event = api_event("accounts/get_me.json")
-    with quiet_handlers(), webhook_bench.loopback_receiver() as receiver:
+    with (
+        quiet_handlers(),
+        webhook_bench.loopback_receiver() as receiver,
+        tempfile.TemporaryDirectory(prefix="cashew-sources-") as stack_dir_name,
+    ):
+        stack_dir = Path(stack_dir_name)
         driver = Driver(stack)
         by_name = {
-            op.name: op for op in operations(driver, invocations=2 * (runs + 1), receiver=receiver)
+            op.name: op for op in operations(driver, invocations=3 * (runs + 1), receiver=receiver)
         }
+        sources = coldstart.SourceOnly(stack_dir)
         progress("cold start of the baseline B")
-        base = coldstart.baseline(table, key, env, event, runs)
+        base = coldstart.baseline(table, key, env, event, runs, source_only=sources)
         starts = []
         for spec in wanted:
             progress(f"cold start of {spec.logical_id} ({first[spec.logical_id]})")
@@ -1057,6 +1064,7 @@ def _measure_cold(
                     extra_env=extra,
                     prepare=prepare,
                     runs=runs,
+                    source_only=sources,
                 )
             )
     return coldstart.figures(starts, base)
