@@ -53,6 +53,7 @@ def compile_build(build: Path, workers: int = 0) -> bool:
                 stripdir=str(artefact),
                 prependdir=root,
                 invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+                optimize=0,  # what Lambda's interpreter loads, whatever PYTHONOPTIMIZE says here
                 workers=workers,
             )
         )
@@ -63,7 +64,7 @@ def stale(build: Path) -> Iterator[str]:
     """Every module under `build` without bytecode that checks its source's hash and
     matches it."""
     for source in sorted(build.rglob("*.py")):
-        cached = Path(importlib.util.cache_from_source(str(source)))
+        cached = Path(importlib.util.cache_from_source(str(source), optimization=""))
         if not cached.is_file():
             yield f"{source}: no bytecode"
             continue

@@ -29,7 +29,7 @@ def test_outside_lambda_prepare_makes_no_client(monkeypatch):
     # When a handler module prepares its clients
     aws.prepare("dynamodb", "sqs")
     # Then none exists: they stay lazy
-    assert aws._client.cache_info().currsize == 0
+    assert aws._client.made() == 0
 
 
 def test_in_lambdas_init_prepare_makes_the_clients_and_registers_no_hook(monkeypatch):
@@ -38,7 +38,7 @@ def test_in_lambdas_init_prepare_makes_the_clients_and_registers_no_hook(monkeyp
     hooks = types.SimpleNamespace(register_after_restore=registered.append)
     monkeypatch.setitem(sys.modules, "snapshot_restore_py", hooks)
     aws.prepare("dynamodb", "sesv2")
-    assert aws._client.cache_info().currsize == 1 and aws.sesv2.cache_info().currsize == 1
+    assert aws._client.made() == 1 and aws.sesv2.made() == 1
     assert aws.dynamodb() is aws.dynamodb()  # the same client serves the requests
     assert registered == []
 
@@ -71,7 +71,7 @@ def test_two_environments_restored_from_one_snapshot_draw_apart(monkeypatch):
     assert draws[0] != draws[1]
     assert ulid.default_generator.policy is not policy
     assert ulid.default_generator.policy.prev_timestamp == 0
-    assert secrets_provider.cache_info().currsize == 0
+    assert secrets_provider.made() == 0
 
 
 def test_every_handler_prepares_only_clients_the_layer_makes():
@@ -87,3 +87,24 @@ def test_every_handler_prepares_only_clients_the_layer_makes():
     assert prepared["CreatePaymentFunction"] == ("dynamodb",)
     for function_id, services in prepared.items():
         assert set(services or ()) <= set(aws._CLIENTS), function_id
+
+
+def test_threads_asking_for_clients_together_get_each_one_made_once():
+    # Given ten threads that ask for the same clients at the same moment (a batch of the
+    # email consumer, each record in a thread, in a process that made none yet)
+    import threading
+
+    start, got = threading.Barrier(10), []
+
+    def ask() -> None:
+        start.wait()
+        got.append((aws.session(), aws.sqs(), aws.sesv2()))
+
+    threads = [threading.Thread(target=ask) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then one session and one client of each were made, and every thread has those
+    assert len(got) == 10 and len({tuple(map(id, g)) for g in got}) == 1
+    assert aws.session.made() == 1 and aws._client.made() == 1 and aws.sesv2.made() == 1

@@ -26,9 +26,37 @@ if TYPE_CHECKING:
     from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sqs import SQSClient
 
-# A boto3 session is not thread safe (its clients are): clients are made one at a time, so a
-# consumer that works on a batch's records in threads (SendEmailsFunction) can make them lazily.
 _MAKING = threading.RLock()
+
+
+class _Once[T]:
+    """`make`'s value for each arguments, made once even when threads ask for it together: a
+    boto3 session is not thread safe (its clients are), and a consumer that works on a
+    batch's records in threads (SendEmailsFunction) may make its clients lazily. One lock
+    for every maker, re-entered when a client's maker asks for the session."""
+
+    def __init__(self, make: Callable[..., T]) -> None:
+        self._make = make
+        self._made: dict[tuple[Any, ...], T] = {}
+        functools.update_wrapper(self, make)
+
+    def __call__(self, *args: Any) -> T:
+        try:
+            return self._made[args]
+        except KeyError:
+            with _MAKING:
+                if args not in self._made:
+                    self._made[args] = self._make(*args)
+                return self._made[args]
+
+    def cache_clear(self) -> None:
+        with _MAKING:
+            self._made.clear()
+
+    def made(self) -> int:
+        """How many values are made (one per distinct arguments)."""
+        return len(self._made)
+
 
 _CONFIG: dict[str, Any] = {
     "retries": {"mode": "standard", "max_attempts": 3},
@@ -38,20 +66,18 @@ _CONFIG: dict[str, Any] = {
 }
 
 
-@functools.cache
+@_Once
 def session() -> boto3.session.Session:
     import boto3  # noqa: PLC0415 - paid only by operations that call AWS
 
-    with _MAKING:
-        return boto3.session.Session()
+    return boto3.session.Session()
 
 
-@functools.cache
+@_Once
 def _client(service: str) -> Any:
     from botocore.config import Config  # noqa: PLC0415
 
-    with _MAKING:
-        return session().client(service, config=Config(**_CONFIG))
+    return session().client(service, config=Config(**_CONFIG))
 
 
 def dynamodb() -> DynamoDBClient:
@@ -74,35 +100,32 @@ def kms() -> KMSClient:
     return client
 
 
-@functools.cache
+@_Once
 def s3() -> S3Client:
     """S3 with SigV4 signatures, which presigned links need (the reports' downloads)."""
     from botocore.config import Config  # noqa: PLC0415
 
     config = Config(**{**_CONFIG, "read_timeout": 60}, signature_version="s3v4")
-    with _MAKING:
-        client: S3Client = session().client("s3", config=config)
+    client: S3Client = session().client("s3", config=config)
     return client
 
 
-@functools.cache
+@_Once
 def sesv2() -> SESV2Client:
     """SES v2, making each call once: botocore's retries could send an email twice (a send
     whose answer was lost), so a failed send is the caller's to retry, or not."""
     from botocore.config import Config  # noqa: PLC0415
 
     config = Config(**{**_CONFIG, "retries": {"mode": "standard", "total_max_attempts": 1}})
-    with _MAKING:
-        client: SESV2Client = session().client("sesv2", config=config)
+    client: SESV2Client = session().client("sesv2", config=config)
     return client
 
 
-@functools.cache
+@_Once
 def _secrets() -> SecretsProvider:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider  # noqa: PLC0415
 
-    with _MAKING:
-        return SecretsProvider(boto3_client=_client("secretsmanager"))
+    return SecretsProvider(boto3_client=_client("secretsmanager"))
 
 
 def secret_json(secret_id: str, max_age: int) -> dict[str, Any]:

@@ -28,6 +28,7 @@ Concurrent consumers of one outcome race on the claim: one wins, the others skip
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass
 
@@ -50,6 +51,16 @@ RECEIPT_WAIT_RECEIVES = 4  # receives that wait for a missing log entry; then se
 RECEIPT_WAIT_SECONDS = 5  # x the receive count
 BACKOFF_BASE_SECONDS = 30  # a refused send: 30 s, 60 s, 2 min, ... up to 15 min
 BACKOFF_MAX_SECONDS = 900
+
+
+# SendEmailsFunction delivers a batch's messages in threads; Powertools' metric set is a plain
+# dict updated in place, so two threads adding the same metric at once could lose a count.
+_COUNTING = threading.Lock()
+
+
+def _count(name: str) -> None:
+    with _COUNTING:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
 
 
 class RetryLater(Exception):
@@ -150,7 +161,7 @@ def _send(
         expires_at=int(now.timestamp()) + store.RETENTION_SECONDS,
     )
     if not store.claim(held):
-        metrics.add_metric(name="EmailDuplicate", unit=MetricUnit.Count, value=1)
+        _count("EmailDuplicate")
         return "duplicate"
     try:
         email = _email(notice, facts, profiles, entry, receipt_pending)
@@ -158,7 +169,7 @@ def _send(
         raw = render.mime(sender, profile.email, render.render(email))
         message_id = ses.send(sender, profile.email, raw)
     except ses.Unknown as error:
-        metrics.add_metric(name="EmailOutcomeUnknown", unit=MetricUnit.Count, value=1)
+        _count("EmailOutcomeUnknown")
         logger.error(
             "an email may or may not have been sent; it is not sent again",
             extra={"outcome_id": facts.outcome_id, "user_id": notice.user_id, "error": str(error)},
@@ -166,7 +177,7 @@ def _send(
         return "unknown"
     except ses.Refused as error:
         store.release(held)
-        metrics.add_metric(name="EmailRefused", unit=MetricUnit.Count, value=1)
+        _count("EmailRefused")
         logger.warning(
             "SES refused an email; it is retried",
             extra={"outcome_id": facts.outcome_id, "user_id": notice.user_id, "error": str(error)},
@@ -176,9 +187,9 @@ def _send(
         store.release(held)  # SES was not called: nothing was sent
         raise
     store.mark_sent(held, message_id)
-    metrics.add_metric(name="EmailSent", unit=MetricUnit.Count, value=1)
+    _count("EmailSent")
     if receipt_pending:
-        metrics.add_metric(name="EmailWithoutReceipt", unit=MetricUnit.Count, value=1)
+        _count("EmailWithoutReceipt")
         logger.warning("an email went without its receipt", extra={"outcome_id": facts.outcome_id})
     logger.info("email sent", extra={"outcome_id": facts.outcome_id, "user_id": notice.user_id})
     return "sent"
