@@ -37,6 +37,8 @@ EVENTBRIDGE_PUT_EVENTS_RPS = 10_000  # PutEvents requests per second, raisable
 EVENTBRIDGE_INVOCATIONS_PER_S = 18_750  # rule target invocations per second, raisable
 SQS_IN_FLIGHT = 120_000  # messages received and not deleted, per standard queue
 STREAM_SHARD_WRITES_PER_S = 1_000  # writes per stream shard (as per table partition)
+SES_SEND_RATE = 14  # emails per second: the usual start of an account out of SES's sandbox,
+# raised by request (a sandboxed account sends 1 a second, to verified addresses only)
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,13 @@ def limits(
     targets = len(_rule_targets(template))
     rows.append(Limit(f"EventBridge: rule target invocations/s ({targets} per event)",
                       rate * targets, EVENTBRIDGE_INVOCATIONS_PER_S, "inv/s",
+                      "quota increase (raisable)"))  # fmt: skip
+
+    # SES: every email of every payment (payer and payee), whatever the consumer's speed; a
+    # throttled send is refused, released and retried with backoff, so a rate above the quota
+    # is a backlog on EmailQueue (and, past 8 receives, the dead-letter queue)
+    rows.append(Limit("SES: emails sent per second (account sending rate)",
+                      rate * cost.EMAILS_PER_PAYMENT, SES_SEND_RATE, "emails/s",
                       "quota increase (raisable)"))  # fmt: skip
 
     # SQS: messages in flight on the log's queue while being consumed

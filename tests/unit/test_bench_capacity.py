@@ -168,3 +168,7 @@ def test_the_capacity_model_reads_the_templates_parameters_and_their_overrides()
     assert share(default, "DynamoDB: a hot payee's credit shard") == pytest.approx(5000 / 32 / 250)
     wider = capacity_model.limits(results, 10_000, template, {"HotPayeeShards": "64"})
     assert share(wider, "DynamoDB: a hot payee's credit shard") == pytest.approx(5000 / 64 / 250)
+    # every payment's two emails count against SES's sending rate
+    assert share(default, "SES: emails sent") == pytest.approx(
+        20_000 / capacity_model.SES_SEND_RATE
+    )
