@@ -15,7 +15,7 @@ import pytest
 from moto.ses.models import ses_backends
 
 from cashew.ledger import chain
-from cashew.notifications import ses
+from cashew.notifications import render, ses
 from local.cfn import ACCOUNT_ID, REGION
 from local.consumers import sqs_event
 from tests.integration.conftest import add_card, pay, take_messages, top_up
@@ -150,14 +150,14 @@ def test_a_failing_message_fails_alone_while_the_rest_of_its_batch_is_sent(
 ):
     payer, payee, payment, messages = paid
     since = len(_sent())
-    real_send = ses.send
+    real_mime = render.mime
 
-    def broken_for_the_payee(sender: str, to: str, raw: bytes) -> str:
+    def broken_for_the_payee(sender: str, to: str, email: render.Rendered) -> bytes:
         if to == payee.email:
-            raise RuntimeError("the payee's send broke before SES was called")
-        return real_send(sender, to, raw)
+            raise RuntimeError("the payee's email broke before SES was called")
+        return real_mime(sender, to, email)
 
-    monkeypatch.setattr(ses, "send", broken_for_the_payee)
+    monkeypatch.setattr(render, "mime", broken_for_the_payee)
     # When a batch holds the payment's message (whose payee send breaks) and the top-up's
     invocation = _deliver(stack, messages)
     # Then only the payment's message fails, and nothing of its payee's went
@@ -167,7 +167,7 @@ def test_a_failing_message_fails_alone_while_the_rest_of_its_batch_is_sent(
     assert failed == {payment_message["MessageId"]}
     assert _to(payee.email, since) == []
     # ... and its retry sends the payee's email once, the payer's not again
-    monkeypatch.setattr(ses, "send", real_send)
+    monkeypatch.setattr(render, "mime", real_mime)
     assert _deliver(stack, [payment_message], receives=2).payload == {"batchItemFailures": []}
     assert len(_to(payee.email, since)) == 1 and len(_to(payer.email, since)) == 2
 

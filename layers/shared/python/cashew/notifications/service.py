@@ -167,6 +167,10 @@ def _send(
         email = _email(notice, facts, profiles, entry, receipt_pending)
         sender = get_settings().email_from
         raw = render.mime(sender, profile.email, render.render(email))
+    except BaseException:
+        store.release(held)  # SES was not called: nothing was sent
+        raise
+    try:  # from here on the email may have gone: the claim is released only on a refusal
         message_id = ses.send(sender, profile.email, raw)
     except ses.Unknown as error:
         _count("EmailOutcomeUnknown")
@@ -183,9 +187,6 @@ def _send(
             extra={"outcome_id": facts.outcome_id, "user_id": notice.user_id, "error": str(error)},
         )
         return "refused"
-    except BaseException:
-        store.release(held)  # SES was not called: nothing was sent
-        raise
     store.mark_sent(held, message_id)
     _count("EmailSent")
     if receipt_pending:

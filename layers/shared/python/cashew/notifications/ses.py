@@ -2,7 +2,8 @@
 
 A send either returns a message id, or is `Refused` (SES answered with a 4xx: throttled,
 rejected, not allowed; nothing was sent, so sending again is safe), or is `Unknown` (a
-timeout, a lost connection after the request left, a 5xx: SES may have sent it). The client
+timeout, a lost connection after the request left, a 5xx, any other error once the call
+began, an answer without a message id: SES may have sent it). The client
 makes one attempt per call (`aws.sesv2`), so botocore never resends a message on its own.
 """
 
@@ -43,4 +44,9 @@ def send(sender: str, to: str, raw: bytes) -> str:
         if isinstance(error, EndpointConnectionError):  # never connected: nothing left
             raise Refused(type(error).__name__) from error
         raise Unknown(type(error).__name__) from error
-    return str(response["MessageId"])
+    except Exception as error:  # anything else once the call began: it may have gone
+        raise Unknown(type(error).__name__) from error
+    message_id = response.get("MessageId")
+    if not message_id:  # SES answered 2xx: it took the message, whatever it said
+        raise Unknown("SES's answer has no MessageId")
+    return str(message_id)
