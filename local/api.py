@@ -388,6 +388,9 @@ def _with_request_id(response: HttpResponse, request_id: str) -> HttpResponse:
 # ------------------------------------------------------------------------------------ HTTP
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: fifteen clients connecting at once (the bank test's
+    # race) overflowed it, and the kernel's SYN cookies then reset some of those connections.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
         super().__init__(address, _RequestHandler)

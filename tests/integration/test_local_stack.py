@@ -547,6 +547,27 @@ def test_http_front_refuses_bodies_over_10_mib_and_unknown_routes() -> None:
         server.server_close()
 
 
+def test_http_front_takes_sixty_four_clients_connecting_at_once() -> None:
+    # Given the HTTP front on a free port, not accepting yet (as when every thread is busy)
+    server = make_server(Gateway.from_template(TEMPLATE, _Recorder(_allow())), port=0)
+    host, port = server.server_address[:2]
+    connections = []
+    try:
+        # When 64 clients connect at once, each sending its request
+        for _ in range(64):
+            connection = http.client.HTTPConnection(str(host), port, timeout=3)
+            connection.request("GET", "/v1/nowhere")
+            connections.append(connection)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        # Then every one is answered (a backlog of 5 had the kernel reset some of them)
+        assert [c.getresponse().status for c in connections] == [404] * 64
+    finally:
+        for connection in connections:
+            connection.close()
+        server.shutdown()
+        server.server_close()
+
+
 # ------------------------------------------------------------------------- SQS mapping
 _BATCH = [{"MessageId": f"m{i}", "ReceiptHandle": f"h{i}"} for i in range(3)]
 
