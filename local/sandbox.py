@@ -22,6 +22,10 @@ _log = logging.getLogger("local.sandbox")
 WEBHOOK_PATH = "/v1/webhooks/gateway"
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # as local.api's front: socketserver's 5 overflows under a burst
+
+
 class WebhookScheduler:
     def __init__(self, api_url: str, secret: Callable[[], str], host: str = "127.0.0.1") -> None:
         """`secret` returns the webhook secret to sign with, asked at each delivery."""
@@ -46,7 +50,7 @@ class WebhookScheduler:
             def log_message(self, format: str, *args: Any) -> None:
                 _log.debug(format, *args)
 
-        self._server = ThreadingHTTPServer((host, 0), Handler)
+        self._server = _Server((host, 0), Handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="sandbox", daemon=True
         )

@@ -1,5 +1,5 @@
 import contextvars
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -37,18 +37,22 @@ def _deliver(raw: dict[str, Any]) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    # This invocation's deliveries, by record (the same message twice in a batch is two).
-    deliveries: dict[int, Future[None]] = {
-        id(raw): _senders.submit(contextvars.copy_context().run, _deliver, raw)
-        for raw in event.get("Records") or []
-    }
+    # This invocation's deliveries, by record (the same message twice in a batch is two; the
+    # same record object twice is one delivery, reported for each).
+    deliveries: dict[int, Future[None]] = {}
+    for raw in event.get("Records") or []:
+        if isinstance(raw, dict) and id(raw) not in deliveries:
+            deliveries[id(raw)] = _senders.submit(contextvars.copy_context().run, _deliver, raw)
 
     def outcome(record: SQSRecord) -> None:
         deliveries[id(record.raw_event)].result()  # its delivery's own error, if any
 
-    return process_partial_response(
-        event=event,
-        record_handler=outcome,
-        processor=BatchProcessor(event_type=EventType.SQS),
-        context=context,
-    )
+    try:
+        return process_partial_response(
+            event=event,
+            record_handler=outcome,
+            processor=BatchProcessor(event_type=EventType.SQS),
+            context=context,
+        )
+    finally:  # no delivery outlives its invocation (its metrics, its SES call)
+        wait(deliveries.values())

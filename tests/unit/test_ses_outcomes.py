@@ -8,7 +8,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 
 from cashew.notifications import ses
 
@@ -36,6 +42,8 @@ def _error(status: int, code: str) -> ClientError:
         (_error(429, "TooManyRequestsException"), ses.Refused),
         (_error(400, "MessageRejected"), ses.Refused),
         (EndpointConnectionError(endpoint_url="https://email"), ses.Refused),
+        (ConnectTimeoutError(endpoint_url="https://email"), ses.Refused),
+        (NoCredentialsError(), ses.Refused),
         (_error(500, "InternalFailure"), ses.Unknown),
         (ReadTimeoutError(endpoint_url="https://email"), ses.Unknown),
         (RuntimeError("the connection broke mid-answer"), ses.Unknown),

@@ -25,11 +25,22 @@ def send(sender: str, to: str, raw: bytes) -> str:
     from botocore.exceptions import (  # noqa: PLC0415 - paid only by a send
         BotoCoreError,
         ClientError,
+        ConnectTimeoutError,
         EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        ParamValidationError,
+        PartialCredentialsError,
     )
 
+    # Errors raised before any byte of the request left: nothing was sent.
+    unsent = (
+        ConnectTimeoutError, EndpointConnectionError, NoCredentialsError, NoRegionError,
+        ParamValidationError, PartialCredentialsError,
+    )  # fmt: skip
+    client = aws.sesv2()  # a client that cannot be made sent nothing: the caller's error
     try:
-        response = aws.sesv2().send_email(
+        response = client.send_email(
             FromEmailAddress=sender,
             Destination={"ToAddresses": [to]},
             Content={"Raw": {"Data": raw}},
@@ -41,7 +52,7 @@ def send(sender: str, to: str, raw: bytes) -> str:
             raise Refused(f"{code} ({status})") from error
         raise Unknown(f"{code} ({status})") from error
     except BotoCoreError as error:
-        if isinstance(error, EndpointConnectionError):  # never connected: nothing left
+        if isinstance(error, unsent):  # never connected, or refused before sending
             raise Refused(type(error).__name__) from error
         raise Unknown(type(error).__name__) from error
     except Exception as error:  # anything else once the call began: it may have gone
