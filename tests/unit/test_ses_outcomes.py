@@ -13,6 +13,7 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
+    NoRegionError,
     ReadTimeoutError,
 )
 
@@ -57,3 +58,13 @@ def test_only_a_refusal_may_be_sent_again(monkeypatch, outcome, means):
     else:
         with pytest.raises(means):
             ses.send("from@example.com", "to@example.com", b"raw")
+
+
+@pytest.mark.parametrize("error", [NoRegionError(), ValueError("Invalid endpoint: email")])
+def test_a_client_that_cannot_be_made_sent_nothing(monkeypatch, error):
+    def unmade() -> Any:
+        raise error
+
+    monkeypatch.setattr(ses, "aws", SimpleNamespace(sesv2=unmade))
+    with pytest.raises(ses.Refused):
+        ses.send("from@example.com", "to@example.com", b"raw")

@@ -38,7 +38,10 @@ def send(sender: str, to: str, raw: bytes) -> str:
         ConnectTimeoutError, EndpointConnectionError, NoCredentialsError, NoRegionError,
         ParamValidationError, PartialCredentialsError,
     )  # fmt: skip
-    client = aws.sesv2()  # a client that cannot be made sent nothing: the caller's error
+    try:
+        client = aws.sesv2()
+    except Exception as error:  # a client that cannot be made sent nothing
+        raise Refused(f"no SES client: {type(error).__name__}") from error
     try:
         response = client.send_email(
             FromEmailAddress=sender,
