@@ -38,8 +38,18 @@ def _sign_in(page: Any, client: Client, email: str) -> None:
     expect(page.get_by_role("heading", name="Balances")).to_be_visible()
 
 
+def _open(page: Any, link: str, heading: str) -> None:
+    """Follow a link of the menu, and wait until its page is the one shown.
+
+    Pages share field labels ("Amount" is on Top up, Pay and Payouts), so a field filled
+    before the new page has replaced the old one would be the old page's, lost with it.
+    """
+    page.get_by_role("link", name=link, exact=True).click()
+    expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+
+
 def _add_card(page: Any) -> None:
-    page.get_by_role("link", name="Cards").click()
+    _open(page, "Cards", "Cards")
     page.get_by_label("Card number").fill("4242 4242 4242 4242")
     page.get_by_label("Expiry (MM/YY)").fill("12/34")
     page.get_by_label("CVC").fill("0731")
@@ -79,13 +89,13 @@ def test_the_whole_journey(client: Client, page: Any, shot: Callable[[Any, str],
     shot(page, "cards")
 
     # Top up 50.00, pay 12.34 to the payee, pay out 5.00
-    page.get_by_role("link", name="Top up").click()
+    _open(page, "Top up", "Top up")
     page.get_by_label("Amount").fill("50.00")
     page.get_by_role("button", name="Top up").click()
     expect(page.get_by_test_id("outcome-status")).to_have_text("succeeded")
     shot(page, "top-up")
 
-    page.get_by_role("link", name="Pay", exact=True).click()
+    _open(page, "Pay", "Pay someone")
     page.get_by_label("Payee's user id").fill(payee["id"])
     page.get_by_label("Amount").fill("12.34")
     page.get_by_label("Description (optional)").fill("Lunch")
@@ -93,18 +103,18 @@ def test_the_whole_journey(client: Client, page: Any, shot: Callable[[Any, str],
     expect(page.get_by_test_id("outcome-status")).to_have_text("succeeded")
     shot(page, "pay")
 
-    page.get_by_role("link", name="Payouts").click()
+    _open(page, "Payouts", "Pay out to your card")
     page.get_by_label("Amount").fill("5")
     page.get_by_role("button", name="Pay out").click()
     expect(page.get_by_test_id("outcome-status")).to_have_text("paid")
     shot(page, "payouts")
 
-    page.get_by_role("link", name="Balances").click()
+    _open(page, "Balances", "Balances")
     expect(page.get_by_test_id("balance-USD")).to_have_text(re.compile(r"32\.66"))
     shot(page, "balances")
 
     # History: a receipt verified in the browser, and a dispute of the payment
-    page.get_by_role("link", name="History").click()
+    _open(page, "History", "History")
     expect(page.get_by_role("button", name=re.compile("^Receipt of")).first).to_be_visible(
         timeout=30_000
     )
@@ -115,12 +125,12 @@ def test_the_whole_journey(client: Client, page: Any, shot: Callable[[Any, str],
     page.get_by_label("Reason").select_option("duplicate")
     page.get_by_role("button", name="Open dispute").click()
     expect(page.get_by_role("status").filter(has_text="Dispute")).to_contain_text("opened")
-    page.get_by_role("link", name="Disputes").click()
+    _open(page, "Disputes", "My disputes")
     expect(page.get_by_role("cell", name="duplicate")).to_be_visible()
     shot(page, "disputes")
 
     # Two-step verification on, then a sign-in with a recovery code
-    page.get_by_role("link", name="Settings").click()
+    _open(page, "Settings", "Profile")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Set up an authenticator app").click()
     import pyotp  # the layer's own dependency
@@ -131,6 +141,7 @@ def test_the_whole_journey(client: Client, page: Any, shot: Callable[[Any, str],
     recovery = page.get_by_test_id("recovery-codes").locator("code").first.inner_text()
     shot(page, "settings-mfa")
     page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
@@ -140,7 +151,7 @@ def test_the_whole_journey(client: Client, page: Any, shot: Callable[[Any, str],
     expect(page.get_by_role("heading", name="Balances")).to_be_visible()
 
     # Sessions: the other device's and this one (signing out ended the first); end the other
-    page.get_by_role("link", name="Sessions").click()
+    _open(page, "Sessions", "Sessions")
     rows = page.get_by_role("button", name=re.compile("^Sign out session"))
     expect(rows).to_have_count(2)
     shot(page, "sessions")
@@ -156,12 +167,12 @@ def test_a_double_click_pays_once(client: Client, page: Any) -> None:
     payer, payee = _register(client, "Payer"), _register(client, "Payee")
     _sign_in(page, client, payer["email"])
     _add_card(page)
-    page.get_by_role("link", name="Top up").click()
+    _open(page, "Top up", "Top up")
     page.get_by_label("Amount").fill("20")
     page.get_by_role("button", name="Top up").dblclick()
     expect(page.get_by_test_id("outcome-status")).to_have_text("succeeded")
 
-    page.get_by_role("link", name="Pay", exact=True).click()
+    _open(page, "Pay", "Pay someone")
     page.get_by_label("Payee's user id").fill(payee["id"])
     page.get_by_label("Amount").fill("7.00")
     button = page.get_by_role("button", name="Pay")
