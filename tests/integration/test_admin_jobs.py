@@ -22,6 +22,7 @@ from cashew.jobs import service as jobs
 from cashew.jobs import store as job_store
 from cashew.ledger import totals
 from local.consumers import sqs_event
+from tests.integration.conftest import add_card, top_up
 from tests.integration.test_admin_log import ADMIN, admin_list, whole_day
 from tests.integration.test_iam_policies import recorder  # noqa: F401 - a fixture
 from tests.integration.test_log_reads import as_user, deliver, new_id
@@ -229,10 +230,13 @@ def test_a_csv_job_goes_on_where_it_stopped_across_invocations(stack, day, monke
     assert seen[-1]["rows"] == 18
 
 
-def test_an_audit_job_reports_the_audit_and_links_it_whole(stack):
+def test_an_audit_job_reports_the_audit_and_links_it_whole(stack, new_user):
+    user = new_user()
+    assert top_up(stack, user, add_card(stack, user), 500).status == 201
+    stack.settle()  # a chain the audit reads (it visits users: profiles and balances)
     answer = start(stack, {"type": "audit"})
     assert answer.status == 202, answer.body
-    [done] = work(stack, answer.body["id"])
+    done = work(stack, answer.body["id"])[-1]  # a checkpoint a page of users (test_audit_sweep)
     assert (done["status"], done["progress"]) == ("succeeded", 100)
     body, headers = download(done["download_url"])
     assert headers["Content-Type"] == "application/json"

@@ -33,6 +33,7 @@ and the log, so that every sequence starts from zero and replays (and shrinks) t
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -54,7 +55,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from cashew import aws, dynamo
+from cashew import aws, dynamo, reports
 from cashew.accounts import store as accounts
 from cashew.config import get_settings
 from cashew.errors import (
@@ -407,6 +408,15 @@ class MoneyMachine(RuleBasedStateMachine):
         ).body
         assert audit["chains_valid"] and audit["balances_match"], audit["discrepancies"]
         assert audit["chains"] == len(self.members)  # each sequence starts with top-ups
+        # The audit job's sweep, a user or two at a time, agrees: nothing wrong, nothing lost
+        pairs = itertools.batched((m.id for m in self.members), 2, strict=False)
+        swept = [reports.audit_users(pair, accounts.has_profile) for pair in pairs]
+        assert [d for found in swept for d in found.discrepancies] == []
+        assert sum(found.chains for found in swept) == len(self.members)
+        assert sum(found.entries for found in swept) == audit["entries"]
+        in_flight = sorted((p.user_id, p.outcome_id, p.amount) for f in swept for p in f.pending)
+        assert in_flight == sorted((p["user_id"], p["outcome_id"], p["amount"])
+                                   for p in audit["pending"])  # fmt: skip
 
     # ---------------------------------------------------------------- the operations
     # Each operation `op` has `_call_op` (the request), `_refusal_op` (the error the model

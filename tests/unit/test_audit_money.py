@@ -233,3 +233,64 @@ def test_a_real_gap_during_traffic_is_reported_without_the_lag(monkeypatch):
     gap = found["conservation", None]
     assert (gap.balance, gap.card_balance) == (1_257, 1_250)
     assert not audit.balances_match and not audit.card_money_explained
+
+
+# ------------------------------------------- the audit job's sweep, a few users at a time
+
+
+def swept(*batches: list[str]) -> list[reports.Discrepancy]:
+    """What `audit_users` finds over these batches of users, in turn; every user exists."""
+    audits = [reports.audit_users(users, lambda _: True) for users in batches]
+    return [d for audit in audits for d in audit.discrepancies]
+
+
+def test_the_sweep_names_a_capture_above_the_authorised_amount_once_with_its_payer(monkeypatch):
+    # Given the forgery of issue 10, logged and credited
+    forged = 100_000_000
+    records = [payment_record(1, CARD_HOLDER, PAYER, 1_000, amount_captured=forged)]
+    chains = [(PAYER, chain_of(PAYER, [("credit", forged)]))]
+    fake_stores(monkeypatch, chains, [(PAYER, "USD", forged)], records)
+    # When the sweep audits the payer and the payee apart
+    found = swept([CARD_HOLDER], [PAYER])
+    # Then the payment is named once, as the audit at once names it
+    assert [(d.problem, d.payment_id, d.amount) for d in found] == [
+        ("captured_above_authorised", f"pay_{1:026d}", forged - 1_000)
+    ]
+
+
+def test_the_sweep_names_an_entry_that_moved_what_its_record_did_not(monkeypatch):
+    # Given a logged credit of 700 whose payment captured 500 (the balance says 700 too)
+    records = [payment_record(1, CARD_HOLDER, PAYER, 500)]
+    chains = [(PAYER, chain_of(PAYER, [("credit", 700)]))]
+    fake_stores(monkeypatch, chains, [(PAYER, "USD", 700)], records)
+    # Then the entry is unexplained, and nothing else is wrong
+    assert [(d.kind, d.problem, d.amount) for d in swept([PAYER])] == [
+        ("unexplained_money", "differs_from_record", 700)
+    ]
+
+
+def test_a_payment_committed_between_the_sweeps_visits_of_payer_and_payee_is_no_gap(monkeypatch):
+    # Given PAYER holding 1,000 (logged), and the sweep having audited PAYER
+    chains = [(PAYER, chain_of(PAYER, [("credit", 1_000)]))]
+    balances = [(PAYER, "USD", 1_000)]
+    records = [payment_record(1, CARD_HOLDER, PAYER, 1_000)]
+    fake_stores(monkeypatch, chains, balances, records)
+    before = swept([CARD_HOLDER, PAYER])
+    # When PAYER pays PAYEE 300 from the balance, committed but not logged yet
+    records.append(payment_record(2, PAYER, PAYEE, 300, source="balance"))
+    balances[:] = [(PAYER, "USD", 700), (PAYEE, "USD", 300)]
+    # Then the sweep's later visit of PAYEE sees the credit in flight: nothing is wrong
+    after = reports.audit_users([PAYEE], lambda _: True)
+    assert before == [] and after.discrepancies == []
+    assert [(p.user_id, p.amount) for p in after.pending] == [(PAYEE, 300)]
+
+
+def test_the_sweep_names_a_party_no_user_has(monkeypatch):
+    # Given a card payment of 500 to PAYER, logged and credited, from a payer who does not exist
+    records = [payment_record(1, CARD_HOLDER, PAYER, 500)]
+    chains = [(PAYER, chain_of(PAYER, [("credit", 500)]))]
+    fake_stores(monkeypatch, chains, [(PAYER, "USD", 500)], records)
+    found = reports.audit_users([PAYER], lambda user: user != CARD_HOLDER).discrepancies
+    assert [(d.kind, d.user_id, d.problem) for d in found] == [
+        ("unexplained_money", CARD_HOLDER, "unknown_party")
+    ]

@@ -18,6 +18,7 @@ from cashew.accounts.store import (
     Profile,
     StoredBalance,
     UnreadableBalance,
+    UsersPage,
 )
 from cashew.config import get_settings
 from cashew.errors import EmailUnverifiedError, NotFoundError
@@ -30,6 +31,7 @@ __all__ = [
     "Profile",
     "StoredBalance",
     "UnreadableBalance",
+    "UsersPage",
     "admin_emails",
     "all_balances",
     "balances_of",
@@ -43,6 +45,7 @@ __all__ = [
     "get_credentials",
     "get_payment_method",
     "get_profile",
+    "has_profile",
     "held",
     "is_hot",
     "mark_method_expired",
@@ -57,6 +60,7 @@ __all__ = [
     "require_verified_email",
     "set_role",
     "user_exists",
+    "users_page",
 ]
 
 
@@ -186,6 +190,17 @@ def all_balances() -> Iterator[StoredBalance | UnreadableBalance]:
     """Every balance (an `UnreadableBalance` for an item that is none as stored), for the
     audit: one Scan."""
     return store.all_balances()
+
+
+def has_profile(user_id: str) -> bool:
+    """Whether the user exists, reading only the profile's key (for the audit's sweep)."""
+    return store.has_profile(user_id)
+
+
+def users_page(segment: int, segments: int, start: str | None, limit: int) -> UsersPage:
+    """A page of one segment of the users with a profile or a balance, for the audit's
+    sweep (`store.users_page`)."""
+    return store.users_page(segment, segments, start, limit)
 
 
 def balances_of(user_id: str) -> Iterator[StoredBalance | UnreadableBalance]:

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
-from cashew import aws, clock, dynamo
+from cashew import aws, clock, cursor, dynamo
 from cashew.accounts import minute_buckets
 from cashew.accounts.minute_buckets import MinuteBucket, Tally
 from cashew.config import MAX_HOT_PAYEE_SHARDS, get_settings
@@ -729,6 +729,66 @@ def all_balances() -> Iterator[StoredBalance | UnreadableBalance]:
         "ConsistentRead": True,
     }
     return _balances(aws.dynamodb().scan, request)
+
+
+@dataclass(frozen=True, slots=True)
+class UsersPage:
+    """One page of a segment of the accounts table's users, for the audit's sweep: the
+    users with a profile on it, the users with a balance item on it (whether or not they
+    have a profile: a balance with no user is audited too), and where the next page
+    starts (an opaque start key; None at the segment's end)."""
+
+    profiles: list[str]
+    balances: list[str]
+    next_start: str | None
+
+
+_ANY_KEY = {"pk": re.compile(r".+", re.DOTALL), "sk": re.compile(r".+", re.DOTALL)}
+
+
+def users_page(segment: int, segments: int, start: str | None, limit: int) -> UsersPage:
+    """A page of segment `segment` of `segments` of a consistent Scan of the profiles and
+    balances (their keys only: the sweep reads each user's items itself), of at most
+    `limit` items read, from `start` (a page's `next_start`)."""
+    request: dict[str, Any] = {
+        "TableName": _table(),
+        "FilterExpression": "sk = :profile OR begins_with(sk, :balance)",
+        "ExpressionAttributeValues": dynamo.serialize(
+            {":profile": "PROFILE", ":balance": "BALANCE#"}
+        ),
+        "ProjectionExpression": "pk, sk",
+        "Select": "SPECIFIC_ATTRIBUTES",
+        "ConsistentRead": True,
+        "Segment": segment,
+        "TotalSegments": segments,
+        "Limit": limit,
+    }
+    if start is not None:
+        request["ExclusiveStartKey"] = dynamo.serialize(cursor.decode(start, _ANY_KEY))
+    response = aws.dynamodb().scan(**request)
+    profiles: list[str] = []
+    balances: list[str] = []
+    for raw in response.get("Items", []):
+        pk, sk = dynamo.string(raw, "pk"), dynamo.string(raw, "sk")
+        if not pk.startswith("USER#"):
+            continue
+        (profiles if sk == "PROFILE" else balances).append(pk.removeprefix("USER#"))
+    last = response.get("LastEvaluatedKey")
+    return UsersPage(profiles, balances, cursor.encode(dynamo.deserialize(last)) if last else None)
+
+
+def has_profile(user_id: str) -> bool:
+    """Whether the user exists, for the audit: a consistent Query of the profile's key only
+    (what the audit may read of it)."""
+    response = aws.dynamodb().query(
+        TableName=_table(),
+        KeyConditionExpression="pk = :pk AND sk = :profile",
+        ExpressionAttributeValues=dynamo.serialize({":pk": _user(user_id), ":profile": "PROFILE"}),
+        ProjectionExpression="pk",
+        Select="SPECIFIC_ATTRIBUTES",
+        ConsistentRead=True,
+    )
+    return bool(response.get("Items"))
 
 
 def balances_of(user_id: str) -> Iterator[StoredBalance | UnreadableBalance]:

@@ -5,7 +5,10 @@ rows to one S3 object as a multipart upload, a part of `PART_BYTES` at a time, a
 where it is after each part; when its invocation nears its end it gives the job back to the
 queue, and the next invocation goes on from the last part saved. So a range completes
 whatever its size, up to the parts the job's item can list (about 6,000 of 8 MiB: 48 GB).
-The audit reads what it reads in one invocation (15 minutes) and writes its result as JSON.
+The audit sweeps the users a page at a time (`reports.audit_users`), saving where it is and
+what it found after each page, and goes on the same way across invocations: whatever the
+size of the log, it holds one page of users and what is wrong, then writes its result as
+JSON.
 """
 
 from __future__ import annotations
@@ -17,8 +20,12 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, PrivateAttr
 
 from cashew import aws, clock, ids, reports
+from cashew.accounts import face as accounts
 from cashew.config import get_settings
 from cashew.errors import InvalidRequestError, NotFoundError
 from cashew.identity import Caller
@@ -140,10 +147,8 @@ def _run(job_id: str, remaining_ms: Callable[[], int]) -> None:
                    error="the job stopped making progress")  # fmt: skip
         return
     try:
-        if stored.job.type == "audit":
-            _run_audit(stored, owner)
-            return
-        if _run_csv(stored, owner, remaining_ms):
+        run = _run_audit if stored.job.type == "audit" else _run_csv
+        if run(stored, owner, remaining_ms):
             return
     except store.LeaseLost:
         logger.warning("job lease lost; another worker goes on", extra={"job_id": job_id})
@@ -242,16 +247,104 @@ def _progress(since: datetime, until: datetime, oldest: str | None) -> int:
     return max(0, min(99, int(covered * 100)))
 
 
-def _run_audit(stored: store.StoredJob, owner: str) -> None:
-    """The audit, in this invocation; its progress reported after each of its reads."""
-    job_id, shown = stored.job.id, [stored.job.progress]
+AUDIT_SEGMENTS = 16
+"""The audit sweeps the users in this many segments of the accounts table, one after the
+other (its progress is the segments done)."""
+AUDIT_PAGE = 200
+"""Items of the accounts table a page of the sweep reads: the users audited between two
+checkpoints are at most this many."""
+AUDIT_BATCH = 25
+"""Users audited together (`reports.audit_users`)."""
 
-    def report(done: int) -> None:  # a retried audit reads again: progress never goes back
-        if done > shown[0]:
-            store.save(job_id, owner, release=False, progressed=False, progress=done)
-            shown[0] = done
 
-    result = reports.audit(progress=report)
+class _Sweep(BaseModel):
+    """Where an audit job's sweep is and what it has found so far: saved to S3 at each
+    checkpoint (`jobs/<id>/audit-sweep/<n>-<owner>.json`, named by the job's `cursor`), so
+    that what it holds does not grow with the log, only with what is wrong."""
+
+    segment: int = 0
+    start: str | None = None
+    checkpoint: int = 0
+    chains: int = 0
+    entries: int = 0
+    discrepancies: list[reports.Discrepancy] = []
+    pending: list[reports.PendingOutcome] = []
+    orphans: list[str] = []  # users with a balance and no profile, audited already
+
+    _named: set[str] = PrivateAttr(default_factory=set)  # records named unreadable
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._named = {d.payment_id or "" for d in self.discrepancies if d.kind == "record"}
+
+    def add(self, found: reports.UsersAudit) -> None:
+        self.chains += found.chains
+        self.entries += found.entries
+        for discrepancy in found.discrepancies:
+            if discrepancy.kind == "record":  # an item two users' reads share: named once
+                if discrepancy.payment_id in self._named:
+                    continue
+                self._named.add(discrepancy.payment_id or "")
+            self.discrepancies.append(discrepancy)
+        self.pending.extend(found.pending)
+
+    def audit(self) -> reports.Audit:
+        found = self.discrepancies
+        return reports.Audit(
+            chains_valid=not any(d.kind == "chain" for d in found),
+            balances_match=not any(d.kind in reports.DRIFT for d in found),
+            card_money_explained=not any(d.kind in reports.CARD for d in found),
+            chains=self.chains,
+            entries=self.entries,
+            discrepancies=found,
+            pending=self.pending,
+        )
+
+
+def _sweep_key(job_id: str, checkpoint: int, owner: str) -> str:
+    return f"jobs/{job_id}/audit-sweep/{checkpoint:06d}-{owner}.json"
+
+
+def _load_sweep(stored: store.StoredJob) -> _Sweep:
+    if stored.cursor is None:
+        return _Sweep()
+    body = aws.s3().get_object(Bucket=_bucket(), Key=stored.cursor)["Body"].read()
+    return _Sweep.model_validate_json(body)
+
+
+def _run_audit(stored: store.StoredJob, owner: str, remaining_ms: Callable[[], int]) -> bool:
+    """The audit, user by user (`reports.audit_users`): a page of the accounts table's users
+    at a time, a checkpoint after each, until every segment is swept (then True, the result
+    written) or the time runs short (False)."""
+    job_id, sweep = stored.job.id, _load_sweep(stored)
+    known: dict[str, bool] = {}
+
+    def exists(user_id: str) -> bool:
+        if user_id not in known:
+            known[user_id] = accounts.has_profile(user_id)
+        return known[user_id]
+
+    while sweep.segment < AUDIT_SEGMENTS:
+        page = accounts.users_page(sweep.segment, AUDIT_SEGMENTS, sweep.start, AUDIT_PAGE)
+        users = list(dict.fromkeys(page.profiles))
+        for user_id in dict.fromkeys(page.balances):
+            if user_id not in users and user_id not in sweep.orphans and not exists(user_id):
+                sweep.orphans.append(user_id)  # audited here, whichever page its balance is on
+                users.append(user_id)
+        known.update(dict.fromkeys(page.profiles, True))
+        for first in range(0, len(users), AUDIT_BATCH):
+            sweep.add(reports.audit_users(users[first : first + AUDIT_BATCH], exists))
+        sweep.start = page.next_start
+        if sweep.start is None:
+            sweep.segment += 1
+        sweep.checkpoint += 1
+        key = _sweep_key(job_id, sweep.checkpoint, owner)
+        aws.s3().put_object(Bucket=_bucket(), Key=key, Body=sweep.model_dump_json().encode(),
+                            ContentType="application/json")  # fmt: skip
+        progress = min(99, sweep.segment * 100 // AUDIT_SEGMENTS)
+        store.save(job_id, owner, release=False, cursor=key, progress=progress)
+        if sweep.segment < AUDIT_SEGMENTS and remaining_ms() < MARGIN_MS:
+            return False
+    result = sweep.audit()
     key = f"jobs/{job_id}/audit.json"
     aws.s3().put_object(
         Bucket=_bucket(), Key=key, Body=result.model_dump_json().encode(),
@@ -264,7 +357,8 @@ def _run_audit(stored: store.StoredJob, owner: str) -> None:
         pending=len(result.pending),
     )  # fmt: skip
     store.save(job_id, owner, release=True, status="succeeded", progress=100, result=verdict,
-               file=key)  # fmt: skip
+               file=key, cursor=None)  # fmt: skip
+    return True
 
 
 def _at(moment: str) -> datetime:
