@@ -53,6 +53,7 @@ LATENCY_MS = {
     "SESv2": 40.0,
     "KMS": 8.0,
     "SecretsManager": 15.0,
+    "S3": 25.0,  # a small object put or got (the audit job's checkpoints)
 }
 FULL_CPU_MB = 1769
 PLATFORM_LOG_BYTES = 350  # Lambda's own START/END/REPORT lines per invocation

@@ -14,6 +14,15 @@ into the log table, so the consumer never counted them):
    entries: CPU at RunJobFunction's memory (3,008 MB: a full vCPU) plus one DayIndex page of
    ~1 MB (`ENTRIES_PER_PAGE`) at `cost.LATENCY_MS["DynamoDB"]` per request, and the
    invocations it takes at `jobs.MARGIN_MS` short of 900 s each.
+3. An audit job (the sweep, user by user) over `AUDIT_USERS` users seeded straight into the
+   tables, each with a profile, `AUDIT_ENTRIES_PER_USER` card top-ups (the payments, the
+   chain of their log entries and append records) and the balance they add up to, beside
+   every user the rest of the bench made: the job run as deployed, its requests (by
+   operation) and the handler's CPU, the result checked clean for the seeded users (the
+   bench fails otherwise), and the model for 10 million entries at
+   `AUDIT_ENTRIES_PER_USER` a user: per user, the handler's CPU plus its requests at
+   `cost.LATENCY_MS` each, `jobs.AUDIT_THREADS` users' waits overlapping (their CPU does
+   not: the GIL), and the invocations it takes at `jobs.MARGIN_MS` short of 900 s each.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import contextlib
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
@@ -30,13 +40,15 @@ from typing import Any
 
 from bench import cost
 from bench.harness import CallCounter, HarnessError, LocalStack
-from cashew import dynamo
+from cashew import aws, dynamo
 from cashew.config import get_settings
 from cashew.ledger import totals
 from local.consumers import sqs_event
 from local.events import api_event, sample_of
 
 TEN_MILLION = 10_000_000
+AUDIT_USERS = 400
+AUDIT_ENTRIES_PER_USER = 10
 ENTRIES_PER_PAGE = 2_500  # a DayIndex Query page: 1 MB of ~400-byte entries
 TIMEOUT_MS = 900_000
 
@@ -143,6 +155,8 @@ def _measure(
     )
     jobs = _jobs()
     budget_s = (TIMEOUT_MS - jobs.MARGIN_MS) / 1000
+    progress(f"audit job: {AUDIT_USERS} users of {AUDIT_ENTRIES_PER_USER} entries, and the rest")
+    audit = _audit_job(stack, admin, counter, budget_s)
     return {
         "entries": entries,
         "days": days,
@@ -165,13 +179,149 @@ def _measure(
                 TEN_MILLION * job["bytes"] / max(1, job["rows"]) / jobs.PART_BYTES
             ),
         },
+        "audit_job": audit,
     }
 
 
 def _csv_job(stack: LocalStack, admin: dict[str, str], query: dict[str, str]) -> dict[str, Any]:
     """A CSV job of the range, started and run as deployed; its rows, parts and CPU time."""
+    job = _run_job(stack, admin, {"type": "transactions_csv", **query})
+    stored = job["stored"]
+    return {
+        "rows": int(stored["rows"]),
+        "parts": len(stored.get("parts") or []),
+        "bytes": len(job["file"]),
+        "invocations": job["invocations"],
+        "cpu_s": round(job["cpu_s"], 2),
+    }
+
+
+def _seed_audited(count: int, per_user: int) -> list[str]:
+    """`count` users, each with a profile, `per_user` card top-ups (the payments, their log
+    entries and append records, chained) and the balance they add up to, written straight
+    into the tables; their ids."""
+    from cashew.accounts.store import Profile, Settings
+    from cashew.ledger import chain
+    from cashew.ledger.models import Entry
+    from cashew.ledger.store import Marker, StoredEntry
+    from cashew.payments.models import PaymentResponse
+    from cashew.payments.store import StoredPayment
+
+    settings, at = get_settings(), "2025-03-01T09:00:00.000Z"
+    writes: dict[str, list[dict[str, Any]]] = {}
+    users = [f"usr_9AUDIT{n:020d}" for n in range(count)]
+    for n, user in enumerate(users):
+        profile = Profile(id=user, email=f"audited-{n}@bench.invalid", name="Audited",
+                          phone=None, role="user", settings=Settings(), created_at=at)  # fmt: skip
+        writes.setdefault(settings.accounts_table, []).append(profile.to_item())
+        prev, total = chain.GENESIS, 0
+        for k in range(1, per_user + 1):
+            pay_id, amount = f"pay_9AUDIT{n:014d}{k:06d}", 100 + k
+            payment = PaymentResponse.model_validate({
+                "id": pay_id, "type": "top_up", "status": "succeeded", "amount": amount,
+                "currency": "USD", "payer_id": user, "payee_id": user,
+                "source": {"type": "card"}, "amount_captured": amount, "amount_refunded": 0,
+                "failure_code": None, "failure_message": None,
+                "risk": {"score": 0, "level": "normal"}, "description": None,
+                "created_at": at, "updated_at": at,
+            })  # fmt: skip
+            writes.setdefault(settings.payments_table, []).append(
+                StoredPayment(payment, "ch_bench", []).to_item()
+            )
+            fields = {
+                "id": f"txn_9AUDIT{n:014d}{k:06d}", "outcome_id": f"{pay_id}:succeeded",
+                "payment_id": pay_id, "user_id": user, "type": "top_up", "direction": "credit",
+                "funds": "balance", "amount": amount, "currency": "USD", "status": "succeeded",
+                "failure_code": None, "occurred_at": at, "seq": k, "prev_hash": prev,
+            }  # fmt: skip
+            entry = Entry(**fields, hash=chain.entry_hash(fields))
+            prev, total = entry.hash, total + amount
+            writes.setdefault(settings.log_table, []).extend([
+                StoredEntry(entry).to_item(),
+                Marker(user, entry.outcome_id, entry.seq, entry.hash).to_item(),
+            ])  # fmt: skip
+        writes[settings.accounts_table].append(
+            {"pk": f"USER#{user}", "sk": "BALANCE#USD", "currency": "USD", "available": total}
+        )
+    client = aws.dynamodb()
+    for table, items in writes.items():
+        for first in range(0, len(items), 25):
+            request: dict[str, Any] = {table: [{"PutRequest": {"Item": dynamo.serialize(i)}}
+                                               for i in items[first : first + 25]]}  # fmt: skip
+            while request:
+                request = client.batch_write_item(RequestItems=request).get("UnprocessedItems")
+    return users
+
+
+def _audit_job(
+    stack: LocalStack, admin: dict[str, str], counter: CallCounter, budget_s: float
+) -> dict[str, Any]:
+    """An audit job of everyone, the seeded users among them, run as deployed: its
+    requests, CPU and result, and the model for 10 million entries."""
+    from cashew import reports
+
+    seeded = set(_seed_audited(AUDIT_USERS, AUDIT_ENTRIES_PER_USER))
+    audit_users, in_threads, adding = reports.audit_users, [0.0], threading.Lock()
+
+    def timed(*args: Any) -> Any:  # the CPU of the job's audit threads, each its own
+        started = time.thread_time()
+        try:
+            return audit_users(*args)
+        finally:
+            with adding:
+                in_threads[0] += time.thread_time() - started
+
+    counter.install()
+    reports.audit_users = timed  # type: ignore[assignment]
+    try:
+        with counter.window() as calls:
+            job = _run_job(stack, admin, {"type": "audit"})
+    finally:
+        reports.audit_users = audit_users
+        counter.uninstall()
+    job["cpu_s"] += in_threads[0]
+    stored, file = job["stored"], job["file"]
+    audit = json.loads(file)
+    wrong = [d for d in audit["discrepancies"] if d.get("user_id") in seeded]
+    if wrong or audit["chains"] < len(seeded):
+        raise HarnessError(f"the audit of the seeded users is not clean: {wrong[:5]}")
+    users, entries = audit["chains"], audit["entries"]
+    per_user_cpu_s = job["cpu_s"] / users
+    per_user_requests = len(calls) / users
+    latency_s = sum(cost.latency(call) for call in calls) / 1000 / max(1, len(calls))
+    ten_million_users = TEN_MILLION / AUDIT_ENTRIES_PER_USER
+    threads = _jobs().AUDIT_THREADS  # waits overlap, CPU does not (the GIL)
+    modelled_s = ten_million_users * (per_user_cpu_s + per_user_requests * latency_s / threads)
+    by_call: dict[str, int] = {}
+    for call in calls:
+        by_call[call] = by_call.get(call, 0) + 1
+    return {
+        "users": users,
+        "entries": entries,
+        "seeded_users": len(seeded),
+        "discrepancies": stored["result"]["discrepancies"],
+        "invocations": job["invocations"],
+        "checkpoints": job["checkpoints"],
+        "requests": len(calls),
+        "requests_by_call": dict(sorted(by_call.items())),
+        "requests_per_user": round(per_user_requests, 2),
+        "cpu_s": round(job["cpu_s"], 2),
+        "cpu_ms_per_user": round(per_user_cpu_s * 1000, 2),
+        "modelled_latency_ms_per_request": round(latency_s * 1000, 2),
+        "threads": threads,
+        "ten_million_entries_users": int(ten_million_users),
+        "ten_million_entries_modelled_minutes": round(modelled_s / 60, 1),
+        "ten_million_entries_invocations": math.ceil(modelled_s / budget_s),
+        "largest_checkpoint_bytes": job["largest_checkpoint_bytes"],
+    }
+
+
+def _run_job(stack: LocalStack, admin: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    """A job started and run as deployed (its messages, in this process, a 900 s budget each):
+    the stored job, its file, the invocations, the handler's CPU seconds, and the audit's
+    checkpoints (how many, the largest)."""
     start = api_event(sample_of(stack.functions["StartJobFunction"]), authorizer=admin,
-                      body={"type": "transactions_csv", **query})  # fmt: skip
+                      body=body)  # fmt: skip
     answer = stack.invoke("StartJobFunction", start)
     if answer["statusCode"] != 202:
         raise HarnessError(f"the job did not start: {answer}")
@@ -184,26 +334,23 @@ def _csv_job(stack: LocalStack, admin: dict[str, str], query: dict[str, str]) ->
         sqs.delete_message(QueueUrl=url, ReceiptHandle=messages[0]["ReceiptHandle"])
         if json.loads(messages[0]["Body"])["job_id"] != job_id:
             continue  # a job the operations' bench queued and nothing runs
-        # this thread's CPU: the handler's own (the embedded endpoint serves in its own)
-        started = time.thread_time()
-        result = stack.invoke("RunJobFunction", sqs_event(messages, arn))  # a 900 s budget
+        started = time.thread_time()  # the handler's CPU (the endpoint serves in its own)
+        result = stack.invoke("RunJobFunction", sqs_event(messages, arn))
         cpu += time.thread_time() - started
         invocations += 1
         if result != {"batchItemFailures": []}:
             raise HarnessError(f"the job's invocation failed: {result}")
     stored = dynamo.get_item(get_settings().reports_table, {"pk": f"JOB#{job_id}", "sk": "JOB"})
     if not stored or stored.get("status") != "succeeded":
-        raise HarnessError(f"the CSV job did not succeed: {stored}")
-    parts = stored.get("parts") or []
-    head = stack.clients("s3").head_object(Bucket=str(stack.resources["ReportsBucket"]["Ref"]),
-                                          Key=str(stored["file"]))  # fmt: skip
+        raise HarnessError(f"the job did not succeed: {stored}")
+    s3, bucket = stack.clients("s3"), str(stack.resources["ReportsBucket"]["Ref"])
+    file = s3.get_object(Bucket=bucket, Key=str(stored["file"]))["Body"].read()
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"jobs/{job_id}/audit-sweep/")
+    sizes = [int(o["Size"]) for o in listed.get("Contents", [])]
     return {
-        "rows": int(stored["rows"]),
-        "parts": len(parts),
-        "bytes": int(head["ContentLength"]),
-        "invocations": invocations,
-        "cpu_s": round(cpu, 2),
-    }
+        "stored": stored, "file": file, "invocations": invocations, "cpu_s": cpu,
+        "checkpoints": len(sizes), "largest_checkpoint_bytes": max(sizes, default=0),
+    }  # fmt: skip
 
 
 def print_report(figures: dict[str, Any]) -> None:
@@ -220,6 +367,15 @@ def print_report(figures: dict[str, Any]) -> None:
         f" rows per CPU s); 10M entries modelled: {j['ten_million_entries_modelled_minutes']}"
         f" min, {j['ten_million_entries_invocations']} invocations,"
         f" {j['ten_million_entries_parts']} parts"
+    )
+    a = figures["audit_job"]
+    print(
+        f"Audit job: {a['users']} users, {a['entries']} entries, {a['invocations']}"
+        f" invocation(s), {a['checkpoints']} checkpoints (largest {a['largest_checkpoint_bytes']:,}"
+        f" bytes), {a['requests']} requests ({a['requests_per_user']} a user),"
+        f" {a['cpu_ms_per_user']} CPU ms a user; 10M entries ({a['ten_million_entries_users']:,}"
+        f" users) modelled: {a['ten_million_entries_modelled_minutes']} min,"
+        f" {a['ten_million_entries_invocations']} invocations"
     )
 
 

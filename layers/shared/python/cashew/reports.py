@@ -196,7 +196,10 @@ class Discrepancy(BaseModel):
     - `unexplained_money`: money credited that no charge explains (`payment_id`, `problem`:
       `captured_above_authorised`, `refunded_above_captured`, `refunds_above_captured`, a
       log credit with `no_payment`, `payment_not_succeeded`, `amount_differs` or
-      `currency_differs`; `amount` is the money at stake);
+      `currency_differs`; `amount` is the money at stake); the audit job's sweep
+      (`audit_users`) names an entry that moved money (`outcome_id`, `amount` its change)
+      `no_record` (no record of its outcome concerns the user) or `differs_from_record`,
+      and a user a record names who does not exist `unknown_party`;
     - `conservation`: in a currency, the sum of all balances (`balance`; less any gap of a
       balance that was only lag: a payment committing while the audit read) is not the
       money in by card minus card refunds minus payouts `paid` or `pending`

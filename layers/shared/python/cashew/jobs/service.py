@@ -19,6 +19,7 @@ import io
 import json
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -255,6 +256,10 @@ AUDIT_PAGE = 200
 checkpoints are at most this many."""
 AUDIT_BATCH = 25
 """Users audited together (`reports.audit_users`)."""
+AUDIT_THREADS = 4
+"""Batches of a page audited at once: each user's reads are one request after another, so
+threads overlap their waits for DynamoDB (the GIL still runs their CPU one at a time)."""
+_AUDITORS = ThreadPoolExecutor(AUDIT_THREADS, thread_name_prefix="audit")
 
 
 class _Sweep(BaseModel):
@@ -331,8 +336,11 @@ def _run_audit(stored: store.StoredJob, owner: str, remaining_ms: Callable[[], i
                 sweep.orphans.append(user_id)  # audited here, whichever page its balance is on
                 users.append(user_id)
         known.update(dict.fromkeys(page.profiles, True))
-        for first in range(0, len(users), AUDIT_BATCH):
-            sweep.add(reports.audit_users(users[first : first + AUDIT_BATCH], exists))
+        batches = [
+            users[first : first + AUDIT_BATCH] for first in range(0, len(users), AUDIT_BATCH)
+        ]
+        for found in _AUDITORS.map(lambda batch: reports.audit_users(batch, exists), batches):
+            sweep.add(found)  # in the page's order, whichever batch finished first
         sweep.start = page.next_start
         if sweep.start is None:
             sweep.segment += 1
