@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from cashew import reports
+from cashew.ledger import chain
 from tests.unit.test_ledger_reports import (
     CARD_HOLDER,
     PAYEE,
@@ -294,3 +295,18 @@ def test_the_sweep_names_a_party_no_user_has(monkeypatch):
     assert [(d.kind, d.user_id, d.problem) for d in found] == [
         ("unexplained_money", CARD_HOLDER, "unknown_party")
     ]
+
+
+def test_the_sweep_names_a_second_entry_of_an_outcome_explained_already(monkeypatch):
+    # Given a card top-up of 500 to PAYER logged twice (the second entry rehashed and linked,
+    # the balance raised to match): what an audit at once names as a conservation gap
+    records = [payment_record(1, CARD_HOLDER, PAYER, 500)]
+    entries, markers = chain_of(PAYER, [("credit", 500), ("credit", 500)])
+    repeated = entries[1][1]
+    repeated.update(outcome_id=entries[0][1]["outcome_id"], payment_id=f"pay_{1:026d}")
+    del repeated["hash"]
+    repeated["hash"] = chain.entry_hash(repeated)
+    fake_stores(monkeypatch, [(PAYER, (entries, markers[:1]))], [(PAYER, "USD", 1_000)], records)
+    found = {(d.kind, d.problem) for d in swept([PAYER])}
+    assert ("unexplained_money", "repeats_outcome") in found
+    assert ("chain", "entry 2 was never appended") in found

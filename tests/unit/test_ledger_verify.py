@@ -98,6 +98,16 @@ def _forged_head(entries: Entries, markers: list[Marker], k: int) -> None:
     entries.append((n + 1, fields))
 
 
+def _repeated_head(entries: Entries, markers: list[Marker], k: int) -> None:
+    """A well-linked entry added at the head, repeating entry k's outcome (whose append
+    record names entry k, not it): the outcome's money counted twice."""
+    n = len(entries)
+    fields = {**entries[k - 1][1], "id": "txn_repeated"}
+    fields.update(seq=n + 1, prev_hash=entries[-1][1]["hash"])
+    fields["hash"] = chain.entry_hash(fields)
+    entries.append((n + 1, fields))
+
+
 TAMPERING = {
     "edit": (_edit, lambda k, n: k),
     "edit_and_rehash": (_edit_and_rehash, lambda k, n: k),
@@ -106,6 +116,7 @@ TAMPERING = {
     "relabel": (_relabel, lambda k, n: min(k, n - 1)),
     "foreign": (_foreign, lambda k, n: k),
     "forged_head": (_forged_head, lambda k, n: n + 1),
+    "repeated_head": (_repeated_head, lambda k, n: n + 1),
 }
 
 

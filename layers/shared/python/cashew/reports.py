@@ -198,8 +198,9 @@ class Discrepancy(BaseModel):
       log credit with `no_payment`, `payment_not_succeeded`, `amount_differs` or
       `currency_differs`; `amount` is the money at stake); the audit job's sweep
       (`audit_users`) names an entry that moved money (`outcome_id`, `amount` its change)
-      `no_record` (no record of its outcome concerns the user) or `differs_from_record`,
-      and a user a record names who does not exist `unknown_party`;
+      `no_record` (no record of its outcome concerns the user), `differs_from_record` or
+      `repeats_outcome` (a second entry of an outcome already explained), and a user a
+      record names who does not exist `unknown_party`;
     - `conservation`: in a currency, the sum of all balances (`balance`; less any gap of a
       balance that was only lag: a payment committing while the audit read) is not the
       money in by card minus card refunds minus payouts `paid` or `pending`
@@ -750,15 +751,19 @@ def _unexplained_entries(
 ) -> list[Discrepancy]:
     """The entries that moved money their outcome's record does not say they moved."""
     expected = _expected(records, out)
+    explained: set[tuple[str, str]] = set()
     found = []
     for entry in moved:
-        said = expected.get((entry.user_id, entry.outcome_id))
-        if said == (entry.currency, entry.balance_change):
+        key = entry.user_id, entry.outcome_id
+        said = expected.get(key)
+        if said == (entry.currency, entry.balance_change) and key not in explained:
+            explained.add(key)
             continue
+        problem = "no_record" if said is None else "differs_from_record"
         found.append(
             Discrepancy(
                 kind="unexplained_money", user_id=entry.user_id, currency=entry.currency,
-                problem="no_record" if said is None else "differs_from_record",
+                problem="repeats_outcome" if key in explained else problem,
                 payment_id=entry.payment_id, outcome_id=entry.outcome_id,
                 amount=entry.balance_change,
             )

@@ -27,8 +27,9 @@ def entry_hash(fields: Mapping[str, object]) -> str:
 def verify(user_id: str, entries: Iterable[ChainItem], markers: Iterable[Marker]) -> ChainCheck:
     """`entries` are the stored entry items in position order. Detects an edited entry
     (its hash, or the next entry's link), a missing one (a gap, or an append record past
-    the head), a moved one (its seq is not its position), a forged one (no append record)
-    and an entry of another user."""
+    the head), a moved one (its seq is not its position), a forged one (no append record
+    names it: also one repeating an appended outcome, whose record names the first) and an
+    entry of another user."""
     problems: list[tuple[int, str]] = []
     expected, prev = 1, GENESIS
     appended: dict[int, Mapping[str, object]] = {}
@@ -41,9 +42,9 @@ def verify(user_id: str, entries: Iterable[ChainItem], markers: Iterable[Marker]
         prev = str(item.fields["hash"])
         expected += 1
     count = len(appended)
-    recorded: set[str] = set()
+    recorded: dict[str, object] = {}  # outcome id -> the seq its append record names
     for marker in markers:
-        recorded.add(marker.outcome_id)
+        recorded[marker.outcome_id] = marker.seq
         seq = marker.seq if isinstance(marker.seq, int) else 0
         entry = appended.get(seq)
         if seq > count and not problems:
@@ -52,10 +53,10 @@ def verify(user_id: str, entries: Iterable[ChainItem], markers: Iterable[Marker]
             entry.get("hash") != marker.hash or entry.get("outcome_id") != marker.outcome_id
         ):
             problems.append((seq, f"entry {seq} differs from what was appended"))
-    problems += [
+    problems += [  # an entry is appended where its outcome's record says, and only there
         (seq, f"entry {seq} was never appended")
         for seq, fields in appended.items()
-        if fields.get("outcome_id") not in recorded
+        if recorded.get(str(fields.get("outcome_id"))) != seq
     ]
     if not problems:
         return ChainCheck(valid=True, entries=count, head_hash=prev)
