@@ -236,7 +236,7 @@ def test_an_audit_job_reports_the_audit_and_links_it_whole(stack, new_user):
     stack.settle()  # a chain the audit reads (it visits users: profiles and balances)
     answer = start(stack, {"type": "audit"})
     assert answer.status == 202, answer.body
-    done = work(stack, answer.body["id"])[-1]  # a checkpoint a page of users (test_audit_sweep)
+    done = work(stack, answer.body["id"], limit=500)[-1]  # a checkpoint a page (test_audit_sweep)
     assert (done["status"], done["progress"]) == ("succeeded", 100)
     body, headers = download(done["download_url"])
     assert headers["Content-Type"] == "application/json"
@@ -329,7 +329,7 @@ def test_every_action_of_the_job_functions_is_granted(stack, day, recorder):  # 
     audit_job = start(stack, {"type": "audit"}).body
     with recorder.acting_as("RunJobFunction"):
         work(stack, csv_job["id"], look=False)
-        work(stack, audit_job["id"], look=False)
+        work(stack, audit_job["id"], limit=500, look=False)
     with recorder.acting_as("GetJobFunction"):
         assert follow(stack, csv_job["id"])["status"] == "succeeded"
     assert recorder.ungranted() == {}
@@ -414,4 +414,4 @@ def test_a_job_past_its_retention_is_404(stack):
     answer = stack.call("GetJobFunction", "jobs/get_job.json", authorizer=ADMIN,
                         path={"id": job["id"]})  # fmt: skip
     assert (answer.status, answer.body["code"]) == (404, "not_found")
-    work(stack, job["id"], look=False)  # its message: leave the queue empty
+    work(stack, job["id"], limit=500, look=False)  # its message: leave the queue empty

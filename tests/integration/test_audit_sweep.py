@@ -19,7 +19,7 @@ from tests.integration.conftest import Stack, User, add_card, pay, top_up
 from tests.integration.test_admin_jobs import _job_functions_env, download, start, work
 from tests.integration.test_admin_log import ADMIN
 from tests.integration.test_log_reads import deliver
-from tests.integration.test_tampered_records import payment_item
+from tests.integration.test_tampered_records import payment_item, refund_item
 
 __all__ = ["_job_functions_env"]  # an autouse fixture: the jobs' queue and bucket
 
@@ -154,3 +154,95 @@ def test_a_payment_from_a_payer_who_does_not_exist_is_unexplained(stack, new_use
     unknown = [d for d in swept["discrepancies"] if d["problem"] == "unknown_party"]
     assert [(d["user_id"], d["payment_id"]) for d in unknown] == [(ghost, forged["pk"]["S"])]
     assert not swept["card_money_explained"]
+
+
+def _ghost() -> str:
+    return f"usr_{uuid.uuid4().hex[:26].upper()}"
+
+
+def _put(stack: Stack, table: str, item: dict[str, Any]) -> None:
+    dynamo.put_item(stack.env[table], item)
+    stack.skip_changes()  # in the table, never published: as an edit by hand is
+
+
+def test_a_payout_of_someone_who_does_not_exist_is_drift(stack):
+    # Given a paid payout of 900 whose owner has no profile, no balance and no chain
+    from cashew.payouts.models import PayoutResponse
+    from cashew.payouts.store import StoredPayout
+
+    ghost, now = _ghost(), "2026-12-01T09:00:00.000Z"
+    payout = PayoutResponse(
+        id=f"po_{uuid.uuid4().hex[:26].upper()}", amount=900, currency="USD",
+        payment_method_id="pm_X", status="paid", failure_code=None, failure_message=None,
+        risk={"score": 0, "level": "normal"}, created_at=now, updated_at=now,
+    )  # fmt: skip
+    _put(stack, "CASHEW_PAYMENTS_TABLE", StoredPayout(payout, ghost, "sandbox").to_item())
+    # When the audit job runs, then the money paid out is named: no balance paid it
+    _, swept = _swept(stack)
+    drift = [d for d in swept["discrepancies"] if d["user_id"] == ghost]
+    assert drift and {d["kind"] for d in drift} <= {"balance", "missing_from_log"}
+    assert not swept["balances_match"]
+
+
+def test_a_user_whose_profile_and_balance_were_deleted_is_still_audited(stack, new_user):
+    # Given A, who topped up 1,000, paid B 300 and got 50 back: then A's profile and balance
+    # deleted
+    a, _, _ = _trade(stack, new_user)
+    accounts = stack.env["CASHEW_ACCOUNTS_TABLE"]
+    for sk in ("PROFILE", "BALANCE#USD"):
+        dynamo.delete_item(accounts, {"pk": f"USER#{a.id}", "sk": sk})
+    # When the audit job runs, then A's chain is found, and what it holds is missing
+    _, swept = _swept(stack)
+    found = [d for d in swept["discrepancies"] if d["user_id"] == a.id]
+    [drift] = [d for d in found if d["kind"] == "balance"]
+    assert (drift["balance"], drift["log_balance"]) == (0, 1_000 - 300 + 50)
+    assert ("unexplained_money", "unknown_party") in {(d["kind"], d["problem"]) for d in found}
+
+
+def test_a_refund_its_payment_does_not_count_is_unexplained(stack, new_user):
+    # Given a succeeded refund of 100 of B's payment to C, which says it refunded nothing
+    c = _trade(stack, new_user)[2]
+    client, table = stack.clients("dynamodb"), stack.env["CASHEW_PAYMENTS_TABLE"]
+    [raw] = client.query(
+        TableName=table, IndexName="PayeeIndex", KeyConditionExpression="payee_id = :c",
+        ExpressionAttributeValues={":c": {"S": c.id}},
+    )["Items"]  # fmt: skip
+    refund = refund_item(client.get_item(TableName=table, Key={"pk": raw["pk"]})["Item"])
+    client.put_item(TableName=table, Item=refund)
+    stack.skip_changes()
+    # When the audit job runs, then the refund is named
+    _, swept = _swept(stack)
+    named = [d for d in swept["discrepancies"] if d["problem"] == "refund_not_counted"]
+    assert [(d["outcome_id"], d["amount"]) for d in named] == [(refund["pk"]["S"], 100)]
+
+
+def test_a_top_up_not_paid_by_card_is_unexplained(stack, new_user):
+    # Given A's top-up of 1,000 edited to say it was paid from the balance
+    a, _, _ = _trade(stack, new_user)
+    client, table = stack.clients("dynamodb"), stack.env["CASHEW_PAYMENTS_TABLE"]
+    [raw] = [
+        i for i in client.query(
+            TableName=table, IndexName="PayerIndex", KeyConditionExpression="payer_id = :a",
+            ExpressionAttributeValues={":a": {"S": a.id}},
+        )["Items"] if i["type"]["S"] == "top_up"
+    ]  # fmt: skip
+    client.update_item(TableName=table, Key={"pk": raw["pk"]},
+                       UpdateExpression="SET #s.#t = :balance",
+                       ExpressionAttributeNames={"#s": "source", "#t": "type"},
+                       ExpressionAttributeValues={":balance": {"S": "balance"}})  # fmt: skip
+    stack.skip_changes()
+    # When the audit job runs, then the top-up explains no money
+    _, swept = _swept(stack)
+    named = [d for d in swept["discrepancies"] if d["problem"] == "top_up_not_by_card"]
+    assert [(d["user_id"], d["payment_id"]) for d in named] == [(a.id, raw["pk"]["S"])]
+
+
+def test_a_chain_no_profile_balance_or_record_names_is_audited_too(stack):
+    # Given a credit of 400 in the log of a user id nothing else names (no profile, no
+    # balance, no record): money the log says someone holds, which no balance does
+    ghost = _ghost()
+    deliver(stack, payer_id=ghost, payee_id=ghost, type="top_up", source="card", amount=400)
+    # When the audit job runs, then the chain is found by the sweep of the log
+    _, swept = _swept(stack)
+    found = {(d["kind"], d["problem"]) for d in swept["discrepancies"] if d["user_id"] == ghost}
+    assert found == {("balance", None), ("unexplained_money", "no_record")}

@@ -182,6 +182,13 @@ def fake_stores(
             StoredPayout.from_item(r) for r in records if payout(r) and r["payout_user_id"] == u
         ],
     )
+    monkeypatch.setattr(  # a consistent read by key (the sweep's re-check)
+        reports.payments,
+        "read",
+        lambda pk: next(
+            (payments_store.record(r) for r in records if r["pk"] == pk and not payout(r)), None
+        ),
+    )
     monkeypatch.setattr(reports.clock, "now", lambda: now)
     monkeypatch.setattr(reports, "RECHECK_PAUSE", 0, raising=False)
 

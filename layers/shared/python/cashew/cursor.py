@@ -35,3 +35,15 @@ def decode(cursor: str, fields: Mapping[str, re.Pattern[str]], **fixed: str) -> 
     if any(key.get(name) != value for name, value in fixed.items()):
         raise invalid
     return key
+
+
+def decode_key(cursor: str) -> dict[str, str]:
+    """The start key in a cursor the service saved itself (a sweep's, never a client's):
+    any key whose every attribute is a string."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except ValueError as exc:
+        raise ValueError("not a saved start key") from exc
+    if not isinstance(key, dict) or not all(isinstance(v, str) for v in key.values()):
+        raise ValueError("not a saved start key")
+    return {str(name): value for name, value in key.items()}

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NewType
 
-from cashew import aws
+from cashew import aws, cursor
 from cashew.errors import ConflictError, RateLimitedError
 
 Item = dict[str, Any]
@@ -419,3 +419,27 @@ def query(
     return [deserialize(i) for i in response.get("Items", [])], (
         deserialize(last) if last else None
     )
+
+
+def scan_page(
+    table: str,
+    segment: int,
+    segments: int,
+    start: str | None,
+    limit: int,
+    **request: Any,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of segment `segment` of `segments` of a consistent Scan of `table` (at most
+    `limit` items read), from `start` (the `next_start` of the page before): its items as
+    DynamoDB gives them (wire format), and where the next page starts (an opaque key; None
+    at the segment's end). `request`: the Scan's other parameters (a projection, a filter).
+    For sweeps that go on across invocations from a saved start."""
+    scan: dict[str, Any] = {
+        "TableName": table, "ConsistentRead": True, "Segment": segment,
+        "TotalSegments": segments, "Limit": limit, **request,
+    }  # fmt: skip
+    if start is not None:
+        scan["ExclusiveStartKey"] = serialize(cursor.decode_key(start))
+    response = aws.dynamodb().scan(**scan)
+    last = response.get("LastEvaluatedKey")
+    return list(response.get("Items", [])), cursor.encode(deserialize(last)) if last else None

@@ -196,11 +196,14 @@ class Discrepancy(BaseModel):
     - `unexplained_money`: money credited that no charge explains (`payment_id`, `problem`:
       `captured_above_authorised`, `refunded_above_captured`, `refunds_above_captured`, a
       log credit with `no_payment`, `payment_not_succeeded`, `amount_differs` or
-      `currency_differs`; `amount` is the money at stake); the audit job's sweep
-      (`audit_users`) names an entry that moved money (`outcome_id`, `amount` its change)
+      `currency_differs`; `amount` is the money at stake); the audit job, which checks
+      user by user, names an entry that moved money (`outcome_id`, `amount` its change)
       `no_record` (no record of its outcome concerns the user), `differs_from_record` or
-      `repeats_outcome` (a second entry of an outcome already explained), and a user a
-      record names who does not exist `unknown_party`;
+      `repeats_outcome` (a second entry of an outcome already explained); a user a record
+      names who does not exist `unknown_party`; a record that explains no money on its
+      own `top_up_not_by_card` or `succeeded_without_capture`; and a refund its payment
+      does not count `refund_without_payment`, `refund_parties_differ` or
+      `refund_not_counted`;
     - `conservation`: in a currency, the sum of all balances (`balance`; less any gap of a
       balance that was only lag: a payment committing while the audit read) is not the
       money in by card minus card refunds minus payouts `paid` or `pending`
@@ -690,9 +693,11 @@ def audit_users(users: Iterable[str], known: Callable[[str], bool]) -> UsersAudi
     balances: dict[tuple[str, str], int] = {}
     stored: dict[str, payments.Record | payments.Unreadable] = {}
     out: list[payouts.StoredPayout] = []
+    chains = 0
     for user_id in audited:  # the order `audit` reads in: log, balances, payments
         items, markers = ledger.chain_items(user_id)
         _add_chain(log, user_id, items, markers, found)
+        chains += bool(items or markers)  # a chain is a user's items in the log, as `audit` counts
         moved.extend(e for i in items if (e := i.entry()) is not None and e.balance_change)
         balances.update(_balances_of(user_id, found))
         stored.update((r.pk, r) for r in payments.records_of(user_id))
@@ -707,7 +712,7 @@ def audit_users(users: Iterable[str], known: Callable[[str], bool]) -> UsersAudi
     found.extend(_unexplained(paid, []))
     found.extend(_unknown_parties(records, theirs, known))
     return UsersAudit(
-        chains=log.chains,
+        chains=chains,
         entries=log.entries,
         discrepancies=found,
         pending=[u.outcome for u in unlogged if u.outcome.amount and u.since >= now - HORIZON],
@@ -720,7 +725,9 @@ def _payer(record: payments.Record) -> str | None:
     return record.payment_payer_id
 
 
-def _parties(record: payments.Record) -> tuple[str | None, ...]:
+def parties(record: payments.Record) -> tuple[str | None, ...]:
+    """The users a payment or refund names (payer, payee; None where a refund stored
+    before they were recorded names none)."""
     if isinstance(record, payments.StoredPayment):
         return record.payment.payer_id, record.payment.payee_id
     return record.payment_payer_id, record.payment_payee_id
@@ -788,6 +795,10 @@ def _recheck_entries(candidates: list[Discrepancy], audited: list[str]) -> list[
             moved.extend(e for i in items if (e := i.entry()) is not None and e.balance_change)
             stored.update((r.pk, r) for r in payments.records_of(user_id))
             out.extend(payouts.payouts_of(user_id))
+        for payment_id in {d.payment_id for d in candidates if d.payment_id}:
+            found = payments.read(payment_id)  # consistent: the indexes may lag behind it
+            if found is not None:
+                stored[found.pk] = found
         readable = _readable(iter(stored.values()), [])
         wanted = {_identity(d) for d in candidates}
         again = _unexplained_entries(moved, readable, out)
@@ -799,9 +810,68 @@ def _unknown_parties(
     records: list[payments.Record], audited: set[str], known: Callable[[str], bool]
 ) -> Iterator[Discrepancy]:
     for record in records:
-        for party in _parties(record):
+        for party in parties(record):
             if party is not None and party not in audited and not known(party):
                 yield Discrepancy(
                     kind="unexplained_money", user_id=party, problem="unknown_party",
                     payment_id=record.pk,
                 )  # fmt: skip
+
+
+def record_problems(records: list[payments.Record | payments.Unreadable]) -> list[Discrepancy]:
+    """What the audit job's sweep of the payments table finds wrong with a record on its
+    own (the sweep of the users reads records through their parties' indexes): an
+    unreadable item (`record`); a top-up not paid by card or a succeeded payment that
+    captured nothing (`unexplained_money`, `top_up_not_by_card`,
+    `succeeded_without_capture`: money credited that no card charge brought in); and a
+    refund its payment does not count (`refund_without_payment`, `refund_parties_differ`,
+    `refund_not_counted`: a payment that says it refunded nothing is never read for its
+    refunds, so what they took would go unexplained)."""
+    found: list[Discrepancy] = []
+    for record in _readable(iter(records), found):
+        if isinstance(record, payments.StoredPayment):
+            payment = record.payment
+            if payment.type == "top_up" and payment.source.get("type") != "card":
+                problem: str | None = "top_up_not_by_card"
+            elif payment.status == "succeeded" and payment.amount_captured <= 0:
+                problem = "succeeded_without_capture"
+            else:
+                problem = None
+            if problem is not None:
+                found.append(
+                    Discrepancy(
+                        kind="unexplained_money", user_id=payment.payee_id, problem=problem,
+                        currency=payment.currency, payment_id=payment.id, amount=payment.amount,
+                    )
+                )  # fmt: skip
+            continue
+        refund = record.refund
+        if refund.status == "failed":
+            continue
+        problem = _refund_problem(record, payments.read(refund.payment_id))
+        if problem is not None:
+            found.append(
+                Discrepancy(
+                    kind="unexplained_money", user_id=record.payment_payee_id, problem=problem,
+                    currency=refund.currency, payment_id=refund.payment_id, amount=refund.amount,
+                    outcome_id=refund.id,
+                )
+            )  # fmt: skip
+    return found
+
+
+def _refund_problem(
+    refund: payments.StoredRefund, payment: payments.Record | payments.Unreadable | None
+) -> str | None:
+    if not isinstance(payment, payments.StoredPayment):
+        return "refund_without_payment"
+    paid = payment.payment
+    recorded = refund.payment_payer_id is not None  # refunds stored before parties were not
+    if recorded and (refund.payment_payer_id, refund.payment_payee_id) != (
+        paid.payer_id,
+        paid.payee_id,
+    ):
+        return "refund_parties_differ"
+    if paid.amount_refunded <= 0:
+        return "refund_not_counted"
+    return None

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
-from cashew import aws, clock, cursor, dynamo
+from cashew import aws, clock, dynamo
 from cashew.accounts import minute_buckets
 from cashew.accounts.minute_buckets import MinuteBucket, Tally
 from cashew.config import MAX_HOT_PAYEE_SHARDS, get_settings
@@ -743,38 +743,23 @@ class UsersPage:
     next_start: str | None
 
 
-_ANY_KEY = {"pk": re.compile(r".+", re.DOTALL), "sk": re.compile(r".+", re.DOTALL)}
-
-
 def users_page(segment: int, segments: int, start: str | None, limit: int) -> UsersPage:
     """A page of segment `segment` of `segments` of a consistent Scan of the profiles and
     balances (their keys only: the sweep reads each user's items itself), of at most
     `limit` items read, from `start` (a page's `next_start`)."""
-    request: dict[str, Any] = {
-        "TableName": _table(),
-        "FilterExpression": "sk = :profile OR begins_with(sk, :balance)",
-        "ExpressionAttributeValues": dynamo.serialize(
-            {":profile": "PROFILE", ":balance": "BALANCE#"}
-        ),
-        "ProjectionExpression": "pk, sk",
-        "Select": "SPECIFIC_ATTRIBUTES",
-        "ConsistentRead": True,
-        "Segment": segment,
-        "TotalSegments": segments,
-        "Limit": limit,
-    }
-    if start is not None:
-        request["ExclusiveStartKey"] = dynamo.serialize(cursor.decode(start, _ANY_KEY))
-    response = aws.dynamodb().scan(**request)
+    items, next_start = dynamo.scan_page(
+        _table(), segment, segments, start, limit,
+        FilterExpression="sk = :profile OR begins_with(sk, :balance)",
+        ExpressionAttributeValues=dynamo.serialize({":profile": "PROFILE", ":balance": "BALANCE#"}),
+        ProjectionExpression="pk, sk", Select="SPECIFIC_ATTRIBUTES",
+    )  # fmt: skip
     profiles: list[str] = []
     balances: list[str] = []
-    for raw in response.get("Items", []):
+    for raw in items:
         pk, sk = dynamo.string(raw, "pk"), dynamo.string(raw, "sk")
-        if not pk.startswith("USER#"):
-            continue
-        (profiles if sk == "PROFILE" else balances).append(pk.removeprefix("USER#"))
-    last = response.get("LastEvaluatedKey")
-    return UsersPage(profiles, balances, cursor.encode(dynamo.deserialize(last)) if last else None)
+        if pk.startswith("USER#"):
+            (profiles if sk == "PROFILE" else balances).append(pk.removeprefix("USER#"))
+    return UsersPage(profiles, balances, next_start)
 
 
 def has_profile(user_id: str) -> bool:

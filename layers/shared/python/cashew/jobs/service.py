@@ -20,6 +20,7 @@ import json
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,8 +33,11 @@ from cashew.errors import InvalidRequestError, NotFoundError
 from cashew.identity import Caller
 from cashew.jobs import store
 from cashew.jobs.models import AuditVerdict, Job, JobRequest
+from cashew.ledger import face as ledger
 from cashew.ledger import service as ledger_service
 from cashew.observability import logger
+from cashew.payments import face as payments
+from cashew.payouts import face as payouts
 
 PART_BYTES = 8 * 1024 * 1024
 """One part of a CSV upload (S3 wants at least 5 MiB for every part but the last)."""
@@ -249,11 +253,10 @@ def _progress(since: datetime, until: datetime, oldest: str | None) -> int:
 
 
 AUDIT_SEGMENTS = 16
-"""The audit sweeps the users in this many segments of the accounts table, one after the
-other (its progress is the segments done)."""
+"""Each table the audit sweeps, it sweeps in this many segments, one after the other."""
 AUDIT_PAGE = 200
-"""Items of the accounts table a page of the sweep reads: the users audited between two
-checkpoints are at most this many."""
+"""Items a page of the sweep reads: the users audited between two checkpoints are at most
+this many."""
 AUDIT_BATCH = 25
 """Users audited together (`reports.audit_users`)."""
 AUDIT_THREADS = 4
@@ -262,11 +265,58 @@ threads overlap their waits for DynamoDB (the GIL still runs their CPU one at a 
 _AUDITORS = ThreadPoolExecutor(AUDIT_THREADS, thread_name_prefix="audit")
 
 
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """A page of one of the sweep's tables: the users to audit (those with a profile),
+    the users its items name (audited too if they have no profile: a balance, a chain or
+    a record of someone who does not exist moves money no profile explains), what its
+    records show wrong on their own, and where the next page starts."""
+
+    users: list[str]
+    named: list[str]
+    problems: list[reports.Discrepancy]
+    next_start: str | None
+
+
+def _accounts_page(segment: int, start: str | None) -> _Page:
+    page = accounts.users_page(segment, AUDIT_SEGMENTS, start, AUDIT_PAGE)
+    return _Page(page.profiles, page.balances, [], page.next_start)
+
+
+def _log_page(segment: int, start: str | None) -> _Page:
+    owners, next_start = ledger.owners_page(segment, AUDIT_SEGMENTS, start, AUDIT_PAGE)
+    return _Page([], owners, [], next_start)
+
+
+def _payments_page(segment: int, start: str | None) -> _Page:
+    records, next_start = payments.records_page(segment, AUDIT_SEGMENTS, start, AUDIT_PAGE)
+    named = [
+        party
+        for record in records
+        if not isinstance(record, payments.Unreadable)
+        for party in reports.parties(record)
+        if party is not None
+    ]
+    return _Page([], named, reports.record_problems(records), next_start)
+
+
+def _payouts_page(segment: int, start: str | None) -> _Page:
+    owners, next_start = payouts.owners_page(segment, AUDIT_SEGMENTS, start, AUDIT_PAGE)
+    return _Page([], owners, [], next_start)
+
+
+_PHASES = (_accounts_page, _log_page, _payments_page, _payouts_page)
+"""The tables the audit sweeps, in turn: every user with a profile, then anyone a balance,
+a chain, a payment or refund, or a payout names who has none."""
+
+
 class _Sweep(BaseModel):
     """Where an audit job's sweep is and what it has found so far: saved to S3 at each
-    checkpoint (`jobs/<id>/audit-sweep/<n>-<owner>.json`, named by the job's `cursor`), so
-    that what it holds does not grow with the log, only with what is wrong."""
+    checkpoint (`jobs/<id>/audit-sweep/<n>-<owner>.json`, named by the job's `cursor`; the
+    one before is deleted), so that what it holds does not grow with the log, only with
+    what is wrong."""
 
+    phase: int = 0
     segment: int = 0
     start: str | None = None
     checkpoint: int = 0
@@ -274,18 +324,44 @@ class _Sweep(BaseModel):
     entries: int = 0
     discrepancies: list[reports.Discrepancy] = []
     pending: list[reports.PendingOutcome] = []
-    orphans: list[str] = []  # users with a balance and no profile, audited already
+    orphans: list[str] = []  # users with no profile whom the sweep audited already
 
     _named: set[str] = PrivateAttr(default_factory=set)  # records named unreadable
+    _orphans: set[str] = PrivateAttr(default_factory=set)
 
     def model_post_init(self, context: Any, /) -> None:
         self._named = {d.payment_id or "" for d in self.discrepancies if d.kind == "record"}
+        self._orphans = set(self.orphans)
+
+    @property
+    def done(self) -> bool:
+        return self.phase >= len(_PHASES)
+
+    @property
+    def progress(self) -> int:
+        swept = self.phase * AUDIT_SEGMENTS + self.segment
+        return min(99, swept * 100 // (len(_PHASES) * AUDIT_SEGMENTS))
+
+    def is_orphan(self, user_id: str) -> bool:
+        return user_id in self._orphans
+
+    def add_orphan(self, user_id: str) -> None:
+        self._orphans.add(user_id)
+        self.orphans.append(user_id)
+
+    def went_on(self, next_start: str | None) -> None:
+        """Past a page: to the next, or the next segment, or the next table."""
+        self.start = next_start
+        if next_start is None:
+            self.segment += 1
+            if self.segment == AUDIT_SEGMENTS:
+                self.phase, self.segment = self.phase + 1, 0
 
     def add(self, found: reports.UsersAudit) -> None:
         self.chains += found.chains
         self.entries += found.entries
         for discrepancy in found.discrepancies:
-            if discrepancy.kind == "record":  # an item two users' reads share: named once
+            if discrepancy.kind == "record":  # an item two reads share: named once
                 if discrepancy.payment_id in self._named:
                     continue
                 self._named.add(discrepancy.payment_id or "")
@@ -305,22 +381,25 @@ class _Sweep(BaseModel):
         )
 
 
-def _sweep_key(job_id: str, checkpoint: int, owner: str) -> str:
-    return f"jobs/{job_id}/audit-sweep/{checkpoint:06d}-{owner}.json"
+def _sweep_prefix(job_id: str) -> str:
+    return f"jobs/{job_id}/audit-sweep/"
 
 
 def _load_sweep(stored: store.StoredJob) -> _Sweep:
     if stored.cursor is None:
         return _Sweep()
+    if not stored.cursor.startswith(_sweep_prefix(stored.job.id)):  # only this job's own
+        raise RuntimeError(f"job {stored.job.id} names a checkpoint not its own")
     body = aws.s3().get_object(Bucket=_bucket(), Key=stored.cursor)["Body"].read()
     return _Sweep.model_validate_json(body)
 
 
 def _run_audit(stored: store.StoredJob, owner: str, remaining_ms: Callable[[], int]) -> bool:
-    """The audit, user by user (`reports.audit_users`): a page of the accounts table's users
-    at a time, a checkpoint after each, until every segment is swept (then True, the result
-    written) or the time runs short (False)."""
-    job_id, sweep = stored.job.id, _load_sweep(stored)
+    """The audit, user by user (`reports.audit_users`): a page of a table at a time (the
+    accounts' profiles and balances, then the log, the payments and the payouts, each for
+    anyone they name who has no profile), a checkpoint after each, until every table is
+    swept (then True, the result written) or the time runs short (False)."""
+    job_id, sweep, s3 = stored.job.id, _load_sweep(stored), aws.s3()
     known: dict[str, bool] = {}
 
     def exists(user_id: str) -> bool:
@@ -328,33 +407,35 @@ def _run_audit(stored: store.StoredJob, owner: str, remaining_ms: Callable[[], i
             known[user_id] = accounts.has_profile(user_id)
         return known[user_id]
 
-    while sweep.segment < AUDIT_SEGMENTS:
-        page = accounts.users_page(sweep.segment, AUDIT_SEGMENTS, sweep.start, AUDIT_PAGE)
-        users = list(dict.fromkeys(page.profiles))
-        for user_id in dict.fromkeys(page.balances):
-            if user_id not in users and user_id not in sweep.orphans and not exists(user_id):
-                sweep.orphans.append(user_id)  # audited here, whichever page its balance is on
+    while not sweep.done:
+        page = _PHASES[sweep.phase](sweep.segment, sweep.start)
+        users = list(dict.fromkeys(page.users))
+        known.update(dict.fromkeys(users, True))
+        for user_id in dict.fromkeys(page.named):
+            if user_id not in users and not sweep.is_orphan(user_id) and not exists(user_id):
+                sweep.add_orphan(user_id)  # audited once, whichever page names it
                 users.append(user_id)
-        known.update(dict.fromkeys(page.profiles, True))
+        sweep.add(reports.UsersAudit(discrepancies=page.problems))
         batches = [
             users[first : first + AUDIT_BATCH] for first in range(0, len(users), AUDIT_BATCH)
         ]
         for found in _AUDITORS.map(lambda batch: reports.audit_users(batch, exists), batches):
             sweep.add(found)  # in the page's order, whichever batch finished first
-        sweep.start = page.next_start
-        if sweep.start is None:
-            sweep.segment += 1
+        sweep.went_on(page.next_start)
         sweep.checkpoint += 1
-        key = _sweep_key(job_id, sweep.checkpoint, owner)
-        aws.s3().put_object(Bucket=_bucket(), Key=key, Body=sweep.model_dump_json().encode(),
-                            ContentType="application/json")  # fmt: skip
-        progress = min(99, sweep.segment * 100 // AUDIT_SEGMENTS)
-        store.save(job_id, owner, release=False, cursor=key, progress=progress)
-        if sweep.segment < AUDIT_SEGMENTS and remaining_ms() < MARGIN_MS:
+        key = f"{_sweep_prefix(job_id)}{sweep.checkpoint:06d}-{owner}.json"
+        s3.put_object(Bucket=_bucket(), Key=key, Body=sweep.model_dump_json().encode(),
+                      ContentType="application/json")  # fmt: skip
+        before = stored.cursor
+        store.save(job_id, owner, release=False, cursor=key, progress=sweep.progress)
+        stored = replace(stored, cursor=key)
+        if before is not None:  # superseded: the job names the new one
+            s3.delete_object(Bucket=_bucket(), Key=before)
+        if not sweep.done and remaining_ms() < MARGIN_MS:
             return False
     result = sweep.audit()
     key = f"jobs/{job_id}/audit.json"
-    aws.s3().put_object(
+    s3.put_object(
         Bucket=_bucket(), Key=key, Body=result.model_dump_json().encode(),
         ContentType=_FILES["audit"][1],
     )  # fmt: skip
@@ -366,6 +447,8 @@ def _run_audit(stored: store.StoredJob, owner: str, remaining_ms: Callable[[], i
     )  # fmt: skip
     store.save(job_id, owner, release=True, status="succeeded", progress=100, result=verdict,
                file=key, cursor=None)  # fmt: skip
+    if stored.cursor is not None:
+        s3.delete_object(Bucket=_bucket(), Key=stored.cursor)
     return True
 
 

@@ -43,6 +43,13 @@ def all_chains() -> Iterator[tuple[str, list[ChainItem], list[Marker]]]:
     return store.all_chains()
 
 
+def owners_page(
+    segment: int, segments: int, start: str | None, limit: int
+) -> tuple[list[str], str | None]:
+    """The owners of the chains on one page of the log's sweep (`store.owners_page`)."""
+    return store.owners_page(segment, segments, start, limit)
+
+
 def parties(outcome: Outcome) -> set[str]:
     """The users the log gives an entry of this outcome (once it is appended)."""
     return {user_id for user_id, _, _ in service.affected(outcome)}

@@ -365,6 +365,20 @@ def all_chains() -> Iterator[tuple[str, list[ChainItem], list[Marker]]]:
         yield user_id, entries, markers
 
 
+def owners_page(
+    segment: int, segments: int, start: str | None, limit: int
+) -> tuple[list[str], str | None]:
+    """The users whose chains hold items on one page of a segment of a consistent Scan of
+    the log (keys only), for the audit's sweep; and where the next page starts."""
+    items, next_start = dynamo.scan_page(
+        _table(), segment, segments, start, limit, ProjectionExpression="pk",
+        FilterExpression="begins_with(pk, :user)",
+        ExpressionAttributeValues=dynamo.serialize({":user": "USER#"}),
+    )  # fmt: skip
+    owners = dict.fromkeys(dynamo.string(raw, "pk").removeprefix("USER#") for raw in items)
+    return list(owners), next_start
+
+
 USER_CURSOR = {"pk": re.compile(r"USER#usr_[0-9A-Z]{26}"), "sk": re.compile(r"SEQ#\d{12}")}
 DAY_CURSOR = {
     **USER_CURSOR,

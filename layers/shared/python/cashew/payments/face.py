@@ -40,6 +40,13 @@ def all_records() -> Iterator[Record | Unreadable]:
     return store.all_records()
 
 
+def records_page(
+    segment: int, segments: int, start: str | None, limit: int
+) -> tuple[list[Record | Unreadable], str | None]:
+    """One page of the payments table's sweep (`store.records_page`)."""
+    return store.records_page(segment, segments, start, limit)
+
+
 def records_of(user_id: str) -> Iterator[Record | Unreadable]:
     """The user's payments (as payer or payee) and their refunds, for the audit's re-checks."""
     return store.records_of(user_id)

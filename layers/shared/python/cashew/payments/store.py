@@ -443,6 +443,17 @@ def all_records() -> Iterator[Record | Unreadable]:
         request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
+def records_page(
+    segment: int, segments: int, start: str | None, limit: int
+) -> tuple[list[Record | Unreadable], str | None]:
+    """The payments and refunds on one page of a segment of a consistent Scan of the
+    table (webhook markers and payouts left out), for the audit's sweep; and where the next
+    page starts."""
+    items, next_start = dynamo.scan_page(_table(), segment, segments, start, limit)
+    kept = [raw for raw in items if dynamo.string(raw, "pk").startswith(("pay_", "re_"))]
+    return [_record_of(raw) for raw in kept], next_start
+
+
 def records_of(user_id: str) -> Iterator[Record | Unreadable]:
     """The payments the user paid or was paid (PayerIndex, PayeeIndex) and the refunds of
     those that refunded anything (RefundIndex), for the audit's re-checks. Indexes are

@@ -36,6 +36,13 @@ def all_payouts() -> Iterator[StoredPayout]:
     return store.all_payouts()
 
 
+def owners_page(
+    segment: int, segments: int, start: str | None, limit: int
+) -> tuple[list[str], str | None]:
+    """The owners of the payouts on one page of the audit's sweep (`store.owners_page`)."""
+    return store.owners_page(segment, segments, start, limit)
+
+
 def payouts_of(user_id: str) -> Iterator[StoredPayout]:
     return store.payouts_of(user_id)
 

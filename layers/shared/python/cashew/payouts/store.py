@@ -171,6 +171,20 @@ def from_image(image: Mapping[str, Any]) -> StoredPayout | None:
     return StoredPayout.from_item(image) if str(image.get("pk", "")).startswith(PREFIX) else None
 
 
+def owners_page(
+    segment: int, segments: int, start: str | None, limit: int
+) -> tuple[list[str], str | None]:
+    """The owners of the payouts on one page of a segment of a consistent Scan of the
+    payments table, for the audit's sweep; and where the next page starts."""
+    items, next_start = dynamo.scan_page(
+        _table(), segment, segments, start, limit, ProjectionExpression="pk, payout_user_id",
+        FilterExpression="begins_with(pk, :prefix)",
+        ExpressionAttributeValues=dynamo.serialize({":prefix": PREFIX}),
+    )  # fmt: skip
+    owners = dict.fromkeys(dynamo.string(raw, "payout_user_id") for raw in items)
+    return [owner for owner in owners if owner], next_start
+
+
 def payouts_of(user_id: str) -> Iterator[StoredPayout]:
     """Every payout of the user (PayoutIndex, every page), for the audit's re-checks."""
     request: dict[str, Any] = {
