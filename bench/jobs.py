@@ -31,6 +31,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -253,6 +254,30 @@ def _seed_audited(count: int, per_user: int) -> list[str]:
     return users
 
 
+_EXPORT_OWNER = re.compile(r"USER#usr_[0-9]{26}")
+"""The owners `bench.log.seed` gives the CSV export's entries (digits only: no real id)."""
+
+
+def _forget_export_entries() -> None:
+    """Delete the entries `bench.log.seed` wrote straight into the log for the summary and
+    the CSV job: a log no deployed stack can hold (chains with no user and no record behind
+    them), which the audit would rightly name, every entry of it."""
+    table, client = get_settings().log_table, aws.dynamodb()
+    request: dict[str, Any] = {"TableName": table, "ProjectionExpression": "pk, sk"}
+    doomed: list[dict[str, Any]] = []
+    while True:
+        response = client.scan(**request)
+        doomed += [i for i in response.get("Items", []) if _EXPORT_OWNER.fullmatch(i["pk"]["S"])]
+        if "LastEvaluatedKey" not in response:
+            break
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    for first in range(0, len(doomed), 25):
+        batch: dict[str, Any] = {table: [{"DeleteRequest": {"Key": key}}
+                                         for key in doomed[first : first + 25]]}  # fmt: skip
+        while batch:
+            batch = client.batch_write_item(RequestItems=batch).get("UnprocessedItems") or {}
+
+
 def _audit_job(
     stack: LocalStack, admin: dict[str, str], counter: CallCounter, budget_s: float
 ) -> dict[str, Any]:
@@ -260,6 +285,7 @@ def _audit_job(
     requests, CPU and result, and the model for 10 million entries."""
     from cashew import reports
 
+    _forget_export_entries()
     seeded = set(_seed_audited(AUDIT_USERS, AUDIT_ENTRIES_PER_USER))
     audit_users, in_threads, adding = reports.audit_users, [0.0], threading.Lock()
 
@@ -301,7 +327,9 @@ def _audit_job(
         "seeded_users": len(seeded),
         "discrepancies": stored["result"]["discrepancies"],
         "invocations": job["invocations"],
-        "checkpoints": job["checkpoints"],
+        # one checkpoint a page: its state, and its findings if it found any; then the file
+        "checkpoints": by_call.get("S3.PutObject", 0) - job["found_parts"] - 1,
+        "found_parts": job["found_parts"],
         "requests": len(calls),
         "requests_by_call": dict(sorted(by_call.items())),
         "requests_per_user": round(per_user_requests, 2),
@@ -312,7 +340,6 @@ def _audit_job(
         "ten_million_entries_users": int(ten_million_users),
         "ten_million_entries_modelled_minutes": round(modelled_s / 60, 1),
         "ten_million_entries_invocations": math.ceil(modelled_s / budget_s),
-        "largest_checkpoint_bytes": job["largest_checkpoint_bytes"],
     }
 
 
@@ -346,10 +373,9 @@ def _run_job(stack: LocalStack, admin: dict[str, str], body: dict[str, Any]) -> 
     s3, bucket = stack.clients("s3"), str(stack.resources["ReportsBucket"]["Ref"])
     file = s3.get_object(Bucket=bucket, Key=str(stored["file"]))["Body"].read()
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"jobs/{job_id}/audit-sweep/")
-    sizes = [int(o["Size"]) for o in listed.get("Contents", [])]
     return {
         "stored": stored, "file": file, "invocations": invocations, "cpu_s": cpu,
-        "checkpoints": len(sizes), "largest_checkpoint_bytes": max(sizes, default=0),
+        "found_parts": len(listed.get("Contents", [])),  # checkpoints are deleted as replaced
     }  # fmt: skip
 
 
@@ -371,8 +397,8 @@ def print_report(figures: dict[str, Any]) -> None:
     a = figures["audit_job"]
     print(
         f"Audit job: {a['users']} users, {a['entries']} entries, {a['invocations']}"
-        f" invocation(s), {a['checkpoints']} checkpoints (largest {a['largest_checkpoint_bytes']:,}"
-        f" bytes), {a['requests']} requests ({a['requests_per_user']} a user),"
+        f" invocation(s), {a['checkpoints']} checkpoints ({a['found_parts']} with findings),"
+        f" {a['requests']} requests ({a['requests_per_user']} a user),"
         f" {a['cpu_ms_per_user']} CPU ms a user; 10M entries ({a['ten_million_entries_users']:,}"
         f" users) modelled: {a['ten_million_entries_modelled_minutes']} min,"
         f" {a['ten_million_entries_invocations']} invocations"

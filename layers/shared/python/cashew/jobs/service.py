@@ -310,11 +310,20 @@ _PHASES = (_accounts_page, _log_page, _payments_page, _payouts_page)
 a chain, a payment or refund, or a payout names who has none."""
 
 
+class _Found(BaseModel):
+    """What one page of the sweep found: written beside the checkpoint as its own object
+    (`found-<n>.json`), so that no checkpoint repeats what the ones before it found."""
+
+    discrepancies: list[reports.Discrepancy] = []
+    pending: list[reports.PendingOutcome] = []
+
+
 class _Sweep(BaseModel):
-    """Where an audit job's sweep is and what it has found so far: saved to S3 at each
-    checkpoint (`jobs/<id>/audit-sweep/<n>-<owner>.json`, named by the job's `cursor`; the
-    one before is deleted), so that what it holds does not grow with the log, only with
-    what is wrong."""
+    """Where an audit job's sweep is and what it has counted: saved to S3 at each
+    checkpoint (`jobs/<id>/audit-sweep/state-<n>-<owner>.json`, named by the job's
+    `cursor`; the one before is deleted). What it found is in the checkpoints' `found-<n>`
+    objects, read once, at the end: a checkpoint holds counts and the users with no profile
+    audited so far, whatever the log's size and whatever is wrong."""
 
     phase: int = 0
     segment: int = 0
@@ -322,16 +331,15 @@ class _Sweep(BaseModel):
     checkpoint: int = 0
     chains: int = 0
     entries: int = 0
-    discrepancies: list[reports.Discrepancy] = []
-    pending: list[reports.PendingOutcome] = []
+    found: list[int] = []  # the checkpoints that found something
+    unreadable: list[str] = []  # records named unreadable (each once)
     orphans: list[str] = []  # users with no profile whom the sweep audited already
 
-    _named: set[str] = PrivateAttr(default_factory=set)  # records named unreadable
+    _unreadable: set[str] = PrivateAttr(default_factory=set)
     _orphans: set[str] = PrivateAttr(default_factory=set)
 
     def model_post_init(self, context: Any, /) -> None:
-        self._named = {d.payment_id or "" for d in self.discrepancies if d.kind == "record"}
-        self._orphans = set(self.orphans)
+        self._unreadable, self._orphans = set(self.unreadable), set(self.orphans)
 
     @property
     def done(self) -> bool:
@@ -357,32 +365,40 @@ class _Sweep(BaseModel):
             if self.segment == AUDIT_SEGMENTS:
                 self.phase, self.segment = self.phase + 1, 0
 
-    def add(self, found: reports.UsersAudit) -> None:
+    def add(self, found: reports.UsersAudit, into: _Found) -> None:
         self.chains += found.chains
         self.entries += found.entries
         for discrepancy in found.discrepancies:
             if discrepancy.kind == "record":  # an item two reads share: named once
-                if discrepancy.payment_id in self._named:
+                if (discrepancy.payment_id or "") in self._unreadable:
                     continue
-                self._named.add(discrepancy.payment_id or "")
-            self.discrepancies.append(discrepancy)
-        self.pending.extend(found.pending)
+                self._unreadable.add(discrepancy.payment_id or "")
+                self.unreadable.append(discrepancy.payment_id or "")
+            into.discrepancies.append(discrepancy)
+        into.pending.extend(found.pending)
 
-    def audit(self) -> reports.Audit:
-        found = self.discrepancies
-        return reports.Audit(
-            chains_valid=not any(d.kind == "chain" for d in found),
-            balances_match=not any(d.kind in reports.DRIFT for d in found),
-            card_money_explained=not any(d.kind in reports.CARD for d in found),
-            chains=self.chains,
-            entries=self.entries,
-            discrepancies=found,
-            pending=self.pending,
-        )
+
+def _audit_of(sweep: _Sweep, parts: list[_Found]) -> reports.Audit:
+    found = [d for part in parts for d in part.discrepancies]
+    return reports.Audit(
+        chains_valid=not any(d.kind == "chain" for d in found),
+        balances_match=not any(d.kind in reports.DRIFT for d in found),
+        card_money_explained=not any(d.kind in reports.CARD for d in found),
+        chains=sweep.chains,
+        entries=sweep.entries,
+        discrepancies=found,
+        pending=[p for part in parts for p in part.pending],
+    )
 
 
 def _sweep_prefix(job_id: str) -> str:
     return f"jobs/{job_id}/audit-sweep/"
+
+
+def _found_key(job_id: str, checkpoint: int) -> str:
+    """A page's findings: named by its checkpoint alone, so that a stale worker's copy of
+    the same page (the same reads, from the same checkpoint) is the same object."""
+    return f"{_sweep_prefix(job_id)}found-{checkpoint:06d}.json"
 
 
 def _load_sweep(stored: store.StoredJob) -> _Sweep:
@@ -390,8 +406,12 @@ def _load_sweep(stored: store.StoredJob) -> _Sweep:
         return _Sweep()
     if not stored.cursor.startswith(_sweep_prefix(stored.job.id)):  # only this job's own
         raise RuntimeError(f"job {stored.job.id} names a checkpoint not its own")
-    body = aws.s3().get_object(Bucket=_bucket(), Key=stored.cursor)["Body"].read()
-    return _Sweep.model_validate_json(body)
+    return _Sweep.model_validate_json(_s3_body(stored.cursor))
+
+
+def _s3_body(key: str) -> bytes:
+    body: bytes = aws.s3().get_object(Bucket=_bucket(), Key=key)["Body"].read()
+    return body
 
 
 def _run_audit(stored: store.StoredJob, owner: str, remaining_ms: Callable[[], int]) -> bool:
@@ -415,15 +435,21 @@ def _run_audit(stored: store.StoredJob, owner: str, remaining_ms: Callable[[], i
             if user_id not in users and not sweep.is_orphan(user_id) and not exists(user_id):
                 sweep.add_orphan(user_id)  # audited once, whichever page names it
                 users.append(user_id)
-        sweep.add(reports.UsersAudit(discrepancies=page.problems))
+        found = _Found()
+        sweep.add(reports.UsersAudit(discrepancies=page.problems), found)
         batches = [
             users[first : first + AUDIT_BATCH] for first in range(0, len(users), AUDIT_BATCH)
         ]
-        for found in _AUDITORS.map(lambda batch: reports.audit_users(batch, exists), batches):
-            sweep.add(found)  # in the page's order, whichever batch finished first
+        for audited in _AUDITORS.map(lambda batch: reports.audit_users(batch, exists), batches):
+            sweep.add(audited, found)  # in the page's order, whichever batch finished first
         sweep.went_on(page.next_start)
         sweep.checkpoint += 1
-        key = f"{_sweep_prefix(job_id)}{sweep.checkpoint:06d}-{owner}.json"
+        if found.discrepancies or found.pending:
+            sweep.found.append(sweep.checkpoint)
+            s3.put_object(Bucket=_bucket(), Key=_found_key(job_id, sweep.checkpoint),
+                          Body=found.model_dump_json().encode(),
+                          ContentType="application/json")  # fmt: skip
+        key = f"{_sweep_prefix(job_id)}state-{sweep.checkpoint:06d}-{owner}.json"
         s3.put_object(Bucket=_bucket(), Key=key, Body=sweep.model_dump_json().encode(),
                       ContentType="application/json")  # fmt: skip
         before = stored.cursor
@@ -433,7 +459,8 @@ def _run_audit(stored: store.StoredJob, owner: str, remaining_ms: Callable[[], i
             s3.delete_object(Bucket=_bucket(), Key=before)
         if not sweep.done and remaining_ms() < MARGIN_MS:
             return False
-    result = sweep.audit()
+    parts = [_Found.model_validate_json(_s3_body(_found_key(job_id, n))) for n in sweep.found]
+    result = _audit_of(sweep, parts)
     key = f"jobs/{job_id}/audit.json"
     s3.put_object(
         Bucket=_bucket(), Key=key, Body=result.model_dump_json().encode(),
